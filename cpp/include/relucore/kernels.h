@@ -1,0 +1,41 @@
+// The kernel table: one per ISA, filled by cpp/kernels compiled with that ISA's flags, chosen once
+// by cpp/dispatch. Plain pointers and 64-bit sizes; every pointer addresses contiguous memory.
+#pragma once
+#include <stdint.h>
+
+namespace relucore {
+
+using i64 = int64_t;
+
+template <class T>
+struct ElementwiseKernels {
+    // y[i] = f(x[i]) for i < n. `param` is the op's scalar (slope, alpha; unused by relu/sigmoid/tanh).
+    // If mask != nullptr, bit (bit0 + i) of mask is set to the op's "gradient passes" bit (relu, leaky).
+    // If want_count != 0, returns the number of y[i] > 0 (else 0).
+    using Forward = i64 (*)(const T* x, T* y, i64 n, T param, uint8_t* mask, i64 bit0, int want_count);
+    // dx[i] = g(dy[i], s[i]) where s is x (relu, leaky, elu) or the forward output y (sigmoid, tanh).
+    using Backward = void (*)(const T* dy, const T* s, T* dx, i64 n, T param);
+    // dx[i] from dy[i] and bit (bit0 + i) of mask (relu, leaky).
+    using BackwardMask = void (*)(const T* dy, const uint8_t* mask, i64 bit0, T* dx, i64 n, T param);
+    // PReLU backward over one channel run: writes dx, returns sum of (x > 0 ? 0 : x * dy).
+    using PreluBackward = double (*)(const T* dy, const T* x, T* dx, i64 n, T weight);
+
+    Forward relu, leaky_relu, elu, sigmoid, tanh;
+    Backward relu_backward, leaky_relu_backward, elu_backward, sigmoid_backward, tanh_backward;
+    BackwardMask relu_backward_mask, leaky_relu_backward_mask;
+    PreluBackward prelu_backward;
+    int tile;  // elements per main-loop iteration (tests probe tile-1, tile, tile+1)
+};
+
+struct KernelTable {
+    const char* isa;
+    ElementwiseKernels<float> f32;
+    ElementwiseKernels<double> f64;
+};
+
+// One accessor per compiled ISA (defined in cpp/kernels, one object library each).
+namespace scalar { const KernelTable* kernel_table(); }
+namespace avx2 { const KernelTable* kernel_table(); }
+namespace avx512 { const KernelTable* kernel_table(); }
+
+}  // namespace relucore

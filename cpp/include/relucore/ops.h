@@ -1,0 +1,40 @@
+// Whole-array operations on contiguous buffers: threading and channel geometry live here, the
+// arithmetic in the dispatched kernel table. No Python, no SIMD types.
+#pragma once
+#include <stdint.h>
+
+namespace relucore {
+using i64 = int64_t;
+
+namespace ops {
+
+enum class Act { relu, leaky_relu, elu, sigmoid, tanh };
+
+// y = act(x) over n elements. mask (optional): ceil(n/8) bytes, every bit written.
+// counts (optional): `channels` entries, the number of y > 0 in each channel, where element i lies
+// in channel (i / inner) % channels.
+template <class T>
+void forward(Act act, const T* x, T* y, i64 n, T param, uint8_t* mask, i64* counts, i64 channels, i64 inner);
+
+// dx from dy and s (x for relu/leaky/elu, y for sigmoid/tanh).
+template <class T>
+void backward(Act act, const T* dy, const T* s, T* dx, i64 n, T param);
+
+// dx from dy and the forward mask (relu, leaky_relu).
+template <class T>
+void backward_mask(Act act, const T* dy, const uint8_t* mask, T* dx, i64 n, T param);
+
+// PReLU over an (outer, channels, inner) array with one weight per channel.
+template <class T>
+void prelu_forward(const T* x, const T* weight, T* y, i64 outer, i64 channels, i64 inner);
+
+// dweight[c] is summed in a fixed order of fixed-size pieces: the same bits for any thread count.
+template <class T>
+void prelu_backward(const T* dy, const T* x, const T* weight, T* dx, T* dweight, i64 outer, i64 channels,
+                    i64 inner);
+
+int get_num_threads();
+void set_num_threads(int n);
+
+}  // namespace ops
+}  // namespace relucore

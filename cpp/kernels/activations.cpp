@@ -1,0 +1,235 @@
+// The ReLU family, sigmoid and tanh: each op written once as a functor over the wrapper type W
+// (the ISA's vector or its one-lane Scalar), driven by one forward and one backward loop.
+// Compiled once per ISA (see CMakeLists.txt): RC_NS names the ISA, the wrapper header comes from it.
+#include "relucore/kernels.h"
+
+#if defined(RC_ISA_AVX512)
+#include "../simd/avx512.h"
+#elif defined(RC_ISA_AVX2)
+#include "../simd/avx2.h"
+#else
+#include "../simd/scalar_isa.h"
+#endif
+#include "vmath.h"
+
+namespace relucore {
+namespace RC_NS {
+namespace {
+
+template <class W> inline uint64_t lanes_mask() { return W::L >= 64 ? ~0ull : ((1ull << W::L) - 1); }
+
+inline void put_bit(uint8_t* mask, i64 pos, bool on) {
+    uint8_t b = (uint8_t)(1u << (pos & 7));
+    if (on) mask[pos >> 3] |= b; else mask[pos >> 3] &= (uint8_t)~b;
+}
+inline bool get_bit(const uint8_t* mask, i64 pos) { return (mask[pos >> 3] >> (pos & 7)) & 1u; }
+
+// ---- the ops -------------------------------------------------------------------------------------
+
+template <class T> struct Relu {
+    T g0;  // gradient at exactly 0 (backward)
+    template <class W> W fwd(W x) const { return max(W::zero(), x); }  // x < 0 ? 0 : x; keeps -0.0, NaN
+    template <class W> uint64_t pass_bits(W x) const { return bits(x, le(x, W::zero())) ^ lanes_mask<W>(); }
+    template <class W> W bwd(W dy, W x) const {
+        W g = select(le(x, W::zero()), W::zero(), dy);
+        return g0 == T(0) ? g : select(eq(x, W::zero()), W::set1(g0) * dy, g);
+    }
+    template <class W, class M> W bwd_mask(M pass, W dy) const { return select(pass, dy, W::zero()); }
+};
+
+template <class T> struct LeakyRelu {
+    T slope;
+    template <class W> W fwd(W x) const { return select(gt(x, W::zero()), x, x * W::set1(slope)); }
+    template <class W> uint64_t pass_bits(W x) const { return bits(x, gt(x, W::zero())); }
+    template <class W> W bwd(W dy, W x) const { return select(gt(x, W::zero()), dy, dy * W::set1(slope)); }
+    template <class W, class M> W bwd_mask(M pass, W dy) const { return select(pass, dy, dy * W::set1(slope)); }
+};
+
+template <class T> struct Elu {
+    T alpha;
+    template <class W> W fwd(W x) const { return select(le(x, W::zero()), W::set1(alpha) * vexpm1(x), x); }
+    template <class W> uint64_t pass_bits(W) const { return 0; }
+    template <class W> W bwd(W dy, W x) const {
+        return select(le(x, W::zero()), (dy * W::set1(alpha)) * vexp(x), dy);
+    }
+};
+
+template <class T> struct Sigmoid {
+    template <class W> W fwd(W x) const { return W::set1(1) / (W::set1(1) + vexp(W::zero() - x)); }
+    template <class W> uint64_t pass_bits(W) const { return 0; }
+    template <class W> W bwd(W dy, W y) const { return (dy * y) * (W::set1(1) - y); }
+};
+
+template <class T> struct Tanh {
+    template <class W> W fwd(W x) const {
+        W a = abs(x);
+        W e = vexpm1(a + a);  // tanh|x| = expm1(2|x|) / (expm1(2|x|) + 2), accurate near 0
+        return copy_sign(e / (e + W::set1(2)), x);
+    }
+    template <class W> uint64_t pass_bits(W) const { return 0; }
+    template <class W> W bwd(W dy, W y) const { return dy * (W::set1(1) - y * y); }
+};
+
+// ---- the loops ------------------------------------------------------------------------------------
+
+template <class T> struct Tile {
+    using V = typename VecOf<T>::type;
+    using S = ScalarOf<T>;
+    static constexpr int U = V::L >= 4 ? 4 : 8;  // unroll so a tile is a whole number of mask bytes
+    static constexpr int B = V::L * U;            // 8..64 elements
+};
+
+template <class T, class Op, bool kMask, bool kCount>
+i64 forward_loop(const Op& op, const T* x, T* y, i64 n, uint8_t* mask, i64 bit0) {
+    using V = typename Tile<T>::V;
+    using S = typename Tile<T>::S;
+    constexpr int B = Tile<T>::B, U = Tile<T>::U, L = V::L;
+    i64 i = 0, count = 0;
+    auto one = [&](i64 j) {
+        S xs = S::load(x + j), ys = op.fwd(xs);
+        if (kMask) put_bit(mask, bit0 + j, op.pass_bits(xs) != 0);
+        if (kCount) count += ys.v > T(0);
+        ys.store(y + j);
+    };
+    if (kMask)
+        for (; i < n && ((bit0 + i) & 7); ++i) one(i);  // align the mask to a byte
+    for (; i + B <= n; i += B) {
+        uint64_t mb = 0;
+        for (int u = 0; u < U; ++u) {
+            V xv = V::load(x + i + u * L), yv = op.fwd(xv);
+            if (kMask) mb |= op.pass_bits(xv) << (u * L);
+            if (kCount) count += __builtin_popcountll(bits(yv, gt(yv, V::zero())));
+            yv.store(y + i + u * L);
+        }
+        if (kMask) memcpy(mask + ((bit0 + i) >> 3), &mb, B / 8);  // x86 is little-endian
+    }
+    for (; i < n; ++i) one(i);
+    return count;
+}
+
+template <class T, class Op>
+i64 forward(const T* x, T* y, i64 n, T param, uint8_t* mask, i64 bit0, int want_count) {
+    const Op op{param};
+    if (mask) return want_count ? forward_loop<T, Op, true, true>(op, x, y, n, mask, bit0)
+                                : forward_loop<T, Op, true, false>(op, x, y, n, mask, bit0);
+    return want_count ? forward_loop<T, Op, false, true>(op, x, y, n, mask, bit0)
+                      : forward_loop<T, Op, false, false>(op, x, y, n, mask, bit0);
+}
+
+template <class T, class Op>
+i64 forward_noparam(const T* x, T* y, i64 n, T, uint8_t*, i64, int) {
+    const Op op{};
+    return forward_loop<T, Op, false, false>(op, x, y, n, nullptr, 0);
+}
+
+template <class T, class Op>
+void backward(const T* dy, const T* s, T* dx, i64 n, T param) {
+    using V = typename Tile<T>::V;
+    using S = typename Tile<T>::S;
+    constexpr int B = Tile<T>::B, U = Tile<T>::U, L = V::L;
+    const Op op{param};
+    i64 i = 0;
+    for (; i + B <= n; i += B)
+        for (int u = 0; u < U; ++u) {
+            const i64 j = i + u * L;
+            op.bwd(V::load(dy + j), V::load(s + j)).store(dx + j);
+        }
+    for (; i < n; ++i) op.bwd(S::load(dy + i), S::load(s + i)).store(dx + i);
+}
+
+template <class T, class Op>
+void backward_noparam(const T* dy, const T* s, T* dx, i64 n, T) {
+    using V = typename Tile<T>::V;
+    using S = typename Tile<T>::S;
+    constexpr int B = Tile<T>::B, U = Tile<T>::U, L = V::L;
+    const Op op{};
+    i64 i = 0;
+    for (; i + B <= n; i += B)
+        for (int u = 0; u < U; ++u) {
+            const i64 j = i + u * L;
+            op.bwd(V::load(dy + j), V::load(s + j)).store(dx + j);
+        }
+    for (; i < n; ++i) op.bwd(S::load(dy + i), S::load(s + i)).store(dx + i);
+}
+
+template <class T, class Op>
+void backward_mask(const T* dy, const uint8_t* mask, i64 bit0, T* dx, i64 n, T param) {
+    using V = typename Tile<T>::V;
+    using S = typename Tile<T>::S;
+    constexpr int B = Tile<T>::B, U = Tile<T>::U, L = V::L;
+    const Op op{param};
+    i64 i = 0;
+    auto one = [&](i64 j) {
+        S d = S::load(dy + j);
+        op.bwd_mask(get_bit(mask, bit0 + j), d).store(dx + j);
+    };
+    for (; i < n && ((bit0 + i) & 7); ++i) one(i);
+    for (; i + B <= n; i += B) {
+        uint64_t mb = 0;
+        memcpy(&mb, mask + ((bit0 + i) >> 3), B / 8);
+        for (int u = 0; u < U; ++u) {
+            const i64 j = i + u * L;
+            V d = V::load(dy + j);
+            op.bwd_mask(from_bits(d, mb >> (u * L)), d).store(dx + j);
+        }
+    }
+    for (; i < n; ++i) one(i);
+}
+
+template <class T>
+double prelu_backward(const T* dy, const T* x, T* dx, i64 n, T w) {
+    using V = typename Tile<T>::V;
+    using S = typename Tile<T>::S;
+    constexpr int B = Tile<T>::B, U = Tile<T>::U, L = V::L;
+    const LeakyRelu<T> op{w};
+    V acc[U];
+    for (int u = 0; u < U; ++u) acc[u] = V::zero();
+    i64 i = 0;
+    for (; i + B <= n; i += B)
+        for (int u = 0; u < U; ++u) {
+            const i64 j = i + u * L;
+            V d = V::load(dy + j), xv = V::load(x + j);
+            op.bwd(d, xv).store(dx + j);
+            acc[u] = acc[u] + select(gt(xv, V::zero()), V::zero(), xv * d);
+        }
+    double sum = 0;
+    for (int u = 0; u < U; ++u) sum += (double)reduce_add(acc[u]);
+    for (; i < n; ++i) {
+        S d = S::load(dy + i), xs = S::load(x + i);
+        op.bwd(d, xs).store(dx + i);
+        sum += xs.v > T(0) ? 0.0 : (double)(xs.v * d.v);
+    }
+    return sum;
+}
+
+template <class T>
+ElementwiseKernels<T> make_table() {
+    ElementwiseKernels<T> k;
+    k.relu = forward<T, Relu<T>>;
+    k.leaky_relu = forward<T, LeakyRelu<T>>;
+    k.elu = forward<T, Elu<T>>;
+    k.sigmoid = forward_noparam<T, Sigmoid<T>>;
+    k.tanh = forward_noparam<T, Tanh<T>>;
+    k.relu_backward = backward<T, Relu<T>>;
+    k.leaky_relu_backward = backward<T, LeakyRelu<T>>;
+    k.elu_backward = backward<T, Elu<T>>;
+    k.sigmoid_backward = backward_noparam<T, Sigmoid<T>>;
+    k.tanh_backward = backward_noparam<T, Tanh<T>>;
+    k.relu_backward_mask = backward_mask<T, Relu<T>>;
+    k.leaky_relu_backward_mask = backward_mask<T, LeakyRelu<T>>;
+    k.prelu_backward = prelu_backward<T>;
+    k.tile = Tile<T>::B;
+    return k;
+}
+
+}  // namespace
+
+// Built on first call, never at load: this object's code may use instructions the CPU lacks,
+// and dispatch calls it only for an ISA the CPU has.
+const KernelTable* kernel_table() {
+    static const KernelTable table = {RC_ISA_NAME, make_table<float>(), make_table<double>()};
+    return &table;
+}
+
+}  // namespace RC_NS
+}  // namespace relucore

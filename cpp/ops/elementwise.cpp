@@ -1,0 +1,170 @@
+// Elementwise ops over whole arrays: split into per-thread pieces, call the active kernel table.
+#include <vector>
+
+#include "parallel.h"
+#include "relucore/dispatch.h"
+#include "relucore/ops.h"
+
+namespace relucore {
+namespace ops {
+namespace {
+
+// Elements per thread below which another thread costs more than it saves (see docs/performance.md).
+constexpr i64 kGrainCheap = 1 << 15;  // memory-bound ops
+constexpr i64 kGrainExp = 1 << 12;    // ops that evaluate exp
+constexpr i64 kAlign = 64;            // piece boundaries: whole mask bytes, whole cache lines
+constexpr i64 kPiece = 1 << 14;       // fixed reduction piece for prelu's dweight
+
+template <class T> const ElementwiseKernels<T>& table();
+template <> const ElementwiseKernels<float>& table<float>() { return active_kernels().f32; }
+template <> const ElementwiseKernels<double>& table<double>() { return active_kernels().f64; }
+
+template <class T>
+typename ElementwiseKernels<T>::Forward forward_kernel(Act a) {
+    const auto& k = table<T>();
+    switch (a) {
+        case Act::relu: return k.relu;
+        case Act::leaky_relu: return k.leaky_relu;
+        case Act::elu: return k.elu;
+        case Act::sigmoid: return k.sigmoid;
+        case Act::tanh: return k.tanh;
+    }
+    return k.relu;
+}
+
+template <class T>
+typename ElementwiseKernels<T>::Backward backward_kernel(Act a) {
+    const auto& k = table<T>();
+    switch (a) {
+        case Act::relu: return k.relu_backward;
+        case Act::leaky_relu: return k.leaky_relu_backward;
+        case Act::elu: return k.elu_backward;
+        case Act::sigmoid: return k.sigmoid_backward;
+        case Act::tanh: return k.tanh_backward;
+    }
+    return k.relu_backward;
+}
+
+i64 grain_of(Act a) { return a == Act::relu || a == Act::leaky_relu ? kGrainCheap : kGrainExp; }
+
+// Calls f(channel, begin, end) for the runs of [b, e) that lie in one channel each.
+template <class F>
+void for_channel_runs(i64 b, i64 e, i64 channels, i64 inner, F&& f) {
+    while (b < e) {
+        const i64 row = b / inner;
+        const i64 end = (row + 1) * inner < e ? (row + 1) * inner : e;
+        f(row % channels, b, end);
+        b = end;
+    }
+}
+
+}  // namespace
+
+int get_num_threads() { return max_threads(); }
+
+void set_num_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n < 1 ? 1 : n);
+#else
+    (void)n;
+#endif
+}
+
+template <class T>
+void forward(Act act, const T* x, T* y, i64 n, T param, uint8_t* mask, i64* counts, i64 channels, i64 inner) {
+    const auto k = forward_kernel<T>(act);
+    if (!counts) {
+        parallel_range(n, grain_of(act), kAlign, 0, [&](i64 b, i64 e, int) {
+            k(x + b, y + b, e - b, param, mask, b, 0);
+        });
+        return;
+    }
+    const int nt = threads_for(n, grain_of(act));
+    std::vector<i64> local((size_t)nt * (size_t)channels, 0);  // per-thread counts, summed below
+    parallel_range(n, grain_of(act), kAlign, nt, [&](i64 b, i64 e, int t) {
+        i64* mine = local.data() + (size_t)t * (size_t)channels;
+        for_channel_runs(b, e, channels, inner, [&](i64 c, i64 rb, i64 re) {
+            mine[c] += k(x + rb, y + rb, re - rb, param, mask, rb, 1);
+        });
+    });
+    for (i64 c = 0; c < channels; ++c) {
+        i64 s = 0;
+        for (int t = 0; t < nt; ++t) s += local[(size_t)t * (size_t)channels + (size_t)c];
+        counts[c] = s;
+    }
+}
+
+template <class T>
+void backward(Act act, const T* dy, const T* s, T* dx, i64 n, T param) {
+    const auto k = backward_kernel<T>(act);
+    parallel_range(n, grain_of(act), kAlign, 0, [&](i64 b, i64 e, int) { k(dy + b, s + b, dx + b, e - b, param); });
+}
+
+template <class T>
+void backward_mask(Act act, const T* dy, const uint8_t* mask, T* dx, i64 n, T param) {
+    const auto& t = table<T>();
+    const auto k = act == Act::leaky_relu ? t.leaky_relu_backward_mask : t.relu_backward_mask;
+    parallel_range(n, kGrainCheap, kAlign, 0, [&](i64 b, i64 e, int) { k(dy + b, mask, b, dx + b, e - b, param); });
+}
+
+template <class T>
+void prelu_forward(const T* x, const T* weight, T* y, i64 outer, i64 channels, i64 inner) {
+    const auto k = table<T>().leaky_relu;
+    const i64 n = outer * channels * inner;
+    parallel_range(n, kGrainCheap, kAlign, 0, [&](i64 b, i64 e, int) {
+        for_channel_runs(b, e, channels, inner, [&](i64 c, i64 rb, i64 re) {
+            k(x + rb, y + rb, re - rb, weight[c], nullptr, 0, 0);
+        });
+    });
+}
+
+template <class T>
+void prelu_backward(const T* dy, const T* x, const T* weight, T* dx, T* dweight, i64 outer, i64 channels,
+                    i64 inner) {
+    const auto k = table<T>().prelu_backward;
+    // Items are (channel, block): a block is either a slice of one long row (inner >= kPiece) or a
+    // group of whole rows. Items of one channel are contiguous in `partial` and summed in order.
+    const bool split_rows = inner >= kPiece;
+    const i64 blocks_per_row = split_rows ? (inner + kPiece - 1) / kPiece : 1;
+    const i64 rows_per_block = split_rows ? 1 : (kPiece / (inner > 0 ? inner : 1) > 0 ? kPiece / (inner > 0 ? inner : 1) : 1);
+    const i64 row_blocks = (outer + rows_per_block - 1) / rows_per_block;
+    const i64 per_channel = split_rows ? outer * blocks_per_row : row_blocks;
+    const i64 items = channels * per_channel;
+    std::vector<double> partial((size_t)items, 0.0);
+    const int nt = threads_for(outer * channels * inner, kGrainCheap);
+    parallel_items(items, nt, [&](i64 item) {
+        const i64 c = item / per_channel, j = item % per_channel;
+        double s = 0;
+        if (split_rows) {
+            const i64 row = j / blocks_per_row, blk = j % blocks_per_row;
+            const i64 b = (row * channels + c) * inner + blk * kPiece;
+            const i64 len = inner - blk * kPiece < kPiece ? inner - blk * kPiece : kPiece;
+            s = k(dy + b, x + b, dx + b, len, weight[c]);
+        } else {
+            const i64 r_end = (j + 1) * rows_per_block < outer ? (j + 1) * rows_per_block : outer;
+            for (i64 r = j * rows_per_block; r < r_end; ++r) {
+                const i64 b = (r * channels + c) * inner;
+                s += k(dy + b, x + b, dx + b, inner, weight[c]);
+            }
+        }
+        partial[(size_t)item] = s;
+    });
+    for (i64 c = 0; c < channels; ++c) {
+        double s = 0;
+        for (i64 j = 0; j < per_channel; ++j) s += partial[(size_t)(c * per_channel + j)];
+        dweight[c] = (T)s;
+    }
+}
+
+#define RC_INSTANTIATE(T)                                                                                  \
+    template void forward<T>(Act, const T*, T*, i64, T, uint8_t*, i64*, i64, i64);                         \
+    template void backward<T>(Act, const T*, const T*, T*, i64, T);                                        \
+    template void backward_mask<T>(Act, const T*, const uint8_t*, T*, i64, T);                             \
+    template void prelu_forward<T>(const T*, const T*, T*, i64, i64, i64);                                 \
+    template void prelu_backward<T>(const T*, const T*, const T*, T*, T*, i64, i64, i64);
+RC_INSTANTIATE(float)
+RC_INSTANTIATE(double)
+#undef RC_INSTANTIATE
+
+}  // namespace ops
+}  // namespace relucore

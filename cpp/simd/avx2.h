@@ -1,0 +1,99 @@
+// AVX2+FMA wrapper: 8 x float, 4 x double. Compiled only into the avx2 kernel objects.
+#pragma once
+#include <immintrin.h>
+#include "scalar.h"
+
+namespace relucore {
+namespace RC_NS {
+
+struct F32x8 { using type = float; static constexpr int L = 8; __m256 v;
+    static F32x8 load(const float* p) { return {_mm256_loadu_ps(p)}; }
+    static F32x8 set1(float a) { return {_mm256_set1_ps(a)}; }
+    static F32x8 zero() { return {_mm256_setzero_ps()}; }
+    void store(float* p) const { _mm256_storeu_ps(p, v); } };
+struct F64x4 { using type = double; static constexpr int L = 4; __m256d v;
+    static F64x4 load(const double* p) { return {_mm256_loadu_pd(p)}; }
+    static F64x4 set1(double a) { return {_mm256_set1_pd(a)}; }
+    static F64x4 zero() { return {_mm256_setzero_pd()}; }
+    void store(double* p) const { _mm256_storeu_pd(p, v); } };
+struct M32x8 { __m256 m; };
+struct M64x4 { __m256d m; };
+
+static inline F32x8 operator+(F32x8 a, F32x8 b) { return {_mm256_add_ps(a.v, b.v)}; }
+static inline F32x8 operator-(F32x8 a, F32x8 b) { return {_mm256_sub_ps(a.v, b.v)}; }
+static inline F32x8 operator*(F32x8 a, F32x8 b) { return {_mm256_mul_ps(a.v, b.v)}; }
+static inline F32x8 operator/(F32x8 a, F32x8 b) { return {_mm256_div_ps(a.v, b.v)}; }
+static inline F32x8 mul_add(F32x8 a, F32x8 b, F32x8 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
+static inline F32x8 max(F32x8 a, F32x8 b) { return {_mm256_max_ps(a.v, b.v)}; }
+static inline F32x8 min(F32x8 a, F32x8 b) { return {_mm256_min_ps(a.v, b.v)}; }
+static inline M32x8 gt(F32x8 a, F32x8 b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ)}; }
+static inline M32x8 lt(F32x8 a, F32x8 b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ)}; }
+static inline M32x8 le(F32x8 a, F32x8 b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LE_OQ)}; }
+static inline M32x8 eq(F32x8 a, F32x8 b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_EQ_OQ)}; }
+static inline F32x8 select(M32x8 m, F32x8 a, F32x8 b) { return {_mm256_blendv_ps(b.v, a.v, m.m)}; }
+static inline uint64_t bits(F32x8, M32x8 m) { return (uint64_t)(unsigned)_mm256_movemask_ps(m.m); }
+static inline M32x8 from_bits(F32x8, uint64_t b) {
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    __m256i t = _mm256_and_si256(_mm256_set1_epi32((int)(b & 0xff)), lane);
+    return {_mm256_castsi256_ps(_mm256_cmpeq_epi32(t, lane))};
+}
+static inline float reduce_add(F32x8 a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+static inline F32x8 round_int(F32x8 a) { return {_mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+static inline F32x8 pow2_int(F32x8 k) {
+    __m256i i = _mm256_add_epi32(_mm256_cvtps_epi32(k.v), _mm256_set1_epi32(127));
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(i, 23))};
+}
+static inline F32x8 abs(F32x8 a) { return {_mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v)}; }
+static inline F32x8 copy_sign(F32x8 a, F32x8 s) {
+    const __m256 sg = _mm256_set1_ps(-0.0f);
+    return {_mm256_or_ps(_mm256_andnot_ps(sg, a.v), _mm256_and_ps(sg, s.v))};
+}
+
+static inline F64x4 operator+(F64x4 a, F64x4 b) { return {_mm256_add_pd(a.v, b.v)}; }
+static inline F64x4 operator-(F64x4 a, F64x4 b) { return {_mm256_sub_pd(a.v, b.v)}; }
+static inline F64x4 operator*(F64x4 a, F64x4 b) { return {_mm256_mul_pd(a.v, b.v)}; }
+static inline F64x4 operator/(F64x4 a, F64x4 b) { return {_mm256_div_pd(a.v, b.v)}; }
+static inline F64x4 mul_add(F64x4 a, F64x4 b, F64x4 c) { return {_mm256_fmadd_pd(a.v, b.v, c.v)}; }
+static inline F64x4 max(F64x4 a, F64x4 b) { return {_mm256_max_pd(a.v, b.v)}; }
+static inline F64x4 min(F64x4 a, F64x4 b) { return {_mm256_min_pd(a.v, b.v)}; }
+static inline M64x4 gt(F64x4 a, F64x4 b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_GT_OQ)}; }
+static inline M64x4 lt(F64x4 a, F64x4 b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LT_OQ)}; }
+static inline M64x4 le(F64x4 a, F64x4 b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LE_OQ)}; }
+static inline M64x4 eq(F64x4 a, F64x4 b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_EQ_OQ)}; }
+static inline F64x4 select(M64x4 m, F64x4 a, F64x4 b) { return {_mm256_blendv_pd(b.v, a.v, m.m)}; }
+static inline uint64_t bits(F64x4, M64x4 m) { return (uint64_t)(unsigned)_mm256_movemask_pd(m.m); }
+static inline M64x4 from_bits(F64x4, uint64_t b) {
+    const __m256i lane = _mm256_setr_epi64x(1, 2, 4, 8);
+    __m256i t = _mm256_and_si256(_mm256_set1_epi64x((long long)(b & 0xf)), lane);
+    return {_mm256_castsi256_pd(_mm256_cmpeq_epi64(t, lane))};
+}
+static inline double reduce_add(F64x4 a) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+static inline F64x4 round_int(F64x4 a) { return {_mm256_round_pd(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+static inline F64x4 pow2_int(F64x4 k) {
+    // k + (2^52 + 1023) holds k + 1023 in its low mantissa bits; shift them into the exponent.
+    __m256d t = _mm256_add_pd(k.v, _mm256_set1_pd(4503599627371519.0));
+    return {_mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52))};
+}
+static inline F64x4 abs(F64x4 a) { return {_mm256_andnot_pd(_mm256_set1_pd(-0.0), a.v)}; }
+static inline F64x4 copy_sign(F64x4 a, F64x4 s) {
+    const __m256d sg = _mm256_set1_pd(-0.0);
+    return {_mm256_or_pd(_mm256_andnot_pd(sg, a.v), _mm256_and_pd(sg, s.v))};
+}
+
+template <class T> struct VecOf;
+template <> struct VecOf<float> { using type = F32x8; };
+template <> struct VecOf<double> { using type = F64x4; };
+template <class T> using ScalarOf = Scalar<T, true>;
+#define RC_ISA_NAME "avx2"
+
+}  // namespace RC_NS
+}  // namespace relucore

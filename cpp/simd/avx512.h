@@ -1,0 +1,81 @@
+// AVX-512 (F, DQ, BW, VL) wrapper: 16 x float, 8 x double. Compiled only into the avx512 objects.
+#pragma once
+#include <immintrin.h>
+#include "scalar.h"
+
+namespace relucore {
+namespace RC_NS {
+
+struct F32x16 { using type = float; static constexpr int L = 16; __m512 v;
+    static F32x16 load(const float* p) { return {_mm512_loadu_ps(p)}; }
+    static F32x16 set1(float a) { return {_mm512_set1_ps(a)}; }
+    static F32x16 zero() { return {_mm512_setzero_ps()}; }
+    void store(float* p) const { _mm512_storeu_ps(p, v); } };
+struct F64x8 { using type = double; static constexpr int L = 8; __m512d v;
+    static F64x8 load(const double* p) { return {_mm512_loadu_pd(p)}; }
+    static F64x8 set1(double a) { return {_mm512_set1_pd(a)}; }
+    static F64x8 zero() { return {_mm512_setzero_pd()}; }
+    void store(double* p) const { _mm512_storeu_pd(p, v); } };
+struct M16 { __mmask16 m; };
+struct M8 { __mmask8 m; };
+
+static inline F32x16 operator+(F32x16 a, F32x16 b) { return {_mm512_add_ps(a.v, b.v)}; }
+static inline F32x16 operator-(F32x16 a, F32x16 b) { return {_mm512_sub_ps(a.v, b.v)}; }
+static inline F32x16 operator*(F32x16 a, F32x16 b) { return {_mm512_mul_ps(a.v, b.v)}; }
+static inline F32x16 operator/(F32x16 a, F32x16 b) { return {_mm512_div_ps(a.v, b.v)}; }
+static inline F32x16 mul_add(F32x16 a, F32x16 b, F32x16 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+static inline F32x16 max(F32x16 a, F32x16 b) { return {_mm512_max_ps(a.v, b.v)}; }
+static inline F32x16 min(F32x16 a, F32x16 b) { return {_mm512_min_ps(a.v, b.v)}; }
+static inline M16 gt(F32x16 a, F32x16 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ)}; }
+static inline M16 lt(F32x16 a, F32x16 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ)}; }
+static inline M16 le(F32x16 a, F32x16 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LE_OQ)}; }
+static inline M16 eq(F32x16 a, F32x16 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_EQ_OQ)}; }
+static inline F32x16 select(M16 m, F32x16 a, F32x16 b) { return {_mm512_mask_blend_ps(m.m, b.v, a.v)}; }
+static inline uint64_t bits(F32x16, M16 m) { return (uint64_t)m.m; }
+static inline M16 from_bits(F32x16, uint64_t b) { return {(__mmask16)(b & 0xffff)}; }
+static inline float reduce_add(F32x16 a) { return _mm512_reduce_add_ps(a.v); }
+static inline F32x16 round_int(F32x16 a) { return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+static inline F32x16 pow2_int(F32x16 k) {
+    __m512i i = _mm512_add_epi32(_mm512_cvtps_epi32(k.v), _mm512_set1_epi32(127));
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(i, 23))};
+}
+static inline F32x16 abs(F32x16 a) { return {_mm512_andnot_ps(_mm512_set1_ps(-0.0f), a.v)}; }
+static inline F32x16 copy_sign(F32x16 a, F32x16 s) {
+    const __m512 sg = _mm512_set1_ps(-0.0f);
+    return {_mm512_or_ps(_mm512_andnot_ps(sg, a.v), _mm512_and_ps(sg, s.v))};
+}
+
+static inline F64x8 operator+(F64x8 a, F64x8 b) { return {_mm512_add_pd(a.v, b.v)}; }
+static inline F64x8 operator-(F64x8 a, F64x8 b) { return {_mm512_sub_pd(a.v, b.v)}; }
+static inline F64x8 operator*(F64x8 a, F64x8 b) { return {_mm512_mul_pd(a.v, b.v)}; }
+static inline F64x8 operator/(F64x8 a, F64x8 b) { return {_mm512_div_pd(a.v, b.v)}; }
+static inline F64x8 mul_add(F64x8 a, F64x8 b, F64x8 c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
+static inline F64x8 max(F64x8 a, F64x8 b) { return {_mm512_max_pd(a.v, b.v)}; }
+static inline F64x8 min(F64x8 a, F64x8 b) { return {_mm512_min_pd(a.v, b.v)}; }
+static inline M8 gt(F64x8 a, F64x8 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_GT_OQ)}; }
+static inline M8 lt(F64x8 a, F64x8 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_LT_OQ)}; }
+static inline M8 le(F64x8 a, F64x8 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_LE_OQ)}; }
+static inline M8 eq(F64x8 a, F64x8 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_EQ_OQ)}; }
+static inline F64x8 select(M8 m, F64x8 a, F64x8 b) { return {_mm512_mask_blend_pd(m.m, b.v, a.v)}; }
+static inline uint64_t bits(F64x8, M8 m) { return (uint64_t)m.m; }
+static inline M8 from_bits(F64x8, uint64_t b) { return {(__mmask8)(b & 0xff)}; }
+static inline double reduce_add(F64x8 a) { return _mm512_reduce_add_pd(a.v); }
+static inline F64x8 round_int(F64x8 a) { return {_mm512_roundscale_pd(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+static inline F64x8 pow2_int(F64x8 k) {
+    __m512i i = _mm512_add_epi64(_mm512_cvtpd_epi64(k.v), _mm512_set1_epi64(1023));
+    return {_mm512_castsi512_pd(_mm512_slli_epi64(i, 52))};
+}
+static inline F64x8 abs(F64x8 a) { return {_mm512_andnot_pd(_mm512_set1_pd(-0.0), a.v)}; }
+static inline F64x8 copy_sign(F64x8 a, F64x8 s) {
+    const __m512d sg = _mm512_set1_pd(-0.0);
+    return {_mm512_or_pd(_mm512_andnot_pd(sg, a.v), _mm512_and_pd(sg, s.v))};
+}
+
+template <class T> struct VecOf;
+template <> struct VecOf<float> { using type = F32x16; };
+template <> struct VecOf<double> { using type = F64x8; };
+template <class T> using ScalarOf = Scalar<T, true>;
+#define RC_ISA_NAME "avx512"
+
+}  // namespace RC_NS
+}  // namespace relucore

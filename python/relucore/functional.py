@@ -1,0 +1,181 @@
+"""The native (SIMD C++) activations: same signatures, results and errors as relucore.reference.
+
+Each function first offers its arguments to the compiled fast path, which takes plain C-contiguous
+float32/float64 arrays and returns None for anything else. Only then does the Python side validate
+(raising the documented TypeError/ValueError), make contiguous copies, and copy into an ``out`` the
+kernel could not write directly. Docstrings are shared with the reference twins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks as C
+from . import _core
+from . import reference as _ref
+
+__all__ = [
+    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "elu", "elu_backward",
+    "prelu", "prelu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+]
+
+_RELU, _LEAKY, _ELU, _SIGMOID, _TANH = _core.RELU, _core.LEAKY_RELU, _core.ELU, _core.SIGMOID, _core.TANH
+
+
+def _doc(twin):
+    def attach(f):
+        f.__doc__ = twin.__doc__
+        return f
+    return attach
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    # np.ascontiguousarray would turn a 0-d array into 1-d.
+    if type(a) is np.ndarray and a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative:
+        return a
+    return np.array(a, dtype=a.dtype.newbyteorder("="), order="C", copy=True, subok=False)
+
+
+def _native(call, out):
+    """Run ``call(out)``; if the kernel cannot write ``out`` directly, compute fresh and copy."""
+    r = call(out)
+    if r is None and out is not None:
+        r = call(None)
+        if r is not None:
+            if isinstance(r, tuple):
+                np.copyto(out, r[0])
+                r = (out,) + r[1:]
+            else:
+                np.copyto(out, r)
+                r = out
+    if r is None:  # prepared arguments must always be accepted
+        raise RuntimeError("relucore: the native kernel refused validated arguments (a bug)")
+    return r
+
+
+def _forward(act, x, param, param_name, out, return_mask, return_counts):
+    x = C.check_float("x", x)
+    param = C.check_scalar(param_name, param) if param_name else 0.0
+    C.check_out(out, x.shape, x.dtype)
+    xc = _contiguous(x)
+    return _native(lambda o: _core.forward(act, xc, param, o, bool(return_mask), bool(return_counts)), out)
+
+
+def _backward(act, dy, s, s_name, param, param_name, out):
+    dy = C.check_float("dy", dy)
+    s = C.check_float(s_name, s)
+    C.check_same("dy", dy, s_name, s)
+    param = C.check_scalar(param_name, param) if param_name else 0.0
+    C.check_out(out, dy.shape, dy.dtype)
+    dyc, sc = _contiguous(dy), _contiguous(s)
+    return _native(lambda o: _core.backward(act, dyc, sc, param, o), out)
+
+
+def _backward_mask(act, dy, mask, param, out):
+    dy = C.check_float("dy", dy)
+    mask = C.check_mask(mask, dy.size)
+    C.check_out(out, dy.shape, dy.dtype)
+    dyc, mc = _contiguous(dy), np.ascontiguousarray(mask)
+    return _native(lambda o: _core.backward_mask(act, dyc, mc, param, o), out)
+
+
+def _fast(f, *args):
+    try:
+        return f(*args)
+    except TypeError:  # a parameter pybind11 could not convert: the slow path names it
+        return None
+
+
+@_doc(_ref.relu)
+def relu(x, *, out=None, return_mask=False, return_counts=False):
+    r = _fast(_core.forward, _RELU, x, 0.0, out, return_mask, return_counts)
+    return r if r is not None else _forward(_RELU, x, 0.0, None, out, return_mask, return_counts)
+
+
+@_doc(_ref.relu_backward)
+def relu_backward(dy, x=None, *, mask=None, grad_at_zero=0.0, out=None):
+    if mask is None and x is not None:
+        r = _fast(_core.backward, _RELU, dy, x, grad_at_zero, out)
+        return r if r is not None else _backward(_RELU, dy, x, "x", grad_at_zero, "grad_at_zero", out)
+    C.check_x_or_mask(x, mask)
+    if C.check_scalar("grad_at_zero", grad_at_zero) != 0:
+        raise ValueError("grad_at_zero must be 0 when mask is given (the mask does not record x == 0)")
+    return _backward_mask(_RELU, dy, mask, 0.0, out)
+
+
+@_doc(_ref.leaky_relu)
+def leaky_relu(x, negative_slope=0.01, *, out=None, return_mask=False, return_counts=False):
+    r = _fast(_core.forward, _LEAKY, x, negative_slope, out, return_mask, return_counts)
+    if r is not None:
+        return r
+    return _forward(_LEAKY, x, negative_slope, "negative_slope", out, return_mask, return_counts)
+
+
+@_doc(_ref.leaky_relu_backward)
+def leaky_relu_backward(dy, x=None, negative_slope=0.01, *, mask=None, out=None):
+    if mask is None and x is not None:
+        r = _fast(_core.backward, _LEAKY, dy, x, negative_slope, out)
+        return r if r is not None else _backward(_LEAKY, dy, x, "x", negative_slope, "negative_slope", out)
+    C.check_x_or_mask(x, mask)
+    slope = C.check_scalar("negative_slope", negative_slope)
+    return _backward_mask(_LEAKY, dy, mask, slope, out)
+
+
+@_doc(_ref.elu)
+def elu(x, alpha=1.0, *, out=None, return_counts=False):
+    r = _fast(_core.forward, _ELU, x, alpha, out, False, return_counts)
+    return r if r is not None else _forward(_ELU, x, alpha, "alpha", out, False, return_counts)
+
+
+@_doc(_ref.elu_backward)
+def elu_backward(dy, x, alpha=1.0, *, out=None):
+    r = _fast(_core.backward, _ELU, dy, x, alpha, out)
+    return r if r is not None else _backward(_ELU, dy, x, "x", alpha, "alpha", out)
+
+
+@_doc(_ref.sigmoid)
+def sigmoid(x, *, out=None):
+    r = _core.forward(_SIGMOID, x, 0.0, out, False, False)
+    return r if r is not None else _forward(_SIGMOID, x, 0.0, None, out, False, False)
+
+
+@_doc(_ref.sigmoid_backward)
+def sigmoid_backward(dy, y, *, out=None):
+    r = _core.backward(_SIGMOID, dy, y, 0.0, out)
+    return r if r is not None else _backward(_SIGMOID, dy, y, "y", 0.0, None, out)
+
+
+@_doc(_ref.tanh)
+def tanh(x, *, out=None):
+    r = _core.forward(_TANH, x, 0.0, out, False, False)
+    return r if r is not None else _forward(_TANH, x, 0.0, None, out, False, False)
+
+
+@_doc(_ref.tanh_backward)
+def tanh_backward(dy, y, *, out=None):
+    r = _core.backward(_TANH, dy, y, 0.0, out)
+    return r if r is not None else _backward(_TANH, dy, y, "y", 0.0, None, out)
+
+
+@_doc(_ref.prelu)
+def prelu(x, weight, *, out=None):
+    r = _core.prelu(x, weight, out)
+    if r is not None:
+        return r
+    x = C.check_float("x", x)
+    weight = C.check_weight(weight, x)
+    C.check_out(out, x.shape, x.dtype)
+    xc, wc = _contiguous(x), _contiguous(weight)
+    return _native(lambda o: _core.prelu(xc, wc, o), out)
+
+
+@_doc(_ref.prelu_backward)
+def prelu_backward(dy, x, weight):
+    r = _core.prelu_backward(dy, x, weight)
+    if r is not None:
+        return r
+    dy = C.check_float("dy", dy)
+    x = C.check_float("x", x)
+    C.check_same("dy", dy, "x", x)
+    weight = C.check_weight(weight, x)
+    return _native(lambda o: _core.prelu_backward(_contiguous(dy), _contiguous(x), _contiguous(weight)), None)

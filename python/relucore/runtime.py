@@ -1,0 +1,69 @@
+"""What the native core runs on: the chosen ISA, threads, versions; the RELUCORE_ISA override."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["runtime_info", "show_runtime", "set_num_threads", "get_num_threads"]
+
+
+def _apply_env_override() -> None:
+    """Honour RELUCORE_ISA=scalar|avx2|avx512 at import; warn (never fail) if it cannot apply."""
+    want = os.environ.get("RELUCORE_ISA", "").strip().lower()
+    if not want:
+        return
+    if want in _core.usable_isas():
+        _core.set_isa(want)
+        return
+    why = "not compiled into this build" if want not in _core.compiled_isas() else "not supported by this CPU"
+    warnings.warn(
+        f"RELUCORE_ISA={want!r} is {why}; using {_core.get_isa()!r} "
+        f"(usable: {', '.join(_core.usable_isas())})",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of OpenMP threads relucore's kernels may use (like ``torch.set_num_threads``)."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The number of threads relucore's kernels may use (OMP_NUM_THREADS, threadpoolctl and
+    :func:`set_num_threads` all set it)."""
+    return int(_core.get_num_threads())
+
+
+def runtime_info() -> dict:
+    """A dict describing the native core: ``isa`` (chosen), ``compiled_isas``, ``usable_isas``,
+    ``num_threads``, ``openmp``, ``blas`` (None until a BLAS-backed op is built in), ``version``,
+    ``numpy``, ``compiler`` and ``tiles`` (elements per kernel main-loop iteration, by dtype)."""
+    from . import __version__
+
+    return {
+        "isa": _core.get_isa(),
+        "compiled_isas": list(_core.compiled_isas()),
+        "usable_isas": list(_core.usable_isas()),
+        "num_threads": get_num_threads(),
+        "openmp": bool(_core.openmp),
+        "blas": None,
+        "version": __version__,
+        "numpy": np.__version__,
+        "compiler": _core.compiler,
+        "tiles": dict(_core.tiles()),
+    }
+
+
+def show_runtime() -> None:
+    """Print :func:`runtime_info` one item a line."""
+    for k, v in runtime_info().items():
+        print(f"{k:>14}: {v}")
