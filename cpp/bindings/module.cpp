@@ -287,6 +287,8 @@ PYBIND11_MODULE(_core, m) {
     m.def("compiled_isas", &relucore::compiled_isas);
     m.def("usable_isas", &relucore::usable_isas);
     m.def("tiles", &tiles, "elements per main-loop iteration of the active ISA's kernels, by dtype");
+    m.def("_set_stream_threshold", &relucore::ops::set_stream_threshold,
+          "bytes above which outputs bypass the cache (-1: last-level cache size); for benchmarks");
     m.def("get_num_threads", &relucore::ops::get_num_threads);
     m.def("set_num_threads", &relucore::ops::set_num_threads);
 #ifdef _OPENMP

@@ -55,12 +55,14 @@ template <class T> struct Elu {
 };
 
 template <class T> struct Sigmoid {
+    T unused;  // every op is built as Op{param}
     template <class W> W fwd(W x) const { return W::set1(1) / (W::set1(1) + vexp(W::zero() - x)); }
     template <class W> uint64_t pass_bits(W) const { return 0; }
     template <class W> W bwd(W dy, W y) const { return (dy * y) * (W::set1(1) - y); }
 };
 
 template <class T> struct Tanh {
+    T unused;
     template <class W> W fwd(W x) const {
         W a = abs(x);
         W e = vexpm1(a + a);  // tanh|x| = expm1(2|x|) / (expm1(2|x|) + 2), accurate near 0
@@ -79,7 +81,13 @@ template <class T> struct Tile {
     static constexpr int B = V::L * U;            // 8..64 elements
 };
 
-template <class T, class Op, bool kMask, bool kCount>
+// Advance i (scalar steps) until y + i is 64-byte aligned, as cache-bypassing stores need.
+template <class T, class F> inline i64 align_head(const T* y, i64 i, i64 n, F&& one) {
+    for (; i < n && ((uintptr_t)(y + i) & 63); ++i) one(i);
+    return i;
+}
+
+template <class T, class Op, bool kMask, bool kCount, bool kStream>
 i64 forward_loop(const Op& op, const T* x, T* y, i64 n, uint8_t* mask, i64 bit0) {
     using V = typename Tile<T>::V;
     using S = typename Tile<T>::S;
@@ -93,63 +101,57 @@ i64 forward_loop(const Op& op, const T* x, T* y, i64 n, uint8_t* mask, i64 bit0)
     };
     if (kMask)
         for (; i < n && ((bit0 + i) & 7); ++i) one(i);  // align the mask to a byte
+    if (kStream) i = align_head(y, i, n, one);
     for (; i + B <= n; i += B) {
         uint64_t mb = 0;
         for (int u = 0; u < U; ++u) {
             V xv = V::load(x + i + u * L), yv = op.fwd(xv);
             if (kMask) mb |= op.pass_bits(xv) << (u * L);
             if (kCount) count += __builtin_popcountll(bits(yv, gt(yv, V::zero())));
-            yv.store(y + i + u * L);
+            if (kStream) yv.stream(y + i + u * L); else yv.store(y + i + u * L);
         }
         if (kMask) memcpy(mask + ((bit0 + i) >> 3), &mb, B / 8);  // x86 is little-endian
     }
+    if (kStream) stream_fence();
     for (; i < n; ++i) one(i);
     return count;
 }
 
 template <class T, class Op>
-i64 forward(const T* x, T* y, i64 n, T param, uint8_t* mask, i64 bit0, int want_count) {
+i64 forward(const T* x, T* y, i64 n, T param, uint8_t* mask, i64 bit0, int flags) {
     const Op op{param};
-    if (mask) return want_count ? forward_loop<T, Op, true, true>(op, x, y, n, mask, bit0)
-                                : forward_loop<T, Op, true, false>(op, x, y, n, mask, bit0);
-    return want_count ? forward_loop<T, Op, false, true>(op, x, y, n, mask, bit0)
-                      : forward_loop<T, Op, false, false>(op, x, y, n, mask, bit0);
+    const bool count = flags & kCount;
+    if (mask) return count ? forward_loop<T, Op, true, true, false>(op, x, y, n, mask, bit0)
+                           : forward_loop<T, Op, true, false, false>(op, x, y, n, mask, bit0);
+    if (flags & kStream)
+        return count ? forward_loop<T, Op, false, true, true>(op, x, y, n, mask, bit0)
+                     : forward_loop<T, Op, false, false, true>(op, x, y, n, mask, bit0);
+    return count ? forward_loop<T, Op, false, true, false>(op, x, y, n, mask, bit0)
+                 : forward_loop<T, Op, false, false, false>(op, x, y, n, mask, bit0);
 }
 
-template <class T, class Op>
-i64 forward_noparam(const T* x, T* y, i64 n, T, uint8_t*, i64, int) {
-    const Op op{};
-    return forward_loop<T, Op, false, false>(op, x, y, n, nullptr, 0);
-}
-
-template <class T, class Op>
-void backward(const T* dy, const T* s, T* dx, i64 n, T param) {
+template <class T, class Op, bool kStream>
+void backward_loop(const Op& op, const T* dy, const T* s, T* dx, i64 n) {
     using V = typename Tile<T>::V;
     using S = typename Tile<T>::S;
     constexpr int B = Tile<T>::B, U = Tile<T>::U, L = V::L;
-    const Op op{param};
-    i64 i = 0;
+    auto one = [&](i64 j) { op.bwd(S::load(dy + j), S::load(s + j)).store(dx + j); };
+    i64 i = kStream ? align_head(dx, 0, n, one) : 0;
     for (; i + B <= n; i += B)
         for (int u = 0; u < U; ++u) {
             const i64 j = i + u * L;
-            op.bwd(V::load(dy + j), V::load(s + j)).store(dx + j);
+            V g = op.bwd(V::load(dy + j), V::load(s + j));
+            if (kStream) g.stream(dx + j); else g.store(dx + j);
         }
-    for (; i < n; ++i) op.bwd(S::load(dy + i), S::load(s + i)).store(dx + i);
+    if (kStream) stream_fence();
+    for (; i < n; ++i) one(i);
 }
 
 template <class T, class Op>
-void backward_noparam(const T* dy, const T* s, T* dx, i64 n, T) {
-    using V = typename Tile<T>::V;
-    using S = typename Tile<T>::S;
-    constexpr int B = Tile<T>::B, U = Tile<T>::U, L = V::L;
-    const Op op{};
-    i64 i = 0;
-    for (; i + B <= n; i += B)
-        for (int u = 0; u < U; ++u) {
-            const i64 j = i + u * L;
-            op.bwd(V::load(dy + j), V::load(s + j)).store(dx + j);
-        }
-    for (; i < n; ++i) op.bwd(S::load(dy + i), S::load(s + i)).store(dx + i);
+void backward(const T* dy, const T* s, T* dx, i64 n, T param, int flags) {
+    const Op op{param};
+    if (flags & kStream) backward_loop<T, Op, true>(op, dy, s, dx, n);
+    else backward_loop<T, Op, false>(op, dy, s, dx, n);
 }
 
 template <class T, class Op>
@@ -208,13 +210,13 @@ ElementwiseKernels<T> make_table() {
     k.relu = forward<T, Relu<T>>;
     k.leaky_relu = forward<T, LeakyRelu<T>>;
     k.elu = forward<T, Elu<T>>;
-    k.sigmoid = forward_noparam<T, Sigmoid<T>>;
-    k.tanh = forward_noparam<T, Tanh<T>>;
+    k.sigmoid = forward<T, Sigmoid<T>>;
+    k.tanh = forward<T, Tanh<T>>;
     k.relu_backward = backward<T, Relu<T>>;
     k.leaky_relu_backward = backward<T, LeakyRelu<T>>;
     k.elu_backward = backward<T, Elu<T>>;
-    k.sigmoid_backward = backward_noparam<T, Sigmoid<T>>;
-    k.tanh_backward = backward_noparam<T, Tanh<T>>;
+    k.sigmoid_backward = backward<T, Sigmoid<T>>;
+    k.tanh_backward = backward<T, Tanh<T>>;
     k.relu_backward_mask = backward_mask<T, Relu<T>>;
     k.leaky_relu_backward_mask = backward_mask<T, LeakyRelu<T>>;
     k.prelu_backward = prelu_backward<T>;

@@ -1,4 +1,6 @@
 // Elementwise ops over whole arrays: split into per-thread pieces, call the active kernel table.
+#include <stdio.h>
+
 #include <vector>
 
 #include "parallel.h"
@@ -45,6 +47,27 @@ typename ElementwiseKernels<T>::Backward backward_kernel(Act a) {
     return k.relu_backward;
 }
 
+// Outputs larger than the last-level cache are written with cache-bypassing stores: they would
+// evict everything on the way and cost a read-for-ownership per line (see docs/performance.md).
+i64 llc_bytes() {
+    static const i64 bytes = [] {
+        i64 kb = 0;
+        if (FILE* f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r")) {
+            if (fscanf(f, "%lld", (long long*)&kb) != 1) kb = 0;
+            fclose(f);
+        }
+        return kb > 0 ? kb * 1024 : (i64)32 << 20;
+    }();
+    return bytes;
+}
+
+i64 g_stream_bytes = -1;  // -1: the last-level cache size
+
+template <class T> int stream_flag(i64 n) {
+    const i64 limit = g_stream_bytes >= 0 ? g_stream_bytes : llc_bytes();
+    return n * (i64)sizeof(T) > limit ? kStream : 0;
+}
+
 i64 grain_of(Act a) { return a == Act::relu || a == Act::leaky_relu ? kGrainCheap : kGrainExp; }
 
 // Calls f(channel, begin, end) for the runs of [b, e) that lie in one channel each.
@@ -62,6 +85,8 @@ void for_channel_runs(i64 b, i64 e, i64 channels, i64 inner, F&& f) {
 
 int get_num_threads() { return max_threads(); }
 
+void set_stream_threshold(i64 bytes) { g_stream_bytes = bytes; }
+
 void set_num_threads(int n) {
 #ifdef _OPENMP
     omp_set_num_threads(n < 1 ? 1 : n);
@@ -73,9 +98,10 @@ void set_num_threads(int n) {
 template <class T>
 void forward(Act act, const T* x, T* y, i64 n, T param, uint8_t* mask, i64* counts, i64 channels, i64 inner) {
     const auto k = forward_kernel<T>(act);
+    const int stream = stream_flag<T>(n);
     if (!counts) {
         parallel_range(n, grain_of(act), kAlign, 0, [&](i64 b, i64 e, int) {
-            k(x + b, y + b, e - b, param, mask, b, 0);
+            k(x + b, y + b, e - b, param, mask, b, stream);
         });
         return;
     }
@@ -84,7 +110,7 @@ void forward(Act act, const T* x, T* y, i64 n, T param, uint8_t* mask, i64* coun
     parallel_range(n, grain_of(act), kAlign, nt, [&](i64 b, i64 e, int t) {
         i64* mine = local.data() + (size_t)t * (size_t)channels;
         for_channel_runs(b, e, channels, inner, [&](i64 c, i64 rb, i64 re) {
-            mine[c] += k(x + rb, y + rb, re - rb, param, mask, rb, 1);
+            mine[c] += k(x + rb, y + rb, re - rb, param, mask, rb, kCount | stream);
         });
     });
     for (i64 c = 0; c < channels; ++c) {
@@ -97,7 +123,9 @@ void forward(Act act, const T* x, T* y, i64 n, T param, uint8_t* mask, i64* coun
 template <class T>
 void backward(Act act, const T* dy, const T* s, T* dx, i64 n, T param) {
     const auto k = backward_kernel<T>(act);
-    parallel_range(n, grain_of(act), kAlign, 0, [&](i64 b, i64 e, int) { k(dy + b, s + b, dx + b, e - b, param); });
+    const int stream = stream_flag<T>(n);
+    parallel_range(n, grain_of(act), kAlign, 0,
+                   [&](i64 b, i64 e, int) { k(dy + b, s + b, dx + b, e - b, param, stream); });
 }
 
 template <class T>
@@ -111,9 +139,10 @@ template <class T>
 void prelu_forward(const T* x, const T* weight, T* y, i64 outer, i64 channels, i64 inner) {
     const auto k = table<T>().leaky_relu;
     const i64 n = outer * channels * inner;
+    const int stream = stream_flag<T>(n);
     parallel_range(n, kGrainCheap, kAlign, 0, [&](i64 b, i64 e, int) {
         for_channel_runs(b, e, channels, inner, [&](i64 c, i64 rb, i64 re) {
-            k(x + rb, y + rb, re - rb, weight[c], nullptr, 0, 0);
+            k(x + rb, y + rb, re - rb, weight[c], nullptr, 0, stream);
         });
     });
 }

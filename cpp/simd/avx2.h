@@ -10,12 +10,14 @@ struct F32x8 { using type = float; static constexpr int L = 8; __m256 v;
     static F32x8 load(const float* p) { return {_mm256_loadu_ps(p)}; }
     static F32x8 set1(float a) { return {_mm256_set1_ps(a)}; }
     static F32x8 zero() { return {_mm256_setzero_ps()}; }
-    void store(float* p) const { _mm256_storeu_ps(p, v); } };
+    void store(float* p) const { _mm256_storeu_ps(p, v); }
+    void stream(float* p) const { _mm256_stream_ps(p, v); } };  // p 32-byte aligned
 struct F64x4 { using type = double; static constexpr int L = 4; __m256d v;
     static F64x4 load(const double* p) { return {_mm256_loadu_pd(p)}; }
     static F64x4 set1(double a) { return {_mm256_set1_pd(a)}; }
     static F64x4 zero() { return {_mm256_setzero_pd()}; }
-    void store(double* p) const { _mm256_storeu_pd(p, v); } };
+    void store(double* p) const { _mm256_storeu_pd(p, v); }
+    void stream(double* p) const { _mm256_stream_pd(p, v); } };
 struct M32x8 { __m256 m; };
 struct M64x4 { __m256d m; };
 
@@ -88,6 +90,8 @@ static inline F64x4 copy_sign(F64x4 a, F64x4 s) {
     const __m256d sg = _mm256_set1_pd(-0.0);
     return {_mm256_or_pd(_mm256_andnot_pd(sg, a.v), _mm256_and_pd(sg, s.v))};
 }
+
+static inline void stream_fence() { _mm_sfence(); }
 
 template <class T> struct VecOf;
 template <> struct VecOf<float> { using type = F32x8; };

@@ -10,12 +10,14 @@ struct F32x16 { using type = float; static constexpr int L = 16; __m512 v;
     static F32x16 load(const float* p) { return {_mm512_loadu_ps(p)}; }
     static F32x16 set1(float a) { return {_mm512_set1_ps(a)}; }
     static F32x16 zero() { return {_mm512_setzero_ps()}; }
-    void store(float* p) const { _mm512_storeu_ps(p, v); } };
+    void store(float* p) const { _mm512_storeu_ps(p, v); }
+    void stream(float* p) const { _mm512_stream_ps(p, v); } };  // p 64-byte aligned
 struct F64x8 { using type = double; static constexpr int L = 8; __m512d v;
     static F64x8 load(const double* p) { return {_mm512_loadu_pd(p)}; }
     static F64x8 set1(double a) { return {_mm512_set1_pd(a)}; }
     static F64x8 zero() { return {_mm512_setzero_pd()}; }
-    void store(double* p) const { _mm512_storeu_pd(p, v); } };
+    void store(double* p) const { _mm512_storeu_pd(p, v); }
+    void stream(double* p) const { _mm512_stream_pd(p, v); } };
 struct M16 { __mmask16 m; };
 struct M8 { __mmask8 m; };
 
@@ -70,6 +72,8 @@ static inline F64x8 copy_sign(F64x8 a, F64x8 s) {
     const __m512d sg = _mm512_set1_pd(-0.0);
     return {_mm512_or_pd(_mm512_andnot_pd(sg, a.v), _mm512_and_pd(sg, s.v))};
 }
+
+static inline void stream_fence() { _mm_sfence(); }
 
 template <class T> struct VecOf;
 template <> struct VecOf<float> { using type = F32x16; };

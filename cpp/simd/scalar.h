@@ -21,6 +21,7 @@ struct Scalar {
     static Scalar set1(T a) { return {a}; }
     static Scalar zero() { return {T(0)}; }
     void store(T* p) const { *p = v; }
+    void stream(T* p) const { *p = v; }  // no cache-bypassing store without SIMD
 };
 
 #define RC_S template <class T, bool F> static inline

@@ -11,8 +11,6 @@ and names the offending argument(s) in the message.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 __all__ = [
@@ -115,10 +113,17 @@ def check_mask(mask, size: int) -> np.ndarray:
 
 
 def check_scalar(name: str, v) -> float:
-    """A real scalar parameter (slope, alpha, grad_at_zero) as a Python float."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
-    return float(v)
+    """A real scalar parameter (slope, alpha, grad_at_zero) as a Python float.
+
+    Accepts what ``float()`` accepts except text (the same rule as the native binding's
+    conversion): Python and NumPy numbers, bools, 0-d arrays, Fraction, Decimal.
+    """
+    if not isinstance(v, (str, bytes)):
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
 
 
 def check_x_or_mask(x, mask) -> None:

@@ -7,14 +7,17 @@ namespace relucore {
 
 using i64 = int64_t;
 
+enum KernelFlags { kCount = 1, kStream = 2 };
+
 template <class T>
 struct ElementwiseKernels {
     // y[i] = f(x[i]) for i < n. `param` is the op's scalar (slope, alpha; unused by relu/sigmoid/tanh).
     // If mask != nullptr, bit (bit0 + i) of mask is set to the op's "gradient passes" bit (relu, leaky).
-    // If want_count != 0, returns the number of y[i] > 0 (else 0).
-    using Forward = i64 (*)(const T* x, T* y, i64 n, T param, uint8_t* mask, i64 bit0, int want_count);
+    // flags: kCount -> return the number of y[i] > 0 (else 0); kStream -> write y with cache-bypassing
+    // stores (for outputs larger than the last-level cache; ignored when mask != nullptr).
+    using Forward = i64 (*)(const T* x, T* y, i64 n, T param, uint8_t* mask, i64 bit0, int flags);
     // dx[i] = g(dy[i], s[i]) where s is x (relu, leaky, elu) or the forward output y (sigmoid, tanh).
-    using Backward = void (*)(const T* dy, const T* s, T* dx, i64 n, T param);
+    using Backward = void (*)(const T* dy, const T* s, T* dx, i64 n, T param, int flags);
     // dx[i] from dy[i] and bit (bit0 + i) of mask (relu, leaky).
     using BackwardMask = void (*)(const T* dy, const uint8_t* mask, i64 bit0, T* dx, i64 n, T param);
     // PReLU backward over one channel run: writes dx, returns sum of (x > 0 ? 0 : x * dy).

@@ -33,6 +33,9 @@ template <class T>
 void prelu_backward(const T* dy, const T* x, const T* weight, T* dx, T* dweight, i64 outer, i64 channels,
                     i64 inner);
 
+// Outputs above `bytes` use cache-bypassing stores; -1 restores the default (last-level cache size).
+void set_stream_threshold(i64 bytes);
+
 int get_num_threads();
 void set_num_threads(int n);
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import (
-    channels_of,
     check_float,
     check_mask,
     check_out,

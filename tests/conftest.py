@@ -1,0 +1,58 @@
+"""Fixtures: ``isa`` runs a native test once per usable ISA; ``dtype`` over float32/float64."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def _usable_isas():
+    try:
+        import relucore
+
+        return list(relucore.runtime_info()["usable_isas"])
+    except Exception:  # noqa: BLE001  (not built: the native tests then report the import error)
+        return ["<no native module>"]
+
+
+@pytest.fixture(params=_usable_isas())
+def isa(request):
+    """Force one dispatch target for the test, restore the previous one afterwards."""
+    import relucore
+
+    core = relucore._core
+    previous = core.get_isa()
+    core.set_isa(request.param)
+    assert core.get_isa() == request.param
+    try:
+        yield request.param
+    finally:
+        core.set_isa(previous)
+
+
+@pytest.fixture
+def rc(isa):
+    """The native module, with ``isa`` forced."""
+    import relucore
+
+    return relucore
+
+
+@pytest.fixture
+def ref():
+    import relucore.reference
+
+    return relucore.reference
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture
+def rng(request):
+    """A generator seeded from the test id, so every test is reproducible on its own."""
+    import zlib
+
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))

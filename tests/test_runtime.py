@@ -1,0 +1,152 @@
+"""runtime_info, the RELUCORE_ISA override, thread-count independence and threadpoolctl."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import relucore as rc
+import relucore.reference as ref
+from _helpers import assert_bitwise, make_data
+
+
+def _run(code, **env):
+    """Run ``code`` in a fresh interpreter (from the tests' directory, so the installed package is used)."""
+    e = dict(os.environ)
+    e.pop("RELUCORE_ISA", None)
+    e.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        check=False, capture_output=True, text=True, env=e, timeout=120, cwd=os.path.dirname(__file__),
+    )
+
+
+def test_runtime_info_keys():
+    info = rc.runtime_info()
+    for key in ("isa", "compiled_isas", "usable_isas", "num_threads", "blas", "version"):
+        assert key in info, key
+    assert "scalar" in info["compiled_isas"] and "scalar" in info["usable_isas"]
+    assert set(info["usable_isas"]) <= set(info["compiled_isas"])
+    assert info["isa"] in info["usable_isas"]
+    assert info["num_threads"] == rc.get_num_threads() >= 1
+    assert info["version"] == rc.__version__
+
+
+def test_default_isa_is_the_best_usable():
+    r = _run("import relucore; i = relucore.runtime_info(); print(i['isa'], i['usable_isas'][-1])")
+    assert r.returncode == 0, r.stderr
+    chosen, best = r.stdout.split()
+    assert chosen == best
+
+
+@pytest.mark.parametrize("name", rc.runtime_info()["usable_isas"])
+def test_env_override(name):
+    r = _run("import relucore; print(relucore.runtime_info()['isa'])", RELUCORE_ISA=name)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == name
+    assert "Warning" not in r.stderr
+
+
+@pytest.mark.parametrize("value", ["bogus", "neon"])
+def test_env_override_unknown_value_warns_and_falls_back(value):
+    code = """
+        import warnings
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            import relucore
+        msgs = [str(x.message) for x in w if issubclass(x.category, RuntimeWarning)]
+        assert any("RELUCORE_ISA" in m for m in msgs), [str(x.message) for x in w]
+        i = relucore.runtime_info()
+        assert i["isa"] == i["usable_isas"][-1], i
+        import numpy as np
+        assert relucore.relu(np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]
+        print("ok", i["isa"])
+    """
+    r = _run(code, RELUCORE_ISA=value)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ok")
+
+
+def test_set_isa_round_trip():
+    core = rc._core
+    before = core.get_isa()
+    try:
+        for name in rc.runtime_info()["usable_isas"]:
+            core.set_isa(name)
+            assert core.get_isa() == name == rc.runtime_info()["isa"]
+        with pytest.raises(ValueError, match="bogus"):
+            core.set_isa("bogus")
+    finally:
+        core.set_isa(before)
+    assert core.get_isa() == before
+
+
+@pytest.fixture
+def threads():
+    before = rc.get_num_threads()
+    yield
+    rc.set_num_threads(before)
+    assert rc.get_num_threads() == before
+
+
+def test_set_num_threads(threads):
+    rc.set_num_threads(1)
+    assert rc.get_num_threads() == 1 and rc.runtime_info()["num_threads"] == 1
+    rc.set_num_threads(2)
+    assert rc.get_num_threads() == 2
+    with pytest.raises(ValueError):
+        rc.set_num_threads(0)
+
+
+def test_results_do_not_depend_on_thread_count(isa, threads, dtype):
+    rng = np.random.default_rng(42)
+    shape = (8, 16, 150, 160)  # 3,072,000 elements
+    x = make_data(rng, shape, dtype, special_frac=0.01)
+    dy = make_data(rng, shape, dtype, special_frac=0.0)
+    w = rng.standard_normal(16).astype(dtype)
+    results = []
+    for n in (1, 2):
+        rc.set_num_threads(n)
+        assert rc.get_num_threads() == n
+        y, m, c = rc.relu(x, return_mask=True, return_counts=True)
+        dx, dw = rc.prelu_backward(dy, x, w)
+        results.append((y, m, c, dx, dw))
+    for a, b, what in zip(results[0], results[1], ("y", "mask", "counts", "dx", "dweight")):
+        assert_bitwise(a, b, f"1 vs 2 threads: {what}")
+    # and they are right
+    y, m, c = ref.relu(x, return_mask=True, return_counts=True)
+    assert_bitwise(results[0][1], m)
+    assert_bitwise(results[0][2], c)
+
+
+def test_threadpoolctl_sees_openmp():
+    pytest.importorskip("threadpoolctl")
+    code = """
+        import threadpoolctl
+        before = {d["user_api"] for d in threadpoolctl.threadpool_info()}
+        import relucore
+        after = threadpoolctl.threadpool_info()
+        print(int("openmp" in before), int(any(d["user_api"] == "openmp" for d in after)))
+        with threadpoolctl.threadpool_limits(1):
+            print(relucore.get_num_threads())
+        print(relucore.get_num_threads())
+    """
+    r = _run(code, OMP_NUM_THREADS="2")
+    assert r.returncode == 0, r.stderr
+    first, inside, outside = r.stdout.splitlines()
+    assert first.split()[1] == "1", "no OpenMP runtime listed after importing relucore"
+    assert inside == "1"
+    assert outside == "2"
+
+
+def test_threadpool_limits_in_process(threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rc.set_num_threads(2)
+    with threadpoolctl.threadpool_limits(1):
+        assert rc.get_num_threads() == 1
+        assert rc.runtime_info()["num_threads"] == 1
+    assert rc.get_num_threads() == 2
