@@ -31,9 +31,9 @@ def _doc(twin):
 
 def _contiguous(a: np.ndarray) -> np.ndarray:
     # np.ascontiguousarray would turn a 0-d array into 1-d.
-    if type(a) is np.ndarray and a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative:
+    if type(a) is np.ndarray and a.flags.c_contiguous and a.flags.aligned:
         return a
-    return np.array(a, dtype=a.dtype.newbyteorder("="), order="C", copy=True, subok=False)
+    return np.array(a, order="C", copy=True, subok=False)
 
 
 def _native(call, out):

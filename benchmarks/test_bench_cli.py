@@ -1,0 +1,42 @@
+"""``relucore-bench`` end to end on one small size: it runs, checks, prints a table, writes JSON.
+
+A plain test (no ``benchmark`` fixture), so ``--benchmark-only`` skips it.
+"""
+
+import json
+
+from relucore.bench import main
+
+
+def test_relucore_bench_quick_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert main(["--quick", "--sizes", "1K", "--no-torch", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "copy bandwidth" in out and "relu_backward" in out
+
+    doc = json.loads(path.read_text())
+    assert doc["limits"]["copy"]["reference"]["gbps"] > 0
+    ops = {row["op"] for row in doc["rows"]}
+    assert {"relu", "relu_out", "relu_backward", "prelu_backward", "sigmoid", "tanh"} <= ops
+    for row in doc["rows"]:
+        assert row["size"] == "1K" and row["relucore"]["median"] > 0 and row["speedup_vs_numpy"] > 0
+        assert row["pct_of_copy_same_size"] > 0
+
+
+def test_relucore_bench_list_and_bad_args(capsys):
+    assert main(["--list", "--sizes", "1K", "--ops", "relu*"]) == 0
+    listed = capsys.readouterr().out.split("\n")
+    assert all(line.startswith("relu") for line in listed if line)
+    assert main(["--sizes", "1X"]) == 2
+    assert main(["--ops", "nothing-like-this"]) == 2
+
+
+def test_relucore_bench_aborts_on_a_wrong_result(monkeypatch, capsys):
+    import numpy as np
+
+    import relucore
+
+    monkeypatch.setattr(relucore, "relu", lambda x, **kwargs: np.zeros_like(x))
+    assert main(["--quick", "--sizes", "1K", "--ops", "relu", "--no-torch"]) == 1
+    err = capsys.readouterr().err
+    assert "relu (1K, float32" in err and "does not match NumPy" in err

@@ -1,0 +1,249 @@
+"""``relucore-bench``: relucore next to NumPy and PyTorch, as a fraction of this machine's limits."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from . import cases as cases_mod
+from .cases import IMPLS, Case, collect, parse_size, size_label, snapshot
+from .limits import REFERENCE_COPY_ELEMENTS, Limits, copy_figure
+from .machine import machine_info
+from .peers import load_torch, to_numpy, to_torch
+from .report import Progress, Table, fmt_num, write_json
+from .timing import TimerConfig, measure_interleaved
+
+DEFAULT_SIZES = ("1K", "64K", "1M", "16M")
+QUICK_SIZES = ("1K", "1M", "16M")
+REF_LABEL = size_label(REFERENCE_COPY_ELEMENTS)
+
+
+class BenchError(Exception):
+    """A case that cannot be benchmarked (wrong result, or relucore raised): aborts the run."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="relucore-bench",
+        description="Time relucore's kernels next to NumPy and (if installed) PyTorch, and as a "
+        "fraction of this machine's copy bandwidth measured in the same run. Every relucore "
+        "result is checked against NumPy before it is timed.",
+    )
+    p.add_argument("--sizes", metavar="LIST",
+                   help=f"comma-separated element counts, e.g. 1K,1M or 1000 (default {','.join(DEFAULT_SIZES)}; "
+                        f"--quick: {','.join(QUICK_SIZES)})")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
+    p.add_argument("--quick", action="store_true", help="fewer sizes and samples (whole run well under a minute)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="relucore.set_num_threads(N) (PyTorch gets the same); default: leave as is (all cores)")
+    p.add_argument("--no-torch", action="store_true", help="do not time PyTorch even if it is installed")
+    p.add_argument("--ops", metavar="GLOBS", help="comma-separated op names or globs, e.g. 'relu*,elu' (see --list)")
+    p.add_argument("--pct-of", choices=("same-size", REF_LABEL), default="same-size",
+                   help="the %% column is relative to the copy of the same size (default) or to the "
+                        f"{REF_LABEL} float32 copy; both go to --json")
+    p.add_argument("--json", metavar="FILE", help="also write machine, limits and all rows as JSON")
+    p.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")
+    p.add_argument("--list", action="store_true", help="list the cases that would run, and exit")
+    return p
+
+
+def _threads(rc: Any) -> int:
+    get = getattr(rc, "get_num_threads", None)
+    return int(get()) if get is not None else int(rc.runtime_info()["num_threads"])
+
+
+def _print_header(out, machine: Dict[str, Any], dtype: str, quick: bool, torch_note: str) -> None:
+    ri = machine["runtime_info"]
+    usable = ri.get("usable_isas")
+    print(f"relucore {ri.get('version', machine.get('relucore'))}: isa {ri.get('isa')}"
+          + (f" (usable: {', '.join(usable)})" if usable else "")
+          + f", {ri.get('num_threads')} threads", file=out)
+    flags = " ".join(f for f in machine["cpu_flags"] if f in ("avx2", "fma", "avx512f", "asimd", "sve"))
+    print(f"machine: {machine['cpu']}, {machine['usable_cpus']} usable cores of {machine['logical_cpus']}"
+          + (f" [{flags}]" if flags else ""), file=out)
+    print(f"python {machine['python']}, numpy {machine['numpy']}, torch {torch_note}", file=out)
+    print(f"dtype {dtype}; times are medians of repeated calls after a warm-up{' (--quick)' if quick else ''}",
+          file=out)
+
+
+def _print_limits(out, limits: Limits, sizes: Sequence[int], dtype: str, pct_of: str) -> None:
+    ref = limits.copy_reference
+    print(f"copy bandwidth, np.copyto read+write (2 x nbytes): {ref.gbps:.1f} GB/s at {REF_LABEL} float32", file=out)
+    same = ", ".join(f"{size_label(n)} {limits.copy_same_size(n, dtype).gbps:.1f}" for n in sizes)
+    print(f"  same-size copies ({dtype}), GB/s: {same}", file=out)
+    which = ("a same-size copy timed in turns with each case" if pct_of == "same-size"
+             else f"the {REF_LABEL} float32 copy above")
+    print(f"  % column: share of the bandwidth of {which}", file=out)
+    print(file=out)
+
+
+def run_case(case: Case, config: TimerConfig, limits: Limits, torch: Any, pct_of: str,
+             warn=lambda msg: None) -> Dict[str, Any]:
+    """Check relucore against NumPy once, then time every implementation; return the row."""
+    where = f"{case.label} ({case.size}, {case.dtype}, shape {case.shape})"
+    inputs = case.make_inputs()
+    want = snapshot(case.numpy(*inputs))
+    try:
+        got = snapshot(case.relucore(*inputs))
+    except Exception as exc:
+        raise BenchError(f"relucore {where} raised {type(exc).__name__}: {exc}") from exc
+    try:
+        case.verify(got, want, inputs)
+    except AssertionError as exc:
+        raise BenchError(f"relucore {where} does not match NumPy; not timing a wrong result.\n{exc}") from exc
+
+    calls = {"relucore": (case.relucore, inputs), "numpy": (case.numpy, inputs)}
+    fn = case.impl("torch", torch)
+    if fn is not None:
+        t_inputs = to_torch(torch, inputs)
+        try:
+            case.verify(snapshot(to_numpy(torch, fn(*t_inputs))), want, inputs)
+        except Exception as exc:  # our mapping to torch is wrong for this version: say so, go on
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            warn(f"torch {where}: result does not match NumPy, not timed ({type(exc).__name__}: {first})")
+        else:
+            calls["torch"] = (fn, t_inputs)
+    if case.bytes:  # the same-size copy, timed in turns with the implementations
+        calls["copy"] = (np.copyto, limits.copy_operands(case.n, case.dtype))
+
+    timings = dict(zip(calls, measure_interleaved(list(calls.values()), config)))
+    t_rc, t_np, t_pt = timings["relucore"], timings["numpy"], timings.get("torch")
+
+    row: Dict[str, Any] = {
+        "op": case.op, "label": case.label, "suite": case.suite, "size": case.size, "n": case.n,
+        "dtype": case.dtype, "shape": list(case.shape), "bytes": case.bytes, "flops": case.flops,
+        "limit": case.limit,
+        "relucore": t_rc.as_dict(), "numpy": t_np.as_dict(), "torch": t_pt.as_dict() if t_pt else None,
+        "speedup_vs_numpy": t_np.median / t_rc.median,
+        "speedup_vs_torch": (t_pt.median / t_rc.median) if t_pt else None,
+        "rate": None, "pct": None, "pct_of": pct_of, "copy_same_size": None, "pct_of_copy_same_size": None,
+        f"pct_of_copy_{REF_LABEL}": None,
+        "target_pct": case.target_pct, "target_met": None,
+    }
+    if case.bytes:
+        rate = case.bytes / t_rc.median / 1e9
+        copy = copy_figure(case.n, case.dtype, timings["copy"])
+        same = 100 * rate / copy.gbps
+        ref = 100 * rate / limits.copy_reference.gbps
+        row.update({"rate": rate, "copy_same_size": copy.as_dict(), "pct_of_copy_same_size": same,
+                    f"pct_of_copy_{REF_LABEL}": ref, "pct": same if pct_of == "same-size" else ref})
+        if case.target_pct is not None:  # stated for a 16M case: its same-size copy is the 16M copy
+            row["target_met"] = same >= case.target_pct
+    elif case.flops:
+        row["rate"] = case.flops / t_rc.median / 1e9
+    return row
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = sys.stdout
+
+    def err(msg: str) -> None:
+        print(f"relucore-bench: {msg}", file=sys.stderr)
+
+    try:
+        sizes = [parse_size(s) for s in (args.sizes.split(",") if args.sizes else
+                                          (QUICK_SIZES if args.quick else DEFAULT_SIZES)) if s.strip()]
+    except ValueError as exc:
+        err(f"error: --sizes: {exc}")
+        return 2
+    if args.threads is not None and args.threads < 1:
+        err("error: --threads must be at least 1")
+        return 2
+
+    rc = importlib.import_module("relucore")
+    if args.threads is not None:
+        rc.set_num_threads(args.threads)
+    threads = _threads(rc)
+
+    cases = collect(sizes, args.dtype, cases_mod.SUITES, args.ops)
+    if not cases:
+        err(f"error: no case matches --ops {args.ops!r}")
+        return 2
+    if args.list:
+        for c in cases:
+            print(f"{c.op:22} {c.size:>5}  {c.dtype}  shape {c.shape}"
+                  + ("" if c.torch else "  (no torch peer)"), file=out)
+        return 0
+
+    torch = load_torch(not args.no_torch)
+    if torch is not None:
+        torch.set_num_threads(threads)
+    torch_note = ("disabled (--no-torch)" if args.no_torch else
+                  "not installed" if torch is None else f"{torch.__version__} ({torch.get_num_threads()} threads)")
+
+    config = TimerConfig.quick() if args.quick else TimerConfig()
+    machine = machine_info(rc, torch)
+    _print_header(out, machine, args.dtype, args.quick, torch_note)
+    out.flush()
+
+    progress = Progress(total=1 + len(sizes) + len(cases), enabled=args.progress or sys.stderr.isatty())
+    warnings: List[str] = []
+
+    def warn(msg: str) -> None:
+        warnings.append(msg)
+        progress.clear()
+        err(f"warning: {msg}")
+
+    limits = Limits(config)
+    rows: List[Dict[str, Any]] = []
+    try:
+        progress.step(f"copy bandwidth {REF_LABEL} float32")
+        limits.measure_reference()
+        for n in sizes:
+            progress.step(f"copy bandwidth {size_label(n)} {args.dtype}")
+            limits.copy_same_size(n, args.dtype)
+        progress.clear()
+        _print_limits(out, limits, sizes, args.dtype, args.pct_of)
+
+        table = Table(out, with_torch=torch is not None, pct_label="%copy")
+        for case in cases:
+            progress.step(f"{case.label} {case.size}")
+            row = run_case(case, config, limits, torch, args.pct_of, warn)
+            rows.append(row)
+            progress.clear()
+            table.row(row)
+    except BenchError as exc:
+        progress.clear()
+        err(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        progress.clear()
+        err("interrupted")
+        return 130
+
+    print(file=out)
+    print("vs np / vs pt: NumPy's / PyTorch's median time over relucore's (above 1: relucore is faster)", file=out)
+    for row in rows:
+        if row["target_pct"] is not None:
+            got = row["pct_of_copy_same_size"]
+            print(f"target: {row['label']} {row['size']} {row['dtype']} >= {row['target_pct']:.0f}% of "
+                  f"copy bandwidth (same-size copy, timed in turns): {fmt_num(got, 0, '%')} -> "
+                  f"{'met' if row['target_met'] else 'NOT met'}", file=out)
+
+    if args.json:
+        document = {
+            "tool": "relucore-bench",
+            "schema": 1,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "settings": {
+                "argv": list(sys.argv[1:] if argv is None else argv),
+                "sizes": [size_label(n) for n in sizes], "dtype": args.dtype, "quick": args.quick,
+                "threads": threads, "torch": torch is not None, "pct_of": args.pct_of,
+                "impls": [i for i in IMPLS if i != "torch" or torch is not None],
+                "timer": config.__dict__,
+                "speedup": "other implementation's median time / relucore's median time",
+            },
+            "machine": machine,
+            "limits": limits.as_dict(),
+            "rows": rows,
+            "warnings": warnings,
+        }
+        write_json(args.json, document)
+        print(f"wrote {args.json}", file=out)
+    return 0
