@@ -1,0 +1,190 @@
+// Bindings of the elementwise activations (fast paths; see module.cpp for the contract).
+#include "common.h"
+#include "relucore/ops.h"
+
+namespace relucore {
+namespace bind {
+namespace {
+
+using ops::Act;
+
+py::object forward(int act, py::handle x_h, double param, py::handle out_h, bool want_mask, bool want_counts) {
+    View x = plain(x_h);
+    if (!x.a) return py::none();
+    py::object out;
+    View out_v;
+    if (out_h.is_none()) {
+        out = new_like(x);
+        out_v = plain(out, true);
+    } else {
+        out_v = plain(out_h, true);
+        if (!out_ok(out_v, x, {&x})) return py::none();
+        out = py::reinterpret_borrow<py::object>(out_h);
+    }
+    i64 outer, channels, inner;
+    geometry(x, outer, channels, inner);
+    py::array_t<uint8_t> mask;
+    py::array_t<int64_t> counts;
+    uint8_t* mp = nullptr;
+    int64_t* cp = nullptr;
+    if (want_mask) {
+        mask = py::array_t<uint8_t>((py::ssize_t)((x.size + 7) / 8));
+        mp = mask.mutable_data();
+        if (x.size) mp[(x.size - 1) / 8] = 0;  // unused high bits stay 0
+    }
+    if (want_counts) {
+        counts = ndim(x) >= 2 ? py::array_t<int64_t>((py::ssize_t)channels) : py::array_t<int64_t>(std::vector<py::ssize_t>{});
+        cp = counts.mutable_data();
+        for (i64 c = 0; c < (ndim(x) >= 2 ? channels : 1); ++c) cp[c] = 0;
+    }
+    {
+        py::gil_scoped_release nogil;
+        if (x.type == kF32)
+            ops::forward<float>((Act)act, (const float*)x.data, (float*)out_v.data, x.size, (float)param, mp,
+                                          cp, channels, inner);
+        else
+            ops::forward<double>((Act)act, (const double*)x.data, (double*)out_v.data, x.size, param, mp, cp,
+                                           channels, inner);
+    }
+    if (!want_mask && !want_counts) return out;
+    if (want_mask && want_counts) return py::make_tuple(out, mask, counts);
+    if (want_mask) return py::make_tuple(out, mask);
+    return py::make_tuple(out, counts);
+}
+
+py::object backward(int act, py::handle dy_h, py::handle s_h, double param, py::handle out_h) {
+    View dy = plain(dy_h), s = plain(s_h);
+    if (!dy.a || !s.a || dy.type != s.type || !same_shape(dy, s)) return py::none();
+    py::object out;
+    View out_v;
+    if (out_h.is_none()) {
+        out = new_like(dy);
+        out_v = plain(out, true);
+    } else {
+        out_v = plain(out_h, true);
+        if (!out_ok(out_v, dy, {&dy, &s})) return py::none();
+        out = py::reinterpret_borrow<py::object>(out_h);
+    }
+    {
+        py::gil_scoped_release nogil;
+        if (dy.type == kF32)
+            ops::backward<float>((Act)act, (const float*)dy.data, (const float*)s.data, (float*)out_v.data,
+                                           dy.size, (float)param);
+        else
+            ops::backward<double>((Act)act, (const double*)dy.data, (const double*)s.data,
+                                            (double*)out_v.data, dy.size, param);
+    }
+    return out;
+}
+
+py::object backward_mask(int act, py::handle dy_h, py::handle mask_h, double param, py::handle out_h) {
+    View dy = plain(dy_h);
+    if (!dy.a) return py::none();
+    auto& api = py::detail::npy_api::get();
+    if (Py_TYPE(mask_h.ptr()) != api.PyArray_Type_) return py::none();
+    auto* mp = py::detail::array_proxy(mask_h.ptr());
+    const int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_;
+    if (py::detail::array_descriptor_proxy(mp->descr)->type_num != 2 /* NPY_UBYTE */ || mp->nd != 1 ||
+        (mp->flags & need) != need || (i64)mp->dimensions[0] != (dy.size + 7) / 8)
+        return py::none();
+    View m;  // for the overlap test only
+    m.data = mp->data;
+    m.nbytes = (i64)mp->dimensions[0];
+    py::object out;
+    View out_v;
+    if (out_h.is_none()) {
+        out = new_like(dy);
+        out_v = plain(out, true);
+    } else {
+        out_v = plain(out_h, true);
+        if (!out_ok(out_v, dy, {&dy}) || !disjoint(out_v, m)) return py::none();
+        out = py::reinterpret_borrow<py::object>(out_h);
+    }
+    {
+        py::gil_scoped_release nogil;
+        const uint8_t* bits = (const uint8_t*)m.data;
+        if (dy.type == kF32)
+            ops::backward_mask<float>((Act)act, (const float*)dy.data, bits, (float*)out_v.data, dy.size,
+                                                (float)param);
+        else
+            ops::backward_mask<double>((Act)act, (const double*)dy.data, bits, (double*)out_v.data, dy.size,
+                                                 param);
+    }
+    return out;
+}
+
+// weight: 1-D, same dtype, `channels` or 1 elements (1 = shared by every channel).
+bool weight_ok(const View& w, const View& x, i64 channels) {
+    return w.a && w.type == x.type && ndim(w) == 1 && (w.size == channels || w.size == 1);
+}
+
+py::object prelu(py::handle x_h, py::handle w_h, py::handle out_h) {
+    View x = plain(x_h), w = plain(w_h);
+    i64 outer, channels, inner;
+    if (!x.a) return py::none();
+    geometry(x, outer, channels, inner);
+    if (!weight_ok(w, x, channels)) return py::none();
+    if (w.size == 1) outer = 1, channels = 1, inner = x.size;
+    py::object out;
+    View out_v;
+    if (out_h.is_none()) {
+        out = new_like(x);
+        out_v = plain(out, true);
+    } else {
+        out_v = plain(out_h, true);
+        if (!out_ok(out_v, x, {&x}) || !disjoint(out_v, w)) return py::none();
+        out = py::reinterpret_borrow<py::object>(out_h);
+    }
+    {
+        py::gil_scoped_release nogil;
+        if (x.type == kF32)
+            ops::prelu_forward<float>((const float*)x.data, (const float*)w.data, (float*)out_v.data, outer,
+                                                channels, inner);
+        else
+            ops::prelu_forward<double>((const double*)x.data, (const double*)w.data, (double*)out_v.data,
+                                                 outer, channels, inner);
+    }
+    return out;
+}
+
+py::object prelu_backward(py::handle dy_h, py::handle x_h, py::handle w_h) {
+    View dy = plain(dy_h), x = plain(x_h), w = plain(w_h);
+    if (!dy.a || !x.a || dy.type != x.type || !same_shape(dy, x)) return py::none();
+    i64 outer, channels, inner;
+    geometry(x, outer, channels, inner);
+    if (!weight_ok(w, x, channels)) return py::none();
+    if (w.size == 1) outer = 1, channels = 1, inner = x.size;
+    py::array dx = new_like(x), dw = new_like(w);
+    View dx_v = plain(dx, true), dw_v = plain(dw, true);
+    {
+        py::gil_scoped_release nogil;
+        if (x.type == kF32)
+            ops::prelu_backward<float>((const float*)dy.data, (const float*)x.data, (const float*)w.data,
+                                                 (float*)dx_v.data, (float*)dw_v.data, outer, channels, inner);
+        else
+            ops::prelu_backward<double>((const double*)dy.data, (const double*)x.data,
+                                                  (const double*)w.data, (double*)dx_v.data, (double*)dw_v.data,
+                                                  outer, channels, inner);
+    }
+    return py::make_tuple(dx, dw);
+}
+
+}  // namespace
+
+void bind_activations(py::module_& m) {
+    m.attr("RELU") = (int)Act::relu;
+    m.attr("LEAKY_RELU") = (int)Act::leaky_relu;
+    m.attr("ELU") = (int)Act::elu;
+    m.attr("SIGMOID") = (int)Act::sigmoid;
+    m.attr("TANH") = (int)Act::tanh;
+    m.def("forward", &forward, py::arg("act"), py::arg("x"), py::arg("param"), py::arg("out"), py::arg("want_mask"),
+          py::arg("want_counts"));
+    m.def("backward", &backward, py::arg("act"), py::arg("dy"), py::arg("s"), py::arg("param"), py::arg("out"));
+    m.def("backward_mask", &backward_mask, py::arg("act"), py::arg("dy"), py::arg("mask"), py::arg("param"),
+          py::arg("out"));
+    m.def("prelu", &prelu, py::arg("x"), py::arg("weight"), py::arg("out"));
+    m.def("prelu_backward", &prelu_backward, py::arg("dy"), py::arg("x"), py::arg("weight"));
+}
+
+}  // namespace bind
+}  // namespace relucore

@@ -1,0 +1,84 @@
+// Shared by the binding files: a zero-copy look at a NumPy array that the fast paths can use as is.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <initializer_list>
+#include <vector>
+
+#include "relucore/kernels.h"
+
+namespace relucore {
+namespace bind {
+
+namespace py = pybind11;
+
+constexpr int kF32 = 11, kF64 = 12;  // NPY_FLOAT, NPY_DOUBLE
+
+struct View {
+    PyObject* a = nullptr;
+    int type = 0;  // kF32, kF64 or 0
+    char* data = nullptr;
+    i64 size = 0, nbytes = 0;
+};
+
+// The array behind `h` if it can be used as is, else nullopt-like (a.a == nullptr).
+inline View plain(py::handle h, bool writeable = false) {
+    View v;
+    auto& api = py::detail::npy_api::get();
+    if (Py_TYPE(h.ptr()) != api.PyArray_Type_) return v;
+    auto* p = py::detail::array_proxy(h.ptr());
+    auto* d = py::detail::array_descriptor_proxy(p->descr);
+    if (d->type_num != kF32 && d->type_num != kF64) return v;
+    if (d->byteorder == '>') return v;
+    const int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
+                     (writeable ? py::detail::npy_api::NPY_ARRAY_WRITEABLE_ : 0);
+    if ((p->flags & need) != need) return v;
+    v.a = h.ptr();
+    v.type = d->type_num;
+    v.data = p->data;
+    v.size = 1;
+    for (int i = 0; i < p->nd; ++i) v.size *= (i64)p->dimensions[i];
+    v.nbytes = v.size * (v.type == kF32 ? 4 : 8);
+    return v;
+}
+
+inline int ndim(const View& v) { return py::detail::array_proxy(v.a)->nd; }
+inline const py::ssize_t* dims(const View& v) { return py::detail::array_proxy(v.a)->dimensions; }
+
+inline bool same_shape(const View& a, const View& b) {
+    if (ndim(a) != ndim(b)) return false;
+    for (int i = 0; i < ndim(a); ++i)
+        if (dims(a)[i] != dims(b)[i]) return false;
+    return true;
+}
+
+inline bool disjoint(const View& a, const View& b) {
+    return a.nbytes == 0 || b.nbytes == 0 || a.data + a.nbytes <= b.data || b.data + b.nbytes <= a.data;
+}
+
+// `out` may be the same memory as an input (elementwise in place) or disjoint from all of them.
+inline bool out_ok(const View& out, const View& like, std::initializer_list<const View*> inputs) {
+    if (!out.a || out.type != like.type || !same_shape(out, like)) return false;
+    for (const View* in : inputs)
+        if (!(in->data == out.data && in->nbytes == out.nbytes) && !disjoint(*in, out)) return false;
+    return true;
+}
+
+inline py::array new_like(const View& v) {
+    std::vector<py::ssize_t> shape(dims(v), dims(v) + ndim(v));
+    return v.type == kF32 ? py::array(py::dtype::of<float>(), shape) : py::array(py::dtype::of<double>(), shape);
+}
+
+// (outer, channels, inner) with channels on axis 1; 0-d and 1-d arrays are one channel.
+inline void geometry(const View& v, i64& outer, i64& channels, i64& inner) {
+    const int nd = ndim(v);
+    outer = nd >= 2 ? (i64)dims(v)[0] : 1;
+    channels = nd >= 2 ? (i64)dims(v)[1] : 1;
+    inner = 1;
+    for (int i = 2; i < nd; ++i) inner *= (i64)dims(v)[i];
+    if (nd < 2) inner = v.size;
+}
+
+}  // namespace bind
+}  // namespace relucore
