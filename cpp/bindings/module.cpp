@@ -12,12 +12,15 @@
 
 #include "relucore/dispatch.h"
 #include "relucore/ops.h"
+#include "ops/blas.h"
 
 namespace py = pybind11;
 
 namespace relucore {
 namespace bind {
 void bind_activations(py::module_& m);
+void bind_ufuncs(py::module_& m);
+void bind_conv(py::module_& m);
 }  // namespace bind
 }  // namespace relucore
 
@@ -36,6 +39,8 @@ py::dict tiles() {
 PYBIND11_MODULE(_core, m) {
     m.doc() = "relucore native kernels (fast paths; see relucore.functional for the public API)";
     relucore::bind::bind_activations(m);
+    relucore::bind::bind_ufuncs(m);
+    relucore::bind::bind_conv(m);
     m.def("get_isa", &relucore::active_isa);
     m.def("set_isa", [](const std::string& name) {
         if (!relucore::set_isa(name)) throw py::value_error("ISA '" + name + "' is not usable here");
@@ -45,6 +50,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("tiles", &tiles, "elements per main-loop iteration of the active ISA's kernels, by dtype");
     m.def("_set_stream_threshold", &relucore::ops::set_stream_threshold,
           "bytes above which outputs bypass the cache (-1: last-level cache size); for benchmarks");
+    m.def("blas_info", [] { return std::string(relucore::ops::blas_name()) + " (" + relucore::ops::blas_config() + ")"; });
     m.def("get_num_threads", &relucore::ops::get_num_threads);
     m.def("set_num_threads", &relucore::ops::set_num_threads);
 #ifdef _OPENMP

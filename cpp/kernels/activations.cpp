@@ -1,15 +1,7 @@
 // The ReLU family, sigmoid and tanh: each op written once as a functor over the wrapper type W
 // (the ISA's vector or its one-lane Scalar), driven by one forward and one backward loop.
 // Compiled once per ISA (see CMakeLists.txt): RC_NS names the ISA, the wrapper header comes from it.
-#include "relucore/kernels.h"
-
-#if defined(RC_ISA_AVX512)
-#include "../simd/avx512.h"
-#elif defined(RC_ISA_AVX2)
-#include "../simd/avx2.h"
-#else
-#include "../simd/scalar_isa.h"
-#endif
+#include "isa.h"
 #include "vmath.h"
 
 namespace relucore {
@@ -204,8 +196,10 @@ double prelu_backward(const T* dy, const T* x, T* dx, i64 n, T w) {
     return sum;
 }
 
+}  // namespace
+
 template <class T>
-ElementwiseKernels<T> make_table() {
+ElementwiseKernels<T> make_elementwise() {
     ElementwiseKernels<T> k;
     k.relu = forward<T, Relu<T>>;
     k.leaky_relu = forward<T, LeakyRelu<T>>;
@@ -224,14 +218,8 @@ ElementwiseKernels<T> make_table() {
     return k;
 }
 
-}  // namespace
-
-// Built on first call, never at load: this object's code may use instructions the CPU lacks,
-// and dispatch calls it only for an ISA the CPU has.
-const KernelTable* kernel_table() {
-    static const KernelTable table = {RC_ISA_NAME, make_table<float>(), make_table<double>()};
-    return &table;
-}
+template ElementwiseKernels<float> make_elementwise<float>();
+template ElementwiseKernels<double> make_elementwise<double>();
 
 }  // namespace RC_NS
 }  // namespace relucore

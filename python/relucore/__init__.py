@@ -12,6 +12,18 @@ from .runtime import _apply_env_override, get_num_threads, runtime_info, set_num
 _apply_env_override()
 
 from . import reference  # noqa: E402
+from .convolution import (  # noqa: E402
+    avg_pool2d,
+    avg_pool2d_backward,
+    col2im,
+    conv2d,
+    conv2d_backward,
+    im2col,
+    linear,
+    linear_backward,
+    max_pool2d,
+    max_pool2d_backward,
+)
 from .functional import (  # noqa: E402
     elu,
     elu_backward,
@@ -30,5 +42,7 @@ from .functional import (  # noqa: E402
 __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "elu", "elu_backward",
     "prelu", "prelu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "im2col", "col2im", "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward",
+    "avg_pool2d", "avg_pool2d_backward", "linear", "linear_backward",
     "runtime_info", "show_runtime", "set_num_threads", "get_num_threads", "reference",
 ]

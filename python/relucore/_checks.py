@@ -11,6 +11,9 @@ and names the offending argument(s) in the message.
 
 from __future__ import annotations
 
+import operator
+from typing import NamedTuple, Optional, Tuple
+
 import numpy as np
 
 __all__ = [
@@ -24,6 +27,24 @@ __all__ = [
     "check_x_or_mask",
     "channels_of",
     "mask_nbytes",
+    # convolution path (issue 3)
+    "check_dtypes",
+    "check_4d",
+    "pair",
+    "check_groups",
+    "check_input_shape",
+    "conv_output_size",
+    "output_hw",
+    "check_im2col_args",
+    "check_col2im_args",
+    "ConvArgs",
+    "check_conv_args",
+    "check_conv_backward_args",
+    "check_pool_args",
+    "check_max_pool_backward_args",
+    "check_avg_pool_backward_args",
+    "check_linear_args",
+    "check_linear_backward_args",
 ]
 
 #: The dtypes relucore computes in; anything else is rejected, never cast.
@@ -130,3 +151,322 @@ def check_x_or_mask(x, mask) -> None:
     """ValueError unless exactly one of ``x`` and ``mask`` is given."""
     if (x is None) == (mask is None):
         raise ValueError("pass exactly one of x and mask")
+
+
+# --------------------------------------------------------------------------- convolution path
+# Shared by relucore.reference.conv and the native conv/pool/linear wrappers, so both raise the same
+# errors (docs/api.md, "Convolution path"). Each returns the parsed arguments; none computes anything.
+
+Pair = Tuple[int, int]
+
+
+def check_dtypes(*named) -> np.dtype:
+    """``check_dtypes(("x", x), ("weight", w), ...)``: TypeError unless all share one dtype.
+
+    Each array must already have passed :func:`check_float`; ``None`` entries are skipped.
+    Returns the common dtype.
+    """
+    named = [(n, a) for n, a in named if a is not None]
+    name0, a0 = named[0]
+    for name, a in named[1:]:
+        if a.dtype != a0.dtype:
+            raise TypeError(
+                f"{name0} and {name} must have the same dtype, got {a0.dtype} and {a.dtype}"
+            )
+    return a0.dtype
+
+
+def check_4d(name: str, a: np.ndarray, what: str = "(N, C, H, W)") -> np.ndarray:
+    """ValueError unless ``a`` is 4-D."""
+    if a.ndim != 4:
+        raise ValueError(f"{name} must be 4-D {what}, got shape {a.shape}")
+    return a
+
+
+def _int(name: str, v) -> int:
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {type(v).__name__}")
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an int or a pair of ints, got {type(v).__name__}"
+        ) from None
+
+
+def pair(name: str, v, minimum: int = 1) -> Pair:
+    """An int or a pair ``(h, w)`` of ints as a pair of Python ints, each ``>= minimum``.
+
+    TypeError for non-integers (floats, bools, strings), ValueError for a sequence that is
+    not of length 2 or a value below ``minimum`` (1 for kernel_size, stride, dilation; 0 for
+    padding).
+    """
+    if isinstance(v, (tuple, list)) or (isinstance(v, np.ndarray) and v.ndim == 1):
+        if len(v) != 2:
+            raise ValueError(f"{name} must be an int or a pair (h, w), got {len(v)} values: {v!r}")
+        h, w = _int(name, v[0]), _int(name, v[1])
+    else:
+        h = w = _int(name, v)
+    if h < minimum or w < minimum:
+        what = "non-negative" if minimum == 0 else "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"{name} must be {what}, got {v!r}")
+    return h, w
+
+
+def check_groups(groups) -> int:
+    """``groups`` as a positive Python int."""
+    if isinstance(groups, (bool, np.bool_)):
+        raise TypeError(f"groups must be an int, got {type(groups).__name__}")
+    try:
+        g = operator.index(groups)
+    except TypeError:
+        raise TypeError(f"groups must be an int, got {type(groups).__name__}") from None
+    if g < 1:
+        raise ValueError(f"groups must be positive, got {g}")
+    return g
+
+
+def check_input_shape(input_shape) -> Tuple[int, int, int, int]:
+    """``input_shape`` as a 4-tuple of non-negative Python ints ``(N, C, H, W)``."""
+    try:
+        dims = tuple(input_shape)
+    except TypeError:
+        raise TypeError(
+            f"input_shape must be a sequence (N, C, H, W), got {type(input_shape).__name__}"
+        ) from None
+    if len(dims) != 4:
+        raise ValueError(f"input_shape must have 4 entries (N, C, H, W), got {input_shape!r}")
+    out = []
+    for d in dims:
+        if isinstance(d, (bool, np.bool_)):
+            raise TypeError(f"input_shape must hold ints, got {input_shape!r}")
+        try:
+            d = operator.index(d)
+        except TypeError:
+            raise TypeError(f"input_shape must hold ints, got {input_shape!r}") from None
+        if d < 0:
+            raise ValueError(f"input_shape must be non-negative, got {input_shape!r}")
+        out.append(d)
+    return tuple(out)
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """``(size + 2*padding - dilation*(kernel-1) - 1) // stride + 1`` (may be < 1; no check)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def output_hw(hw, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
+              kernel_name: str = "kernel_size", x_name: str = "x") -> Pair:
+    """Output ``(OH, OW)``; ValueError naming ``kernel_name`` if the (dilated) kernel is
+    larger than the padded input, i.e. an output size would be < 1."""
+    oh = conv_output_size(hw[0], kernel[0], stride[0], padding[0], dilation[0])
+    ow = conv_output_size(hw[1], kernel[1], stride[1], padding[1], dilation[1])
+    if oh < 1 or ow < 1:
+        span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        padded = tuple(s + 2 * p for s, p in zip(hw, padding))
+        raise ValueError(
+            f"{kernel_name}: the kernel {tuple(kernel)} (dilation {tuple(dilation)}, span {span}) "
+            f"is larger than the padded input {padded} of {x_name} (size {tuple(hw)}, "
+            f"padding {tuple(padding)}); the output size would be {(oh, ow)}"
+        )
+    return oh, ow
+
+
+def check_im2col_args(x, kernel_size, stride, padding, dilation):
+    """im2col: returns ``(x, kernel, stride, padding, dilation, (OH, OW))``."""
+    x = check_4d("x", check_float("x", x))
+    k = pair("kernel_size", kernel_size)
+    s = pair("stride", stride)
+    p = pair("padding", padding, minimum=0)
+    d = pair("dilation", dilation)
+    return x, k, s, p, d, output_hw(x.shape[2:], k, s, p, d)
+
+
+def check_col2im_args(cols, input_shape, kernel_size, stride, padding, dilation):
+    """col2im: ``cols`` must be ``(N, C*kh*kw, OH*OW)`` for ``input_shape = (N, C, H, W)``.
+
+    Returns ``(cols, input_shape, kernel, stride, padding, dilation, (OH, OW))``.
+    """
+    cols = check_float("cols", cols)
+    shape = check_input_shape(input_shape)
+    k = pair("kernel_size", kernel_size)
+    s = pair("stride", stride)
+    p = pair("padding", padding, minimum=0)
+    d = pair("dilation", dilation)
+    n, c, h, w = shape
+    oh, ow = output_hw((h, w), k, s, p, d, x_name="input_shape")
+    expect = (n, c * k[0] * k[1], oh * ow)
+    if cols.shape != expect:
+        raise ValueError(
+            f"cols has shape {cols.shape}; input_shape {shape} with kernel_size {k}, stride {s}, "
+            f"padding {p}, dilation {d} needs (N, C*kh*kw, OH*OW) = {expect}"
+        )
+    return cols, shape, k, s, p, d, (oh, ow)
+
+
+class ConvArgs(NamedTuple):
+    """Parsed conv2d arguments (all sizes plain Python ints)."""
+
+    x: np.ndarray
+    weight: np.ndarray
+    bias: Optional[np.ndarray]
+    stride: Pair
+    padding: Pair
+    dilation: Pair
+    groups: int
+    kernel: Pair       # (kh, kw) = weight.shape[2:]
+    out_hw: Pair       # (OH, OW)
+
+    @property
+    def out_shape(self) -> Tuple[int, int, int, int]:
+        return (self.x.shape[0], self.weight.shape[0]) + tuple(self.out_hw)
+
+
+def check_conv_args(x, weight, bias, stride, padding, dilation, groups) -> ConvArgs:
+    """conv2d: dtypes, x/weight 4-D, groups divide C and F, weight.shape[1] == C // groups,
+    bias ``(F,)`` or None, kernel no larger than the padded input."""
+    x = check_float("x", x)
+    weight = check_float("weight", weight)
+    if bias is not None:
+        bias = check_float("bias", bias)
+    check_dtypes(("x", x), ("weight", weight), ("bias", bias))
+    check_4d("x", x)
+    check_4d("weight", weight, "(F, C/groups, kh, kw)")
+    g = check_groups(groups)
+    s = pair("stride", stride)
+    p = pair("padding", padding, minimum=0)
+    d = pair("dilation", dilation)
+    c, f = x.shape[1], weight.shape[0]
+    if c % g:
+        raise ValueError(f"groups={g} must divide the input channels of x, got C={c}")
+    if f % g:
+        raise ValueError(f"groups={g} must divide the output channels of weight, got F={f}")
+    if weight.shape[1] != c // g:
+        raise ValueError(
+            f"weight.shape[1] must be C/groups = {c}/{g} = {c // g}, got weight shape {weight.shape}"
+        )
+    if bias is not None and bias.shape != (f,):
+        raise ValueError(f"bias must have shape (F,) = ({f},), got {bias.shape}")
+    k = (weight.shape[2], weight.shape[3])
+    if k[0] < 1 or k[1] < 1:
+        raise ValueError(f"weight must have a non-empty kernel, got shape {weight.shape}")
+    ohw = output_hw(x.shape[2:], k, s, p, d, kernel_name="weight")
+    return ConvArgs(x, weight, bias, s, p, d, g, k, ohw)
+
+
+def check_conv_backward_args(dy, x, weight, stride, padding, dilation, groups) -> ConvArgs:
+    """conv2d_backward: the conv2d checks on ``(x, weight)`` plus ``dy`` of the output's shape
+    and dtype. Returns the :class:`ConvArgs` (bias None); ``dy`` is checked, not returned."""
+    dy = check_float("dy", dy)
+    a = check_conv_args(x, weight, None, stride, padding, dilation, groups)
+    check_dtypes(("dy", dy), ("x", a.x))
+    if dy.shape != a.out_shape:
+        raise ValueError(
+            f"dy has shape {dy.shape}, but the conv2d output for x {a.x.shape} and weight "
+            f"{a.weight.shape} has shape {a.out_shape}"
+        )
+    return a
+
+
+def check_pool_args(x, kernel_size, stride, padding):
+    """max_pool2d / avg_pool2d: returns ``(x, kernel, stride, padding, (OH, OW))``.
+
+    ``stride=None`` means ``kernel_size``; padding must be at most half the kernel
+    (``2 * padding <= kernel``, as PyTorch).
+    """
+    x = check_4d("x", check_float("x", x))
+    k, s, p, ohw = _pool_params(x.shape[2:], kernel_size, stride, padding, "x")
+    return x, k, s, p, ohw
+
+
+def _pool_params(hw, kernel_size, stride, padding, x_name):
+    k = pair("kernel_size", kernel_size)
+    s = k if stride is None else pair("stride", stride)
+    p = pair("padding", padding, minimum=0)
+    if 2 * p[0] > k[0] or 2 * p[1] > k[1]:
+        raise ValueError(
+            f"padding must be at most half of kernel_size, got padding {p} and kernel_size {k}"
+        )
+    return k, s, p, output_hw(hw, k, s, p, (1, 1), x_name=x_name)
+
+
+def check_max_pool_backward_args(dy, indices, input_shape):
+    """max_pool2d_backward: dy 4-D float, indices int64 of dy's shape with values in
+    ``[0, H*W)``, input_shape ``(N, C, H, W)`` matching dy's N and C.
+
+    Returns ``(dy, indices, input_shape)``.
+    """
+    dy = check_4d("dy", check_float("dy", dy))
+    indices = np.asarray(indices)
+    if indices.dtype != np.int64:
+        raise TypeError(f"indices must have dtype int64, got {indices.dtype}")
+    if indices.shape != dy.shape:
+        raise ValueError(f"indices and dy must have the same shape, got {indices.shape} and {dy.shape}")
+    shape = check_input_shape(input_shape)
+    if shape[:2] != dy.shape[:2]:
+        raise ValueError(
+            f"input_shape {shape} does not match dy {dy.shape}: N and C must be equal"
+        )
+    plane = shape[2] * shape[3]
+    if indices.size and (indices.min() < 0 or indices.max() >= plane):
+        raise ValueError(
+            f"indices must lie in [0, H*W) = [0, {plane}) for input_shape {shape}, "
+            f"got values in [{indices.min()}, {indices.max()}]"
+        )
+    return dy, indices, shape
+
+
+def check_avg_pool_backward_args(dy, input_shape, kernel_size, stride, padding):
+    """avg_pool2d_backward: returns ``(dy, input_shape, kernel, stride, padding, (OH, OW))``;
+    dy must have the forward output's shape."""
+    dy = check_4d("dy", check_float("dy", dy))
+    shape = check_input_shape(input_shape)
+    k, s, p, ohw = _pool_params(shape[2:], kernel_size, stride, padding, "input_shape")
+    expect = shape[:2] + ohw
+    if dy.shape != expect:
+        raise ValueError(
+            f"dy has shape {dy.shape}, but avg_pool2d of input_shape {shape} with kernel_size {k}, "
+            f"stride {s}, padding {p} has output shape {expect}"
+        )
+    return dy, shape, k, s, p, ohw
+
+
+def check_linear_args(x, weight, bias):
+    """linear: x ``(*, in)`` at least 1-D, weight ``(out, in)``, bias ``(out,)`` or None.
+
+    Returns ``(x, weight, bias)``.
+    """
+    x = check_float("x", x)
+    weight = check_float("weight", weight)
+    if bias is not None:
+        bias = check_float("bias", bias)
+    check_dtypes(("x", x), ("weight", weight), ("bias", bias))
+    if x.ndim < 1:
+        raise ValueError("x must be at least 1-D (*, in_features), got a 0-d array")
+    if weight.ndim != 2:
+        raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    if weight.shape[1] != x.shape[-1]:
+        raise ValueError(
+            f"weight.shape[1] must equal in_features = x.shape[-1] = {x.shape[-1]}, "
+            f"got weight shape {weight.shape}"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"bias must have shape (out_features,) = ({weight.shape[0]},), got {bias.shape}")
+    return x, weight, bias
+
+
+def check_linear_backward_args(dy, x, weight):
+    """linear_backward: the linear checks plus ``dy.shape == x.shape[:-1] + (out,)``.
+
+    Returns ``(dy, x, weight)``.
+    """
+    dy = check_float("dy", dy)
+    x, weight, _ = check_linear_args(x, weight, None)
+    check_dtypes(("dy", dy), ("x", x))
+    expect = x.shape[:-1] + (weight.shape[0],)
+    if dy.shape != expect:
+        raise ValueError(
+            f"dy has shape {dy.shape}, but linear of x {x.shape} and weight {weight.shape} "
+            f"has output shape {expect}"
+        )
+    return dy, x, weight

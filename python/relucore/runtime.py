@@ -45,7 +45,7 @@ def get_num_threads() -> int:
 
 def runtime_info() -> dict:
     """A dict describing the native core: ``isa`` (chosen), ``compiled_isas``, ``usable_isas``,
-    ``num_threads``, ``openmp``, ``blas`` (None until a BLAS-backed op is built in), ``version``,
+    ``num_threads``, ``openmp``, ``blas`` (the GEMM library and its configuration), ``version``,
     ``numpy``, ``compiler`` and ``tiles`` (elements per kernel main-loop iteration, by dtype)."""
     from . import __version__
 
@@ -55,7 +55,7 @@ def runtime_info() -> dict:
         "usable_isas": list(_core.usable_isas()),
         "num_threads": get_num_threads(),
         "openmp": bool(_core.openmp),
-        "blas": None,
+        "blas": _core.blas_info(),
         "version": __version__,
         "numpy": np.__version__,
         "compiler": _core.compiler,

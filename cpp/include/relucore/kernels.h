@@ -30,10 +30,36 @@ struct ElementwiseKernels {
     int tile;  // elements per main-loop iteration (tests probe tile-1, tile, tile+1)
 };
 
+// Geometry of one 2-D convolution or pooling window sweep over a (C, H, W) image.
+struct ConvGeom {
+    i64 C, H, W;     // input channels (of this group) and size
+    i64 kh, kw;      // kernel
+    i64 sh, sw;      // stride
+    i64 ph, pw;      // padding
+    i64 dh, dw;      // dilation
+    i64 OH, OW;      // output size
+};
+
+template <class T>
+struct ConvKernels {
+    // Rows [r0, r1) of the column matrix (C*kh*kw, OH*OW) of one image x (C, H, W); zero outside x.
+    void (*im2col)(const T* x, T* cols, const ConvGeom& g, i64 r0, i64 r1);
+    // The adjoint for channels [c0, c1): x[c] += every column entry that im2col read from x[c].
+    void (*col2im)(const T* cols, T* x, const ConvGeom& g, i64 c0, i64 c1);
+    // One (H, W) plane -> (OH, OW) maxima and their flat indices h*W + w (NaN wins, first max on ties).
+    void (*max_pool)(const T* x, T* y, int64_t* idx, const ConvGeom& g);
+    // One plane; count_include_pad as in PyTorch.
+    void (*avg_pool)(const T* x, T* y, const ConvGeom& g, int count_include_pad);
+    // dx (H, W) += the adjoint of avg_pool for dy (OH, OW).
+    void (*avg_pool_backward)(const T* dy, T* dx, const ConvGeom& g, int count_include_pad);
+};
+
 struct KernelTable {
     const char* isa;
     ElementwiseKernels<float> f32;
     ElementwiseKernels<double> f64;
+    ConvKernels<float> conv_f32;
+    ConvKernels<double> conv_f64;
 };
 
 // One accessor per compiled ISA (defined in cpp/kernels, one object library each).

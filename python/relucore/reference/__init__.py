@@ -20,6 +20,18 @@ from .activations import (
     tanh,
     tanh_backward,
 )
+from .conv import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    col2im,
+    conv2d,
+    conv2d_backward,
+    im2col,
+    linear,
+    linear_backward,
+    max_pool2d,
+    max_pool2d_backward,
+)
 
 __all__ = [
     "relu",
@@ -34,4 +46,14 @@ __all__ = [
     "sigmoid_backward",
     "tanh",
     "tanh_backward",
+    "im2col",
+    "col2im",
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "linear",
+    "linear_backward",
 ]

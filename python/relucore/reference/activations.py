@@ -4,6 +4,24 @@ Same signatures, return conventions and errors as the native functions
 (docs/api.md). Everything is computed in the input dtype (float32 stays
 float32); only prelu's ``dweight`` is accumulated in float64. Every result is
 computed into a fresh array first, so ``out=`` may alias any input.
+
+Special values, as PyTorch gives them; the native functions (:mod:`relucore.functional`) and the
+NumPy ufuncs (:mod:`relucore.ufuncs`, whose parameters are broadcast operands) give the same:
+
+=====================  ========================================================================
+relu                   ``relu(-0.0)`` is -0.0; NaN stays NaN; ``relu(-inf)`` is 0
+relu_backward          ``x <= 0`` (also ``x == -0.0``, ``-inf``) gives exactly +0, even for an
+                       infinite or NaN ``dy``: the gradient at exactly 0 is 0 (``grad_at_zero``
+                       changes that in the functional API only); NaN ``x`` passes ``dy``
+leaky_relu             ``x * slope`` wherever not ``x > 0``: -0.0 gives -0.0 (slope > 0), NaN
+                       stays NaN, ``-inf`` gives ``-inf * slope`` (NaN for a slope of 0)
+leaky_relu_backward    ``dy * slope`` wherever not ``x > 0``: also at ``x == 0`` and NaN ``x``
+elu                    ``elu(-0.0)`` is -0.0 (alpha > 0); ``elu(-inf)`` is ``-alpha``; NaN stays NaN
+elu_backward           ``dy * alpha * exp(x)`` at ``x <= 0``: ``dy * alpha`` at 0, 0 at ``-inf``;
+                       NaN ``x`` passes ``dy``
+sigmoid                0 at ``-inf``, 1 at ``+inf``, 0.5 at ±0; NaN stays NaN
+sigmoid/tanh_backward  plain arithmetic on ``dy`` and ``y`` (NaN and inf propagate as IEEE says)
+=====================  ========================================================================
 """
 
 from __future__ import annotations

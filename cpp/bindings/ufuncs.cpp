@@ -1,0 +1,303 @@
+// relucore.ufuncs: the elementwise kernels as real NumPy ufuncs (float32 and float64 loops).
+//
+// The only translation unit that uses NumPy's C API. Built against numpy>=2 headers with
+// NPY_TARGET_VERSION at the oldest NumPy declared in pyproject.toml (set in CMakeLists.txt), so one
+// build runs on NumPy 1.x and 2.x. NumPy supplies broadcasting, casting, out=, where= and the
+// __array_ufunc__ protocol; the inner loops below call the same dispatched kernels as the
+// functional API:
+// - contiguous operands with a broadcast (stride-0) parameter: relucore::ops::forward/backward, which
+//   thread large runs (NumPy has released the GIL: these loops never touch Python objects);
+// - strided operands: chunks gathered into a stack buffer, the kernel, scattered back;
+// - a parameter that varies along the loop (PReLU: `leaky_relu(x, w[:, None, None])` when the inner
+//   dimension is not the channel's): runs of equal parameter values, each as above.
+// The loops leave the floating-point exception flags as they found them: a ufunc is as total as its
+// functional twin (relu(NaN) is NaN without an "invalid value" warning; sigmoid(-1000) is 0 without
+// an "overflow" one), whichever thread and ISA computed it.
+#include <pybind11/pybind11.h>
+
+#include <string.h>
+
+#include <string>
+
+#include <fenv.h>
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#include <xmmintrin.h>
+#define RC_SSE_CSR 1
+#endif
+
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#include <numpy/ufuncobject.h>
+
+#include "relucore/dispatch.h"
+#include "relucore/kernels.h"
+#include "relucore/ops.h"
+
+namespace py = pybind11;
+
+namespace relucore {
+namespace bind {
+namespace {
+
+using ops::Act;
+
+constexpr npy_intp kChunk = 256;  // elements per gather/kernel/scatter round of a strided loop
+
+// ---- floating-point flags ------------------------------------------------------------------------
+
+// Saves the exception flags on entry and restores them on exit (NumPy reads them after the loop).
+class KeepFpFlags {
+   public:
+    KeepFpFlags() {
+#if RC_SSE_CSR
+        csr_ = _mm_getcsr();
+#else
+        fegetexceptflag(&flags_, FE_ALL_EXCEPT);
+#endif
+    }
+    ~KeepFpFlags() {
+#if RC_SSE_CSR
+        const unsigned kFlags = 0x3F;  // IE DE ZE OE UE PE
+        _mm_setcsr((_mm_getcsr() & ~kFlags) | (csr_ & kFlags));
+#else
+        fesetexceptflag(&flags_, FE_ALL_EXCEPT);
+#endif
+    }
+
+   private:
+#if RC_SSE_CSR
+    unsigned csr_;
+#else
+    fexcept_t flags_;
+#endif
+};
+
+// ---- kernels of the active table -------------------------------------------------------------------
+
+template <class T> const ElementwiseKernels<T>& table();
+template <> const ElementwiseKernels<float>& table<float>() { return active_kernels().f32; }
+template <> const ElementwiseKernels<double>& table<double>() { return active_kernels().f64; }
+
+template <class T>
+typename ElementwiseKernels<T>::Forward forward_kernel(Act a) {
+    const auto& k = table<T>();
+    switch (a) {
+        case Act::relu: return k.relu;
+        case Act::leaky_relu: return k.leaky_relu;
+        case Act::elu: return k.elu;
+        case Act::sigmoid: return k.sigmoid;
+        case Act::tanh: return k.tanh;
+    }
+    return k.relu;
+}
+
+template <class T>
+typename ElementwiseKernels<T>::Backward backward_kernel(Act a) {
+    const auto& k = table<T>();
+    switch (a) {
+        case Act::relu: return k.relu_backward;
+        case Act::leaky_relu: return k.leaky_relu_backward;
+        case Act::elu: return k.elu_backward;
+        case Act::sigmoid: return k.sigmoid_backward;
+        case Act::tanh: return k.tanh_backward;
+    }
+    return k.relu_backward;
+}
+
+// ---- one run with a fixed parameter ----------------------------------------------------------------
+
+template <class T> inline T load(const char* p) {
+    T v;
+    memcpy(&v, p, sizeof(T));
+    return v;
+}
+
+template <class T> inline bool same_bits(const char* a, const char* b) { return memcmp(a, b, sizeof(T)) == 0; }
+
+// Strided operand -> contiguous buffer (or the operand itself when it already is contiguous).
+template <class T> inline const T* gather(const char* p, npy_intp step, npy_intp m, T* buf) {
+    if (step == (npy_intp)sizeof(T)) return (const T*)p;
+    for (npy_intp i = 0; i < m; ++i) buf[i] = load<T>(p + i * step);
+    return buf;
+}
+
+template <class T> inline void scatter(const T* buf, char* p, npy_intp step, npy_intp m) {
+    for (npy_intp i = 0; i < m; ++i) memcpy(p + i * step, &buf[i], sizeof(T));
+}
+
+// y = act(x; param) over n elements with byte steps sx, sy.
+template <class T>
+void forward_run(Act act, const char* x, npy_intp sx, char* y, npy_intp sy, npy_intp n, T param) {
+    const npy_intp s = (npy_intp)sizeof(T);
+    if (sx == s && sy == s) {  // aligned or not: the kernels use unaligned loads and stores
+        ops::forward<T>(act, (const T*)x, (T*)y, (i64)n, param, nullptr, nullptr, 1, 1);
+        return;
+    }
+    const auto k = forward_kernel<T>(act);
+    T bx[kChunk], by[kChunk];
+    for (npy_intp i = 0; i < n; i += kChunk) {
+        const npy_intp m = n - i < kChunk ? n - i : kChunk;
+        const T* xs = gather<T>(x + i * sx, sx, m, bx);
+        T* ys = sy == s ? (T*)(y + i * sy) : by;
+        k(xs, ys, (i64)m, param, nullptr, 0, 0);
+        if (ys == by) scatter<T>(by, y + i * sy, sy, m);
+    }
+}
+
+// dx = g(dy, v; param) over n elements (v is x or the forward output y).
+template <class T>
+void backward_run(Act act, const char* dy, npy_intp sd, const char* v, npy_intp sv, char* dx, npy_intp so,
+                  npy_intp n, T param) {
+    const npy_intp s = (npy_intp)sizeof(T);
+    if (sd == s && sv == s && so == s) {
+        ops::backward<T>(act, (const T*)dy, (const T*)v, (T*)dx, (i64)n, param);
+        return;
+    }
+    const auto k = backward_kernel<T>(act);
+    T bd[kChunk], bv[kChunk], bo[kChunk];
+    for (npy_intp i = 0; i < n; i += kChunk) {
+        const npy_intp m = n - i < kChunk ? n - i : kChunk;
+        const T* ds = gather<T>(dy + i * sd, sd, m, bd);
+        const T* vs = gather<T>(v + i * sv, sv, m, bv);
+        T* os = so == s ? (T*)(dx + i * so) : bo;
+        k(ds, vs, os, (i64)m, param, 0);
+        if (os == bo) scatter<T>(bo, dx + i * so, so, m);
+    }
+}
+
+// ---- the inner loops (PyUFuncGenericFunction) --------------------------------------------------------
+
+// (x) -> y: relu, sigmoid.
+template <class T, Act A>
+void loop_f1(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
+    KeepFpFlags keep;
+    forward_run<T>(A, args[0], steps[0], args[1], steps[1], dims[0], T(0));
+}
+
+// (x, param) -> y: leaky_relu, elu.
+template <class T, Act A>
+void loop_f2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
+    KeepFpFlags keep;
+    const npy_intp n = dims[0], sx = steps[0], sp = steps[1], sy = steps[2];
+    const char *x = args[0], *p = args[1];
+    char* y = args[2];
+    if (sp == 0 || n <= 1) {
+        forward_run<T>(A, x, sx, y, sy, n, n ? load<T>(p) : T(0));
+        return;
+    }
+    for (npy_intp i = 0; i < n;) {  // runs of one parameter value
+        npy_intp j = i + 1;
+        while (j < n && same_bits<T>(p + j * sp, p + i * sp)) ++j;
+        forward_run<T>(A, x + i * sx, sx, y + i * sy, sy, j - i, load<T>(p + i * sp));
+        i = j;
+    }
+}
+
+// (dy, v) -> dx: relu_backward (gradient 0 at x == 0), sigmoid_backward, tanh_backward.
+template <class T, Act A>
+void loop_b2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
+    KeepFpFlags keep;
+    backward_run<T>(A, args[0], steps[0], args[1], steps[1], args[2], steps[2], dims[0], T(0));
+}
+
+// (dy, x, param) -> dx: leaky_relu_backward, elu_backward.
+template <class T, Act A>
+void loop_b3(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
+    KeepFpFlags keep;
+    const npy_intp n = dims[0], sd = steps[0], sv = steps[1], sp = steps[2], so = steps[3];
+    const char *dy = args[0], *v = args[1], *p = args[2];
+    char* dx = args[3];
+    if (sp == 0 || n <= 1) {
+        backward_run<T>(A, dy, sd, v, sv, dx, so, n, n ? load<T>(p) : T(0));
+        return;
+    }
+    for (npy_intp i = 0; i < n;) {
+        npy_intp j = i + 1;
+        while (j < n && same_bits<T>(p + j * sp, p + i * sp)) ++j;
+        backward_run<T>(A, dy + i * sd, sd, v + i * sv, sv, dx + i * so, so, j - i, load<T>(p + i * sp));
+        i = j;
+    }
+}
+
+// ---- the tables (static storage: NumPy keeps the pointers) -------------------------------------------
+
+#define RC_LOOPS(kind, A) {&kind<float, A>, &kind<double, A>}
+
+PyUFuncGenericFunction relu_loops[2] = RC_LOOPS(loop_f1, Act::relu);
+PyUFuncGenericFunction sigmoid_loops[2] = RC_LOOPS(loop_f1, Act::sigmoid);
+PyUFuncGenericFunction leaky_relu_loops[2] = RC_LOOPS(loop_f2, Act::leaky_relu);
+PyUFuncGenericFunction elu_loops[2] = RC_LOOPS(loop_f2, Act::elu);
+PyUFuncGenericFunction relu_backward_loops[2] = RC_LOOPS(loop_b2, Act::relu);
+PyUFuncGenericFunction sigmoid_backward_loops[2] = RC_LOOPS(loop_b2, Act::sigmoid);
+PyUFuncGenericFunction tanh_backward_loops[2] = RC_LOOPS(loop_b2, Act::tanh);
+PyUFuncGenericFunction leaky_relu_backward_loops[2] = RC_LOOPS(loop_b3, Act::leaky_relu);
+PyUFuncGenericFunction elu_backward_loops[2] = RC_LOOPS(loop_b3, Act::elu);
+
+#undef RC_LOOPS
+
+void* no_data[2] = {nullptr, nullptr};
+
+// Types per loop, inputs then output: float32 first, so NumPy's safe casting sends bool, int8/16,
+// uint8/16 and float16 to float32, and int32/64, uint32/64 to float64 (as for np.sin).
+char types2[4] = {NPY_FLOAT, NPY_FLOAT, NPY_DOUBLE, NPY_DOUBLE};
+char types3[6] = {NPY_FLOAT, NPY_FLOAT, NPY_FLOAT, NPY_DOUBLE, NPY_DOUBLE, NPY_DOUBLE};
+char types4[8] = {NPY_FLOAT, NPY_FLOAT, NPY_FLOAT, NPY_FLOAT, NPY_DOUBLE, NPY_DOUBLE, NPY_DOUBLE, NPY_DOUBLE};
+
+const char* const kCommon =
+    "\n\nA NumPy ufunc (float32 and float64 loops; other real dtypes are cast by NumPy's rules, "
+    "complex is a TypeError) running relucore's dispatched SIMD kernels. Parameters are broadcast "
+    "operands. Never sets floating-point warnings. Same values as the function of the same name in "
+    "relucore (docs/api.md).";
+
+struct Spec {
+    const char* name;
+    PyUFuncGenericFunction* loops;
+    char* types;
+    int nin;
+    const char* doc;
+};
+
+// The summary lines; kCommon is appended (the strings live as long as the process).
+const Spec kSpecs[] = {
+    {"relu", relu_loops, types2, 1,
+     "Rectified linear unit: y = 0 if x < 0 else x (relu(-0.0) is -0.0, relu(nan) is nan)."},
+    {"relu_backward", relu_backward_loops, types3, 2,
+     "Gradient of relu: dx = dy if not (x <= 0) else 0 (exactly +0 at x <= 0, also for x == 0 and for "
+     "infinite or NaN dy; NaN x passes dy)."},
+    {"leaky_relu", leaky_relu_loops, types3, 2,
+     "Leaky ReLU: y = x if x > 0 else x * negative_slope. negative_slope broadcasts: "
+     "leaky_relu(x, w[:, None, None]) is PReLU over NCHW x."},
+    {"leaky_relu_backward", leaky_relu_backward_loops, types4, 3,
+     "Gradient of leaky_relu: dx = dy if x > 0 else dy * negative_slope."},
+    {"elu", elu_loops, types3, 2,
+     "Exponential linear unit: y = x if not (x <= 0) else alpha * expm1(x) (elu(-0.0) is -0.0 for "
+     "alpha > 0, elu(-inf) is -alpha)."},
+    {"elu_backward", elu_backward_loops, types4, 3,
+     "Gradient of elu: dx = dy * alpha * exp(x) if x <= 0 else dy (NaN x passes dy)."},
+    {"sigmoid", sigmoid_loops, types2, 1, "Logistic sigmoid: y = 1 / (1 + exp(-x))."},
+    {"sigmoid_backward", sigmoid_backward_loops, types3, 2,
+     "Gradient of sigmoid from its output y = sigmoid(x): dx = dy * y * (1 - y)."},
+    {"tanh_backward", tanh_backward_loops, types3, 2,
+     "Gradient of tanh from its output y = tanh(x): dx = dy * (1 - y * y)."},
+};
+
+}  // namespace
+
+void bind_ufuncs(py::module_& m) {
+    if (PyArray_ImportNumPyAPI() < 0 || _import_umath() < 0) throw py::error_already_set();
+    static std::string docs[sizeof(kSpecs) / sizeof(kSpecs[0])];  // never changed after this
+    py::dict ufuncs;
+    for (size_t i = 0; i < sizeof(kSpecs) / sizeof(kSpecs[0]); ++i) {
+        const Spec& s = kSpecs[i];
+        if (docs[i].empty()) docs[i] = std::string(s.doc) + kCommon;
+        PyObject* f = PyUFunc_FromFuncAndData(s.loops, no_data, s.types, 2, s.nin, 1, PyUFunc_None, s.name,
+                                              docs[i].c_str(), 0);
+        if (!f) throw py::error_already_set();
+        ufuncs[s.name] = py::reinterpret_steal<py::object>(f);
+    }
+    // Kept under a private name: relucore.ufuncs holds them by their own names (how pickle finds them).
+    m.attr("_ufuncs") = ufuncs;
+}
+
+}  // namespace bind
+}  // namespace relucore

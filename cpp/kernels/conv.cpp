@@ -1,0 +1,153 @@
+// im2col / col2im and the pooling window sweeps, written once against the vector wrapper.
+// Stride-1 rows are contiguous runs (vector copies and adds); other strides gather element-wise.
+#include "isa.h"
+
+namespace relucore {
+namespace RC_NS {
+namespace {
+
+// The output columns [lo, hi) whose input column ow*s - p + off lies inside [0, W).
+inline void valid_range(i64 OW, i64 s, i64 p, i64 off, i64 W, i64& lo, i64& hi) {
+    const i64 start = off - p;  // input column of ow = 0
+    lo = start >= 0 ? 0 : (-start + s - 1) / s;
+    const i64 last = W - 1 - start;  // ow*s <= last
+    hi = last < 0 ? 0 : last / s + 1;
+    if (hi > OW) hi = OW;
+    if (lo > hi) lo = hi;
+}
+
+template <class T> inline void fill_zero(T* p, i64 n) {
+    for (i64 i = 0; i < n; ++i) p[i] = T(0);
+}
+
+template <class T> inline void add_into(T* dst, const T* src, i64 n) {
+    using V = typename VecOf<T>::type;
+    i64 i = 0;
+    for (; i + V::L <= n; i += V::L) (V::load(dst + i) + V::load(src + i)).store(dst + i);
+    for (; i < n; ++i) dst[i] += src[i];
+}
+
+template <class T>
+void im2col(const T* x, T* cols, const ConvGeom& g, i64 r0, i64 r1) {
+    const i64 K = g.kh * g.kw, OHW = g.OH * g.OW;
+    for (i64 r = r0; r < r1; ++r) {
+        const i64 c = r / K, i = (r % K) / g.kw, j = r % g.kw;
+        const T* xc = x + c * g.H * g.W;
+        T* out = cols + r * OHW;
+        i64 lo, hi;
+        valid_range(g.OW, g.sw, g.pw, j * g.dw, g.W, lo, hi);
+        for (i64 oh = 0; oh < g.OH; ++oh, out += g.OW) {
+            const i64 ih = oh * g.sh - g.ph + i * g.dh;
+            if (ih < 0 || ih >= g.H) {
+                fill_zero(out, g.OW);
+                continue;
+            }
+            const i64 base = ih * g.W + j * g.dw - g.pw;  // input index of ow = 0 (may lie left of the row)
+            fill_zero(out, lo);
+            if (g.sw == 1) memcpy(out + lo, xc + base + lo, (size_t)(hi - lo) * sizeof(T));
+            else
+                for (i64 ow = lo; ow < hi; ++ow) out[ow] = xc[base + ow * g.sw];
+            fill_zero(out + hi, g.OW - hi);
+        }
+    }
+}
+
+template <class T>
+void col2im(const T* cols, T* x, const ConvGeom& g, i64 c0, i64 c1) {
+    const i64 K = g.kh * g.kw, OHW = g.OH * g.OW;
+    for (i64 c = c0; c < c1; ++c) {
+        T* xc = x + c * g.H * g.W;
+        for (i64 k = 0; k < K; ++k) {
+            const i64 i = k / g.kw, j = k % g.kw;
+            const T* in = cols + (c * K + k) * OHW;
+            i64 lo, hi;
+            valid_range(g.OW, g.sw, g.pw, j * g.dw, g.W, lo, hi);
+            for (i64 oh = 0; oh < g.OH; ++oh, in += g.OW) {
+                const i64 ih = oh * g.sh - g.ph + i * g.dh;
+                if (ih < 0 || ih >= g.H) continue;
+                const i64 base = ih * g.W + j * g.dw - g.pw;
+                if (g.sw == 1) add_into(xc + base + lo, in + lo, hi - lo);
+                else
+                    for (i64 ow = lo; ow < hi; ++ow) xc[base + ow * g.sw] += in[ow];
+            }
+        }
+    }
+}
+
+template <class T>
+void max_pool(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
+    for (i64 oh = 0; oh < g.OH; ++oh)
+        for (i64 ow = 0; ow < g.OW; ++ow) {
+            const i64 h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+            T best = -__builtin_inf();
+            i64 at = -1;  // PyTorch's rule: the first position in the window, then any larger value or NaN
+            for (i64 i = 0; i < g.kh; ++i) {
+                const i64 h = h0 + i * g.dh;
+                if (h < 0 || h >= g.H) continue;
+                for (i64 j = 0; j < g.kw; ++j) {
+                    const i64 w = w0 + j * g.dw;
+                    if (w < 0 || w >= g.W) continue;
+                    const T v = x[h * g.W + w];
+                    if (at < 0) at = h * g.W + w;
+                    if (v > best || v != v) best = v, at = h * g.W + w;
+                }
+            }
+            y[oh * g.OW + ow] = best;
+            idx[oh * g.OW + ow] = at;
+        }
+}
+
+// Window [h0, h1) x [w0, w1) clipped to the padded and to the real image, and its divisor.
+inline i64 avg_window(const ConvGeom& g, i64 oh, i64 ow, int include_pad, i64& h0, i64& h1, i64& w0, i64& w1) {
+    h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+    h1 = h0 + g.kh < g.H + g.ph ? h0 + g.kh : g.H + g.ph;
+    w1 = w0 + g.kw < g.W + g.pw ? w0 + g.kw : g.W + g.pw;
+    const i64 padded = (h1 - h0) * (w1 - w0);
+    h0 = h0 < 0 ? 0 : h0, w0 = w0 < 0 ? 0 : w0;
+    h1 = h1 > g.H ? g.H : h1, w1 = w1 > g.W ? g.W : w1;
+    return include_pad ? padded : (h1 - h0) * (w1 - w0);
+}
+
+template <class T>
+void avg_pool(const T* x, T* y, const ConvGeom& g, int include_pad) {
+    for (i64 oh = 0; oh < g.OH; ++oh)
+        for (i64 ow = 0; ow < g.OW; ++ow) {
+            i64 h0, h1, w0, w1;
+            const i64 div = avg_window(g, oh, ow, include_pad, h0, h1, w0, w1);
+            T s = T(0);
+            for (i64 h = h0; h < h1; ++h)
+                for (i64 w = w0; w < w1; ++w) s += x[h * g.W + w];
+            y[oh * g.OW + ow] = s / T(div);
+        }
+}
+
+template <class T>
+void avg_pool_backward(const T* dy, T* dx, const ConvGeom& g, int include_pad) {
+    for (i64 oh = 0; oh < g.OH; ++oh)
+        for (i64 ow = 0; ow < g.OW; ++ow) {
+            i64 h0, h1, w0, w1;
+            const i64 div = avg_window(g, oh, ow, include_pad, h0, h1, w0, w1);
+            const T v = dy[oh * g.OW + ow] / T(div);
+            for (i64 h = h0; h < h1; ++h)
+                for (i64 w = w0; w < w1; ++w) dx[h * g.W + w] += v;
+        }
+}
+
+}  // namespace
+
+template <class T>
+ConvKernels<T> make_conv() {
+    ConvKernels<T> k;
+    k.im2col = im2col<T>;
+    k.col2im = col2im<T>;
+    k.max_pool = max_pool<T>;
+    k.avg_pool = avg_pool<T>;
+    k.avg_pool_backward = avg_pool_backward<T>;
+    return k;
+}
+
+template ConvKernels<float> make_conv<float>();
+template ConvKernels<double> make_conv<double>();
+
+}  // namespace RC_NS
+}  // namespace relucore

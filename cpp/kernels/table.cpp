@@ -1,0 +1,16 @@
+// This ISA's kernel table.
+#include "isa.h"
+
+namespace relucore {
+namespace RC_NS {
+
+// Built on first call, never at load: this object's code may use instructions the CPU lacks, and
+// dispatch calls it only for an ISA the CPU has.
+const KernelTable* kernel_table() {
+    static const KernelTable table = {RC_ISA_NAME, make_elementwise<float>(), make_elementwise<double>(),
+                                      make_conv<float>(), make_conv<double>()};
+    return &table;
+}
+
+}  // namespace RC_NS
+}  // namespace relucore

@@ -1,0 +1,269 @@
+// conv2d forward/backward, im2col/col2im over batches, pooling and linear layers.
+//
+// Threads: with at least as many (image, group) items as threads, each thread takes whole items
+// with its own column buffer and a single-threaded BLAS (memory: threads x one image's columns);
+// otherwise items run one after another with the BLAS threaded and im2col/col2im split by rows.
+#include <string.h>
+
+#include <vector>
+
+#include "blas.h"
+#include "parallel.h"
+#include "relucore/conv_ops.h"
+#include "relucore/dispatch.h"
+
+namespace relucore {
+namespace ops {
+namespace {
+
+template <class T> const ConvKernels<T>& conv_table();
+template <> const ConvKernels<float>& conv_table<float>() { return active_kernels().conv_f32; }
+template <> const ConvKernels<double>& conv_table<double>() { return active_kernels().conv_f64; }
+
+constexpr i64 kDwChunks = 4;  // fixed image chunks for dweight: the same sums for any thread count
+constexpr i64 kGrainCopy = 1 << 15;   // elements per thread for im2col/col2im/pooling
+constexpr i64 kGrainFlops = 1 << 21;  // multiply-adds per thread for a GEMM or a whole layer
+
+// At most nt threads, and no more than `work` is worth at `grain` per thread.
+int cap(int nt, i64 work, i64 grain) {
+    const int t = threads_for(work, grain);
+    return t < nt ? t : nt;
+}
+
+bool is_pointwise(const ConvGeom& g) {
+    return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
+}
+
+template <class T> void zero(T* p, i64 n) { memset(p, 0, (size_t)n * sizeof(T)); }
+
+// im2col of one image's channel slice, by rows; threaded when called outside a parallel region.
+template <class T> void image_im2col(const T* x, T* cols, const ConvGeom& g, int nt) {
+    const auto k = conv_table<T>().im2col;
+    const i64 rows = g.C * g.kh * g.kw;
+    nt = cap(nt, rows * g.OH * g.OW, kGrainCopy);
+    if (nt <= 1) return k(x, cols, g, 0, rows);
+    parallel_range(rows, 1, 1, nt, [&](i64 b, i64 e, int) { k(x, cols, g, b, e); });
+}
+
+template <class T> void image_col2im(const T* cols, T* x, const ConvGeom& g, int nt) {
+    const auto k = conv_table<T>().col2im;
+    zero(x, g.C * g.H * g.W);
+    nt = cap(nt, g.C * g.kh * g.kw * g.OH * g.OW, kGrainCopy);
+    if (nt <= 1) return k(cols, x, g, 0, g.C);
+    parallel_range(g.C, 1, 1, nt, [&](i64 b, i64 e, int) { k(cols, x, g, b, e); });
+}
+
+// GEMM split over our own OpenMP threads (the BLAS stays single-threaded: two thread pools on
+// the same cores fight, see docs/performance.md): by column blocks of C, or by row blocks when C
+// is narrow. nt = 1 is a plain call.
+template <class T>
+void par_gemm(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta,
+              T* c, i64 ldc) {
+    nt = cap(nt, m * n * k, kGrainFlops);
+    if (nt > 1 && n >= 64 * nt) {
+        parallel_range(n, 64, 64, nt, [&](i64 j0, i64 j1, int) {
+            gemm(ta, tb, m, j1 - j0, k, alpha, a, lda, tb == Tr::N ? b + j0 : b + j0 * ldb, ldb, beta, c + j0, ldc);
+        });
+    } else if (nt > 1 && m >= 16 * nt) {
+        parallel_range(m, 16, 16, nt, [&](i64 i0, i64 i1, int) {
+            gemm(ta, tb, i1 - i0, n, k, alpha, ta == Tr::N ? a + i0 * lda : a + i0, lda, b, ldb, beta, c + i0 * ldc, ldc);
+        });
+    } else {
+        gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+}
+
+// Runs f(item, cols_buffer, inner_threads) for items [0, items): whole items per thread when there
+// are enough, else one after another with the inner work (GEMM, im2col) split across threads.
+// `work` (multiply-adds or elements of the whole call) keeps small calls on the calling thread.
+template <class T, class F> void for_items(i64 items, i64 buffer, i64 work, F&& f) {
+    const int nt = threads_for(work, kGrainFlops);
+    blas_threads(1);
+    if (items >= nt && nt > 1) {
+        std::vector<T> buf((size_t)nt * (size_t)buffer);
+        parallel_range(items, 1, 1, nt, [&](i64 b, i64 e, int t) {
+            for (i64 i = b; i < e; ++i) f(i, buf.data() + (size_t)t * (size_t)buffer, 1);
+        });
+    } else {
+        std::vector<T> buf((size_t)buffer);
+        for (i64 i = 0; i < items; ++i) f(i, buf.data(), nt);
+    }
+}
+
+}  // namespace
+
+template <class T> void im2col(const T* x, T* cols, i64 N, const ConvGeom& g) {
+    const i64 in = g.C * g.H * g.W, out = g.C * g.kh * g.kw * g.OH * g.OW;
+    for_items<T>(N, 0, N * out, [&](i64 n, T*, int nt) { image_im2col(x + n * in, cols + n * out, g, nt); });
+}
+
+template <class T> void col2im(const T* cols, T* x, i64 N, const ConvGeom& g) {
+    const i64 in = g.C * g.H * g.W, out = g.C * g.kh * g.kw * g.OH * g.OW;
+    for_items<T>(N, 0, N * out, [&](i64 n, T*, int nt) { image_col2im(cols + n * out, x + n * in, g, nt); });
+}
+
+template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
+    const ConvGeom& g = s.g;
+    const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;
+    const bool direct = is_pointwise(g);
+    const i64 macs = s.N * s.F * CK * OHW;
+    for_items<T>(s.N * s.groups, direct ? 0 : CK * OHW, macs, [&](i64 item, T* cols, int nt) {  // nt: inner threads
+        const i64 n = item / s.groups, gr = item % s.groups;
+        const T* xg = x + (n * s.C + gr * g.C) * s.H * s.W;
+        T* yg = y + (n * s.F + gr * Fg) * OHW;
+        if (!direct) image_im2col(xg, cols, g, nt);
+        if (bias)  // the GEMM adds onto the bias rows (beta = 1): no separate bias pass
+            for (i64 f = 0; f < Fg; ++f)
+                for (i64 p = 0; p < OHW; ++p) yg[f * OHW + p] = bias[gr * Fg + f];
+        if (CK == 0) {
+            if (!bias) zero(yg, Fg * OHW);
+            return;
+        }
+        par_gemm(nt, Tr::N, Tr::N, Fg, OHW, CK, T(1), w + gr * Fg * CK, CK, direct ? xg : cols, OHW,
+                 bias ? T(1) : T(0), yg, OHW);
+    });
+}
+
+template <class T>
+void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, const Conv2dShape& s) {
+    const ConvGeom& g = s.g;
+    const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;
+    const bool direct = is_pointwise(g);
+    if (db) {  // per channel, images in order: deterministic
+        const int nt = threads_for(s.N * s.F * OHW, kGrainCopy);
+        parallel_items(s.F, nt, [&](i64 f) {
+            double acc = 0;
+            for (i64 n = 0; n < s.N; ++n) {
+                const T* p = dy + (n * s.F + f) * OHW;
+                T part = T(0);
+                for (i64 i = 0; i < OHW; ++i) part += p[i];
+                acc += (double)part;
+            }
+            db[f] = (T)acc;
+        });
+    }
+    if (!dx && !dw) return;
+    // Work items are fixed chunks of images; each owns a dweight partial, summed in chunk order.
+    const i64 chunks = s.N < kDwChunks ? s.N : kDwChunks;
+    const i64 wsize = s.F * CK;
+    std::vector<T> partial(dw ? (size_t)(chunks * wsize) : 0, T(0));
+    const i64 buffer = direct ? 0 : 2 * CK * OHW;  // columns of x, and of dx
+    for_items<T>(chunks, buffer, 2 * s.N * s.F * CK * OHW, [&](i64 chunk, T* buf, int nt) {
+        const i64 n0 = chunk * s.N / chunks, n1 = (chunk + 1) * s.N / chunks;
+        T* cols = buf;
+        T* dcols = buf + CK * OHW;
+        for (i64 n = n0; n < n1; ++n)
+            for (i64 gr = 0; gr < s.groups; ++gr) {
+                const T* xg = x + (n * s.C + gr * g.C) * s.H * s.W;
+                const T* dyg = dy + (n * s.F + gr * Fg) * OHW;
+                const T* wg = w + gr * Fg * CK;
+                if (dw && CK > 0 && OHW > 0) {
+                    if (!direct) image_im2col(xg, cols, g, nt);
+                    par_gemm(nt, Tr::N, Tr::T, Fg, CK, OHW, T(1), dyg, OHW, direct ? xg : cols, OHW, T(1),
+                             partial.data() + chunk * wsize + gr * Fg * CK, CK);
+                }
+                if (dx) {
+                    T* dxg = dx + (n * s.C + gr * g.C) * s.H * s.W;
+                    if (Fg == 0 || OHW == 0 || CK == 0) {
+                        zero(dxg, g.C * s.H * s.W);
+                    } else if (direct) {
+                        par_gemm(nt, Tr::T, Tr::N, CK, OHW, Fg, T(1), wg, CK, dyg, OHW, T(0), dxg, OHW);
+                    } else {
+                        par_gemm(nt, Tr::T, Tr::N, CK, OHW, Fg, T(1), wg, CK, dyg, OHW, T(0), dcols, OHW);
+                        image_col2im(dcols, dxg, g, nt);
+                    }
+                }
+            }
+    });
+    if (dw) {
+        zero(dw, wsize);
+        for (i64 c = 0; c < chunks; ++c)
+            for (i64 i = 0; i < wsize; ++i) dw[i] += partial[(size_t)(c * wsize + i)];
+    }
+}
+
+template <class T> void max_pool2d(const T* x, T* y, int64_t* idx, i64 planes, const ConvGeom& g) {
+    const auto k = conv_table<T>().max_pool;
+    const i64 in = g.H * g.W, out = g.OH * g.OW;
+    parallel_items(planes, threads_for(planes * in, kGrainCopy), [&](i64 p) { k(x + p * in, y + p * out, idx + p * out, g); });
+}
+
+template <class T>
+bool max_pool2d_backward(const T* dy, const int64_t* idx, T* dx, i64 planes, i64 out_plane, i64 in_plane) {
+    for (i64 i = 0; i < planes * out_plane; ++i)
+        if (idx[i] < 0 || idx[i] >= in_plane) return false;
+    parallel_items(planes, threads_for(planes * in_plane, kGrainCopy), [&](i64 p) {
+        T* d = dx + p * in_plane;
+        zero(d, in_plane);
+        for (i64 i = 0; i < out_plane; ++i) d[idx[p * out_plane + i]] += dy[p * out_plane + i];
+    });
+    return true;
+}
+
+template <class T> void avg_pool2d(const T* x, T* y, i64 planes, const ConvGeom& g, bool count_include_pad) {
+    const auto k = conv_table<T>().avg_pool;
+    const i64 in = g.H * g.W, out = g.OH * g.OW;
+    parallel_items(planes, threads_for(planes * in, kGrainCopy),
+                   [&](i64 p) { k(x + p * in, y + p * out, g, count_include_pad); });
+}
+
+template <class T> void avg_pool2d_backward(const T* dy, T* dx, i64 planes, const ConvGeom& g, bool count_include_pad) {
+    const auto k = conv_table<T>().avg_pool_backward;
+    const i64 in = g.H * g.W, out = g.OH * g.OW;
+    parallel_items(planes, threads_for(planes * in, kGrainCopy), [&](i64 p) {
+        zero(dx + p * in, in);
+        k(dy + p * out, dx + p * in, g, count_include_pad);
+    });
+}
+
+template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 M, i64 in, i64 out) {
+    if (bias)
+        for (i64 m = 0; m < M; ++m) memcpy(y + m * out, bias, (size_t)out * sizeof(T));
+    if (M == 0 || out == 0) return;
+    if (in == 0) {
+        if (!bias) zero(y, M * out);
+        return;
+    }
+    blas_threads(1);
+    par_gemm(max_threads(), Tr::N, Tr::T, M, out, in, T(1), x, in, w, in, bias ? T(1) : T(0), y,
+             out);
+}
+
+template <class T>
+void linear_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, i64 M, i64 in, i64 out) {
+    blas_threads(1);
+    const int nt = max_threads();
+    if (db) {
+        std::vector<double> acc((size_t)out, 0.0);
+        for (i64 m = 0; m < M; ++m)
+            for (i64 o = 0; o < out; ++o) acc[(size_t)o] += (double)dy[m * out + o];
+        for (i64 o = 0; o < out; ++o) db[o] = (T)acc[(size_t)o];
+    }
+    const bool empty = M == 0 || in == 0 || out == 0;
+    if (dx) {
+        if (empty) zero(dx, M * in);
+        else par_gemm(nt, Tr::N, Tr::N, M, in, out, T(1), dy, out, w, in, T(0), dx, in);
+    }
+    if (dw) {
+        if (empty) zero(dw, out * in);
+        else par_gemm(nt, Tr::T, Tr::N, out, in, M, T(1), dy, out, x, in, T(0), dw, in);
+    }
+}
+
+#define RC_INSTANTIATE(T)                                                                                     \
+    template void im2col<T>(const T*, T*, i64, const ConvGeom&);                                              \
+    template void col2im<T>(const T*, T*, i64, const ConvGeom&);                                              \
+    template void conv2d<T>(const T*, const T*, const T*, T*, const Conv2dShape&);                            \
+    template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&);           \
+    template void max_pool2d<T>(const T*, T*, int64_t*, i64, const ConvGeom&);                                \
+    template bool max_pool2d_backward<T>(const T*, const int64_t*, T*, i64, i64, i64);                        \
+    template void avg_pool2d<T>(const T*, T*, i64, const ConvGeom&, bool);                                    \
+    template void avg_pool2d_backward<T>(const T*, T*, i64, const ConvGeom&, bool);                           \
+    template void linear<T>(const T*, const T*, const T*, T*, i64, i64, i64);                                 \
+    template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, i64, i64, i64);
+RC_INSTANTIATE(float)
+RC_INSTANTIATE(double)
+#undef RC_INSTANTIATE
+
+}  // namespace ops
+}  // namespace relucore

@@ -1,0 +1,117 @@
+"""The native convolution path: im2col/col2im kernels, conv2d and linear on OpenBLAS GEMM, pooling.
+
+Arguments are validated and parsed by relucore._checks (the same code the reference uses), inputs
+made C-contiguous, then one call into the compiled core. Docstrings are shared with the reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks as C
+from . import _core
+from .functional import _contiguous
+from .reference import conv as _ref
+
+__all__ = [
+    "im2col", "col2im", "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward",
+    "avg_pool2d", "avg_pool2d_backward", "linear", "linear_backward",
+]
+
+_BLAS_MAX = 2**31 - 1  # scipy-openblas32 takes 32-bit sizes
+
+
+def _doc(twin):
+    def attach(f):
+        f.__doc__ = twin.__doc__
+        return f
+    return attach
+
+
+def _c(a):
+    return None if a is None else _contiguous(np.asarray(a))
+
+
+def _blas_fits(**sizes):
+    for name, v in sizes.items():
+        if v > _BLAS_MAX:
+            raise ValueError(f"{name} = {v} exceeds the BLAS's 32-bit size limit ({_BLAS_MAX})")
+
+
+def _conv_fits(a: C.ConvArgs):
+    f, cg = a.weight.shape[0], a.x.shape[1] // a.groups
+    _blas_fits(**{"C/groups*kh*kw": cg * a.kernel[0] * a.kernel[1], "OH*OW": a.out_hw[0] * a.out_hw[1],
+                  "F/groups": f // a.groups})
+
+
+@_doc(_ref.im2col)
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    x, k, s, p, d, _ = C.check_im2col_args(x, kernel_size, stride, padding, dilation)
+    return _core.im2col(_c(x), k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1])
+
+
+@_doc(_ref.col2im)
+def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1):
+    cols, shape, k, s, p, d, _ = C.check_col2im_args(cols, input_shape, kernel_size, stride, padding, dilation)
+    return _core.col2im(_c(cols), *shape, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1])
+
+
+@_doc(_ref.conv2d)
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    a = C.check_conv_args(x, weight, bias, stride, padding, dilation, groups)
+    _conv_fits(a)
+    s, p, d = a.stride, a.padding, a.dilation
+    return _core.conv2d(_c(a.x), _c(a.weight), _c(a.bias), s[0], s[1], p[0], p[1], d[0], d[1], a.groups)
+
+
+@_doc(_ref.conv2d_backward)
+def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
+    a = C.check_conv_backward_args(dy, x, weight, stride, padding, dilation, groups)
+    _conv_fits(a)
+    s, p, d = a.stride, a.padding, a.dilation
+    return _core.conv2d_backward(_c(np.asarray(dy)), _c(a.x), _c(a.weight), s[0], s[1], p[0], p[1], d[0], d[1],
+                                 a.groups)
+
+
+@_doc(_ref.max_pool2d)
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    x, k, s, p, _ = C.check_pool_args(x, kernel_size, stride, padding)
+    return _core.max_pool2d(_c(x), k[0], k[1], s[0], s[1], p[0], p[1])
+
+
+@_doc(_ref.max_pool2d_backward)
+def max_pool2d_backward(dy, indices, input_shape):
+    dy, indices, shape = C.check_max_pool_backward_args(dy, indices, input_shape)
+    return _core.max_pool2d_backward(_c(dy), _c(indices), *shape)
+
+
+@_doc(_ref.avg_pool2d)
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    x, k, s, p, _ = C.check_pool_args(x, kernel_size, stride, padding)
+    return _core.avg_pool2d(_c(x), k[0], k[1], s[0], s[1], p[0], p[1], bool(count_include_pad))
+
+
+@_doc(_ref.avg_pool2d_backward)
+def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+    dy, shape, k, s, p, _ = C.check_avg_pool_backward_args(dy, input_shape, kernel_size, stride, padding)
+    return _core.avg_pool2d_backward(_c(dy), *shape, k[0], k[1], s[0], s[1], p[0], p[1], bool(count_include_pad))
+
+
+@_doc(_ref.linear)
+def linear(x, weight, bias=None):
+    x, weight, bias = C.check_linear_args(x, weight, bias)
+    lead, n_in = x.shape[:-1], x.shape[-1]
+    x2 = _c(x.reshape(-1, n_in))
+    _blas_fits(rows=x2.shape[0], in_features=n_in, out_features=weight.shape[0])
+    y = _core.linear(x2, _c(weight), _c(bias))
+    return y.reshape(lead + (weight.shape[0],))
+
+
+@_doc(_ref.linear_backward)
+def linear_backward(dy, x, weight):
+    dy, x, weight = C.check_linear_backward_args(dy, x, weight)
+    n_in, n_out = x.shape[-1], weight.shape[0]
+    x2, dy2 = _c(x.reshape(-1, n_in)), _c(dy.reshape(-1, n_out))
+    _blas_fits(rows=x2.shape[0], in_features=n_in, out_features=n_out)
+    dx, dw, db = _core.linear_backward(dy2, x2, _c(weight))
+    return dx.reshape(x.shape), dw, db

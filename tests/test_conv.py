@@ -1,0 +1,375 @@
+"""im2col, col2im, conv2d and conv2d_backward: the reference by hand and by definition, its
+gradients by central differences, the im2col/col2im adjoint identity, and the native functions
+against the reference on every ISA (skipped until the native functions exist)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import relucore.reference as R
+from _conv_helpers import (
+    CONFIGS,
+    KINDS,
+    Conv,
+    assert_grad,
+    assert_terms_close,
+    conv_id,
+    native,
+    normal,
+    numeric_grad,
+    pair,
+    view,
+)
+from _helpers import assert_bitwise, make_data
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+HYPO = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+# --------------------------------------------------------------------------- definitions (loops)
+
+
+def im2col_by_definition(x, kernel, stride, padding, dilation):
+    """docs/api.md, literally: row c*kh*kw + i*kw + j, column oh*OW + ow."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel, stride, padding, dilation))
+    n, c, h, w = x.shape
+    oh_n = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow_n = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    cols = np.zeros((n, c * kh * kw, oh_n * ow_n), x.dtype)
+    for b in range(n):
+        for ch in range(c):
+            for i in range(kh):
+                for j in range(kw):
+                    for oh in range(oh_n):
+                        for ow in range(ow_n):
+                            r, q = oh * sh - ph + i * dh, ow * sw - pw + j * dw
+                            if 0 <= r < h and 0 <= q < w:
+                                cols[b, ch * kh * kw + i * kw + j, oh * ow_n + ow] = x[b, ch, r, q]
+    return cols
+
+
+def conv2d_by_definition(x, weight, bias, stride, padding, dilation, groups):
+    """y[n, f] = bias[f] + sum over the group's channels and taps, in float64 loops."""
+    (sh, sw), (ph, pw), (dh, dw) = map(pair, (stride, padding, dilation))
+    n, c, h, w = x.shape
+    f, cg, kh, kw = weight.shape
+    fg = f // groups
+    oh_n = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow_n = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    y = np.zeros((n, f, oh_n, ow_n))
+    for b in range(n):
+        for fi in range(f):
+            g = fi // fg
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    acc = 0.0 if bias is None else float(bias[fi])
+                    for cc in range(cg):
+                        for i in range(kh):
+                            for j in range(kw):
+                                r, q = oh * sh - ph + i * dh, ow * sw - pw + j * dw
+                                if 0 <= r < h and 0 <= q < w:
+                                    acc += float(weight[fi, cc, i, j]) * float(x[b, g * cg + cc, r, q])
+                    y[b, fi, oh, ow] = acc
+    return y
+
+
+# --------------------------------------------------------------------------- reference: literals
+
+
+def test_im2col_literal():
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    expect = np.array([[[0, 1, 3, 4], [1, 2, 4, 5], [3, 4, 6, 7], [4, 5, 7, 8]]], dtype=float)
+    assert_bitwise(R.im2col(x, 2), expect)
+    # dilation 2: the four corners
+    assert_bitwise(R.im2col(x, 2, dilation=2), np.array([[[0.0], [2.0], [6.0], [8.0]]]))
+    # padding 1, stride 2, 2x2 kernel: windows start at (-1, -1), (-1, 1), (1, -1), (1, 1)
+    expect = np.array([[[0, 0, 0, 4], [0, 0, 3, 5], [0, 1, 0, 7], [0, 2, 6, 8]]], dtype=float)
+    assert_bitwise(R.im2col(x, 2, stride=2, padding=1), expect)
+    # rows are channel-major: C=2, 1x1 kernel
+    x2 = np.stack([np.zeros((2, 2)), np.ones((2, 2))])[None]
+    assert_bitwise(R.im2col(x2, 1), np.array([[[0.0] * 4, [1.0] * 4]]))
+    # rectangular kernel and pair arguments
+    assert_bitwise(R.im2col(x, (1, 3), stride=(2, 1)), np.array([[[0.0, 6.0], [1.0, 7.0], [2.0, 8.0]]]))
+
+
+def test_col2im_literal():
+    # each pixel receives one term per window covering it
+    got = R.col2im(np.ones((1, 4, 4)), (1, 1, 3, 3), 2)
+    assert_bitwise(got, np.array([[[[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]]]))
+    # padded positions are dropped: 3x3 kernel, padding 1 on a 2x2 image: 4 windows, all cover all
+    assert_bitwise(R.col2im(np.ones((1, 9, 4)), (1, 1, 2, 2), 3, padding=1), np.full((1, 1, 2, 2), 4.0))
+    # stride 2 with a 1x1 kernel: holes stay zero
+    got = R.col2im(np.array([[[1.0, 2.0, 3.0, 4.0]]]), (1, 1, 3, 3), 1, stride=2)
+    assert_bitwise(got, np.array([[[[1.0, 0, 2.0], [0, 0, 0], [3.0, 0, 4.0]]]]))
+
+
+def test_conv2d_literal():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    w = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])
+    assert_bitwise(R.conv2d(x, w), np.full((1, 1, 3, 3), -5.0))
+    assert_bitwise(R.conv2d(x, w, np.array([1.0])), np.full((1, 1, 3, 3), -4.0))
+    ones = np.ones((1, 1, 3, 3))
+    k = np.ones((1, 1, 3, 3))
+    assert_bitwise(R.conv2d(ones, k, padding=1), np.array([[[[4.0, 6, 4], [6, 9, 6], [4, 6, 4]]]]))
+    assert_bitwise(R.conv2d(ones, k, stride=2, padding=1), np.array([[[[4.0, 4], [4, 4]]]]))
+    assert_bitwise(R.conv2d(np.ones((1, 1, 5, 5)), k, dilation=2), np.array([[[[9.0]]]]))
+
+
+def test_conv2d_groups_literal():
+    x = np.stack([np.ones((2, 2)), 10 * np.ones((2, 2))])[None]          # channels 1 and 10
+    # groups=2, one filter per group: filter f sees channel f only
+    y = R.conv2d(x, np.array([3.0, 5.0]).reshape(2, 1, 1, 1), groups=2)
+    assert_bitwise(y, np.stack([3 * np.ones((2, 2)), 50 * np.ones((2, 2))])[None])
+    # groups=1 sums both channels
+    assert_bitwise(R.conv2d(x, np.ones((1, 2, 1, 1))), np.full((1, 1, 2, 2), 11.0))
+    # depthwise with multiplier 2: filters 0, 1 see channel 0; filters 2, 3 see channel 1
+    y = R.conv2d(x, np.array([1.0, 2.0, 3.0, 4.0]).reshape(4, 1, 1, 1), groups=2)
+    assert_bitwise(y[0, :, 0, 0], np.array([1.0, 2.0, 30.0, 40.0]))
+
+
+def test_conv2d_backward_literal():
+    dy = np.ones((1, 1, 2, 2))
+    dx, dw, db = R.conv2d_backward(dy, np.arange(9.0).reshape(1, 1, 3, 3), np.ones((1, 1, 2, 2)))
+    assert_bitwise(dx, np.array([[[[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]]]))
+    # dweight[i, j] = sum of the 2x2 block of x starting at (i, j)
+    assert_bitwise(dw, np.array([[[[8.0, 12.0], [20.0, 24.0]]]]))
+    assert_bitwise(db, np.array([4.0]))
+
+
+SMALL = [
+    Conv(2, 4, 5, 6, 4, 3, 1, 1, 1, 2),
+    Conv(1, 3, 6, 5, 6, (2, 3), 2, (1, 2), 2, 3),
+    Conv(2, 2, 4, 4, 3, (3, 2), (2, 1), 0, (1, 2), 1),
+    Conv(1, 4, 3, 3, 8, 3, 1, 1, 1, 4),
+]
+
+
+@pytest.mark.parametrize("cfg", SMALL, ids=conv_id)
+def test_reference_by_definition(cfg, rng):
+    x, w, b = normal(rng, cfg.x_shape, np.float64), normal(rng, cfg.w_shape, np.float64), normal(rng, cfg.f, np.float64)
+    k = pair(cfg.kernel)
+    assert_bitwise(R.im2col(x, k, cfg.stride, cfg.padding, cfg.dilation),
+                   im2col_by_definition(x, k, cfg.stride, cfg.padding, cfg.dilation))
+    np.testing.assert_allclose(R.conv2d(x, w, b, *cfg.args), conv2d_by_definition(x, w, b, *cfg.args),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype_", [np.float32, np.float64])
+def test_dtype_and_layout_of_results(dtype_, rng):
+    cfg = Conv(2, 4, 5, 5, 4, 3, 1, 1, 1, 2)
+    x, w, b = (normal(rng, s, dtype_) for s in (cfg.x_shape, cfg.w_shape, cfg.f))
+    dy = normal(rng, cfg.y_shape, dtype_)
+    saved = [a.copy() for a in (x, w, b, dy)]
+    outs = [R.conv2d(x, w, b, *cfg.args), *R.conv2d_backward(dy, x, w, *cfg.args),
+            R.im2col(x, 3, padding=1), R.col2im(R.im2col(x, 3), x.shape, 3)]
+    for o in outs:
+        assert o.dtype == dtype_ and o.flags.c_contiguous
+    for a, s in zip((x, w, b, dy), saved):
+        assert_bitwise(a, s, "input modified")
+    assert R.conv2d_backward(dy, x, w, *cfg.args)[2].shape == (cfg.f,)
+
+
+def test_empty_batch_reference():
+    cfg = Conv(0, 4, 5, 5, 6, 3, 1, 1, 1, 2)
+    x, w = np.zeros(cfg.x_shape), np.ones(cfg.w_shape)
+    assert R.conv2d(x, w, np.ones(6), *cfg.args).shape == (0, 6, 5, 5)
+    dx, dw, db = R.conv2d_backward(np.zeros(cfg.y_shape), x, w, *cfg.args)
+    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == (6,)
+    assert not dw.any() and not db.any()
+    assert R.im2col(x, 3).shape == (0, 36, 9)
+
+
+# --------------------------------------------------------------------------- gradients (float64)
+
+
+GRAD_CONFIGS = [
+    Conv(2, 4, 5, 4, 4, 3, 1, 1, 1, 2),
+    Conv(1, 3, 6, 5, 3, (2, 3), 2, (1, 2), (2, 1), 3),
+    Conv(2, 2, 4, 4, 3, 1, 2, 1),
+    Conv(1, 2, 3, 3, 2, 3),
+]
+
+
+@pytest.mark.parametrize("cfg", GRAD_CONFIGS, ids=conv_id)
+def test_conv2d_backward_numeric(cfg):
+    _conv_numeric(R, cfg)
+
+
+@pytest.mark.parametrize("cfg", GRAD_CONFIGS, ids=conv_id)
+def test_conv2d_backward_numeric_native(rc, cfg):
+    _conv_numeric(rc, cfg)
+
+
+def _conv_numeric(m, cfg):
+    conv, back = native(m, "conv2d"), native(m, "conv2d_backward")
+    rng = np.random.default_rng(3)
+    x, w, b = normal(rng, cfg.x_shape, np.float64), normal(rng, cfg.w_shape, np.float64), normal(rng, cfg.f, np.float64)
+    dy = normal(rng, cfg.y_shape, np.float64)
+    dx, dw, db = back(dy, x, w, *cfg.args)
+    assert_grad(dx, numeric_grad(lambda v: np.sum(dy * conv(v, w, b, *cfg.args)), x), "dx")
+    assert_grad(dw, numeric_grad(lambda v: np.sum(dy * conv(x, v, b, *cfg.args)), w), "dweight")
+    assert_grad(db, numeric_grad(lambda v: np.sum(dy * conv(x, w, v, *cfg.args)), b), "dbias")
+
+
+# --------------------------------------------------------------------------- adjoint identity
+
+
+@st.composite
+def conv_configs(draw, max_n=3):
+    """Random valid conv configurations (groups 1..3, depthwise when C == groups)."""
+    g = draw(st.integers(1, 3))
+    c = g * draw(st.integers(1, 3))
+    f = g * draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 9))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 9))
+    n = draw(st.integers(1, max_n))
+    return Conv(n, c, h, w, f, (kh, kw), (sh, sw), (ph, pw), (dh, dw), g)
+
+
+def _adjoint(m, cfg, seed):
+    rng = np.random.default_rng(seed)
+    k = pair(cfg.kernel)
+    x = normal(rng, cfg.x_shape, np.float64)
+    cols = m.im2col(x, k, cfg.stride, cfg.padding, cfg.dilation)
+    c = normal(rng, cols.shape, np.float64)
+    back = m.col2im(c, x.shape, k, cfg.stride, cfg.padding, cfg.dilation)
+    lhs, rhs = np.vdot(cols, c), np.vdot(x, back)
+    scale = np.vdot(np.abs(cols), np.abs(c))
+    assert abs(lhs - rhs) <= 1e-12 * scale + 1e-300, f"{cfg}: <im2col x, c> = {lhs} != <x, col2im c> = {rhs}"
+
+
+@HYPO
+@given(cfg=conv_configs(), seed=st.integers(0, 2**32 - 1))
+def test_adjoint_reference(cfg, seed):
+    _adjoint(R, cfg, seed)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cfg=conv_configs(), seed=st.integers(0, 2**32 - 1))
+def test_adjoint_native(rc, cfg, seed):
+    native(rc, "im2col"), native(rc, "col2im")
+    _adjoint(rc, cfg, seed)
+
+
+# --------------------------------------------------------------------------- native vs reference
+
+
+def _inputs(cfg, dtype, rng, bias=True):
+    x = normal(rng, cfg.x_shape, dtype)
+    w = normal(rng, cfg.w_shape, dtype)
+    b = normal(rng, cfg.f, dtype) if bias else None
+    dy = normal(rng, cfg.y_shape, dtype)
+    return x, w, b, dy
+
+
+def _abs64(*arrays):
+    return [None if a is None else np.abs(a.astype(np.float64)) for a in arrays]
+
+
+def check_forward(conv, cfg, x, w, b, what=""):
+    got = conv(x, w, b, *cfg.args)
+    exp = R.conv2d(x, w, b, *cfg.args)
+    ax, aw, ab = _abs64(x, w, b)
+    assert_terms_close(got, exp, R.conv2d(ax, aw, ab, *cfg.args), f"conv2d {cfg} {what}")
+    return got
+
+
+def check_backward(back, cfg, dy, x, w, what=""):
+    got = back(dy, x, w, *cfg.args)
+    assert isinstance(got, tuple) and len(got) == 3, f"conv2d_backward returned {type(got).__name__}"
+    exp = R.conv2d_backward(dy, x, w, *cfg.args)
+    terms = R.conv2d_backward(*_abs64(dy, x, w), *cfg.args)
+    for name, g, e, t in zip(("dx", "dweight", "dbias"), got, exp, terms):
+        assert_terms_close(g, e, t, f"conv2d_backward {name} {cfg} {what}")
+    return got
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=conv_id)
+def test_conv2d_native(rc, cfg, dtype, rng):
+    conv, back = native(rc, "conv2d"), native(rc, "conv2d_backward")
+    x, w, b, dy = _inputs(cfg, dtype, rng, bias=CONFIGS.index(cfg) % 2 == 0)
+    saved = [None if a is None else a.copy() for a in (x, w, b, dy)]
+    check_forward(conv, cfg, x, w, b)
+    check_forward(conv, cfg, x, w, None, "no bias")
+    check_backward(back, cfg, dy, x, w)
+    for a, s in zip((x, w, b, dy), saved):
+        if a is not None:
+            assert_bitwise(a, s, "input modified")
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=conv_id)
+def test_im2col_col2im_native(rc, cfg, dtype, rng):
+    im2col, col2im = native(rc, "im2col"), native(rc, "col2im")
+    k = pair(cfg.kernel)
+    geo = (cfg.stride, cfg.padding, cfg.dilation)
+    x = make_data(rng, cfg.x_shape, dtype)                   # NaN, inf, -0.0 ... are copied as they are
+    assert_bitwise(im2col(x, k, *geo), R.im2col(x, k, *geo), f"im2col {cfg}")
+    cols = normal(rng, R.im2col(x, k, *geo).shape, dtype)
+    # col2im sums overlapping windows: the order may differ
+    terms = R.col2im(np.abs(cols.astype(np.float64)), x.shape, k, *geo)
+    assert_terms_close(col2im(cols, x.shape, k, *geo), R.col2im(cols, x.shape, k, *geo), terms,
+                       f"col2im {cfg}", rtol=8 * np.finfo(dtype).eps)
+
+
+LAYOUT_CONFIGS = [CONFIGS[5], CONFIGS[22], Conv(2, 4, 6, 5, 4, (3, 2), 2, 1, 1, 4), Conv(2, 3, 5, 5, 4, 1)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("cfg", LAYOUT_CONFIGS, ids=conv_id)
+def test_layouts_native(rc, cfg, kind, dtype, rng):
+    conv, back, im2col = native(rc, "conv2d"), native(rc, "conv2d_backward"), native(rc, "im2col")
+    x, w, b, dy = _inputs(cfg, dtype, rng)
+    xv, wv, dyv, bv = view(x, kind), view(w, kind), view(dy, kind), view(b, kind)
+    check_forward(conv, cfg, xv, wv, bv, kind)
+    check_backward(back, cfg, dyv, xv, wv, kind)
+    k = pair(cfg.kernel)
+    geo = (cfg.stride, cfg.padding, cfg.dilation)
+    assert_bitwise(im2col(xv, k, *geo), R.im2col(x, k, *geo), f"im2col {kind}")
+    cols = normal(rng, R.im2col(x, k, *geo).shape, dtype)
+    terms = R.col2im(np.abs(cols.astype(np.float64)), x.shape, k, *geo)
+    assert_terms_close(native(rc, "col2im")(view(cols, kind), x.shape, k, *geo), R.col2im(cols, x.shape, k, *geo),
+                       terms, f"col2im {kind}", rtol=8 * np.finfo(dtype).eps)
+
+
+@HYPO
+@given(cfg=conv_configs(), seed=st.integers(0, 2**32 - 1), f64=st.booleans())
+def test_random_configs_native(rc, cfg, seed, f64):
+    conv, back = native(rc, "conv2d"), native(rc, "conv2d_backward")
+    dtype = np.float64 if f64 else np.float32
+    x, w, b, dy = _inputs(cfg, dtype, np.random.default_rng(seed))
+    check_forward(conv, cfg, x, w, b)
+    check_backward(back, cfg, dy, x, w)
+
+
+def test_empty_batch_native(rc, dtype):
+    conv, back = native(rc, "conv2d"), native(rc, "conv2d_backward")
+    cfg = Conv(0, 4, 5, 5, 6, 3, 1, 1, 1, 2)
+    x, w, b = np.zeros(cfg.x_shape, dtype), np.ones(cfg.w_shape, dtype), np.ones(6, dtype)
+    assert_bitwise(conv(x, w, b, *cfg.args), R.conv2d(x, w, b, *cfg.args))
+    for g, e in zip(back(np.zeros(cfg.y_shape, dtype), x, w, *cfg.args),
+                    R.conv2d_backward(np.zeros(cfg.y_shape, dtype), x, w, *cfg.args)):
+        assert_bitwise(g, e)
+
+
+@pytest.mark.parametrize("cfg", [Conv(4, 8, 12, 12, 16, 3, 1, 1), Conv(3, 8, 10, 9, 8, 3, 2, 1, 1, 8),
+                                 Conv(5, 6, 8, 8, 4, 1)], ids=conv_id)
+def test_threads_native(rc, cfg, dtype, rng):
+    conv, back = native(rc, "conv2d"), native(rc, "conv2d_backward")
+    x, w, b, dy = _inputs(cfg, dtype, rng)
+    before = rc.get_num_threads()
+    results = []
+    try:
+        for t in (1, 2):
+            rc.set_num_threads(t)
+            results.append((conv(x, w, b, *cfg.args), *back(dy, x, w, *cfg.args)))
+    finally:
+        rc.set_num_threads(before)
+    ax, aw, ab, ady = _abs64(x, w, b, dy)
+    terms = (R.conv2d(ax, aw, ab, *cfg.args), *R.conv2d_backward(ady, ax, aw, *cfg.args))
+    for name, one, two, t in zip(("y", "dx", "dweight", "dbias"), *results, terms):
+        assert_terms_close(two, one, t, f"{name}: 2 threads vs 1 {cfg}")
