@@ -133,6 +133,77 @@ void avg_pool_backward(const T* dy, T* dx, const ConvGeom& g, int include_pad) {
         }
 }
 
+template <class T> inline void axpy(T* y, const T* x, T a, i64 n) {
+    using V = typename VecOf<T>::type;
+    using S = ScalarOf<T>;
+    const V av = V::set1(a);
+    i64 i = 0;
+    for (; i + V::L <= n; i += V::L) mul_add(av, V::load(x + i), V::load(y + i)).store(y + i);
+    for (; i < n; ++i) mul_add(S::set1(a), S::load(x + i), S::load(y + i)).store(y + i);
+}
+
+template <class T> inline T dot(const T* a, const T* b, i64 n) {
+    using V = typename VecOf<T>::type;
+    V acc = V::zero();
+    i64 i = 0;
+    for (; i + V::L <= n; i += V::L) acc = mul_add(V::load(a + i), V::load(b + i), acc);
+    T s = reduce_add(acc);
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+// Calls f(oh, i, j, ih, base, lo, hi) for every kernel tap (i, j) of output row oh that touches
+// the image: output columns [lo, hi) read input index base + ow * sw.
+template <class F> inline void for_taps(const ConvGeom& g, F&& f) {
+    for (i64 j = 0; j < g.kw; ++j) {
+        i64 lo, hi;
+        valid_range(g.OW, g.sw, g.pw, j * g.dw, g.W, lo, hi);
+        if (lo >= hi) continue;
+        for (i64 oh = 0; oh < g.OH; ++oh)
+            for (i64 i = 0; i < g.kh; ++i) {
+                const i64 ih = oh * g.sh - g.ph + i * g.dh;
+                if (ih >= 0 && ih < g.H) f(oh, i, j, ih * g.W + j * g.dw - g.pw, lo, hi);
+            }
+    }
+}
+
+template <class T>
+void dw_forward(const T* x, const T* w, T bias, T* y, const ConvGeom& g) {
+    for (i64 p = 0; p < g.OH * g.OW; ++p) y[p] = bias;
+    for_taps(g, [&](i64 oh, i64 i, i64 j, i64 base, i64 lo, i64 hi) {
+        T* yr = y + oh * g.OW;
+        const T wv = w[i * g.kw + j];
+        if (g.sw == 1) axpy(yr + lo, x + base + lo, wv, hi - lo);
+        else
+            for (i64 ow = lo; ow < hi; ++ow) yr[ow] += wv * x[base + ow * g.sw];
+    });
+}
+
+template <class T>
+void dw_backward_input(const T* dy, const T* w, T* dx, const ConvGeom& g) {
+    for_taps(g, [&](i64 oh, i64 i, i64 j, i64 base, i64 lo, i64 hi) {
+        const T* d = dy + oh * g.OW;
+        const T wv = w[i * g.kw + j];
+        if (g.sw == 1) axpy(dx + base + lo, d + lo, wv, hi - lo);
+        else
+            for (i64 ow = lo; ow < hi; ++ow) dx[base + ow * g.sw] += wv * d[ow];
+    });
+}
+
+template <class T>
+void dw_backward_weight(const T* dy, const T* x, T* dw, const ConvGeom& g) {
+    for_taps(g, [&](i64 oh, i64 i, i64 j, i64 base, i64 lo, i64 hi) {
+        const T* d = dy + oh * g.OW;
+        T s;
+        if (g.sw == 1) s = dot(d + lo, x + base + lo, hi - lo);
+        else {
+            s = T(0);
+            for (i64 ow = lo; ow < hi; ++ow) s += d[ow] * x[base + ow * g.sw];
+        }
+        dw[i * g.kw + j] += s;
+    });
+}
+
 }  // namespace
 
 template <class T>
@@ -143,6 +214,9 @@ ConvKernels<T> make_conv() {
     k.max_pool = max_pool<T>;
     k.avg_pool = avg_pool<T>;
     k.avg_pool_backward = avg_pool_backward<T>;
+    k.dw_forward = dw_forward<T>;
+    k.dw_backward_input = dw_backward_input<T>;
+    k.dw_backward_weight = dw_backward_weight<T>;
     return k;
 }
 
