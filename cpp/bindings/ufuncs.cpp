@@ -9,7 +9,10 @@
 //   thread large runs (NumPy has released the GIL: these loops never touch Python objects);
 // - strided operands: chunks gathered into a stack buffer, the kernel, scattered back;
 // - a parameter that varies along the loop (PReLU: `leaky_relu(x, w[:, None, None])` when the inner
-//   dimension is not the channel's): runs of equal parameter values, each as above.
+//   dimension is not the channel's): runs of equal parameter values, each as above;
+// - an input that overlaps the output other than element for element (NumPy's reduce and
+//   accumulate pass the running result as an input: out[i] = f(out[i-1], in[i])): one element at a
+//   time, in order, as NumPy's own loops do.
 // The loops leave the floating-point exception flags as they found them: a ufunc is as total as its
 // functional twin (relu(NaN) is NaN without an "invalid value" warning; sigmoid(-1000) is 0 without
 // an "overflow" one), whichever thread and ISA computed it.
@@ -18,6 +21,7 @@
 #include <string.h>
 
 #include <string>
+#include <type_traits>
 
 #include <fenv.h>
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
@@ -112,7 +116,32 @@ template <class T> inline T load(const char* p) {
     return v;
 }
 
-template <class T> inline bool same_bits(const char* a, const char* b) { return memcmp(a, b, sizeof(T)) == 0; }
+// The end of the run of parameter values bitwise equal to the one at i (j in (i, n]). NumPy hands a
+// broadcast parameter over as a buffer of repeated values when it buffers (PReLU's w[:, None, None]
+// arrives as runs of H*W equal values), so the contiguous case is scanned 16 values at a time.
+template <class T> npy_intp run_end(const char* p, npy_intp sp, npy_intp i, npy_intp n) {
+    using U = typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type;
+    U v;
+    memcpy(&v, p + i * sp, sizeof(U));
+    npy_intp j = i + 1;
+    if (sp == (npy_intp)sizeof(T)) {
+        for (; j + 16 <= n; j += 16) {
+            U d = 0;
+            for (int k = 0; k < 16; ++k) {
+                U u;
+                memcpy(&u, p + (j + k) * sp, sizeof(U));
+                d |= u ^ v;
+            }
+            if (d) break;
+        }
+    }
+    for (; j < n; ++j) {
+        U u;
+        memcpy(&u, p + j * sp, sizeof(U));
+        if (u != v) break;
+    }
+    return j;
+}
 
 // Strided operand -> contiguous buffer (or the operand itself when it already is contiguous).
 template <class T> inline const T* gather(const char* p, npy_intp step, npy_intp m, T* buf) {
@@ -165,12 +194,57 @@ void backward_run(Act act, const char* dy, npy_intp sd, const char* v, npy_intp 
     }
 }
 
+// ---- overlapping operands (reduce, accumulate) ------------------------------------------------------
+
+struct Span {
+    uintptr_t lo, hi;  // [lo, hi)
+};
+
+inline Span span(const char* p, npy_intp step, npy_intp n, size_t size) {
+    const npy_intp last = step * (n - 1);
+    const uintptr_t a = (uintptr_t)p;
+    return {a + (uintptr_t)(last < 0 ? last : 0), a + (uintptr_t)(last > 0 ? last : 0) + size};
+}
+
+// True when an input shares memory with the output other than at the same element (same pointer and
+// step), or the output has step 0: then each output must be written before the next input is read.
+template <class T>
+bool overlapping(char** args, npy_intp const* steps, npy_intp n, int nin) {
+    if (n <= 1) return false;
+    if (steps[nin] == 0) return true;  // reduce: every element goes to one accumulator
+    const Span out = span(args[nin], steps[nin], n, sizeof(T));
+    for (int k = 0; k < nin; ++k) {
+        if (args[k] == args[nin] && steps[k] == steps[nin]) continue;  // in place, elementwise
+        const Span in = span(args[k], steps[k], n, sizeof(T));
+        if (in.lo < out.hi && out.lo < in.hi) return true;
+    }
+    return false;
+}
+
+// One element at a time through the kernels (n = 1), each input read after the previous output was
+// written. nin: 1 (x), 2 (x, param or dy, v), 3 (dy, x, param); `backward` picks the kernel kind.
+template <class T>
+void sequential(Act act, bool backward, int nin, char** args, npy_intp const* steps, npy_intp n) {
+    const auto fk = forward_kernel<T>(act);
+    const auto bk = backward_kernel<T>(act);
+    for (npy_intp i = 0; i < n; ++i) {
+        T in[3], out;
+        for (int k = 0; k < nin; ++k) in[k] = load<T>(args[k] + i * steps[k]);
+        if (!backward)
+            fk(&in[0], &out, 1, nin == 2 ? in[1] : T(0), nullptr, 0, 0);
+        else
+            bk(&in[0], &in[1], &out, 1, nin == 3 ? in[2] : T(0), 0);
+        memcpy(args[nin] + i * steps[nin], &out, sizeof(T));
+    }
+}
+
 // ---- the inner loops (PyUFuncGenericFunction) --------------------------------------------------------
 
 // (x) -> y: relu, sigmoid.
 template <class T, Act A>
 void loop_f1(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     KeepFpFlags keep;
+    if (overlapping<T>(args, steps, dims[0], 1)) return sequential<T>(A, false, 1, args, steps, dims[0]);
     forward_run<T>(A, args[0], steps[0], args[1], steps[1], dims[0], T(0));
 }
 
@@ -178,6 +252,7 @@ void loop_f1(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
 template <class T, Act A>
 void loop_f2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     KeepFpFlags keep;
+    if (overlapping<T>(args, steps, dims[0], 2)) return sequential<T>(A, false, 2, args, steps, dims[0]);
     const npy_intp n = dims[0], sx = steps[0], sp = steps[1], sy = steps[2];
     const char *x = args[0], *p = args[1];
     char* y = args[2];
@@ -186,8 +261,7 @@ void loop_f2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
         return;
     }
     for (npy_intp i = 0; i < n;) {  // runs of one parameter value
-        npy_intp j = i + 1;
-        while (j < n && same_bits<T>(p + j * sp, p + i * sp)) ++j;
+        const npy_intp j = run_end<T>(p, sp, i, n);
         forward_run<T>(A, x + i * sx, sx, y + i * sy, sy, j - i, load<T>(p + i * sp));
         i = j;
     }
@@ -197,6 +271,7 @@ void loop_f2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
 template <class T, Act A>
 void loop_b2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     KeepFpFlags keep;
+    if (overlapping<T>(args, steps, dims[0], 2)) return sequential<T>(A, true, 2, args, steps, dims[0]);
     backward_run<T>(A, args[0], steps[0], args[1], steps[1], args[2], steps[2], dims[0], T(0));
 }
 
@@ -204,6 +279,7 @@ void loop_b2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
 template <class T, Act A>
 void loop_b3(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     KeepFpFlags keep;
+    if (overlapping<T>(args, steps, dims[0], 3)) return sequential<T>(A, true, 3, args, steps, dims[0]);
     const npy_intp n = dims[0], sd = steps[0], sv = steps[1], sp = steps[2], so = steps[3];
     const char *dy = args[0], *v = args[1], *p = args[2];
     char* dx = args[3];
@@ -212,8 +288,7 @@ void loop_b3(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
         return;
     }
     for (npy_intp i = 0; i < n;) {
-        npy_intp j = i + 1;
-        while (j < n && same_bits<T>(p + j * sp, p + i * sp)) ++j;
+        const npy_intp j = run_end<T>(p, sp, i, n);
         backward_run<T>(A, dy + i * sd, sd, v + i * sv, sv, dx + i * so, so, j - i, load<T>(p + i * sp));
         i = j;
     }

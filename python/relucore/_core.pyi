@@ -1,0 +1,88 @@
+"""Type stubs for relucore._core, the compiled extension (cpp/bindings/).
+
+The entry points are fast paths for relucore.functional: each takes only arrays that need no
+preparation (exact ndarray, float32/float64, native byte order, C-contiguous, aligned; ``out``
+writeable and either the input itself or disjoint from every input) and returns None for anything
+else, leaving validation and error messages to the Python layer.
+"""
+
+from typing import Final, Optional, Tuple, TypedDict, Union
+
+import numpy as np
+import numpy.typing as npt
+
+_F = npt.NDArray[np.floating]
+
+# Act codes for forward/backward/backward_mask (relucore::ops::Act).
+RELU: Final[int]
+LEAKY_RELU: Final[int]
+ELU: Final[int]
+SIGMOID: Final[int]
+TANH: Final[int]
+
+def forward(
+    act: int, x: object, param: float, out: object, want_mask: bool, want_counts: bool
+) -> Union[None, np.ndarray, Tuple[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """y = act(x) (param: slope or alpha), optionally with the bit mask and per-channel counts."""
+
+def backward(act: int, dy: object, s: object, param: float, out: object) -> Optional[np.ndarray]:
+    """dx from dy and s (x for relu/leaky_relu/elu, the forward output y for sigmoid/tanh)."""
+
+def backward_mask(act: int, dy: object, mask: object, param: float, out: object) -> Optional[np.ndarray]:
+    """dx from dy and the forward bit mask (relu, leaky_relu)."""
+
+def prelu(x: object, weight: object, out: object) -> Optional[np.ndarray]: ...
+def prelu_backward(dy: object, x: object, weight: object) -> Optional[Tuple[np.ndarray, np.ndarray]]: ...
+
+def get_isa() -> str: ...
+def set_isa(name: str, /) -> None:
+    """Switch the kernel table; ValueError if the ISA is not compiled in or the CPU lacks it."""
+
+def compiled_isas() -> list[str]: ...
+def usable_isas() -> list[str]: ...
+def tiles() -> dict[str, int]:
+    """Elements per main-loop iteration of the active ISA's kernels, by dtype name."""
+
+def _set_stream_threshold(nbytes: int, /) -> None:
+    """Bytes above which outputs bypass the cache (-1: last-level cache size); for benchmarks."""
+
+def blas_info() -> str:
+    """The GEMM library and its own configuration string."""
+
+# Convolution path: arguments validated and parsed by relucore.convolution; arrays C-contiguous,
+# one float dtype per call (ValueError otherwise).
+def im2col(x: _F, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dh: int, dw: int, /) -> _F: ...
+def col2im(cols: _F, N: int, C: int, H: int, W: int, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+           dh: int, dw: int, /) -> _F: ...
+def conv2d(x: _F, weight: _F, bias: Optional[_F], sh: int, sw: int, ph: int, pw: int, dh: int, dw: int,
+           groups: int, /) -> _F: ...
+def conv2d_backward(dy: _F, x: _F, weight: _F, sh: int, sw: int, ph: int, pw: int, dh: int, dw: int,
+                    groups: int, /) -> tuple[_F, _F, _F]: ...
+def max_pool2d(x: _F, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, /) -> tuple[_F, npt.NDArray[np.int64]]: ...
+def max_pool2d_backward(dy: _F, indices: npt.NDArray[np.int64], N: int, C: int, H: int, W: int, /) -> _F: ...
+def avg_pool2d(x: _F, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, count_include_pad: bool, /) -> _F: ...
+def avg_pool2d_backward(dy: _F, N: int, C: int, H: int, W: int, kh: int, kw: int, sh: int, sw: int, ph: int,
+                        pw: int, count_include_pad: bool, /) -> _F: ...
+def linear(x: _F, weight: _F, bias: Optional[_F], /) -> _F: ...
+def linear_backward(dy: _F, x: _F, weight: _F, /) -> tuple[_F, _F, _F]: ...
+
+def get_num_threads() -> int: ...
+def set_num_threads(n: int, /) -> None: ...
+
+openmp: Final[bool]
+compiler: Final[str]
+
+class _Ufuncs(TypedDict):
+    """The NumPy ufuncs (float32 'f' and float64 'd' loops), exposed as relucore.ufuncs."""
+
+    relu: np.ufunc  # (x) -> y
+    relu_backward: np.ufunc  # (dy, x) -> dx
+    leaky_relu: np.ufunc  # (x, negative_slope) -> y
+    leaky_relu_backward: np.ufunc  # (dy, x, negative_slope) -> dx
+    elu: np.ufunc  # (x, alpha) -> y
+    elu_backward: np.ufunc  # (dy, x, alpha) -> dx
+    sigmoid: np.ufunc  # (x) -> y
+    sigmoid_backward: np.ufunc  # (dy, y) -> dx
+    tanh_backward: np.ufunc  # (dy, y) -> dx
+
+_ufuncs: Final[_Ufuncs]
