@@ -8,19 +8,27 @@ namespace {
 
 using ops::Act;
 
+// The output: a new array like `like` when out_h is None, else out_h if the kernel may write it
+// directly (see out_ok) and it does not overlap `also` (a non-elementwise input). False: decline.
+bool take_out(py::handle out_h, const View& like, std::initializer_list<const View*> inputs, const View* also,
+              py::object& out, View& out_v) {
+    if (out_h.is_none()) {
+        out = new_like(like);
+        out_v = plain(out, true);
+        return true;
+    }
+    out_v = plain(out_h, true);
+    if (!out_ok(out_v, like, inputs) || (also && !disjoint(out_v, *also))) return false;
+    out = py::reinterpret_borrow<py::object>(out_h);
+    return true;
+}
+
 py::object forward(int act, py::handle x_h, double param, py::handle out_h, bool want_mask, bool want_counts) {
     View x = plain(x_h);
     if (!x.a) return py::none();
     py::object out;
     View out_v;
-    if (out_h.is_none()) {
-        out = new_like(x);
-        out_v = plain(out, true);
-    } else {
-        out_v = plain(out_h, true);
-        if (!out_ok(out_v, x, {&x})) return py::none();
-        out = py::reinterpret_borrow<py::object>(out_h);
-    }
+    if (!take_out(out_h, x, {&x}, nullptr, out, out_v)) return py::none();
     i64 outer, channels, inner;
     geometry(x, outer, channels, inner);
     py::array_t<uint8_t> mask;
@@ -57,14 +65,7 @@ py::object backward(int act, py::handle dy_h, py::handle s_h, double param, py::
     if (!dy.a || !s.a || dy.type != s.type || !same_shape(dy, s)) return py::none();
     py::object out;
     View out_v;
-    if (out_h.is_none()) {
-        out = new_like(dy);
-        out_v = plain(out, true);
-    } else {
-        out_v = plain(out_h, true);
-        if (!out_ok(out_v, dy, {&dy, &s})) return py::none();
-        out = py::reinterpret_borrow<py::object>(out_h);
-    }
+    if (!take_out(out_h, dy, {&dy, &s}, nullptr, out, out_v)) return py::none();
     {
         py::gil_scoped_release nogil;
         if (dy.type == kF32)
@@ -92,14 +93,7 @@ py::object backward_mask(int act, py::handle dy_h, py::handle mask_h, double par
     m.nbytes = (i64)mp->dimensions[0];
     py::object out;
     View out_v;
-    if (out_h.is_none()) {
-        out = new_like(dy);
-        out_v = plain(out, true);
-    } else {
-        out_v = plain(out_h, true);
-        if (!out_ok(out_v, dy, {&dy}) || !disjoint(out_v, m)) return py::none();
-        out = py::reinterpret_borrow<py::object>(out_h);
-    }
+    if (!take_out(out_h, dy, {&dy}, &m, out, out_v)) return py::none();
     {
         py::gil_scoped_release nogil;
         const uint8_t* bits = (const uint8_t*)m.data;
@@ -127,14 +121,7 @@ py::object prelu(py::handle x_h, py::handle w_h, py::handle out_h) {
     if (w.size == 1) outer = 1, channels = 1, inner = x.size;
     py::object out;
     View out_v;
-    if (out_h.is_none()) {
-        out = new_like(x);
-        out_v = plain(out, true);
-    } else {
-        out_v = plain(out_h, true);
-        if (!out_ok(out_v, x, {&x}) || !disjoint(out_v, w)) return py::none();
-        out = py::reinterpret_borrow<py::object>(out_h);
-    }
+    if (!take_out(out_h, x, {&x}, &w, out, out_v)) return py::none();
     {
         py::gil_scoped_release nogil;
         if (x.type == kF32)

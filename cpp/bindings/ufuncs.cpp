@@ -76,38 +76,6 @@ class KeepFpFlags {
 #endif
 };
 
-// ---- kernels of the active table -------------------------------------------------------------------
-
-template <class T> const ElementwiseKernels<T>& table();
-template <> const ElementwiseKernels<float>& table<float>() { return active_kernels().f32; }
-template <> const ElementwiseKernels<double>& table<double>() { return active_kernels().f64; }
-
-template <class T>
-typename ElementwiseKernels<T>::Forward forward_kernel(Act a) {
-    const auto& k = table<T>();
-    switch (a) {
-        case Act::relu: return k.relu;
-        case Act::leaky_relu: return k.leaky_relu;
-        case Act::elu: return k.elu;
-        case Act::sigmoid: return k.sigmoid;
-        case Act::tanh: return k.tanh;
-    }
-    return k.relu;
-}
-
-template <class T>
-typename ElementwiseKernels<T>::Backward backward_kernel(Act a) {
-    const auto& k = table<T>();
-    switch (a) {
-        case Act::relu: return k.relu_backward;
-        case Act::leaky_relu: return k.leaky_relu_backward;
-        case Act::elu: return k.elu_backward;
-        case Act::sigmoid: return k.sigmoid_backward;
-        case Act::tanh: return k.tanh_backward;
-    }
-    return k.relu_backward;
-}
-
 // ---- one run with a fixed parameter ----------------------------------------------------------------
 
 template <class T> inline T load(const char* p) {
@@ -162,7 +130,7 @@ void forward_run(Act act, const char* x, npy_intp sx, char* y, npy_intp sy, npy_
         ops::forward<T>(act, (const T*)x, (T*)y, (i64)n, param, nullptr, nullptr, 1, 1);
         return;
     }
-    const auto k = forward_kernel<T>(act);
+    const auto k = ops::forward_kernel<T>(act);
     T bx[kChunk], by[kChunk];
     for (npy_intp i = 0; i < n; i += kChunk) {
         const npy_intp m = n - i < kChunk ? n - i : kChunk;
@@ -182,7 +150,7 @@ void backward_run(Act act, const char* dy, npy_intp sd, const char* v, npy_intp 
         ops::backward<T>(act, (const T*)dy, (const T*)v, (T*)dx, (i64)n, param);
         return;
     }
-    const auto k = backward_kernel<T>(act);
+    const auto k = ops::backward_kernel<T>(act);
     T bd[kChunk], bv[kChunk], bo[kChunk];
     for (npy_intp i = 0; i < n; i += kChunk) {
         const npy_intp m = n - i < kChunk ? n - i : kChunk;
@@ -225,8 +193,8 @@ bool overlapping(char** args, npy_intp const* steps, npy_intp n, int nin) {
 // written. nin: 1 (x), 2 (x, param or dy, v), 3 (dy, x, param); `backward` picks the kernel kind.
 template <class T>
 void sequential(Act act, bool backward, int nin, char** args, npy_intp const* steps, npy_intp n) {
-    const auto fk = forward_kernel<T>(act);
-    const auto bk = backward_kernel<T>(act);
+    const auto fk = ops::forward_kernel<T>(act);
+    const auto bk = ops::backward_kernel<T>(act);
     for (npy_intp i = 0; i < n; ++i) {
         T in[3], out;
         for (int k = 0; k < nin; ++k) in[k] = load<T>(args[k] + i * steps[k]);

@@ -16,10 +16,6 @@ namespace relucore {
 namespace ops {
 namespace {
 
-template <class T> const ConvKernels<T>& conv_table();
-template <> const ConvKernels<float>& conv_table<float>() { return active_kernels().conv_f32; }
-template <> const ConvKernels<double>& conv_table<double>() { return active_kernels().conv_f64; }
-
 constexpr i64 kDwChunks = 4;  // fixed image chunks for dweight: the same sums for any thread count
 constexpr i64 kGrainCopy = 1 << 15;   // elements per thread for im2col/col2im/pooling
 constexpr i64 kGrainFlops = 1 << 21;  // multiply-adds per thread for a GEMM or a whole layer
@@ -38,7 +34,7 @@ template <class T> void zero(T* p, i64 n) { memset(p, 0, (size_t)n * sizeof(T));
 
 // im2col of one image's channel slice, by rows; threaded when called outside a parallel region.
 template <class T> void image_im2col(const T* x, T* cols, const ConvGeom& g, int nt) {
-    const auto k = conv_table<T>().im2col;
+    const auto k = conv_kernels<T>().im2col;
     const i64 rows = g.C * g.kh * g.kw;
     nt = cap(nt, rows * g.OH * g.OW, kGrainCopy);
     if (nt <= 1) return k(x, cols, g, 0, rows);
@@ -46,7 +42,7 @@ template <class T> void image_im2col(const T* x, T* cols, const ConvGeom& g, int
 }
 
 template <class T> void image_col2im(const T* cols, T* x, const ConvGeom& g, int nt) {
-    const auto k = conv_table<T>().col2im;
+    const auto k = conv_kernels<T>().col2im;
     zero(x, g.C * g.H * g.W);
     nt = cap(nt, g.C * g.kh * g.kw * g.OH * g.OW, kGrainCopy);
     if (nt <= 1) return k(cols, x, g, 0, g.C);
@@ -106,7 +102,7 @@ template <class T> void col2im(const T* cols, T* x, i64 N, const ConvGeom& g) {
 bool is_depthwise(const Conv2dShape& s) { return s.groups == s.C && s.groups > 1; }
 
 template <class T> void depthwise_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
-    const auto k = conv_table<T>().dw_forward;
+    const auto k = conv_kernels<T>().dw_forward;
     const ConvGeom& g = s.g;
     const i64 mult = s.F / s.C, K = g.kh * g.kw, in = s.H * s.W, out = g.OH * g.OW;
     parallel_items(s.N * s.F, threads_for(s.N * s.F * out * K, kGrainCopy), [&](i64 p) {
@@ -117,7 +113,7 @@ template <class T> void depthwise_forward(const T* x, const T* w, const T* bias,
 
 template <class T>
 void depthwise_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Conv2dShape& s) {
-    const auto& t = conv_table<T>();
+    const auto& t = conv_kernels<T>();
     const ConvGeom& g = s.g;
     const i64 mult = s.F / s.C, K = g.kh * g.kw, in = s.H * s.W, out = g.OH * g.OW;
     const int nt = threads_for(s.N * s.F * out * K, kGrainCopy);
@@ -221,7 +217,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
 }
 
 template <class T> void max_pool2d(const T* x, T* y, int64_t* idx, i64 planes, const ConvGeom& g) {
-    const auto k = conv_table<T>().max_pool;
+    const auto k = conv_kernels<T>().max_pool;
     const i64 in = g.H * g.W, out = g.OH * g.OW;
     parallel_items(planes, threads_for(planes * in, kGrainCopy), [&](i64 p) { k(x + p * in, y + p * out, idx + p * out, g); });
 }
@@ -239,14 +235,14 @@ bool max_pool2d_backward(const T* dy, const int64_t* idx, T* dx, i64 planes, i64
 }
 
 template <class T> void avg_pool2d(const T* x, T* y, i64 planes, const ConvGeom& g, bool count_include_pad) {
-    const auto k = conv_table<T>().avg_pool;
+    const auto k = conv_kernels<T>().avg_pool;
     const i64 in = g.H * g.W, out = g.OH * g.OW;
     parallel_items(planes, threads_for(planes * in, kGrainCopy),
                    [&](i64 p) { k(x + p * in, y + p * out, g, count_include_pad); });
 }
 
 template <class T> void avg_pool2d_backward(const T* dy, T* dx, i64 planes, const ConvGeom& g, bool count_include_pad) {
-    const auto k = conv_table<T>().avg_pool_backward;
+    const auto k = conv_kernels<T>().avg_pool_backward;
     const i64 in = g.H * g.W, out = g.OH * g.OW;
     parallel_items(planes, threads_for(planes * in, kGrainCopy), [&](i64 p) {
         zero(dx + p * in, in);

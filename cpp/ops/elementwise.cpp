@@ -17,36 +17,6 @@ constexpr i64 kGrainExp = 1 << 12;    // ops that evaluate exp
 constexpr i64 kAlign = 64;            // piece boundaries: whole mask bytes, whole cache lines
 constexpr i64 kPiece = 1 << 14;       // fixed reduction piece for prelu's dweight
 
-template <class T> const ElementwiseKernels<T>& table();
-template <> const ElementwiseKernels<float>& table<float>() { return active_kernels().f32; }
-template <> const ElementwiseKernels<double>& table<double>() { return active_kernels().f64; }
-
-template <class T>
-typename ElementwiseKernels<T>::Forward forward_kernel(Act a) {
-    const auto& k = table<T>();
-    switch (a) {
-        case Act::relu: return k.relu;
-        case Act::leaky_relu: return k.leaky_relu;
-        case Act::elu: return k.elu;
-        case Act::sigmoid: return k.sigmoid;
-        case Act::tanh: return k.tanh;
-    }
-    return k.relu;
-}
-
-template <class T>
-typename ElementwiseKernels<T>::Backward backward_kernel(Act a) {
-    const auto& k = table<T>();
-    switch (a) {
-        case Act::relu: return k.relu_backward;
-        case Act::leaky_relu: return k.leaky_relu_backward;
-        case Act::elu: return k.elu_backward;
-        case Act::sigmoid: return k.sigmoid_backward;
-        case Act::tanh: return k.tanh_backward;
-    }
-    return k.relu_backward;
-}
-
 // Outputs larger than the last-level cache are written with cache-bypassing stores: they would
 // evict everything on the way and cost a read-for-ownership per line (see docs/performance.md).
 i64 llc_bytes() {
@@ -82,6 +52,32 @@ void for_channel_runs(i64 b, i64 e, i64 channels, i64 inner, F&& f) {
 }
 
 }  // namespace
+
+template <class T>
+typename ElementwiseKernels<T>::Forward forward_kernel(Act a) {
+    const auto& k = elementwise_kernels<T>();
+    switch (a) {
+        case Act::relu: return k.relu;
+        case Act::leaky_relu: return k.leaky_relu;
+        case Act::elu: return k.elu;
+        case Act::sigmoid: return k.sigmoid;
+        case Act::tanh: return k.tanh;
+    }
+    return k.relu;
+}
+
+template <class T>
+typename ElementwiseKernels<T>::Backward backward_kernel(Act a) {
+    const auto& k = elementwise_kernels<T>();
+    switch (a) {
+        case Act::relu: return k.relu_backward;
+        case Act::leaky_relu: return k.leaky_relu_backward;
+        case Act::elu: return k.elu_backward;
+        case Act::sigmoid: return k.sigmoid_backward;
+        case Act::tanh: return k.tanh_backward;
+    }
+    return k.relu_backward;
+}
 
 int get_num_threads() { return max_threads(); }
 
@@ -130,14 +126,14 @@ void backward(Act act, const T* dy, const T* s, T* dx, i64 n, T param) {
 
 template <class T>
 void backward_mask(Act act, const T* dy, const uint8_t* mask, T* dx, i64 n, T param) {
-    const auto& t = table<T>();
+    const auto& t = elementwise_kernels<T>();
     const auto k = act == Act::leaky_relu ? t.leaky_relu_backward_mask : t.relu_backward_mask;
     parallel_range(n, kGrainCheap, kAlign, 0, [&](i64 b, i64 e, int) { k(dy + b, mask, b, dx + b, e - b, param); });
 }
 
 template <class T>
 void prelu_forward(const T* x, const T* weight, T* y, i64 outer, i64 channels, i64 inner) {
-    const auto k = table<T>().leaky_relu;
+    const auto k = elementwise_kernels<T>().leaky_relu;
     const i64 n = outer * channels * inner;
     const int stream = stream_flag<T>(n);
     parallel_range(n, kGrainCheap, kAlign, 0, [&](i64 b, i64 e, int) {
@@ -150,7 +146,7 @@ void prelu_forward(const T* x, const T* weight, T* y, i64 outer, i64 channels, i
 template <class T>
 void prelu_backward(const T* dy, const T* x, const T* weight, T* dx, T* dweight, i64 outer, i64 channels,
                     i64 inner) {
-    const auto k = table<T>().prelu_backward;
+    const auto k = elementwise_kernels<T>().prelu_backward;
     // Items are (channel, block): a block is either a slice of one long row (inner >= kPiece) or a
     // group of whole rows. Items of one channel are contiguous in `partial` and summed in order.
     const bool split_rows = inner >= kPiece;
@@ -186,6 +182,8 @@ void prelu_backward(const T* dy, const T* x, const T* weight, T* dx, T* dweight,
 }
 
 #define RC_INSTANTIATE(T)                                                                                  \
+    template typename ElementwiseKernels<T>::Forward forward_kernel<T>(Act);                               \
+    template typename ElementwiseKernels<T>::Backward backward_kernel<T>(Act);                             \
     template void forward<T>(Act, const T*, T*, i64, T, uint8_t*, i64*, i64, i64);                         \
     template void backward<T>(Act, const T*, const T*, T*, i64, T);                                        \
     template void backward_mask<T>(Act, const T*, const uint8_t*, T*, i64, T);                             \

@@ -3,12 +3,18 @@
 #pragma once
 #include <stdint.h>
 
+#include "relucore/kernels.h"
+
 namespace relucore {
 using i64 = int64_t;
 
 namespace ops {
 
 enum class Act { relu, leaky_relu, elu, sigmoid, tanh };
+
+// The active table's single-threaded kernels for an activation (for callers that chunk themselves).
+template <class T> typename ElementwiseKernels<T>::Forward forward_kernel(Act act);
+template <class T> typename ElementwiseKernels<T>::Backward backward_kernel(Act act);
 
 // y = act(x) over n elements. mask (optional): ceil(n/8) bytes, every bit written.
 // counts (optional): `channels` entries, the number of y > 0 in each channel, where element i lies
