@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fnmatch
 import importlib
+import inspect
+import os
+import subprocess
 import sys
+import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from . import cases as cases_mod
-from .cases import IMPLS, Case, collect, parse_size, size_label, snapshot
-from .limits import REFERENCE_COPY_ELEMENTS, Limits, copy_figure
+from .cases import IMPLS, Case, parse_size, size_label, snapshot
+from .limits import (BLAS_IDLE_TIME, REFERENCE_COPY_ELEMENTS, SGEMM_SIZE, Limits, copy_figure, gemm_call,
+                     gemm_figure)
 from .machine import machine_info
 from .peers import load_torch, to_numpy, to_torch
 from .report import Progress, Table, fmt_num, write_json
-from .timing import TimerConfig, measure_interleaved
+from .timing import TimerConfig, measure, measure_interleaved
 
 DEFAULT_SIZES = ("1K", "64K", "1M", "16M")
 QUICK_SIZES = ("1K", "1M", "16M")
@@ -25,6 +31,24 @@ REF_LABEL = size_label(REFERENCE_COPY_ELEMENTS)
 
 class BenchError(Exception):
     """A case that cannot be benchmarked (wrong result, or relucore raised): aborts the run."""
+
+
+def collect_cases(sizes: Sequence[int], dtype: str, suites: Sequence[str], ops: Optional[str],
+                  quick: bool) -> List[Case]:
+    """:func:`relucore.bench.cases.collect`, passing ``quick`` to the suites whose ``cases`` take it."""
+    patterns = [p.strip() for p in ops.split(",") if p.strip()] if ops else None
+    found: List[Case] = []
+    for name in suites:
+        fn = importlib.import_module(name).cases
+        kwargs = {"quick": quick} if "quick" in inspect.signature(fn).parameters else {}
+        for case in fn(sizes, np.dtype(dtype), **kwargs):
+            if patterns is None or any(fnmatch.fnmatchcase(case.op, p) for p in patterns):
+                found.append(case)
+    return found
+
+
+def _gemm_label(dtype: str) -> str:
+    return "%dgemm" if dtype == "float64" else "%sgemm"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated element counts, e.g. 1K,1M or 1000 (default {','.join(DEFAULT_SIZES)}; "
                         f"--quick: {','.join(QUICK_SIZES)})")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
-    p.add_argument("--quick", action="store_true", help="fewer sizes and samples (whole run well under a minute)")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer sizes, layers and samples (whole run well under a minute)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="relucore.set_num_threads(N) (PyTorch gets the same); default: leave as is (all cores)")
     p.add_argument("--no-torch", action="store_true", help="do not time PyTorch even if it is installed")
@@ -79,11 +104,22 @@ def _print_limits(out, limits: Limits, sizes: Sequence[int], dtype: str, pct_of:
     which = ("a same-size copy timed in turns with each case" if pct_of == "same-size"
              else f"the {REF_LABEL} float32 copy above")
     print(f"  % column: share of the bandwidth of {which}", file=out)
+    for dtype, gemm in limits.gemm.items():
+        name = "dgemm" if dtype == "float64" else "sgemm"
+        print(f"{name} {SGEMM_SIZE}^3 {dtype} through relucore's BLAS (relucore.linear): {gemm.gflops:.1f} GFLOP/s "
+              f"(numpy.matmul: {gemm.numpy_gflops:.1f})", file=out)
+        print(f"  compute rows: GFLOP/s, and % of this {name} rate timed in turns with each case (NumPy is "
+              "timed alone, first: its idle BLAS threads spin for ~0.2 s)", file=out)
+    if limits.gemm:
+        rc = importlib.import_module("relucore")
+        coretype = os.environ.get("OPENBLAS_CORETYPE")
+        print(f"  relucore's BLAS: {rc.runtime_info().get('blas')}"
+              + (f"; OPENBLAS_CORETYPE={coretype} is set" if coretype else ""), file=out)
     print(file=out)
 
 
 def run_case(case: Case, config: TimerConfig, limits: Limits, torch: Any, pct_of: str,
-             warn=lambda msg: None) -> Dict[str, Any]:
+             warn=lambda msg: None, memory: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Check relucore against NumPy once, then time every implementation; return the row."""
     where = f"{case.label} ({case.size}, {case.dtype}, shape {case.shape})"
     inputs = case.make_inputs()
@@ -110,8 +146,19 @@ def run_case(case: Case, config: TimerConfig, limits: Limits, torch: Any, pct_of
             calls["torch"] = (fn, t_inputs)
     if case.bytes:  # the same-size copy, timed in turns with the implementations
         calls["copy"] = (np.copyto, limits.copy_operands(case.n, case.dtype))
+    elif case.flops and case.limit == "sgemm":  # likewise the GEMM limit
+        calls["gemm"] = (gemm_call(), limits.gemm_operands(case.dtype))
 
-    timings = dict(zip(calls, measure_interleaved(list(calls.values()), config)))
+    if case.flops:
+        # NumPy's BLAS threads spin for ~0.2 s after each call and would halve whatever runs next: NumPy is
+        # timed alone, first, and the others (relucore, PyTorch, the GEMM limit) in turns after it has idled.
+        np_call = calls.pop("numpy")
+        t_numpy = measure(*np_call, config=config)
+        time.sleep(BLAS_IDLE_TIME)
+        timings = dict(zip(calls, measure_interleaved(list(calls.values()), config)))
+        timings["numpy"] = t_numpy
+    else:
+        timings = dict(zip(calls, measure_interleaved(list(calls.values()), config)))
     t_rc, t_np, t_pt = timings["relucore"], timings["numpy"], timings.get("torch")
 
     row: Dict[str, Any] = {
@@ -136,6 +183,16 @@ def run_case(case: Case, config: TimerConfig, limits: Limits, torch: Any, pct_of
             row["target_met"] = same >= case.target_pct
     elif case.flops:
         row["rate"] = case.flops / t_rc.median / 1e9
+        if "gemm" in timings:
+            gemm = gemm_figure(SGEMM_SIZE, timings["gemm"])
+            row.update({"pct": 100 * row["rate"] / gemm, "pct_of": "sgemm" if case.dtype == "float32" else "dgemm",
+                        "pct_label": _gemm_label(case.dtype),
+                        "gemm_same_run": {"gflops": gemm, **timings["gemm"].as_dict()}})
+    extra = getattr(case, "row_info", None)
+    if extra is not None:
+        row.update(extra())
+    if memory is not None:
+        row["memory"] = memory.get(case.id)
     return row
 
 
@@ -161,7 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rc.set_num_threads(args.threads)
     threads = _threads(rc)
 
-    cases = collect(sizes, args.dtype, cases_mod.SUITES, args.ops)
+    cases = collect_cases(sizes, args.dtype, cases_mod.SUITES, args.ops, args.quick)
     if not cases:
         err(f"error: no case matches --ops {args.ops!r}")
         return 2
@@ -182,7 +239,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _print_header(out, machine, args.dtype, args.quick, torch_note)
     out.flush()
 
-    progress = Progress(total=1 + len(sizes) + len(cases), enabled=args.progress or sys.stderr.isatty())
+    gemm_dtypes = sorted({c.dtype for c in cases if c.limit == "sgemm"})
+    mem_cases = [c for c in cases if getattr(c, "peak_memory", False)]
+    progress = Progress(total=1 + len(sizes) + len(gemm_dtypes) + bool(mem_cases) + len(cases),
+                        enabled=args.progress or sys.stderr.isatty())
     warnings: List[str] = []
 
     def warn(msg: str) -> None:
@@ -198,13 +258,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for n in sizes:
             progress.step(f"copy bandwidth {size_label(n)} {args.dtype}")
             limits.copy_same_size(n, args.dtype)
+        for dtype in gemm_dtypes:
+            progress.step(f"gemm rate {SGEMM_SIZE}^3 {dtype}")
+            limits.measure_gemm(dtype)
         progress.clear()
         _print_limits(out, limits, sizes, args.dtype, args.pct_of)
+        out.flush()
 
-        table = Table(out, with_torch=torch is not None, pct_label="%copy")
+        memory: Optional[Dict[str, Any]] = None
+        if mem_cases:
+            progress.step(f"peak memory of {len(mem_cases)} cases (child process)")
+            from .memory import measure_cases  # here: `python -m relucore.bench.memory` runs the child
+
+            try:
+                memory = measure_cases(mem_cases, threads, args.quick)
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                warn(f"peak memory not measured: {exc}")
+
+        table = Table(out, with_torch=torch is not None, pct_label="%copy",
+                      op_width=max(len(c.label) for c in cases), size_width=max(len(c.size) for c in cases),
+                      memory=memory is not None)
         for case in cases:
             progress.step(f"{case.label} {case.size}")
-            row = run_case(case, config, limits, torch, args.pct_of, warn)
+            row = run_case(case, config, limits, torch, args.pct_of, warn, memory)
             rows.append(row)
             progress.clear()
             table.row(row)
@@ -225,6 +301,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"target: {row['label']} {row['size']} {row['dtype']} >= {row['target_pct']:.0f}% of "
                   f"copy bandwidth (same-size copy, timed in turns): {fmt_num(got, 0, '%')} -> "
                   f"{'met' if row['target_met'] else 'NOT met'}", file=out)
+    targets: List[Dict[str, Any]] = []
+    for name in cases_mod.SUITES:  # a suite's own footnotes and targets, judged on its rows
+        module = importlib.import_module(name)
+        mine = [r for r in rows if r["suite"] == name]
+        if not mine:
+            continue
+        if hasattr(module, "notes"):
+            for line in module.notes(mine, threads):
+                print(line, file=out)
+        if hasattr(module, "targets"):
+            for t in module.targets(mine):
+                t = dict(t, suite=name)
+                targets.append(t)
+                verdict = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
+                print(f"target: {t['target']}: {t['detail']} -> {verdict}", file=out)
 
     if args.json:
         document = {
@@ -242,6 +333,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "machine": machine,
             "limits": limits.as_dict(),
             "rows": rows,
+            "targets": targets,
             "warnings": warnings,
         }
         write_json(args.json, document)

@@ -17,12 +17,20 @@ Two figures are kept:
 
 Which one the ``%`` column uses is chosen by ``--pct-of`` (default: same-size); both go to JSON.
 
-A later limit (e.g. an sgemm rate for convolution) is another function here plus an entry in
-:class:`Limits`; a :class:`~relucore.bench.cases.Case` names its limit with ``Case.limit``.
+The *sgemm* rate is the limit for compute-bound cases (``Case.limit == "sgemm"``: convolution and
+linear layers; *dgemm* for float64 cases): the GFLOP/s of a 1024 x 1024 x 1024 GEMM through
+relucore's own BLAS, timed as ``relucore.linear(a, b)`` (``a @ b.T``, ``2 * 1024**3`` flops, no
+bias) with the cases' threads; ``numpy.matmul``'s rate on the same operands (NumPy's own BLAS) is
+kept next to it for reference. It is measured for the header only when a case needs it, and again
+with every such case, in turns with its implementations (like the same-size copy): the row's ``%``
+uses that concurrent figure.
+
+A :class:`~relucore.bench.cases.Case` names its limit with ``Case.limit``.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
@@ -31,6 +39,11 @@ import numpy as np
 from .timing import TimerConfig, Timing, measure
 
 REFERENCE_COPY_ELEMENTS = 16 * 1024 * 1024  # 16M float32
+SGEMM_SIZE = 1024  # m = n = k
+# After a call, OpenBLAS's worker threads (NumPy's BLAS) spin-wait for 2**28 cycles (~0.1-0.2 s here)
+# before they sleep, taking a core from whatever runs next (relucore at half speed measured right
+# after numpy.matmul). Compute-bound cases time NumPy alone and wait this long before the others.
+BLAS_IDLE_TIME = 0.25
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,56 @@ def copy_bandwidth(n: int, dtype, config: TimerConfig) -> CopyBandwidth:
     return copy_figure(n, dtype, measure(np.copyto, copy_operands(n, dtype), config))
 
 
+@dataclass(frozen=True)
+class GemmRate:
+    size: int  # m = n = k
+    dtype: str
+    flops: int  # 2 * m * n * k per call
+    timing: Timing  # relucore.linear(a, b)
+    numpy_timing: Timing  # numpy.matmul(a, b.T)
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / self.timing.median / 1e9
+
+    @property
+    def numpy_gflops(self) -> float:
+        return self.flops / self.numpy_timing.median / 1e9
+
+    def as_dict(self) -> dict:
+        return {"method": "relucore.linear(a, b) = a @ b.T, a and b (size, size), no bias; numpy: np.matmul(a, b.T)",
+                "size": self.size, "dtype": self.dtype, "flops": self.flops, "gflops": self.gflops,
+                **self.timing.as_dict(), "numpy_gflops": self.numpy_gflops, "numpy": self.numpy_timing.as_dict()}
+
+
+def gemm_operands(size: int = SGEMM_SIZE, dtype=np.float32) -> Tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(2)
+    return rng.standard_normal((size, size)).astype(dtype), rng.standard_normal((size, size)).astype(dtype)
+
+
+def gemm_call():
+    """The timed callable: ``relucore.linear(a, b)``, i.e. ``a @ b.T`` through relucore's BLAS."""
+    import relucore as rc
+
+    return rc.linear
+
+
+def gemm_figure(size: int, timing: Timing) -> float:
+    """GFLOP/s of one ``size``-cubed GEMM taking ``timing``."""
+    return 2 * size ** 3 / timing.median / 1e9
+
+
+def sgemm_rate(size: int = SGEMM_SIZE, dtype=np.float32, config: TimerConfig = TimerConfig(),
+               operands: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> GemmRate:
+    """GFLOP/s of a ``size``-cubed GEMM through relucore's BLAS (``relucore.linear``), and NumPy's."""
+    a, b = operands if operands is not None else gemm_operands(size, dtype)
+    bt = b.T  # numpy.matmul(a, b.T): the same product, through NumPy's BLAS
+    t_np = measure(np.matmul, (a, bt), config)  # first, alone: its idle BLAS threads spin ...
+    time.sleep(BLAS_IDLE_TIME)  # ... and would take a core from relucore's
+    t_rc = measure(gemm_call(), (a, b), config)
+    return GemmRate(size=size, dtype=np.dtype(dtype).name, flops=2 * size ** 3, timing=t_rc, numpy_timing=t_np)
+
+
 @dataclass
 class Limits:
     """Limits measured in this run. ``copy_reference`` is the 16M float32 figure."""
@@ -73,6 +136,7 @@ class Limits:
     config: TimerConfig
     copy_reference: Optional[CopyBandwidth] = None
     copy_by_size: Dict[tuple, CopyBandwidth] = field(default_factory=dict)  # (n, dtype name) -> figure
+    gemm: Dict[str, GemmRate] = field(default_factory=dict)  # dtype name -> figure ("float32": sgemm)
     _operands: Dict[tuple, Tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def measure_reference(self) -> CopyBandwidth:
@@ -91,6 +155,20 @@ class Limits:
                                                                    self.config))
         return self.copy_by_size[key]
 
+    def measure_gemm(self, dtype=np.float32) -> GemmRate:
+        """The GEMM rate in ``dtype`` (float32: the sgemm limit), measured on first use."""
+        key = np.dtype(dtype).name
+        if key not in self.gemm:  # the header's figure; each row's % uses the GEMM timed in turns with it
+            self.gemm[key] = sgemm_rate(SGEMM_SIZE, key, self.config, self.gemm_operands(key))
+        return self.gemm[key]
+
+    def gemm_operands(self, dtype) -> Tuple[np.ndarray, np.ndarray]:
+        """Kept per dtype: each compute-bound case times this GEMM again, in turns with its implementations."""
+        key = ("gemm", np.dtype(dtype).name)
+        if key not in self._operands:
+            self._operands[key] = gemm_operands(SGEMM_SIZE, dtype)
+        return self._operands[key]
+
     def copy_operands(self, n: int, dtype) -> Tuple[np.ndarray, np.ndarray]:
         """Kept per size: each case times this copy again, in turns with its implementations."""
         key = (n, np.dtype(dtype).name)
@@ -104,5 +182,7 @@ class Limits:
                 "method": "np.copyto(dst, src) on preallocated arrays; bytes = 2 * nbytes (read + write)",
                 "reference": self.copy_reference.as_dict() if self.copy_reference else None,
                 "by_size": [c.as_dict() for c in self.copy_by_size.values()],
-            }
+            },
+            "sgemm": self.gemm["float32"].as_dict() if "float32" in self.gemm else None,
+            "dgemm": self.gemm["float64"].as_dict() if "float64" in self.gemm else None,
         }

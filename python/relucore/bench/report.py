@@ -25,37 +25,54 @@ def fmt_num(v: Optional[float], digits: int = 1, suffix: str = "") -> str:
     return "-" if v is None else f"{v:.{digits}f}{suffix}"
 
 
-# op, size, relucore, rate, %limit, numpy, speed-up, torch, speed-up
-_COLS = ((20, "<"), (5, ">"), (10, ">"), (7, ">"), (6, ">"), (10, ">"), (7, ">"), (10, ">"), (7, ">"))
+# op, size, relucore, rate, %limit, numpy, speed-up, torch, speed-up, scratch
+_COLS = ((20, "<"), (5, ">"), (10, ">"), (7, ">"), (6, ">"), (10, ">"), (7, ">"), (10, ">"), (7, ">"), (10, ">"))
 
 
-def _line(cells) -> str:
-    return "  ".join(f"{c:{a}{w}}" for c, (w, a) in zip(cells, _COLS)).rstrip()
+def _line(cells, cols=_COLS) -> str:
+    return "  ".join(f"{c:{a}{w}}" for c, (w, a) in zip(cells, cols)).rstrip()
+
+
+def fmt_mb(nbytes: Optional[float]) -> str:
+    return "-" if nbytes is None else f"{nbytes / 2**20:.1f}"
 
 
 class Table:
-    """Prints rows as they are measured, with a header whenever the kind of rate changes."""
+    """Prints rows as they are measured, with a header whenever the kind of rate changes.
 
-    def __init__(self, stream: IO[str], with_torch: bool, pct_label: str):
+    Bandwidth rows (``bytes``) show GB/s and ``pct_label`` (% of copy); compute rows (``flops``)
+    show GFLOP/s and % of the GEMM rate (``row["pct_label"]``, e.g. "%sgemm"), plus a ``scratch``
+    column (peak extra memory, MB) when ``memory`` is set. ``op_width`` / ``size_width`` widen the
+    first two columns for longer labels (layer names).
+    """
+
+    def __init__(self, stream: IO[str], with_torch: bool, pct_label: str, op_width: int = 20, size_width: int = 5,
+                 memory: bool = False):
         self.stream, self.with_torch, self.pct_label = stream, with_torch, pct_label
-        self._unit: Optional[str] = None
+        self.memory = memory
+        self.cols = ((max(20, op_width), "<"), (max(5, size_width), ">")) + _COLS[2:]
+        self._kind: Optional[tuple] = None
 
-    def _cells(self, cells: List[str]) -> List[str]:
-        return cells if self.with_torch else cells[:7]
+    def _cells(self, cells: List[str], unit: str) -> List[str]:
+        base = cells[:9] if self.with_torch else cells[:7]
+        return base + cells[9:] if (self.memory and unit == "GFLOP/s") else base
 
-    def header(self, unit: str) -> None:
-        cells = ["op", "size", "relucore", unit, self.pct_label, "numpy", "vs np", "torch", "vs pt"]
-        text = _line(self._cells(cells))
+    def header(self, unit: str, pct_label: Optional[str] = None) -> None:
+        cells = ["op", "size", "relucore", unit, pct_label or self.pct_label, "numpy", "vs np", "torch", "vs pt",
+                 "scratch MB"]
+        text = _line(self._cells(cells, unit), self.cols)
         print(text, file=self.stream)
         print("-" * len(text), file=self.stream)
-        self._unit = unit
+        self._kind = (unit, pct_label)
 
     def row(self, row: Dict[str, Any]) -> None:
         unit = "GB/s" if row.get("bytes") else "GFLOP/s"
-        if unit != self._unit:
-            if self._unit is not None:
+        pct_label = row.get("pct_label")
+        if (unit, pct_label) != self._kind:
+            if self._kind is not None:
                 print(file=self.stream)
-            self.header(unit)
+            self.header(unit, pct_label)
+        mem = row.get("memory")
         cells = [
             row["label"],
             row["size"],
@@ -66,8 +83,9 @@ class Table:
             fmt_ratio(row["speedup_vs_numpy"]),
             fmt_time(row["torch"]["median"] if row["torch"] else None),
             fmt_ratio(row["speedup_vs_torch"]),
+            fmt_mb(mem["scratch_bytes"] if mem else None),
         ]
-        print(_line(self._cells(cells)), file=self.stream)
+        print(_line(self._cells(cells, unit), self.cols), file=self.stream)
         self.stream.flush()
 
 
