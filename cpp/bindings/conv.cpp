@@ -127,8 +127,9 @@ py::tuple max_pool2d(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64
     return py::make_tuple(y, idx);
 }
 
-py::array max_pool2d_backward(py::handle dy_h, py::array_t<int64_t, py::array::c_style> idx, i64 N, i64 C, i64 H,
-                              i64 W) {
+// None if an index lies outside its plane: the Python layer then names the bad values.
+py::object max_pool2d_backward(py::handle dy_h, py::array_t<int64_t, py::array::c_style> idx, i64 N, i64 C, i64 H,
+                               i64 W) {
     View dy = need(dy_h, "dy");
     if (idx.size() != dy.size) throw std::invalid_argument("relucore internal: indices size");
     py::array dx = empty(dy.type, {N, C, H, W});
@@ -140,7 +141,7 @@ py::array max_pool2d_backward(py::handle dy_h, py::array_t<int64_t, py::array::c
         ok = ops::max_pool2d_backward<T>(ptr<T>(dy), idx.data(), ptr<T>(dx), planes, out_plane, H * W);
         return 0;
     });
-    if (!ok) throw py::value_error("indices: every index must lie in [0, H*W) of its input plane");
+    if (!ok) return py::none();
     return dx;
 }
 

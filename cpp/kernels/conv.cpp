@@ -74,27 +74,61 @@ void col2im(const T* cols, T* x, const ConvGeom& g, i64 c0, i64 c1) {
     }
 }
 
-template <class T>
-void max_pool(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
+// PyTorch's rule over one window: start at its first position, take any larger value or a NaN.
+// KH/KW > 0 fix the window size at compile time (unrolled); 0 reads it from g.
+template <int KH, int KW, class T>
+inline void window_max(const T* x, i64 h0, i64 w0, const ConvGeom& g, T& best, i64& at) {
+    const i64 kh = KH ? KH : g.kh, kw = KW ? KW : g.kw;
+    at = h0 * g.W + w0;
+    best = -__builtin_inf();
+    for (i64 i = 0; i < kh; ++i)
+        for (i64 j = 0; j < kw; ++j) {
+            const i64 p = (h0 + i * g.dh) * g.W + w0 + j * g.dw;
+            const T v = x[p];
+            const bool take = (v > best) | (v != v);  // selects, not branches: random data mispredicts
+            best = take ? v : best;
+            at = take ? p : at;
+        }
+}
+
+template <int KH, int KW, class T>
+void max_pool_sized(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
+    // Outputs whose window lies wholly inside the image need no bounds checks.
+    i64 lo_h, hi_h, lo_w, hi_w;
+    valid_range(g.OH, g.sh, g.ph, 0, g.H - (g.kh - 1) * g.dh, lo_h, hi_h);
+    valid_range(g.OW, g.sw, g.pw, 0, g.W - (g.kw - 1) * g.dw, lo_w, hi_w);
     for (i64 oh = 0; oh < g.OH; ++oh)
         for (i64 ow = 0; ow < g.OW; ++ow) {
             const i64 h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
-            T best = -__builtin_inf();
-            i64 at = -1;  // PyTorch's rule: the first position in the window, then any larger value or NaN
-            for (i64 i = 0; i < g.kh; ++i) {
-                const i64 h = h0 + i * g.dh;
-                if (h < 0 || h >= g.H) continue;
-                for (i64 j = 0; j < g.kw; ++j) {
-                    const i64 w = w0 + j * g.dw;
-                    if (w < 0 || w >= g.W) continue;
-                    const T v = x[h * g.W + w];
-                    if (at < 0) at = h * g.W + w;
-                    if (v > best || v != v) best = v, at = h * g.W + w;
+            T best;
+            i64 at;
+            if (oh >= lo_h && oh < hi_h && ow >= lo_w && ow < hi_w) {
+                window_max<KH, KW>(x, h0, w0, g, best, at);
+            } else {
+                best = -__builtin_inf();
+                at = -1;
+                for (i64 i = 0; i < g.kh; ++i) {
+                    const i64 h = h0 + i * g.dh;
+                    if (h < 0 || h >= g.H) continue;
+                    for (i64 j = 0; j < g.kw; ++j) {
+                        const i64 w = w0 + j * g.dw;
+                        if (w < 0 || w >= g.W) continue;
+                        const T v = x[h * g.W + w];
+                        if (at < 0) at = h * g.W + w;
+                        if (v > best || v != v) best = v, at = h * g.W + w;
+                    }
                 }
             }
             y[oh * g.OW + ow] = best;
             idx[oh * g.OW + ow] = at;
         }
+}
+
+template <class T>
+void max_pool(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
+    if (g.kh == 2 && g.kw == 2) return max_pool_sized<2, 2>(x, y, idx, g);
+    if (g.kh == 3 && g.kw == 3) return max_pool_sized<3, 3>(x, y, idx, g);
+    max_pool_sized<0, 0>(x, y, idx, g);
 }
 
 // Window [h0, h1) x [w0, w1) clipped to the padded and to the real image, and its divisor.

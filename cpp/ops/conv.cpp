@@ -5,6 +5,8 @@
 // otherwise items run one after another with the BLAS threaded and im2col/col2im split by rows.
 #include <string.h>
 
+#include <atomic>
+
 #include <vector>
 
 #include "blas.h"
@@ -224,14 +226,17 @@ template <class T> void max_pool2d(const T* x, T* y, int64_t* idx, i64 planes, c
 
 template <class T>
 bool max_pool2d_backward(const T* dy, const int64_t* idx, T* dx, i64 planes, i64 out_plane, i64 in_plane) {
-    for (i64 i = 0; i < planes * out_plane; ++i)
-        if (idx[i] < 0 || idx[i] >= in_plane) return false;
+    std::atomic<bool> ok{true};
     parallel_items(planes, threads_for(planes * in_plane, kGrainCopy), [&](i64 p) {
         T* d = dx + p * in_plane;
         zero(d, in_plane);
-        for (i64 i = 0; i < out_plane; ++i) d[idx[p * out_plane + i]] += dy[p * out_plane + i];
+        for (i64 i = 0; i < out_plane; ++i) {
+            const int64_t at = idx[p * out_plane + i];
+            if (at < 0 || at >= in_plane) ok.store(false, std::memory_order_relaxed);  // never written
+            else d[at] += dy[p * out_plane + i];
+        }
     });
-    return true;
+    return ok.load();
 }
 
 template <class T> void avg_pool2d(const T* x, T* y, i64 planes, const ConvGeom& g, bool count_include_pad) {

@@ -390,11 +390,12 @@ def _pool_params(hw, kernel_size, stride, padding, x_name):
     return k, s, p, output_hw(hw, k, s, p, (1, 1), x_name=x_name)
 
 
-def check_max_pool_backward_args(dy, indices, input_shape):
+def check_max_pool_backward_args(dy, indices, input_shape, check_range=True):
     """max_pool2d_backward: dy 4-D float, indices int64 of dy's shape with values in
     ``[0, H*W)``, input_shape ``(N, C, H, W)`` matching dy's N and C.
 
-    Returns ``(dy, indices, input_shape)``.
+    Returns ``(dy, indices, input_shape)``. ``check_range=False`` skips the scan of the values
+    (for a caller that checks them while it scatters).
     """
     dy = check_4d("dy", check_float("dy", dy))
     indices = np.asarray(indices)
@@ -408,7 +409,7 @@ def check_max_pool_backward_args(dy, indices, input_shape):
             f"input_shape {shape} does not match dy {dy.shape}: N and C must be equal"
         )
     plane = shape[2] * shape[3]
-    if indices.size and (indices.min() < 0 or indices.max() >= plane):
+    if check_range and indices.size and (indices.min() < 0 or indices.max() >= plane):
         raise ValueError(
             f"indices must lie in [0, H*W) = [0, {plane}) for input_shape {shape}, "
             f"got values in [{indices.min()}, {indices.max()}]"

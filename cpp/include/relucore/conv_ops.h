@@ -28,7 +28,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
 
 // planes = N*C; g.C unused.
 template <class T> void max_pool2d(const T* x, T* y, int64_t* idx, i64 planes, const ConvGeom& g);
-// Returns false (and writes nothing) if an index lies outside its H*W plane.
+// Returns false if an index lies outside its H*W plane (dx is then not the gradient).
 template <class T> bool max_pool2d_backward(const T* dy, const int64_t* idx, T* dx, i64 planes, i64 out_plane, i64 in_plane);
 template <class T> void avg_pool2d(const T* x, T* y, i64 planes, const ConvGeom& g, bool count_include_pad);
 template <class T> void avg_pool2d_backward(const T* dy, T* dx, i64 planes, const ConvGeom& g, bool count_include_pad);
