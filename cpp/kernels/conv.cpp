@@ -202,8 +202,7 @@ template <class F> inline void for_taps(const ConvGeom& g, F&& f) {
 }
 
 template <class T>
-void dw_forward(const T* x, const T* w, T bias, T* y, const ConvGeom& g) {
-    for (i64 p = 0; p < g.OH * g.OW; ++p) y[p] = bias;
+void plane_conv(const T* x, const T* w, T* y, const ConvGeom& g) {
     for_taps(g, [&](i64 oh, i64 i, i64 j, i64 base, i64 lo, i64 hi) {
         T* yr = y + oh * g.OW;
         const T wv = w[i * g.kw + j];
@@ -214,7 +213,7 @@ void dw_forward(const T* x, const T* w, T bias, T* y, const ConvGeom& g) {
 }
 
 template <class T>
-void dw_backward_input(const T* dy, const T* w, T* dx, const ConvGeom& g) {
+void plane_conv_backward_input(const T* dy, const T* w, T* dx, const ConvGeom& g) {
     for_taps(g, [&](i64 oh, i64 i, i64 j, i64 base, i64 lo, i64 hi) {
         const T* d = dy + oh * g.OW;
         const T wv = w[i * g.kw + j];
@@ -225,7 +224,7 @@ void dw_backward_input(const T* dy, const T* w, T* dx, const ConvGeom& g) {
 }
 
 template <class T>
-void dw_backward_weight(const T* dy, const T* x, T* dw, const ConvGeom& g) {
+void plane_conv_backward_weight(const T* dy, const T* x, T* dw, const ConvGeom& g) {
     for_taps(g, [&](i64 oh, i64 i, i64 j, i64 base, i64 lo, i64 hi) {
         const T* d = dy + oh * g.OW;
         T s;
@@ -248,9 +247,9 @@ ConvKernels<T> make_conv() {
     k.max_pool = max_pool<T>;
     k.avg_pool = avg_pool<T>;
     k.avg_pool_backward = avg_pool_backward<T>;
-    k.dw_forward = dw_forward<T>;
-    k.dw_backward_input = dw_backward_input<T>;
-    k.dw_backward_weight = dw_backward_weight<T>;
+    k.plane_conv = plane_conv<T>;
+    k.plane_conv_backward_input = plane_conv_backward_input<T>;
+    k.plane_conv_backward_weight = plane_conv_backward_weight<T>;
     return k;
 }
 

@@ -100,44 +100,49 @@ template <class T> void col2im(const T* cols, T* x, i64 N, const ConvGeom& g) {
     for_items<T>(N, 0, N * out, [&](i64 n, T*, int nt) { image_col2im(cols + n * out, x + n * in, g, nt); });
 }
 
-// Depthwise (groups == C): a direct sweep per plane beats C tiny GEMMs with M = F/C rows.
-bool is_depthwise(const Conv2dShape& s) { return s.groups == s.C && s.groups > 1; }
+// Direct convolution, one (output plane, input plane) pair at a time: for depthwise layers, where
+// the GEMM path would make C calls with one-row weight matrices. Not for other layers with few
+// column rows (1-channel images): measured slower there than the GEMM (docs/performance.md).
+bool use_direct(const Conv2dShape& s) { return s.groups == s.C && s.groups > 1; }
 
-template <class T> void depthwise_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
-    const auto k = conv_kernels<T>().dw_forward;
+template <class T> void direct_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
+    const auto k = conv_kernels<T>().plane_conv;
     const ConvGeom& g = s.g;
-    const i64 mult = s.F / s.C, K = g.kh * g.kw, in = s.H * s.W, out = g.OH * g.OW;
-    parallel_items(s.N * s.F, threads_for(s.N * s.F * out * K, kGrainCopy), [&](i64 p) {
-        const i64 n = p / s.F, f = p % s.F;
-        k(x + (n * s.C + f / mult) * in, w + f * K, bias ? bias[f] : T(0), y + p * out, g);
+    const i64 Cg = g.C, Fg = s.F / s.groups, K = g.kh * g.kw, in = s.H * s.W, out = g.OH * g.OW;
+    parallel_items(s.N * s.F, threads_for(s.N * s.F * out * Cg * K, kGrainCopy), [&](i64 p) {
+        const i64 n = p / s.F, f = p % s.F, c0 = (f / Fg) * Cg;
+        T* yp = y + p * out;
+        for (i64 i = 0; i < out; ++i) yp[i] = bias ? bias[f] : T(0);
+        for (i64 cl = 0; cl < Cg; ++cl) k(x + (n * s.C + c0 + cl) * in, w + (f * Cg + cl) * K, yp, g);
     });
 }
 
 template <class T>
-void depthwise_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Conv2dShape& s) {
+void direct_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Conv2dShape& s) {
     const auto& t = conv_kernels<T>();
     const ConvGeom& g = s.g;
-    const i64 mult = s.F / s.C, K = g.kh * g.kw, in = s.H * s.W, out = g.OH * g.OW;
-    const int nt = threads_for(s.N * s.F * out * K, kGrainCopy);
+    const i64 Cg = g.C, Fg = s.F / s.groups, K = g.kh * g.kw, in = s.H * s.W, out = g.OH * g.OW;
+    const int nt = threads_for(s.N * s.F * out * Cg * K, kGrainCopy);
     if (dx)
         parallel_items(s.N * s.C, nt, [&](i64 p) {
-            const i64 n = p / s.C, c = p % s.C;
+            const i64 n = p / s.C, c = p % s.C, f0 = (c / Cg) * Fg, cl = c % Cg;
             zero(dx + p * in, in);
-            for (i64 m = 0; m < mult; ++m) {
-                const i64 f = c * mult + m;
-                t.dw_backward_input(dy + (n * s.F + f) * out, w + f * K, dx + p * in, g);
-            }
+            for (i64 f = f0; f < f0 + Fg; ++f)
+                t.plane_conv_backward_input(dy + (n * s.F + f) * out, w + (f * Cg + cl) * K, dx + p * in, g);
         });
     if (dw)  // per output channel, images in order: deterministic
         parallel_items(s.F, nt, [&](i64 f) {
-            zero(dw + f * K, K);
+            const i64 c0 = (f / Fg) * Cg;
+            zero(dw + f * Cg * K, Cg * K);
             for (i64 n = 0; n < s.N; ++n)
-                t.dw_backward_weight(dy + (n * s.F + f) * out, x + (n * s.C + f / mult) * in, dw + f * K, g);
+                for (i64 cl = 0; cl < Cg; ++cl)
+                    t.plane_conv_backward_weight(dy + (n * s.F + f) * out, x + (n * s.C + c0 + cl) * in, dw + (f * Cg + cl) * K,
+                                         g);
         });
 }
 
 template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
-    if (is_depthwise(s)) return depthwise_forward(x, w, bias, y, s);
+    if (use_direct(s)) return direct_forward(x, w, bias, y, s);
     const ConvGeom& g = s.g;
     const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;
     const bool direct = is_pointwise(g);
@@ -178,7 +183,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
         });
     }
     if (!dx && !dw) return;
-    if (is_depthwise(s)) return depthwise_backward(dy, x, w, dx, dw, s);
+    if (use_direct(s)) return direct_backward(dy, x, w, dx, dw, s);
     // Work items are fixed chunks of images; each owns a dweight partial, summed in chunk order.
     const i64 chunks = s.N < kDwChunks ? s.N : kDwChunks;
     const i64 wsize = s.F * CK;

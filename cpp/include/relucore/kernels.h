@@ -52,12 +52,12 @@ struct ConvKernels {
     void (*avg_pool)(const T* x, T* y, const ConvGeom& g, int count_include_pad);
     // dx (H, W) += the adjoint of avg_pool for dy (OH, OW).
     void (*avg_pool_backward)(const T* dy, T* dx, const ConvGeom& g, int count_include_pad);
-    // Depthwise convolution of one plane with one (kh, kw) kernel: y = bias + x * w.
-    void (*dw_forward)(const T* x, const T* w, T bias, T* y, const ConvGeom& g);
-    // dx (H, W) += the adjoint of dw_forward applied to dy (OH, OW).
-    void (*dw_backward_input)(const T* dy, const T* w, T* dx, const ConvGeom& g);
+    // Direct convolution of one plane with one (kh, kw) kernel: y (OH, OW) += x * w.
+    void (*plane_conv)(const T* x, const T* w, T* y, const ConvGeom& g);
+    // dx (H, W) += the adjoint of plane_conv applied to dy (OH, OW).
+    void (*plane_conv_backward_input)(const T* dy, const T* w, T* dx, const ConvGeom& g);
     // dw (kh, kw) += the correlation of dy (OH, OW) with x (H, W).
-    void (*dw_backward_weight)(const T* dy, const T* x, T* dw, const ConvGeom& g);
+    void (*plane_conv_backward_weight)(const T* dy, const T* x, T* dw, const ConvGeom& g);
 };
 
 struct KernelTable {
