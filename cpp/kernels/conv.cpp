@@ -20,11 +20,13 @@ template <class T> inline void fill_zero(T* p, i64 n) {
     for (i64 i = 0; i < n; ++i) p[i] = T(0);
 }
 
+// Rows here are short (a 28- or 56-wide image): the remainder is one masked vector, not a
+// scalar loop, which would otherwise cost as much as the vector part.
 template <class T> inline void add_into(T* dst, const T* src, i64 n) {
     using V = typename VecOf<T>::type;
     i64 i = 0;
     for (; i + V::L <= n; i += V::L) (V::load(dst + i) + V::load(src + i)).store(dst + i);
-    for (; i < n; ++i) dst[i] += src[i];
+    if (i < n) (V::load_tail(dst + i, n - i) + V::load_tail(src + i, n - i)).store_tail(dst + i, n - i);
 }
 
 template <class T>
@@ -169,11 +171,10 @@ void avg_pool_backward(const T* dy, T* dx, const ConvGeom& g, int include_pad) {
 
 template <class T> inline void axpy(T* y, const T* x, T a, i64 n) {
     using V = typename VecOf<T>::type;
-    using S = ScalarOf<T>;
     const V av = V::set1(a);
     i64 i = 0;
     for (; i + V::L <= n; i += V::L) mul_add(av, V::load(x + i), V::load(y + i)).store(y + i);
-    for (; i < n; ++i) mul_add(S::set1(a), S::load(x + i), S::load(y + i)).store(y + i);
+    if (i < n) mul_add(av, V::load_tail(x + i, n - i), V::load_tail(y + i, n - i)).store_tail(y + i, n - i);
 }
 
 template <class T> inline T dot(const T* a, const T* b, i64 n) {
@@ -181,9 +182,8 @@ template <class T> inline T dot(const T* a, const T* b, i64 n) {
     V acc = V::zero();
     i64 i = 0;
     for (; i + V::L <= n; i += V::L) acc = mul_add(V::load(a + i), V::load(b + i), acc);
-    T s = reduce_add(acc);
-    for (; i < n; ++i) s += a[i] * b[i];
-    return s;
+    if (i < n) acc = mul_add(V::load_tail(a + i, n - i), V::load_tail(b + i, n - i), acc);
+    return reduce_add(acc);
 }
 
 // Calls f(oh, i, j, ih, base, lo, hi) for every kernel tap (i, j) of output row oh that touches

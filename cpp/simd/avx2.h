@@ -6,18 +6,31 @@
 namespace relucore {
 namespace RC_NS {
 
+// Lanes i < n set, for the masked tail loads and stores.
+static inline __m256i tail_mask32(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline __m256i tail_mask64(int64_t n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+
 struct F32x8 { using type = float; static constexpr int L = 8; __m256 v;
     static F32x8 load(const float* p) { return {_mm256_loadu_ps(p)}; }
     static F32x8 set1(float a) { return {_mm256_set1_ps(a)}; }
     static F32x8 zero() { return {_mm256_setzero_ps()}; }
     void store(float* p) const { _mm256_storeu_ps(p, v); }
-    void stream(float* p) const { _mm256_stream_ps(p, v); } };  // p 32-byte aligned
+    void stream(float* p) const { _mm256_stream_ps(p, v); }  // p 32-byte aligned
+    // The first n < L lanes; the others read as 0 and are never touched (no fault past the end).
+    static F32x8 load_tail(const float* p, int64_t n) { return {_mm256_maskload_ps(p, tail_mask32(n))}; }
+    void store_tail(float* p, int64_t n) const { _mm256_maskstore_ps(p, tail_mask32(n), v); } };
 struct F64x4 { using type = double; static constexpr int L = 4; __m256d v;
     static F64x4 load(const double* p) { return {_mm256_loadu_pd(p)}; }
     static F64x4 set1(double a) { return {_mm256_set1_pd(a)}; }
     static F64x4 zero() { return {_mm256_setzero_pd()}; }
     void store(double* p) const { _mm256_storeu_pd(p, v); }
-    void stream(double* p) const { _mm256_stream_pd(p, v); } };
+    void stream(double* p) const { _mm256_stream_pd(p, v); }
+    static F64x4 load_tail(const double* p, int64_t n) { return {_mm256_maskload_pd(p, tail_mask64(n))}; }
+    void store_tail(double* p, int64_t n) const { _mm256_maskstore_pd(p, tail_mask64(n), v); } };
 struct M32x8 { __m256 m; };
 struct M64x4 { __m256d m; };
 

@@ -22,6 +22,10 @@ struct Scalar {
     static Scalar zero() { return {T(0)}; }
     void store(T* p) const { *p = v; }
     void stream(T* p) const { *p = v; }  // no cache-bypassing store without SIMD
+    static Scalar load_tail(const T* p, int64_t n) { return {n > 0 ? *p : T(0)}; }
+    void store_tail(T* p, int64_t n) const {
+        if (n > 0) *p = v;
+    }
 };
 
 #define RC_S template <class T, bool F> static inline
