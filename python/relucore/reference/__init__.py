@@ -6,54 +6,8 @@ native twin (docs/api.md), written for reading rather than speed. Nothing here
 imports the compiled extension.
 """
 
-from .activations import (
-    elu,
-    elu_backward,
-    leaky_relu,
-    leaky_relu_backward,
-    prelu,
-    prelu_backward,
-    relu,
-    relu_backward,
-    sigmoid,
-    sigmoid_backward,
-    tanh,
-    tanh_backward,
-)
-from .conv import (
-    avg_pool2d,
-    avg_pool2d_backward,
-    col2im,
-    conv2d,
-    conv2d_backward,
-    im2col,
-    linear,
-    linear_backward,
-    max_pool2d,
-    max_pool2d_backward,
-)
+from . import activations, conv
+from .activations import *  # noqa: F401,F403  (the names listed in activations.__all__)
+from .conv import *  # noqa: F401,F403
 
-__all__ = [
-    "relu",
-    "relu_backward",
-    "leaky_relu",
-    "leaky_relu_backward",
-    "elu",
-    "elu_backward",
-    "prelu",
-    "prelu_backward",
-    "sigmoid",
-    "sigmoid_backward",
-    "tanh",
-    "tanh_backward",
-    "im2col",
-    "col2im",
-    "conv2d",
-    "conv2d_backward",
-    "max_pool2d",
-    "max_pool2d_backward",
-    "avg_pool2d",
-    "avg_pool2d_backward",
-    "linear",
-    "linear_backward",
-]
+__all__ = activations.__all__ + conv.__all__
