@@ -38,6 +38,9 @@ py::dict tiles() {
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "relucore native kernels (fast paths; see relucore.functional for the public API)";
+    // Our OpenBLAS never runs threads of its own (parallelism is ours, see cpp/ops/conv.cpp); one
+    // thread from the start also keeps its idle server threads from spinning on our cores.
+    relucore::ops::blas_threads(1);
     relucore::bind::bind_activations(m);
     relucore::bind::bind_ufuncs(m);
     relucore::bind::bind_conv(m);

@@ -201,8 +201,57 @@ template <class F> inline void for_taps(const ConvGeom& g, F&& f) {
     }
 }
 
+// Stride 1: each output vector accumulates every tap in a register and is stored once (the
+// per-tap sweep below re-loads and re-stores the output row once per tap). Columns whose taps
+// all fall inside the image take that path; the few edge columns are summed one by one.
+template <class T>
+void plane_conv_stride1(const T* x, const T* w, T* y, const ConvGeom& g) {
+    using V = typename VecOf<T>::type;
+    i64 lo = 0, hi = g.OW;
+    for (i64 j = 0; j < g.kw; ++j) {
+        i64 l, h;
+        valid_range(g.OW, 1, g.pw, j * g.dw, g.W, l, h);
+        lo = l > lo ? l : lo;
+        hi = h < hi ? h : hi;
+    }
+    if (lo > hi) lo = hi = 0;
+    for (i64 oh = 0; oh < g.OH; ++oh) {
+        T* yr = y + oh * g.OW;
+        auto edge = [&](i64 ow) {
+            T s = yr[ow];
+            for (i64 i = 0; i < g.kh; ++i) {
+                const i64 ih = oh - g.ph + i * g.dh;
+                if (ih < 0 || ih >= g.H) continue;
+                for (i64 j = 0; j < g.kw; ++j) {
+                    const i64 iw = ow - g.pw + j * g.dw;
+                    if (iw >= 0 && iw < g.W) s += w[i * g.kw + j] * x[ih * g.W + iw];
+                }
+            }
+            yr[ow] = s;
+        };
+        for (i64 ow = 0; ow < lo; ++ow) edge(ow);
+        i64 ow = lo;
+        for (; ow < hi; ow += V::L) {  // the last vector of the interior is a masked one
+            const i64 n = hi - ow < V::L ? hi - ow : V::L;
+            V acc = n == V::L ? V::load(yr + ow) : V::load_tail(yr + ow, n);
+            for (i64 i = 0; i < g.kh; ++i) {
+                const i64 ih = oh - g.ph + i * g.dh;
+                if (ih < 0 || ih >= g.H) continue;
+                const T* xr = x + ih * g.W + ow - g.pw;
+                for (i64 j = 0; j < g.kw; ++j) {
+                    const V xv = n == V::L ? V::load(xr + j * g.dw) : V::load_tail(xr + j * g.dw, n);
+                    acc = mul_add(V::set1(w[i * g.kw + j]), xv, acc);
+                }
+            }
+            if (n == V::L) acc.store(yr + ow); else acc.store_tail(yr + ow, n);
+        }
+        for (ow = hi; ow < g.OW; ++ow) edge(ow);
+    }
+}
+
 template <class T>
 void plane_conv(const T* x, const T* w, T* y, const ConvGeom& g) {
+    if (g.sh == 1 && g.sw == 1) return plane_conv_stride1(x, w, y, g);
     for_taps(g, [&](i64 oh, i64 i, i64 j, i64 base, i64 lo, i64 hi) {
         T* yr = y + oh * g.OW;
         const T wv = w[i * g.kw + j];
@@ -214,6 +263,18 @@ void plane_conv(const T* x, const T* w, T* y, const ConvGeom& g) {
 
 template <class T>
 void plane_conv_backward_input(const T* dy, const T* w, T* dx, const ConvGeom& g) {
+    // Stride 1: the adjoint is a stride-1 convolution of dy with the flipped kernel and padding
+    // d*(k-1) - p (negative padding crops), so it takes the register-accumulating path.
+    constexpr i64 kMaxTaps = 256;
+    if (g.sh == 1 && g.sw == 1 && g.kh * g.kw <= kMaxTaps) {
+        T flipped[kMaxTaps];
+        const i64 K = g.kh * g.kw;
+        for (i64 t = 0; t < K; ++t) flipped[t] = w[K - 1 - t];
+        ConvGeom a = g;
+        a.H = g.OH, a.W = g.OW, a.OH = g.H, a.OW = g.W;
+        a.ph = g.dh * (g.kh - 1) - g.ph, a.pw = g.dw * (g.kw - 1) - g.pw;
+        return plane_conv_stride1(dy, flipped, dx, a);
+    }
     for_taps(g, [&](i64 oh, i64 i, i64 j, i64 base, i64 lo, i64 hi) {
         const T* d = dy + oh * g.OW;
         const T wv = w[i * g.kw + j];
