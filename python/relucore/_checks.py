@@ -183,15 +183,14 @@ def check_4d(name: str, a: np.ndarray, what: str = "(N, C, H, W)") -> np.ndarray
     return a
 
 
-def _int(name: str, v) -> int:
-    if isinstance(v, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {type(v).__name__}")
-    try:
-        return operator.index(v)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an int or a pair of ints, got {type(v).__name__}"
-        ) from None
+def _int(name: str, v, what: str = "an int or a pair of ints", shown=None) -> int:
+    """``v`` as a Python int (bools and floats rejected); TypeError "{name} must be {what}"."""
+    if not isinstance(v, (bool, np.bool_)):
+        try:
+            return operator.index(v)
+        except TypeError:
+            pass
+    raise TypeError(f"{name} must be {what}, got {type(v).__name__ if shown is None else shown}")
 
 
 def pair(name: str, v, minimum: int = 1) -> Pair:
@@ -215,12 +214,7 @@ def pair(name: str, v, minimum: int = 1) -> Pair:
 
 def check_groups(groups) -> int:
     """``groups`` as a positive Python int."""
-    if isinstance(groups, (bool, np.bool_)):
-        raise TypeError(f"groups must be an int, got {type(groups).__name__}")
-    try:
-        g = operator.index(groups)
-    except TypeError:
-        raise TypeError(f"groups must be an int, got {type(groups).__name__}") from None
+    g = _int("groups", groups, "an int")
     if g < 1:
         raise ValueError(f"groups must be positive, got {g}")
     return g
@@ -238,12 +232,7 @@ def check_input_shape(input_shape) -> Tuple[int, int, int, int]:
         raise ValueError(f"input_shape must have 4 entries (N, C, H, W), got {input_shape!r}")
     out = []
     for d in dims:
-        if isinstance(d, (bool, np.bool_)):
-            raise TypeError(f"input_shape must hold ints, got {input_shape!r}")
-        try:
-            d = operator.index(d)
-        except TypeError:
-            raise TypeError(f"input_shape must hold ints, got {input_shape!r}") from None
+        d = _int("input_shape", d, "a sequence of ints", shown=repr(input_shape))
         if d < 0:
             raise ValueError(f"input_shape must be non-negative, got {input_shape!r}")
         out.append(d)
