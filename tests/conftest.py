@@ -1,4 +1,5 @@
-"""Fixtures: ``isa`` runs a native test once per usable ISA; ``dtype`` over float32/float64."""
+"""Fixtures: ``isa`` runs a native test once per usable ISA, ``gemm`` once per GEMM backend;
+``dtype`` over float32/float64."""
 
 from __future__ import annotations
 
@@ -28,6 +29,20 @@ def isa(request):
         yield request.param
     finally:
         core.set_isa(previous)
+
+
+@pytest.fixture(params=["own", "blas"])
+def gemm(request):
+    """Force one GEMM backend (relucore's register tile or OpenBLAS), restore the setting afterwards."""
+    import relucore
+
+    core = relucore._core
+    previous = core.get_gemm()
+    core.set_gemm(request.param)
+    try:
+        yield request.param
+    finally:
+        core.set_gemm(previous)
 
 
 @pytest.fixture

@@ -290,7 +290,7 @@ def check_backward(back, cfg, dy, x, w, what=""):
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=conv_id)
-def test_conv2d_native(rc, cfg, dtype, rng):
+def test_conv2d_native(rc, gemm, cfg, dtype, rng):
     conv, back = native(rc, "conv2d"), native(rc, "conv2d_backward")
     x, w, b, dy = _inputs(cfg, dtype, rng, bias=CONFIGS.index(cfg) % 2 == 0)
     saved = [None if a is None else a.copy() for a in (x, w, b, dy)]

@@ -116,7 +116,7 @@ def check(m, x, w, b, dy, what=""):
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
-def test_native(rc, shape, bias, dtype, rng):
+def test_native(rc, gemm, shape, bias, dtype, rng):
     xs, o = shape
     x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal((o, xs[-1])).astype(dtype)
     b = rng.standard_normal(o).astype(dtype) if bias else None

@@ -1,4 +1,4 @@
-"""runtime_info, the RELUCORE_ISA override, thread-count independence and threadpoolctl."""
+"""runtime_info, the RELUCORE_ISA and RELUCORE_GEMM overrides, thread-count independence and threadpoolctl."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def _run(code, **env):
     """Run ``code`` in a fresh interpreter (from the tests' directory, so the installed package is used)."""
     e = dict(os.environ)
     e.pop("RELUCORE_ISA", None)
+    e.pop("RELUCORE_GEMM", None)
     e.update(env)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -27,7 +28,7 @@ def _run(code, **env):
 
 def test_runtime_info_keys():
     info = rc.runtime_info()
-    for key in ("isa", "compiled_isas", "usable_isas", "num_threads", "blas", "version"):
+    for key in ("isa", "compiled_isas", "usable_isas", "num_threads", "gemm", "blas", "version"):
         assert key in info, key
     assert "scalar" in info["compiled_isas"] and "scalar" in info["usable_isas"]
     assert set(info["usable_isas"]) <= set(info["compiled_isas"])
@@ -69,6 +70,36 @@ def test_env_override_unknown_value_warns_and_falls_back(value):
     r = _run(code, RELUCORE_ISA=value)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ok")
+
+
+@pytest.mark.parametrize("value", ["own", "blas", "auto", "BLAS "])
+def test_gemm_env_override(value):
+    code = """
+        import relucore, numpy as np
+        x, w = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
+        assert (relucore.linear(x, w) == 3).all()
+        print(relucore._core.get_gemm(), relucore.runtime_info()["gemm"])
+    """
+    r = _run(code, RELUCORE_GEMM=value)
+    assert r.returncode == 0, r.stderr
+    setting, info = r.stdout.split(" ", 1)
+    assert setting == value.strip().lower()
+    assert info.startswith("relucore") == (setting == "own" or (setting == "auto" and rc._core.get_isa() == "avx512"))
+    assert "Warning" not in r.stderr
+
+
+def test_gemm_env_override_unknown_value_warns():
+    code = """
+        import warnings
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            import relucore
+        assert any("RELUCORE_GEMM" in str(x.message) for x in w), [str(x.message) for x in w]
+        print(relucore._core.get_gemm())
+    """
+    r = _run(code, RELUCORE_GEMM="mkl")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "auto"
 
 
 def test_set_isa_round_trip():

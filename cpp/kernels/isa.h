@@ -15,5 +15,6 @@ namespace relucore {
 namespace RC_NS {
 template <class T> ElementwiseKernels<T> make_elementwise();
 template <class T> ConvKernels<T> make_conv();
+template <class T> GemmKernels<T> make_gemm();
 }  // namespace RC_NS
 }  // namespace relucore

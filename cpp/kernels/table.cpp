@@ -8,7 +8,8 @@ namespace RC_NS {
 // dispatch calls it only for an ISA the CPU has.
 const KernelTable* kernel_table() {
     static const KernelTable table = {RC_ISA_NAME, make_elementwise<float>(), make_elementwise<double>(),
-                                      make_conv<float>(), make_conv<double>()};
+                                      make_conv<float>(), make_conv<double>(),
+                                      make_gemm<float>(), make_gemm<double>()};
     return &table;
 }
 

@@ -14,13 +14,13 @@ CBLAS_TRANSPOSE tr(Tr t) { return t == Tr::N ? CblasNoTrans : CblasTrans; }
 std::atomic<int> g_blas_threads{-1};
 }  // namespace
 
-void gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+void blas_gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
           int64_t ldb, float beta, float* c, int64_t ldc) {
     scipy_cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b,
                       (blasint)ldb, beta, c, (blasint)ldc);
 }
 
-void gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda, const double* b,
+void blas_gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda, const double* b,
           int64_t ldb, double beta, double* c, int64_t ldc) {
     scipy_cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b,
                       (blasint)ldb, beta, c, (blasint)ldc);

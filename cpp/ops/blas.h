@@ -10,10 +10,10 @@ namespace ops {
 
 enum class Tr { N, T };
 
-// C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C; leading dimensions in elements.
-void gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+// OpenBLAS's C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C; leading dimensions in elements.
+void blas_gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
           int64_t ldb, float beta, float* c, int64_t ldc);
-void gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda, const double* b,
+void blas_gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda, const double* b,
           int64_t ldb, double beta, double* c, int64_t ldc);
 
 // The BLAS may use n threads for the next calls (1 inside our own parallel regions).

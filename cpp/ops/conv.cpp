@@ -9,7 +9,7 @@
 
 #include <vector>
 
-#include "blas.h"
+#include "gemm.h"
 #include "parallel.h"
 #include "relucore/conv_ops.h"
 #include "relucore/dispatch.h"
@@ -58,8 +58,9 @@ template <class T>
 void par_gemm(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta,
               T* c, i64 ldc) {
     nt = cap(nt, m * n * k, kGrainFlops);
-    if (nt > 1 && n >= 64 * nt) {
-        parallel_range(n, 64, 64, nt, [&](i64 j0, i64 j1, int) {
+    const i64 align = gemm_align();
+    if (nt > 1 && n >= align * nt) {
+        parallel_range(n, align, align, nt, [&](i64 j0, i64 j1, int) {
             gemm(ta, tb, m, j1 - j0, k, alpha, a, lda, tb == Tr::N ? b + j0 : b + j0 * ldb, ldb, beta, c + j0, ldc);
         });
     } else if (nt > 1 && m >= 16 * nt) {

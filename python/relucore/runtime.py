@@ -1,4 +1,5 @@
-"""What the native core runs on: the chosen ISA, threads, versions; the RELUCORE_ISA override."""
+"""What the native core runs on: the chosen ISA and GEMM, threads, versions; the RELUCORE_ISA and
+RELUCORE_GEMM overrides."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ __all__ = ["runtime_info", "show_runtime", "set_num_threads", "get_num_threads"]
 
 
 def _apply_env_override() -> None:
-    """Honour RELUCORE_ISA=scalar|avx2|avx512 at import; warn (never fail) if it cannot apply."""
+    """Honour RELUCORE_ISA and RELUCORE_GEMM at import."""
+    _apply_isa_override()
+    _apply_gemm_override()
+
+
+def _apply_isa_override() -> None:
+    """Honour RELUCORE_ISA=scalar|avx2|avx512; warn (never fail) if it cannot apply."""
     want = os.environ.get("RELUCORE_ISA", "").strip().lower()
     if not want:
         return
@@ -25,8 +32,23 @@ def _apply_env_override() -> None:
         f"RELUCORE_ISA={want!r} is {why}; using {_core.get_isa()!r} "
         f"(usable: {', '.join(_core.usable_isas())})",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
+
+
+def _apply_gemm_override() -> None:
+    """Honour RELUCORE_GEMM=auto|own|blas at import; warn (never fail) on an unknown value."""
+    want = os.environ.get("RELUCORE_GEMM", "").strip().lower()
+    if not want:
+        return
+    try:
+        _core.set_gemm(want)
+    except ValueError:
+        warnings.warn(
+            f"RELUCORE_GEMM={want!r} is not one of 'auto', 'own', 'blas'; using 'auto'",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def set_num_threads(n: int) -> None:
@@ -45,7 +67,9 @@ def get_num_threads() -> int:
 
 def runtime_info() -> dict:
     """A dict describing the native core: ``isa`` (chosen), ``compiled_isas``, ``usable_isas``,
-    ``num_threads``, ``openmp``, ``blas`` (the GEMM library and its configuration), ``version``,
+    ``num_threads``, ``openmp``, ``gemm`` (the GEMM in use: relucore's own register tile on avx512,
+    else the BLAS; ``RELUCORE_GEMM=own|blas`` overrides), ``blas`` (the BLAS library and its
+    configuration), ``version``,
     ``numpy``, ``compiler`` and ``tiles`` (elements per kernel main-loop iteration, by dtype)."""
     from . import __version__
 
@@ -55,6 +79,7 @@ def runtime_info() -> dict:
         "usable_isas": list(_core.usable_isas()),
         "num_threads": get_num_threads(),
         "openmp": bool(_core.openmp),
+        "gemm": _core.gemm_info(),
         "blas": _core.blas_info(),
         "version": __version__,
         "numpy": np.__version__,

@@ -60,12 +60,23 @@ struct ConvKernels {
     void (*plane_conv_backward_weight)(const T* dy, const T* x, T* dw, const ConvGeom& g);
 };
 
+template <class T>
+struct GemmKernels {
+    // Row-major C (m x n) = alpha * op(A) op(B) + beta * C on the calling thread; ta/tb nonzero
+    // transpose (op(A) is m x k). beta == 0 never reads C.
+    void (*gemm)(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta,
+                 T* c, i64 ldc);
+    int mr, nr;  // register tile (rows of C by columns): splits of C at multiples of nr keep full tiles
+};
+
 struct KernelTable {
     const char* isa;
     ElementwiseKernels<float> f32;
     ElementwiseKernels<double> f64;
     ConvKernels<float> conv_f32;
     ConvKernels<double> conv_f64;
+    GemmKernels<float> gemm_f32;
+    GemmKernels<double> gemm_f64;
 };
 
 // One accessor per compiled ISA (defined in cpp/kernels, one object library each).

@@ -106,15 +106,16 @@ def _print_limits(out, limits: Limits, sizes: Sequence[int], dtype: str, pct_of:
     print(f"  % column: share of the bandwidth of {which}", file=out)
     for dtype, gemm in limits.gemm.items():
         name = "dgemm" if dtype == "float64" else "sgemm"
-        print(f"{name} {SGEMM_SIZE}^3 {dtype} through relucore's BLAS (relucore.linear): {gemm.gflops:.1f} GFLOP/s "
+        print(f"{name} {SGEMM_SIZE}^3 {dtype} through relucore's GEMM (relucore.linear): {gemm.gflops:.1f} GFLOP/s "
               f"(numpy.matmul: {gemm.numpy_gflops:.1f})", file=out)
         print(f"  compute rows: GFLOP/s, and % of this {name} rate timed in turns with each case (NumPy is "
               "timed alone, first: its idle BLAS threads spin for ~0.2 s)", file=out)
     if limits.gemm:
         rc = importlib.import_module("relucore")
         coretype = os.environ.get("OPENBLAS_CORETYPE")
-        print(f"  relucore's BLAS: {rc.runtime_info().get('blas')}"
-              + (f"; OPENBLAS_CORETYPE={coretype} is set" if coretype else ""), file=out)
+        info = rc.runtime_info()
+        print(f"  relucore's GEMM: {info.get('gemm')} (RELUCORE_GEMM=blas: {info.get('blas')}"
+              + (f"; OPENBLAS_CORETYPE={coretype} is set" if coretype else "") + ")", file=out)
     print(file=out)
 
 

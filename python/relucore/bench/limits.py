@@ -19,7 +19,7 @@ Which one the ``%`` column uses is chosen by ``--pct-of`` (default: same-size); 
 
 The *sgemm* rate is the limit for compute-bound cases (``Case.limit == "sgemm"``: convolution and
 linear layers; *dgemm* for float64 cases): the GFLOP/s of a 1024 x 1024 x 1024 GEMM through
-relucore's own BLAS, timed as ``relucore.linear(a, b)`` (``a @ b.T``, ``2 * 1024**3`` flops, no
+relucore's GEMM (its own register tile on avx512, else OpenBLAS: ``runtime_info()["gemm"]``), timed as ``relucore.linear(a, b)`` (``a @ b.T``, ``2 * 1024**3`` flops, no
 bias) with the cases' threads; ``numpy.matmul``'s rate on the same operands (NumPy's own BLAS) is
 kept next to it for reference. It is measured for the header only when a case needs it, and again
 with every such case, in turns with its implementations (like the same-size copy): the row's ``%``
@@ -107,7 +107,7 @@ def gemm_operands(size: int = SGEMM_SIZE, dtype=np.float32) -> Tuple[np.ndarray,
 
 
 def gemm_call():
-    """The timed callable: ``relucore.linear(a, b)``, i.e. ``a @ b.T`` through relucore's BLAS."""
+    """The timed callable: ``relucore.linear(a, b)``, i.e. ``a @ b.T`` through relucore's GEMM."""
     import relucore as rc
 
     return rc.linear
@@ -120,7 +120,7 @@ def gemm_figure(size: int, timing: Timing) -> float:
 
 def sgemm_rate(size: int = SGEMM_SIZE, dtype=np.float32, config: TimerConfig = TimerConfig(),
                operands: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> GemmRate:
-    """GFLOP/s of a ``size``-cubed GEMM through relucore's BLAS (``relucore.linear``), and NumPy's."""
+    """GFLOP/s of a ``size``-cubed GEMM through relucore's GEMM (``relucore.linear``), and NumPy's."""
     a, b = operands if operands is not None else gemm_operands(size, dtype)
     bt = b.T  # numpy.matmul(a, b.T): the same product, through NumPy's BLAS
     t_np = measure(np.matmul, (a, bt), config)  # first, alone: its idle BLAS threads spin ...

@@ -1,0 +1,71 @@
+// The GEMM backend switch, and a direct GEMM entry for the tests (strided 2-D views, any trans).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "ops/gemm.h"
+#include "relucore/dispatch.h"
+
+namespace relucore {
+namespace bind {
+
+namespace py = pybind11;
+
+namespace {
+
+// Row stride in elements of a 2-D array whose rows are contiguous.
+template <class T> int64_t ld(const py::array& x, const char* name) {
+    if (x.ndim() != 2) throw py::value_error(std::string(name) + " must be 2-D");
+    if (x.size() == 0) return x.shape(1) > 1 ? x.shape(1) : 1;  // NumPy gives empty arrays zero strides
+    if (x.shape(1) > 1 && x.strides(1) != (py::ssize_t)sizeof(T))
+        throw py::value_error(std::string(name) + " must have contiguous rows");
+    const int64_t s = x.strides(0) / (int64_t)sizeof(T);
+    return s < x.shape(1) ? x.shape(1) : s;
+}
+
+template <class T>
+void run(const py::array& a, const py::array& b, py::array& c, bool ta, bool tb, double alpha, double beta) {
+    const int64_t m = c.shape(0), n = c.shape(1), k = ta ? a.shape(0) : a.shape(1);
+    if ((ta ? a.shape(1) : a.shape(0)) != m || (tb ? b.shape(1) : b.shape(0)) != k || (tb ? b.shape(0) : b.shape(1)) != n)
+        throw py::value_error("a, b and c have mismatched shapes");
+    const int64_t lda = ld<T>(a, "a"), ldb = ld<T>(b, "b"), ldc = ld<T>(c, "c");
+    const T* pa = static_cast<const T*>(a.data());
+    const T* pb = static_cast<const T*>(b.data());
+    T* pc = static_cast<T*>(c.mutable_data());
+    py::gil_scoped_release nogil;
+    ops::gemm(ta ? ops::Tr::T : ops::Tr::N, tb ? ops::Tr::T : ops::Tr::N, m, n, k, (T)alpha, pa, lda, pb, ldb, (T)beta,
+              pc, ldc);
+}
+
+}  // namespace
+
+void bind_gemm(py::module_& m) {
+    m.def("set_gemm", [](const std::string& name) {
+        if (!ops::set_gemm_backend(name))
+            throw py::value_error("GEMM backend must be 'auto', 'own' or 'blas', got '" + name + "'");
+    });
+    m.def("get_gemm", &ops::gemm_backend, "the backend setting: 'auto', 'own' or 'blas'");
+    m.def("gemm_info", [] {
+        if (!ops::gemm_uses_own()) return std::string(ops::blas_name());
+        const auto& g = active_kernels().gemm_f32;
+        return std::string("relucore ") + active_kernels().isa + " " + std::to_string(g.mr) + "x" +
+               std::to_string(g.nr);
+    }, "the GEMM in use on the active ISA");
+    m.def(
+        "_gemm",
+        [](const py::array& a, const py::array& b, py::array& c, bool ta, bool tb, double alpha, double beta) {
+            if (!c.writeable()) throw py::value_error("c must be writeable");
+            const auto dt = c.dtype();
+            if (!a.dtype().is(dt) || !b.dtype().is(dt)) throw py::type_error("a, b and c must share one dtype");
+            if (dt.is(py::dtype::of<float>())) run<float>(a, b, c, ta, tb, alpha, beta);
+            else if (dt.is(py::dtype::of<double>())) run<double>(a, b, c, ta, tb, alpha, beta);
+            else throw py::type_error("supported dtypes: float32, float64");
+        },
+        py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+        py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
+        "c = alpha * op(a) @ op(b) + beta * c in place, with the GEMM in use (for tests)");
+}
+
+}  // namespace bind
+}  // namespace relucore

@@ -1,0 +1,56 @@
+#include "gemm.h"
+
+#include <atomic>
+#include <cstring>
+
+#include "relucore/dispatch.h"
+
+namespace relucore {
+namespace ops {
+namespace {
+enum Backend { kAuto = 0, kOwn = 1, kBlas = 2 };
+std::atomic<int> g_backend{kAuto};
+
+template <class T>
+void run(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b, int64_t ldb,
+         T beta, T* c, int64_t ldc) {
+    if (gemm_uses_own())
+        gemm_kernels<T>().gemm(ta == Tr::T, tb == Tr::T, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+}  // namespace
+
+bool gemm_uses_own() {
+    const int b = g_backend.load(std::memory_order_relaxed);
+    // OpenBLAS reaches about the AVX2 peak; the avx512 tile doubles it where OpenBLAS is pinned to
+    // AVX2 kernels and matches its AVX-512 kernels (docs/performance.md).
+    return b == kOwn || (b == kAuto && std::strcmp(active_kernels().isa, "avx512") == 0);
+}
+
+void gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+          int64_t ldb, float beta, float* c, int64_t ldc) {
+    run(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda, const double* b,
+          int64_t ldb, double beta, double* c, int64_t ldc) {
+    run(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+int64_t gemm_align() { return gemm_uses_own() ? active_kernels().gemm_f32.nr : 64; }
+
+bool set_gemm_backend(const std::string& name) {
+    const int b = name == "auto" ? kAuto : name == "own" ? kOwn : name == "blas" ? kBlas : -1;
+    if (b < 0) return false;
+    g_backend.store(b);
+    return true;
+}
+
+std::string gemm_backend() {
+    const int b = g_backend.load();
+    return b == kOwn ? "own" : b == kBlas ? "blas" : "auto";
+}
+
+}  // namespace ops
+}  // namespace relucore
