@@ -29,29 +29,48 @@ template <class T> inline void add_into(T* dst, const T* src, i64 n) {
     if (i < n) (V::load_tail(dst + i, n - i) + V::load_tail(src + i, n - i)).store_tail(dst + i, n - i);
 }
 
+}  // namespace
+
+// Rows [r0, r1) x columns [j0, j1) of one image's column matrix (C*kh*kw, OH*OW) into dst (row
+// stride ldd): each row is a run per output row, zero outside x, a copy inside (stride 1).
 template <class T>
-void im2col(const T* x, T* cols, const ConvGeom& g, i64 r0, i64 r1) {
-    const i64 K = g.kh * g.kw, OHW = g.OH * g.OW;
+void im2col_block(const T* x, const ConvGeom& g, i64 r0, i64 r1, i64 j0, i64 j1, T* dst, i64 ldd) {
+    const i64 K = g.kh * g.kw;
     for (i64 r = r0; r < r1; ++r) {
         const i64 c = r / K, i = (r % K) / g.kw, j = r % g.kw;
         const T* xc = x + c * g.H * g.W;
-        T* out = cols + r * OHW;
+        T* row = dst + (r - r0) * ldd;
         i64 lo, hi;
         valid_range(g.OW, g.sw, g.pw, j * g.dw, g.W, lo, hi);
-        for (i64 oh = 0; oh < g.OH; ++oh, out += g.OW) {
+        for (i64 col = j0; col < j1;) {
+            const i64 oh = col / g.OW, a = col - oh * g.OW;                   // output row, first ow
+            const i64 b = j1 - oh * g.OW < g.OW ? j1 - oh * g.OW : g.OW;      // ow end in this row
+            T* seg = row + (col - j0);                                         // seg[ow - a]
             const i64 ih = oh * g.sh - g.ph + i * g.dh;
             if (ih < 0 || ih >= g.H) {
-                fill_zero(out, g.OW);
-                continue;
+                fill_zero(seg, b - a);
+            } else {
+                const i64 base = ih * g.W + j * g.dw - g.pw;  // input index of ow = 0 (may lie left of the row)
+                const i64 l = lo < a ? a : (lo > b ? b : lo), h = hi > b ? b : (hi < l ? l : hi);
+                fill_zero(seg, l - a);
+                if (g.sw == 1) memcpy(seg + (l - a), xc + base + l, (size_t)(h - l) * sizeof(T));
+                else
+                    for (i64 ow = l; ow < h; ++ow) seg[ow - a] = xc[base + ow * g.sw];
+                fill_zero(seg + (h - a), b - h);
             }
-            const i64 base = ih * g.W + j * g.dw - g.pw;  // input index of ow = 0 (may lie left of the row)
-            fill_zero(out, lo);
-            if (g.sw == 1) memcpy(out + lo, xc + base + lo, (size_t)(hi - lo) * sizeof(T));
-            else
-                for (i64 ow = lo; ow < hi; ++ow) out[ow] = xc[base + ow * g.sw];
-            fill_zero(out + hi, g.OW - hi);
+            col = oh * g.OW + b;
         }
     }
+}
+template void im2col_block<float>(const float*, const ConvGeom&, i64, i64, i64, i64, float*, i64);
+template void im2col_block<double>(const double*, const ConvGeom&, i64, i64, i64, i64, double*, i64);
+
+namespace {
+
+template <class T>
+void im2col(const T* x, T* cols, const ConvGeom& g, i64 r0, i64 r1) {
+    const i64 OHW = g.OH * g.OW;
+    im2col_block(x, g, r0, r1, 0, OHW, cols + r0 * OHW, OHW);
 }
 
 template <class T>

@@ -21,21 +21,21 @@ constexpr int kMR = 6, kNV = 2;
 constexpr int kMR = 4, kNV = 4;
 #endif
 constexpr i64 kKC = 256;             // depth of one block: an A panel is MR*KC elements (8 KB float)
-constexpr i64 kMC = 192;             // rows of A packed at a time (a multiple of every MR)
+constexpr i64 kMC = 256 / kMR * kMR;  // rows of A packed at a time (every conv layer here: all of them)
 constexpr i64 kL2Bytes = 512 << 10;  // budget for the packed B block (KC x NC)
 
 template <class T> constexpr i64 nr() { return kNV * VecOf<T>::type::L; }
 template <class T> constexpr i64 nc() { return kL2Bytes / (kKC * (i64)sizeof(T)) / nr<T>() * nr<T>(); }
 
-// A growable 64-byte aligned scratch buffer per thread (packing buffers: at most
-// MC*KC + KC*NC elements, ~0.7 MB, whatever the GEMM's size).
+// Growable 64-byte aligned scratch buffers per thread: packed B, packed A, and the im2col block of
+// the fused conv GEMMs (at most KC*NC + MC*KC + KC*NC elements, ~1.2 MB float, whatever the size).
 template <class T> T* scratch(int which, i64 n) {
     struct Buf {
         void* p = nullptr;
         i64 bytes = 0;
         ~Buf() { free(p); }
     };
-    thread_local Buf bufs[2];
+    thread_local Buf bufs[3];
     Buf& b = bufs[which];
     const i64 need = (n * (i64)sizeof(T) + 63) / 64 * 64;
     if (b.bytes < need) {
@@ -44,6 +44,30 @@ template <class T> T* scratch(int which, i64 n) {
         b.bytes = b.p ? need : 0;
     }
     return static_cast<T*>(b.p);
+}
+
+// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols, in L x L register transposes; partial
+// blocks load zeros and store masked (an MR = 8 row panel is half a 16-lane block).
+template <class T> void transpose_copy(const T* src, i64 lds, i64 rows, i64 cols, T* dst, i64 ldd) {
+    using V = typename VecOf<T>::type;
+    constexpr int L = V::L;
+    for (i64 r = 0; r < rows; r += L) {
+        const i64 nr_ = rows - r < L ? rows - r : L;
+        for (i64 c = 0; c < cols; c += L) {
+            const i64 nc_ = cols - c < L ? cols - c : L;
+            V v[L];
+            for (int i = 0; i < L; ++i)
+                v[i] = i >= nr_ ? V::zero()
+                       : nc_ == L ? V::load(src + (r + i) * lds + c)
+                                  : V::load_tail(src + (r + i) * lds + c, nc_);
+            transpose(v);
+            for (int i = 0; i < nc_; ++i) {
+                T* p = dst + (c + i) * ldd + r;
+                if (nr_ == L) v[i].store(p);
+                else v[i].store_tail(p, nr_);
+            }
+        }
+    }
 }
 
 // op(A)(i, p) for rows [i0, i0+mc) and depths [p0, p0+kc) into MR-row panels, each kc x MR
@@ -59,38 +83,38 @@ void pack_a(bool ta, const T* a, i64 lda, i64 i0, i64 mc, i64 p0, i64 kc, T alph
                 for (i64 i = 0; i < rows; ++i) d[i] = alpha * src[i];
                 for (i64 i = rows; i < kMR; ++i) d[i] = T(0);
             }
-        } else {  // op(A)(i, p) = a[i * lda + p]: read each row contiguously
-            for (i64 i = 0; i < rows; ++i) {
-                const T* src = a + (i0 + ir + i) * lda + p0;
-                for (i64 p = 0; p < kc; ++p) dst[p * kMR + i] = alpha * src[p];
+        } else {  // op(A)(i, p) = a[i * lda + p]
+            transpose_copy(a + (i0 + ir) * lda + p0, lda, rows, kc, dst, kMR);
+            for (i64 p = 0; p < kc; ++p) {
+                T* d = dst + p * kMR;
+                if (alpha != T(1))
+                    for (i64 i = 0; i < rows; ++i) d[i] *= alpha;
+                for (i64 i = rows; i < kMR; ++i) d[i] = T(0);
             }
-            for (i64 i = rows; i < kMR; ++i)
-                for (i64 p = 0; p < kc; ++p) dst[p * kMR + i] = T(0);
         }
     }
 }
 
 // op(B)(p, j) for depths [p0, p0+kc) and columns [j0, j0+ncols) into NR-wide panels, each kc x NR,
-// columns past ncols zero.
+// columns past ncols zero up to the next whole vector (the narrowest tile reads no further).
 template <class T>
 void pack_b(bool tb, const T* b, i64 ldb, i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
-    constexpr i64 NR = nr<T>();
+    constexpr i64 NR = nr<T>(), L = VecOf<T>::type::L;
     for (i64 jr = 0; jr < ncols; jr += NR, dst += NR * kc) {
         const i64 cols = ncols - jr < NR ? ncols - jr : NR;
+        const i64 width = (cols + L - 1) / L * L;  // what tile_for reads of a narrow last panel
         if (!tb) {  // op(B)(p, j) = b[p * ldb + j]: rows of the panel are contiguous
             for (i64 p = 0; p < kc; ++p) {
                 const T* src = b + (p0 + p) * ldb + j0 + jr;
                 T* d = dst + p * NR;
                 for (i64 j = 0; j < cols; ++j) d[j] = src[j];
-                for (i64 j = cols; j < NR; ++j) d[j] = T(0);
+                for (i64 j = cols; j < width; ++j) d[j] = T(0);
             }
         } else {  // op(B)(p, j) = b[j * ldb + p]
-            for (i64 j = 0; j < cols; ++j) {
-                const T* src = b + (j0 + jr + j) * ldb + p0;
-                for (i64 p = 0; p < kc; ++p) dst[p * NR + j] = src[p];
-            }
-            for (i64 j = cols; j < NR; ++j)
-                for (i64 p = 0; p < kc; ++p) dst[p * NR + j] = T(0);
+            transpose_copy(b + (j0 + jr) * ldb + p0, ldb, cols, kc, dst, NR);
+            if (cols < width)
+                for (i64 p = 0; p < kc; ++p)
+                    for (i64 j = cols; j < width; ++j) dst[p * NR + j] = T(0);
         }
     }
 }
@@ -142,15 +166,10 @@ void tile_for(i64 kc, const T* a, const T* b, T* c, i64 ldc, i64 rows, i64 cols,
     tile<T, NV>(kc, a, b, c, ldc, rows, cols, beta);
 }
 
-template <class T>
-void gemm(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta, T* c,
-          i64 ldc) {
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0 || alpha == T(0)) {  // C = beta * C (beta == 0 writes zeros, as BLAS does)
-        for (i64 i = 0; i < m; ++i)
-            for (i64 j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
-        return;
-    }
+// The blocked loops for C (m x n) = alpha * op(A) B + beta * C, where pack_b(p0, kc, j0, ncols, dst)
+// packs rows [p0, p0+kc) x columns [j0, j0+ncols) of B as pack_b above does. m, n, k > 0.
+template <class T, class PackB>
+void blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&& pack_b_fn, T beta, T* c, i64 ldc) {
     constexpr i64 NR = nr<T>(), NC = nc<T>();
     const i64 kc_max = k < kKC ? k : kKC;
     const i64 nc_max = n < NC ? (n + NR - 1) / NR * NR : NC;
@@ -158,15 +177,17 @@ void gemm(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, con
     T* bp = scratch<T>(0, kc_max * nc_max);
     T* ap = scratch<T>(1, kc_max * mc_max);
     if (!bp || !ap) return;  // cpp/ops sizes never get here; an allocation failure leaves C as is
-    for (i64 jc = 0; jc < n; jc += NC) {
-        const i64 ncols = n - jc < NC ? n - jc : NC;
-        for (i64 pc = 0; pc < k; pc += kKC) {
-            const i64 kc = k - pc < kKC ? k - pc : kKC;
-            const T bet = pc == 0 ? beta : T(1);
-            pack_b(tb != 0, b, ldb, pc, kc, jc, ncols, bp);
-            for (i64 ic = 0; ic < m; ic += kMC) {
-                const i64 mc = m - ic < kMC ? m - ic : kMC;
-                pack_a(ta != 0, a, lda, ic, mc, pc, kc, alpha, ap);
+    // Depth blocks outermost, then row blocks, then column blocks: op(A) is packed once, and B
+    // once per row block (once for every conv layer here: m <= MC).
+    for (i64 pc = 0; pc < k; pc += kKC) {
+        const i64 kc = k - pc < kKC ? k - pc : kKC;
+        const T bet = pc == 0 ? beta : T(1);
+        for (i64 ic = 0; ic < m; ic += kMC) {
+            const i64 mc = m - ic < kMC ? m - ic : kMC;
+            pack_a(ta, a, lda, ic, mc, pc, kc, alpha, ap);
+            for (i64 jc = 0; jc < n; jc += NC) {
+                const i64 ncols = n - jc < NC ? n - jc : NC;
+                pack_b_fn(pc, kc, jc, ncols, bp);
                 for (i64 ir = 0; ir < mc; ir += kMR) {
                     const i64 rows = mc - ir < kMR ? mc - ir : kMR;
                     for (i64 jr = 0; jr < ncols; jr += NR) {
@@ -180,11 +201,59 @@ void gemm(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, con
     }
 }
 
+// C = beta * C, for the empty products (beta == 0 writes zeros, as BLAS does).
+template <class T> void scale(i64 m, i64 n, T beta, T* c, i64 ldc) {
+    for (i64 i = 0; i < m; ++i)
+        for (i64 j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+}
+
+template <class T>
+void gemm(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta, T* c,
+          i64 ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0 || alpha == T(0)) return scale(m, n, beta, c, ldc);
+    blocked<T>(ta != 0, m, n, k, alpha, a, lda,
+               [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) { pack_b(tb != 0, b, ldb, p0, kc, j0, ncols, dst); },
+               beta, c, ldc);
+}
+
+// The column matrix is never stored whole: each B block is built by im2col into an L2-sized
+// buffer, then packed from there (the separate im2col pass wrote it to L3 and packing read it back).
+template <class T>
+void conv_forward(i64 m, const T* w, i64 ldw, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta, T* y,
+                  i64 ldy) {
+    const i64 k = g.C * g.kh * g.kw, n = n1 - n0;
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) return scale(m, n, beta, y + n0, ldy);
+    T* s = scratch<T>(2, kKC * nc<T>());
+    if (!s) return;
+    blocked<T>(false, m, n, k, T(1), w, ldw, [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
+        im2col_block(x, g, p0, p0 + kc, n0 + j0, n0 + j0 + ncols, s, ncols);
+        pack_b(false, s, ncols, 0, kc, 0, ncols, dst);
+    }, beta, y + n0, ldy);
+}
+
+template <class T>
+void conv_dweight(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta, T* dw,
+                  i64 lddw) {
+    const i64 k = g.OH * g.OW, n = n1 - n0;
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) return scale(m, n, beta, dw + n0, lddw);
+    T* s = scratch<T>(2, kKC * nc<T>());
+    if (!s) return;
+    blocked<T>(false, m, n, k, T(1), dy, lddy, [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
+        im2col_block(x, g, n0 + j0, n0 + j0 + ncols, p0, p0 + kc, s, kc);  // (ncols x kc): B transposed
+        pack_b(true, s, kc, 0, kc, 0, ncols, dst);
+    }, beta, dw + n0, lddw);
+}
+
 }  // namespace
 
 template <class T> GemmKernels<T> make_gemm() {
     GemmKernels<T> g;
     g.gemm = &gemm<T>;
+    g.conv_forward = &conv_forward<T>;
+    g.conv_dweight = &conv_dweight<T>;
     g.mr = kMR;
     g.nr = (int)nr<T>();
     return g;

@@ -16,5 +16,9 @@ namespace RC_NS {
 template <class T> ElementwiseKernels<T> make_elementwise();
 template <class T> ConvKernels<T> make_conv();
 template <class T> GemmKernels<T> make_gemm();
+// Shared between conv.cpp and gemm.cpp (the fused im2col GEMMs): rows [r0, r1) x columns [j0, j1)
+// of one image's column matrix into dst with row stride ldd.
+template <class T>
+void im2col_block(const T* x, const ConvGeom& g, i64 r0, i64 r1, i64 j0, i64 j1, T* dst, i64 ldd);
 }  // namespace RC_NS
 }  // namespace relucore

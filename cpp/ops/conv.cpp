@@ -72,6 +72,16 @@ void par_gemm(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a, i6
     }
 }
 
+// f(i0, i1, j0, j1) over blocks of an m x n output split across nt threads: by columns (multiples of
+// the GEMM's tile width), or by rows when the output is narrow. nt = 1 is a plain call.
+template <class F> void par_blocks(int nt, i64 m, i64 n, i64 k, F&& f) {
+    nt = cap(nt, m * n * k, kGrainFlops);
+    const i64 align = gemm_align();
+    if (nt > 1 && n >= align * nt) parallel_range(n, align, align, nt, [&](i64 j0, i64 j1, int) { f(0, m, j0, j1); });
+    else if (nt > 1 && m >= 16 * nt) parallel_range(m, 16, 16, nt, [&](i64 i0, i64 i1, int) { f(i0, i1, 0, n); });
+    else f(0, m, 0, n);
+}
+
 // Runs f(item, cols_buffer, inner_threads) for items [0, items): whole items per thread when there
 // are enough, else one after another with the inner work (GEMM, im2col) split across threads.
 // `work` (multiply-adds or elements of the whole call) keeps small calls on the calling thread.
@@ -147,12 +157,13 @@ template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, cons
     const ConvGeom& g = s.g;
     const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;
     const bool direct = is_pointwise(g);
+    const bool fused = !direct && gemm_uses_own();  // our GEMM builds the columns block by block
     const i64 macs = s.N * s.F * CK * OHW;
-    for_items<T>(s.N * s.groups, direct ? 0 : CK * OHW, macs, [&](i64 item, T* cols, int nt) {  // nt: inner threads
+    for_items<T>(s.N * s.groups, direct || fused ? 0 : CK * OHW, macs, [&](i64 item, T* cols, int nt) {  // nt: inner threads
         const i64 n = item / s.groups, gr = item % s.groups;
         const T* xg = x + (n * s.C + gr * g.C) * s.H * s.W;
+        const T* wg = w + gr * Fg * CK;
         T* yg = y + (n * s.F + gr * Fg) * OHW;
-        if (!direct) image_im2col(xg, cols, g, nt);
         if (bias)  // the GEMM adds onto the bias rows (beta = 1): no separate bias pass
             for (i64 f = 0; f < Fg; ++f)
                 for (i64 p = 0; p < OHW; ++p) yg[f * OHW + p] = bias[gr * Fg + f];
@@ -160,8 +171,16 @@ template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, cons
             if (!bias) zero(yg, Fg * OHW);
             return;
         }
-        par_gemm(nt, Tr::N, Tr::N, Fg, OHW, CK, T(1), w + gr * Fg * CK, CK, direct ? xg : cols, OHW,
-                 bias ? T(1) : T(0), yg, OHW);
+        const T beta = bias ? T(1) : T(0);
+        if (fused) {
+            const auto k = gemm_kernels<T>().conv_forward;
+            par_blocks(nt, Fg, OHW, CK, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
+                k(i1 - i0, wg + i0 * CK, CK, xg, g, j0, j1, beta, yg + i0 * OHW, OHW);
+            });
+            return;
+        }
+        if (!direct) image_im2col(xg, cols, g, nt);
+        par_gemm(nt, Tr::N, Tr::N, Fg, OHW, CK, T(1), wg, CK, direct ? xg : cols, OHW, beta, yg, OHW);
     });
 }
 
@@ -189,17 +208,24 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     const i64 chunks = s.N < kDwChunks ? s.N : kDwChunks;
     const i64 wsize = s.F * CK;
     std::vector<T> partial(dw ? (size_t)(chunks * wsize) : 0, T(0));
-    const i64 buffer = direct ? 0 : 2 * CK * OHW;  // columns of x, and of dx
+    const bool fused = !direct && gemm_uses_own();  // dweight's GEMM builds the columns of x itself
+    const i64 buffer = direct ? 0 : (fused ? 1 : 2) * CK * OHW;  // columns of x (unless fused), and of dx
     for_items<T>(chunks, buffer, 2 * s.N * s.F * CK * OHW, [&](i64 chunk, T* buf, int nt) {
         const i64 n0 = chunk * s.N / chunks, n1 = (chunk + 1) * s.N / chunks;
         T* cols = buf;
-        T* dcols = buf + CK * OHW;
+        T* dcols = fused ? buf : buf + CK * OHW;
         for (i64 n = n0; n < n1; ++n)
             for (i64 gr = 0; gr < s.groups; ++gr) {
                 const T* xg = x + (n * s.C + gr * g.C) * s.H * s.W;
                 const T* dyg = dy + (n * s.F + gr * Fg) * OHW;
                 const T* wg = w + gr * Fg * CK;
-                if (dw && CK > 0 && OHW > 0) {
+                if (dw && CK > 0 && OHW > 0 && fused) {
+                    const auto k = gemm_kernels<T>().conv_dweight;
+                    T* dwg = partial.data() + chunk * wsize + gr * Fg * CK;
+                    par_blocks(nt, Fg, CK, OHW, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
+                        k(i1 - i0, dyg + i0 * OHW, OHW, xg, g, j0, j1, T(1), dwg + i0 * CK, CK);
+                    });
+                } else if (dw && CK > 0 && OHW > 0) {
                     if (!direct) image_im2col(xg, cols, g, nt);
                     par_gemm(nt, Tr::N, Tr::T, Fg, CK, OHW, T(1), dyg, OHW, direct ? xg : cols, OHW, T(1),
                              partial.data() + chunk * wsize + gr * Fg * CK, CK);

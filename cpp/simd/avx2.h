@@ -104,6 +104,33 @@ static inline F64x4 copy_sign(F64x4 a, F64x4 s) {
     return {_mm256_or_pd(_mm256_andnot_pd(sg, a.v), _mm256_and_pd(sg, s.v))};
 }
 
+// r[i] (row i of an L x L block) becomes column i: unpacks inside 128-bit lanes, then lane swaps.
+static inline void transpose(F32x8* r) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; ++i) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i].v, r[2 * i + 1].v);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i].v, r[2 * i + 1].v);
+    }
+    for (int i = 0; i < 2; ++i) {  // u[4i+e], lane L: rows 4i..4i+3 of column 4L+e
+        u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int e = 0; e < 4; ++e) {
+        r[e].v = _mm256_permute2f128_ps(u[e], u[4 + e], 0x20);
+        r[4 + e].v = _mm256_permute2f128_ps(u[e], u[4 + e], 0x31);
+    }
+}
+static inline void transpose(F64x4* r) {
+    const __m256d t0 = _mm256_unpacklo_pd(r[0].v, r[1].v), t1 = _mm256_unpackhi_pd(r[0].v, r[1].v);
+    const __m256d t2 = _mm256_unpacklo_pd(r[2].v, r[3].v), t3 = _mm256_unpackhi_pd(r[2].v, r[3].v);
+    r[0].v = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1].v = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2].v = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3].v = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
 static inline void stream_fence() { _mm_sfence(); }
 
 template <class T> struct VecOf;

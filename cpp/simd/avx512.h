@@ -78,6 +78,45 @@ static inline F64x8 copy_sign(F64x8 a, F64x8 s) {
     return {_mm512_or_pd(_mm512_andnot_pd(sg, a.v), _mm512_and_pd(sg, s.v))};
 }
 
+// r[i] (row i of an L x L block) becomes column i. Unpacks build 4x4 (2x2) blocks inside each
+// 128-bit lane; two rounds of lane shuffles then transpose the 4 x 4 grid of lanes.
+static inline void lane_transpose4(__m512& a, __m512& b, __m512& c, __m512& d) {
+    const __m512 v0 = _mm512_shuffle_f32x4(a, b, 0x44), v1 = _mm512_shuffle_f32x4(a, b, 0xEE);
+    const __m512 v2 = _mm512_shuffle_f32x4(c, d, 0x44), v3 = _mm512_shuffle_f32x4(c, d, 0xEE);
+    a = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    b = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+    c = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    d = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+}
+static inline void transpose(F32x16* r) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i].v, r[2 * i + 1].v);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i].v, r[2 * i + 1].v);
+    }
+    for (int i = 0; i < 4; ++i) {  // u[4i+e], lane L: rows 4i..4i+3 of column 4L+e
+        u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int e = 0; e < 4; ++e) {
+        lane_transpose4(u[e], u[4 + e], u[8 + e], u[12 + e]);
+        for (int L = 0; L < 4; ++L) r[4 * L + e].v = u[4 * L + e];
+    }
+}
+static inline void transpose(F64x8* r) {
+    __m512 t[8];
+    for (int i = 0; i < 4; ++i) {  // t[2i+e], lane L: rows 2i, 2i+1 of column 2L+e
+        t[2 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(r[2 * i].v, r[2 * i + 1].v));
+        t[2 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(r[2 * i].v, r[2 * i + 1].v));
+    }
+    for (int e = 0; e < 2; ++e) {
+        lane_transpose4(t[e], t[2 + e], t[4 + e], t[6 + e]);
+        for (int L = 0; L < 4; ++L) r[2 * L + e].v = _mm512_castps_pd(t[2 * L + e]);
+    }
+}
+
 static inline void stream_fence() { _mm_sfence(); }
 
 template <class T> struct VecOf;
