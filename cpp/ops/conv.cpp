@@ -191,14 +191,10 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     const bool direct = is_pointwise(g);
     if (db) {  // per channel, images in order: deterministic
         const int nt = threads_for(s.N * s.F * OHW, kGrainCopy);
+        const auto sum = conv_kernels<T>().sum;
         parallel_items(s.F, nt, [&](i64 f) {
             double acc = 0;
-            for (i64 n = 0; n < s.N; ++n) {
-                const T* p = dy + (n * s.F + f) * OHW;
-                T part = T(0);
-                for (i64 i = 0; i < OHW; ++i) part += p[i];
-                acc += (double)part;
-            }
+            for (i64 n = 0; n < s.N; ++n) acc += sum(dy + (n * s.F + f) * OHW, OHW);
             db[f] = (T)acc;
         });
     }

@@ -58,6 +58,8 @@ struct ConvKernels {
     void (*plane_conv_backward_input)(const T* dy, const T* w, T* dx, const ConvGeom& g);
     // dw (kh, kw) += the correlation of dy (OH, OW) with x (H, W).
     void (*plane_conv_backward_weight)(const T* dy, const T* x, T* dw, const ConvGeom& g);
+    // The sum of x[0..n) (a bias gradient's plane), in vector partial sums.
+    double (*sum)(const T* x, i64 n);
 };
 
 template <class T>
