@@ -302,6 +302,28 @@ def test_conv2d_native(rc, gemm, cfg, dtype, rng):
             assert_bitwise(a, s, "input modified")
 
 
+# Planes wider than the GEMM's column blocks (480 float columns, 256 deep), so the fused im2col
+# builds partial blocks that start and end inside output rows; "same" padding takes the
+# shifted-row copy, the others the per-row runs. Special values show any entry read from the
+# wrong place (a neighbouring row or channel).
+BIG_PLANES = [Conv(2, 3, 23, 23, 10, 3, 1, 1), Conv(1, 2, 25, 21, 9, 3, 1, (2, 1), (2, 1)),
+              Conv(1, 2, 24, 26, 7, 5, 1, 2), Conv(1, 3, 23, 23, 10, 3, 1, 0), Conv(1, 2, 30, 30, 5, (1, 3), 1, (0, 1)),
+              Conv(1, 4, 33, 33, 6, 3, 2, 1), Conv(1, 1, 40, 40, 3, 3, 1, 1)]
+
+
+@pytest.mark.parametrize("cfg", BIG_PLANES, ids=conv_id)
+def test_conv2d_big_planes_native(rc, gemm, cfg, dtype, rng):
+    conv, back = native(rc, "conv2d"), native(rc, "conv2d_backward")
+    x = normal(rng, cfg.x_shape, dtype)
+    flat = x.reshape(-1)  # order-independent specials (no finite overflow, whose sums depend on the order)
+    at = rng.choice(flat.size, size=max(1, flat.size // 50), replace=False)
+    flat[at] = rng.choice(np.array([np.nan, np.inf, -np.inf, -0.0, 0.0], dtype), size=at.size)
+    w, b, dy = normal(rng, cfg.w_shape, dtype), normal(rng, cfg.f, dtype), normal(rng, cfg.y_shape, dtype)
+    check_forward(conv, cfg, x, w, b)
+    x = normal(rng, cfg.x_shape, dtype)  # finite x for the gradients (NaN would fill whole rows of dweight)
+    check_backward(back, cfg, dy, x, w)
+
+
 @pytest.mark.parametrize("cfg", CONFIGS, ids=conv_id)
 def test_im2col_col2im_native(rc, cfg, dtype, rng):
     im2col, col2im = native(rc, "im2col"), native(rc, "col2im")

@@ -16,8 +16,20 @@ inline void valid_range(i64 OW, i64 s, i64 p, i64 off, i64 W, i64& lo, i64& hi) 
     if (lo > hi) lo = hi;
 }
 
+// Runs here are short (a 14- to 56-wide image row): whole vectors and one masked vector, inline
+// (a memcpy/memset call costs as much as the copy).
 template <class T> inline void fill_zero(T* p, i64 n) {
-    for (i64 i = 0; i < n; ++i) p[i] = T(0);
+    using V = typename VecOf<T>::type;
+    i64 i = 0;
+    for (; i + V::L <= n; i += V::L) V::zero().store(p + i);
+    if (i < n) V::zero().store_tail(p + i, n - i);
+}
+
+template <class T> inline void copy_run(T* dst, const T* src, i64 n) {
+    using V = typename VecOf<T>::type;
+    i64 i = 0;
+    for (; i + V::L <= n; i += V::L) V::load(src + i).store(dst + i);
+    if (i < n) V::load_tail(src + i, n - i).store_tail(dst + i, n - i);
 }
 
 // Rows here are short (a 28- or 56-wide image): the remainder is one masked vector, not a
@@ -27,6 +39,33 @@ template <class T> inline void add_into(T* dst, const T* src, i64 n) {
     i64 i = 0;
     for (; i + V::L <= n; i += V::L) (V::load(dst + i) + V::load(src + i)).store(dst + i);
     if (i < n) (V::load_tail(dst + i, n - i) + V::load_tail(src + i, n - i)).store_tail(dst + i, n - i);
+}
+
+// Stride 1 with OW == W: column col = oh*W + ow of row (c, i, j) reads x[c] at col + shift, so all
+// output rows whose input row exists are one contiguous copy; then the few entries whose input
+// column lies outside [0, W) (they read a neighbouring row) are zeroed, lo and W - hi per row.
+template <class T>
+void shifted_row(const T* xc, const ConvGeom& g, i64 i, i64 j, i64 lo, i64 hi, i64 j0, i64 j1, T* row) {
+    const i64 W = g.W, shift = (i * g.dh - g.ph) * W + (j * g.dw - g.pw);
+    i64 ohA = g.ph - i * g.dh, ohB = g.H + g.ph - i * g.dh;  // output rows with a real input row
+    ohA = ohA < 0 ? 0 : (ohA > g.OH ? g.OH : ohA);
+    ohB = ohB > g.OH ? g.OH : (ohB < ohA ? ohA : ohB);
+    const i64 cA = ohA * W > j0 ? (ohA * W < j1 ? ohA * W : j1) : j0;
+    const i64 cB = ohB * W < j1 ? (ohB * W > cA ? ohB * W : cA) : j1;
+    // Never read outside the plane: the first/last entries may sit left/right of it (zeroed below).
+    const i64 sA = cA > -shift ? cA : (-shift < cB ? -shift : cB);
+    const i64 sB = cB < g.H * W - shift ? cB : (g.H * W - shift > sA ? g.H * W - shift : sA);
+    fill_zero(row, cA - j0);
+    fill_zero(row + (cA - j0), sA - cA);
+    copy_run(row + (sA - j0), xc + sA + shift, sB - sA);
+    fill_zero(row + (sB - j0), cB - sB);
+    fill_zero(row + (cB - j0), j1 - cB);
+    if (lo == 0 && hi == W) return;
+    for (i64 oh = cA / W; oh * W < cB; ++oh) {
+        const i64 b = oh * W;  // entries [b, b + lo) and [b + hi, b + W), clipped to [cA, cB)
+        for (i64 col = b > cA ? b : cA; col < b + lo && col < cB; ++col) row[col - j0] = T(0);
+        for (i64 col = b + hi > cA ? b + hi : cA; col < b + W && col < cB; ++col) row[col - j0] = T(0);
+    }
 }
 
 }  // namespace
@@ -42,6 +81,10 @@ void im2col_block(const T* x, const ConvGeom& g, i64 r0, i64 r1, i64 j0, i64 j1,
         T* row = dst + (r - r0) * ldd;
         i64 lo, hi;
         valid_range(g.OW, g.sw, g.pw, j * g.dw, g.W, lo, hi);
+        if (g.sh == 1 && g.sw == 1 && g.OW == g.W) {  // "same" width: one shifted copy per row
+            shifted_row(xc, g, i, j, lo, hi, j0, j1, row);
+            continue;
+        }
         for (i64 col = j0; col < j1;) {
             const i64 oh = col / g.OW, a = col - oh * g.OW;                   // output row, first ow
             const i64 b = j1 - oh * g.OW < g.OW ? j1 - oh * g.OW : g.OW;      // ow end in this row
@@ -53,7 +96,7 @@ void im2col_block(const T* x, const ConvGeom& g, i64 r0, i64 r1, i64 j0, i64 j1,
                 const i64 base = ih * g.W + j * g.dw - g.pw;  // input index of ow = 0 (may lie left of the row)
                 const i64 l = lo < a ? a : (lo > b ? b : lo), h = hi > b ? b : (hi < l ? l : hi);
                 fill_zero(seg, l - a);
-                if (g.sw == 1) memcpy(seg + (l - a), xc + base + l, (size_t)(h - l) * sizeof(T));
+                if (g.sw == 1) copy_run(seg + (l - a), xc + base + l, h - l);
                 else
                     for (i64 ow = l; ow < h; ++ow) seg[ow - a] = xc[base + ow * g.sw];
                 fill_zero(seg + (h - a), b - h);

@@ -122,7 +122,8 @@ void pack_b(bool tb, const T* b, i64 ldb, i64 p0, i64 kc, i64 j0, i64 ncols, T* 
 // C tile (rows x cols, at most MR x NV*L) = acc + beta * C, where acc = the packed panels' product
 // over kc. beta == 0 never reads C (it may hold NaN or garbage).
 template <class T, int NV>
-void tile(i64 kc, const T* __restrict a, const T* __restrict b, T* c, i64 ldc, i64 rows, i64 cols, T beta) {
+void tile(i64 kc, const T* __restrict a, const T* __restrict b, T* c, i64 ldc, i64 rows, i64 cols, T beta,
+          const T* bias) {
     using V = typename VecOf<T>::type;
     constexpr i64 NR = nr<T>();
     V acc[kMR][NV];
@@ -136,6 +137,11 @@ void tile(i64 kc, const T* __restrict a, const T* __restrict b, T* c, i64 ldc, i
             for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(av, bv[j], acc[i][j]);
         }
     }
+    if (bias)  // the epilogue of the first depth block: acc + bias[row] (conv forward, beta = 0)
+        for (int i = 0; i < kMR; ++i) {
+            const V vbias = V::set1(i < rows ? bias[i] : T(0));
+            for (int j = 0; j < NV; ++j) acc[i][j] = acc[i][j] + vbias;
+        }
     const V vb = V::set1(beta);
     if (rows == kMR && cols == NV * V::L) {
         for (int i = 0; i < kMR; ++i)
@@ -158,18 +164,20 @@ void tile(i64 kc, const T* __restrict a, const T* __restrict b, T* c, i64 ldc, i
 
 // The narrowest tile that covers `cols` (edge panels of a narrow C do not pay for NV vectors).
 template <class T, int NV>
-void tile_for(i64 kc, const T* a, const T* b, T* c, i64 ldc, i64 rows, i64 cols, T beta) {
+void tile_for(i64 kc, const T* a, const T* b, T* c, i64 ldc, i64 rows, i64 cols, T beta, const T* bias) {
     using V = typename VecOf<T>::type;
     if constexpr (NV > 1) {
-        if (cols <= (NV - 1) * V::L) return tile_for<T, NV - 1>(kc, a, b, c, ldc, rows, cols, beta);
+        if (cols <= (NV - 1) * V::L) return tile_for<T, NV - 1>(kc, a, b, c, ldc, rows, cols, beta, bias);
     }
-    tile<T, NV>(kc, a, b, c, ldc, rows, cols, beta);
+    tile<T, NV>(kc, a, b, c, ldc, rows, cols, beta, bias);
 }
 
-// The blocked loops for C (m x n) = alpha * op(A) B + beta * C, where pack_b(p0, kc, j0, ncols, dst)
-// packs rows [p0, p0+kc) x columns [j0, j0+ncols) of B as pack_b above does. m, n, k > 0.
+// The blocked loops for C (m x n) = alpha * op(A) B + beta * C (+ bias[i] on row i if bias), where
+// pack_b(p0, kc, j0, ncols, dst) packs rows [p0, p0+kc) x columns [j0, j0+ncols) of B as pack_b
+// above does. m, n, k > 0.
 template <class T, class PackB>
-void blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&& pack_b_fn, T beta, T* c, i64 ldc) {
+void blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&& pack_b_fn, T beta, T* c, i64 ldc,
+             const T* bias = nullptr) {
     constexpr i64 NR = nr<T>(), NC = nc<T>();
     const i64 kc_max = k < kKC ? k : kKC;
     const i64 nc_max = n < NC ? (n + NR - 1) / NR * NR : NC;
@@ -193,7 +201,7 @@ void blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&&
                     for (i64 jr = 0; jr < ncols; jr += NR) {
                         const i64 cols = ncols - jr < NR ? ncols - jr : NR;
                         tile_for<T, kNV>(kc, ap + ir * kc, bp + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc, rows,
-                                         cols, bet);
+                                         cols, bet, bias && pc == 0 ? bias + ic + ir : nullptr);
                     }
                 }
             }
@@ -277,17 +285,21 @@ void gemm(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, con
 // The column matrix is never stored whole: each B block is built by im2col into an L2-sized
 // buffer, then packed from there (the separate im2col pass wrote it to L3 and packing read it back).
 template <class T>
-void conv_forward(i64 m, const T* w, i64 ldw, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta, T* y,
+void conv_forward(i64 m, const T* w, i64 ldw, const T* bias, const T* x, const ConvGeom& g, i64 n0, i64 n1, T* y,
                   i64 ldy) {
     const i64 k = g.C * g.kh * g.kw, n = n1 - n0;
     if (m <= 0 || n <= 0) return;
-    if (k <= 0) return scale(m, n, beta, y + n0, ldy);
+    if (k <= 0) {
+        for (i64 i = 0; i < m; ++i)
+            for (i64 j = n0; j < n1; ++j) y[i * ldy + j] = bias ? bias[i] : T(0);
+        return;
+    }
     T* s = scratch<T>(2, kKC * nc<T>());
     if (!s) return;
     blocked<T>(false, m, n, k, T(1), w, ldw, [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
         im2col_block(x, g, p0, p0 + kc, n0 + j0, n0 + j0 + ncols, s, ncols);
         pack_b(false, s, ncols, 0, kc, 0, ncols, dst);
-    }, beta, y + n0, ldy);
+    }, T(0), y + n0, ldy, bias);
 }
 
 template <class T>

@@ -164,21 +164,22 @@ template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, cons
         const T* xg = x + (n * s.C + gr * g.C) * s.H * s.W;
         const T* wg = w + gr * Fg * CK;
         T* yg = y + (n * s.F + gr * Fg) * OHW;
-        if (bias)  // the GEMM adds onto the bias rows (beta = 1): no separate bias pass
+        const T* bg = bias ? bias + gr * Fg : nullptr;
+        if (fused) {  // bias added in the GEMM's first store
+            const auto k = gemm_kernels<T>().conv_forward;
+            par_blocks(nt, Fg, OHW, CK, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
+                k(i1 - i0, wg + i0 * CK, CK, bg ? bg + i0 : nullptr, xg, g, j0, j1, yg + i0 * OHW, OHW);
+            });
+            return;
+        }
+        if (bias)  // the BLAS adds onto the bias rows (beta = 1)
             for (i64 f = 0; f < Fg; ++f)
-                for (i64 p = 0; p < OHW; ++p) yg[f * OHW + p] = bias[gr * Fg + f];
+                for (i64 p = 0; p < OHW; ++p) yg[f * OHW + p] = bg[f];
         if (CK == 0) {
             if (!bias) zero(yg, Fg * OHW);
             return;
         }
         const T beta = bias ? T(1) : T(0);
-        if (fused) {
-            const auto k = gemm_kernels<T>().conv_forward;
-            par_blocks(nt, Fg, OHW, CK, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
-                k(i1 - i0, wg + i0 * CK, CK, xg, g, j0, j1, beta, yg + i0 * OHW, OHW);
-            });
-            return;
-        }
         if (!direct) image_im2col(xg, cols, g, nt);
         par_gemm(nt, Tr::N, Tr::N, Fg, OHW, CK, T(1), wg, CK, direct ? xg : cols, OHW, beta, yg, OHW);
     });
