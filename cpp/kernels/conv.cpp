@@ -41,20 +41,30 @@ template <class T> inline void add_into(T* dst, const T* src, i64 n) {
     if (i < n) (V::load_tail(dst + i, n - i) + V::load_tail(src + i, n - i)).store_tail(dst + i, n - i);
 }
 
+// The output rows [ohA, ohB) whose input row exists for kernel row i, stride 1; the column range
+// [sA, sB) of those rows that maps inside the plane (col + shift in [0, H*W)).
+inline void shifted_span(const ConvGeom& g, i64 i, i64 shift, i64& ohA, i64& ohB, i64& sA, i64& sB) {
+    ohA = g.ph - i * g.dh;
+    ohB = g.H + g.ph - i * g.dh;
+    ohA = ohA < 0 ? 0 : (ohA > g.OH ? g.OH : ohA);
+    ohB = ohB > g.OH ? g.OH : (ohB < ohA ? ohA : ohB);
+    const i64 cA = ohA * g.W, cB = ohB * g.W;
+    sA = cA > -shift ? cA : (-shift < cB ? -shift : cB);
+    sB = cB < g.H * g.W - shift ? cB : (g.H * g.W - shift > sA ? g.H * g.W - shift : sA);
+}
+
 // Stride 1 with OW == W: column col = oh*W + ow of row (c, i, j) reads x[c] at col + shift, so all
 // output rows whose input row exists are one contiguous copy; then the few entries whose input
 // column lies outside [0, W) (they read a neighbouring row) are zeroed, lo and W - hi per row.
 template <class T>
 void shifted_row(const T* xc, const ConvGeom& g, i64 i, i64 j, i64 lo, i64 hi, i64 j0, i64 j1, T* row) {
     const i64 W = g.W, shift = (i * g.dh - g.ph) * W + (j * g.dw - g.pw);
-    i64 ohA = g.ph - i * g.dh, ohB = g.H + g.ph - i * g.dh;  // output rows with a real input row
-    ohA = ohA < 0 ? 0 : (ohA > g.OH ? g.OH : ohA);
-    ohB = ohB > g.OH ? g.OH : (ohB < ohA ? ohA : ohB);
+    i64 ohA, ohB, pA, pB;  // the whole rows' span, then clipped to [j0, j1)
+    shifted_span(g, i, shift, ohA, ohB, pA, pB);
     const i64 cA = ohA * W > j0 ? (ohA * W < j1 ? ohA * W : j1) : j0;
     const i64 cB = ohB * W < j1 ? (ohB * W > cA ? ohB * W : cA) : j1;
-    // Never read outside the plane: the first/last entries may sit left/right of it (zeroed below).
-    const i64 sA = cA > -shift ? cA : (-shift < cB ? -shift : cB);
-    const i64 sB = cB < g.H * W - shift ? cB : (g.H * W - shift > sA ? g.H * W - shift : sA);
+    const i64 sA = pA > cA ? (pA < cB ? pA : cB) : cA;
+    const i64 sB = pB < cB ? (pB > sA ? pB : sA) : cB;
     fill_zero(row, cA - j0);
     fill_zero(row + (cA - j0), sA - cA);
     copy_run(row + (sA - j0), xc + sA + shift, sB - sA);
@@ -134,6 +144,32 @@ void col2im(const T* cols, T* x, const ConvGeom& g, i64 c0, i64 c1) {
                 else
                     for (i64 ow = lo; ow < hi; ++ow) xc[base + ow * g.sw] += in[ow];
             }
+        }
+    }
+}
+
+// col2im for a column buffer the caller owns (conv2d_backward's): with stride 1 and OW == W, each
+// row's entries whose input column lies outside [0, W) are zeroed, then the row is added as one
+// shifted run. Other shapes: col2im.
+template <class T>
+void col2im_owned(T* cols, T* x, const ConvGeom& g, i64 c0, i64 c1) {
+    if (!(g.sh == 1 && g.sw == 1 && g.OW == g.W)) return col2im(cols, x, g, c0, c1);
+    const i64 K = g.kh * g.kw, OHW = g.OH * g.OW, W = g.W;
+    for (i64 c = c0; c < c1; ++c) {
+        T* xc = x + c * g.H * W;
+        for (i64 k = 0; k < K; ++k) {
+            const i64 i = k / g.kw, j = k % g.kw;
+            T* row = cols + (c * K + k) * OHW;
+            i64 lo, hi, ohA, ohB, sA, sB;
+            valid_range(g.OW, 1, g.pw, j * g.dw, W, lo, hi);
+            const i64 shift = (i * g.dh - g.ph) * W + (j * g.dw - g.pw);
+            shifted_span(g, i, shift, ohA, ohB, sA, sB);
+            if (lo > 0 || hi < W)
+                for (i64 oh = ohA; oh < ohB; ++oh) {
+                    fill_zero(row + oh * W, lo);
+                    fill_zero(row + oh * W + hi, W - hi);
+                }
+            add_into(xc + sA + shift, row + sA, sB - sA);
         }
     }
 }
@@ -380,6 +416,7 @@ ConvKernels<T> make_conv() {
     ConvKernels<T> k;
     k.im2col = im2col<T>;
     k.col2im = col2im<T>;
+    k.col2im_owned = col2im_owned<T>;
     k.max_pool = max_pool<T>;
     k.avg_pool = avg_pool<T>;
     k.avg_pool_backward = avg_pool_backward<T>;

@@ -77,11 +77,17 @@ void pack_a(bool ta, const T* a, i64 lda, i64 i0, i64 mc, i64 p0, i64 kc, T alph
     for (i64 ir = 0; ir < mc; ir += kMR, dst += kMR * kc) {
         const i64 rows = mc - ir < kMR ? mc - ir : kMR;
         if (ta) {  // op(A)(i, p) = a[p * lda + i]: MR contiguous values per depth
+            using V = typename VecOf<T>::type;
+            const V va = V::set1(alpha);
             for (i64 p = 0; p < kc; ++p) {
                 const T* src = a + (p0 + p) * lda + i0 + ir;
                 T* d = dst + p * kMR;
-                for (i64 i = 0; i < rows; ++i) d[i] = alpha * src[i];
-                for (i64 i = rows; i < kMR; ++i) d[i] = T(0);
+                for (i64 i = 0; i < kMR; i += V::L) {  // masked past `rows` (loads zero) and past MR
+                    const i64 n = rows - i, w = kMR - i;
+                    const V v = va * (n >= V::L ? V::load(src + i) : n > 0 ? V::load_tail(src + i, n) : V::zero());
+                    if (w >= V::L) v.store(d + i);
+                    else v.store_tail(d + i, w);
+                }
             }
         } else {  // op(A)(i, p) = a[i * lda + p]
             transpose_copy(a + (i0 + ir) * lda + p0, lda, rows, kc, dst, kMR);

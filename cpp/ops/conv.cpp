@@ -6,11 +6,14 @@
 #include <string.h>
 
 #include <atomic>
+#include <new>
+#include <type_traits>
 
 #include <vector>
 
 #include "gemm.h"
 #include "parallel.h"
+#include "scratch.h"
 #include "relucore/conv_ops.h"
 #include "relucore/dispatch.h"
 
@@ -43,12 +46,16 @@ template <class T> void image_im2col(const T* x, T* cols, const ConvGeom& g, int
     parallel_range(rows, 1, 1, nt, [&](i64 b, i64 e, int) { k(x, cols, g, b, e); });
 }
 
-template <class T> void image_col2im(const T* cols, T* x, const ConvGeom& g, int nt) {
-    const auto k = conv_kernels<T>().col2im;
+// col2im of one image (cols const: the public col2im) or of our own buffer (may zero entries).
+template <class T, class C> void image_col2im(C* cols, T* x, const ConvGeom& g, int nt) {
+    const auto k = [&](i64 c0, i64 c1) {
+        if constexpr (std::is_const<C>::value) conv_kernels<T>().col2im(cols, x, g, c0, c1);
+        else conv_kernels<T>().col2im_owned(cols, x, g, c0, c1);
+    };
     zero(x, g.C * g.H * g.W);
     nt = cap(nt, g.C * g.kh * g.kw * g.OH * g.OW, kGrainCopy);
-    if (nt <= 1) return k(cols, x, g, 0, g.C);
-    parallel_range(g.C, 1, 1, nt, [&](i64 b, i64 e, int) { k(cols, x, g, b, e); });
+    if (nt <= 1) return k(0, g.C);
+    parallel_range(g.C, 1, 1, nt, [&](i64 b, i64 e, int) { k(b, e); });
 }
 
 // GEMM split over our own OpenMP threads (the BLAS stays single-threaded: two thread pools on
@@ -88,14 +95,15 @@ template <class F> void par_blocks(int nt, i64 m, i64 n, i64 k, F&& f) {
 template <class T, class F> void for_items(i64 items, i64 buffer, i64 work, F&& f) {
     const int nt = threads_for(work, kGrainFlops);
     blas_threads(1);
-    if (items >= nt && nt > 1) {
-        std::vector<T> buf((size_t)nt * (size_t)buffer);
+    const bool per_thread = items >= nt && nt > 1;
+    T* buf = buffer > 0 ? scratch<T>(kColumns, (per_thread ? nt : 1) * buffer) : nullptr;
+    if (buffer > 0 && !buf) throw std::bad_alloc();
+    if (per_thread) {
         parallel_range(items, 1, 1, nt, [&](i64 b, i64 e, int t) {
-            for (i64 i = b; i < e; ++i) f(i, buf.data() + (size_t)t * (size_t)buffer, 1);
+            for (i64 i = b; i < e; ++i) f(i, buf + t * buffer, 1);
         });
     } else {
-        std::vector<T> buf((size_t)buffer);
-        for (i64 i = 0; i < items; ++i) f(i, buf.data(), nt);
+        for (i64 i = 0; i < items; ++i) f(i, buf, nt);
     }
 }
 
@@ -201,10 +209,16 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     }
     if (!dx && !dw) return;
     if (use_direct(s)) return direct_backward(dy, x, w, dx, dw, s);
-    // Work items are fixed chunks of images; each owns a dweight partial, summed in chunk order.
+    // Work items are fixed chunks of images; each owns a dweight partial (the first image of a chunk
+    // overwrites it), summed in chunk order. One chunk writes dweight itself.
     const i64 chunks = s.N < kDwChunks ? s.N : kDwChunks;
     const i64 wsize = s.F * CK;
-    std::vector<T> partial(dw ? (size_t)(chunks * wsize) : 0, T(0));
+    if (dw && (chunks == 0 || CK == 0 || OHW == 0)) {
+        zero(dw, wsize);
+        dw = nullptr;
+    }
+    T* partial = !dw || chunks == 1 ? dw : scratch<T>(kPartials, chunks * wsize);
+    if (dw && !partial) throw std::bad_alloc();
     const bool fused = !direct && gemm_uses_own();  // dweight's GEMM builds the columns of x itself
     const i64 buffer = direct ? 0 : (fused ? 1 : 2) * CK * OHW;  // columns of x (unless fused), and of dx
     for_items<T>(chunks, buffer, 2 * s.N * s.F * CK * OHW, [&](i64 chunk, T* buf, int nt) {
@@ -216,16 +230,16 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
                 const T* xg = x + (n * s.C + gr * g.C) * s.H * s.W;
                 const T* dyg = dy + (n * s.F + gr * Fg) * OHW;
                 const T* wg = w + gr * Fg * CK;
-                if (dw && CK > 0 && OHW > 0 && fused) {
+                T* dwg = dw ? partial + chunk * wsize + gr * Fg * CK : nullptr;
+                const T beta = n == n0 ? T(0) : T(1);
+                if (dw && fused) {
                     const auto k = gemm_kernels<T>().conv_dweight;
-                    T* dwg = partial.data() + chunk * wsize + gr * Fg * CK;
                     par_blocks(nt, Fg, CK, OHW, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
-                        k(i1 - i0, dyg + i0 * OHW, OHW, xg, g, j0, j1, T(1), dwg + i0 * CK, CK);
+                        k(i1 - i0, dyg + i0 * OHW, OHW, xg, g, j0, j1, beta, dwg + i0 * CK, CK);
                     });
-                } else if (dw && CK > 0 && OHW > 0) {
+                } else if (dw) {
                     if (!direct) image_im2col(xg, cols, g, nt);
-                    par_gemm(nt, Tr::N, Tr::T, Fg, CK, OHW, T(1), dyg, OHW, direct ? xg : cols, OHW, T(1),
-                             partial.data() + chunk * wsize + gr * Fg * CK, CK);
+                    par_gemm(nt, Tr::N, Tr::T, Fg, CK, OHW, T(1), dyg, OHW, direct ? xg : cols, OHW, beta, dwg, CK);
                 }
                 if (dx) {
                     T* dxg = dx + (n * s.C + gr * g.C) * s.H * s.W;
@@ -240,10 +254,10 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
                 }
             }
     });
-    if (dw) {
-        zero(dw, wsize);
-        for (i64 c = 0; c < chunks; ++c)
-            for (i64 i = 0; i < wsize; ++i) dw[i] += partial[(size_t)(c * wsize + i)];
+    if (dw && chunks > 1) {
+        for (i64 i = 0; i < wsize; ++i) dw[i] = partial[i];
+        for (i64 c = 1; c < chunks; ++c)
+            for (i64 i = 0; i < wsize; ++i) dw[i] += partial[c * wsize + i];
     }
 }
 

@@ -46,6 +46,8 @@ struct ConvKernels {
     void (*im2col)(const T* x, T* cols, const ConvGeom& g, i64 r0, i64 r1);
     // The adjoint for channels [c0, c1): x[c] += every column entry that im2col read from x[c].
     void (*col2im)(const T* cols, T* x, const ConvGeom& g, i64 c0, i64 c1);
+    // The same for a column buffer the caller owns: entries that read outside x may be zeroed.
+    void (*col2im_owned)(T* cols, T* x, const ConvGeom& g, i64 c0, i64 c1);
     // One (H, W) plane -> (OH, OW) maxima and their flat indices h*W + w (NaN wins, first max on ties).
     void (*max_pool)(const T* x, T* y, int64_t* idx, const ConvGeom& g);
     // One plane; count_include_pad as in PyTorch.
