@@ -1,10 +1,12 @@
-// The GEMM backend switch, and a direct GEMM entry for the tests (strided 2-D views, any trans).
+// The GEMM backend switch, a direct GEMM entry for the tests (strided 2-D views, any trans), and
+// the release of the scratch kept between calls.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <string>
 
 #include "ops/gemm.h"
+#include "ops/scratch.h"
 #include "relucore/dispatch.h"
 
 namespace relucore {
@@ -45,6 +47,8 @@ void bind_gemm(py::module_& m) {
         if (!ops::set_gemm_backend(name))
             throw py::value_error("GEMM backend must be 'auto', 'own' or 'blas', got '" + name + "'");
     });
+    m.def("_release_scratch", &ops::release_scratch,
+          "free the scratch buffers relucore keeps between calls (column blocks, packed GEMM panels)");
     m.def("get_gemm", &ops::gemm_backend, "the backend setting: 'auto', 'own' or 'blas'");
     m.def("gemm_info", [] {
         if (!ops::gemm_uses_own()) return std::string(ops::blas_name());

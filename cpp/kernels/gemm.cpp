@@ -29,14 +29,18 @@ template <class T> constexpr i64 nc() { return kL2Bytes / (kKC * (i64)sizeof(T))
 
 // Growable 64-byte aligned scratch buffers per thread: packed B, packed A, and the im2col block of
 // the fused conv GEMMs (at most KC*NC + MC*KC + KC*NC elements, ~1.2 MB float, whatever the size).
+struct Buf {
+    void* p = nullptr;
+    i64 bytes = 0;
+    ~Buf() { free(p); }
+};
+template <class T> Buf* bufs() {
+    thread_local Buf b[3];
+    return b;
+}
+
 template <class T> T* scratch(int which, i64 n) {
-    struct Buf {
-        void* p = nullptr;
-        i64 bytes = 0;
-        ~Buf() { free(p); }
-    };
-    thread_local Buf bufs[3];
-    Buf& b = bufs[which];
+    Buf& b = bufs<T>()[which];
     const i64 need = (n * (i64)sizeof(T) + 63) / 64 * 64;
     if (b.bytes < need) {
         free(b.p);
@@ -44,6 +48,15 @@ template <class T> T* scratch(int which, i64 n) {
         b.bytes = b.p ? need : 0;
     }
     return static_cast<T*>(b.p);
+}
+
+template <class T> void release() {
+    for (int i = 0; i < 3; ++i) {
+        Buf& b = bufs<T>()[i];
+        free(b.p);
+        b.p = nullptr;
+        b.bytes = 0;
+    }
 }
 
 // dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols, in L x L register transposes; partial
@@ -335,6 +348,7 @@ template <class T> GemmKernels<T> make_gemm() {
     g.gemm = &gemm<T>;
     g.conv_forward = &conv_forward<T>;
     g.conv_dweight = &conv_dweight<T>;
+    g.release_scratch = &release<T>;
     g.mr = kMR;
     g.nr = (int)nr<T>();
     return g;

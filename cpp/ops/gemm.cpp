@@ -3,7 +3,9 @@
 #include <atomic>
 #include <cstring>
 
+#include "parallel.h"
 #include "relucore/dispatch.h"
+#include "scratch.h"
 
 namespace relucore {
 namespace ops {
@@ -36,6 +38,22 @@ void gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, float alpha, const floa
 void gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda, const double* b,
           int64_t ldb, double beta, double* c, int64_t ldc) {
     run(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void release_scratch() {
+    const auto tables = usable_tables();
+    auto here = [&] {
+        for (const KernelTable* t : tables) {
+            t->gemm_f32.release_scratch();
+            t->gemm_f64.release_scratch();
+        }
+        scratch_buffers().release();
+    };
+    here();  // the calling thread (it may not be one of the pool's)
+#ifdef _OPENMP
+#pragma omp parallel num_threads(max_threads())
+    here();
+#endif
 }
 
 int64_t gemm_align() { return gemm_uses_own() ? active_kernels().gemm_f32.nr : 64; }

@@ -10,24 +10,39 @@ namespace ops {
 
 enum ScratchSlot { kColumns = 0, kPartials = 1, kSlots = 2 };
 
+struct ScratchBuffers {
+    void* p[kSlots] = {};
+    int64_t bytes[kSlots] = {};
+    void release() {
+        for (int i = 0; i < kSlots; ++i) {
+            free(p[i]);
+            p[i] = nullptr;
+            bytes[i] = 0;
+        }
+    }
+    ~ScratchBuffers() { release(); }
+};
+
+inline ScratchBuffers& scratch_buffers() {
+    thread_local ScratchBuffers b;
+    return b;
+}
+
 // At least n elements of T in `slot`, 64-byte aligned; nullptr if the allocation fails. Valid until
 // the next call for the same slot on this thread.
 template <class T> T* scratch(ScratchSlot slot, int64_t n) {
-    struct Buf {
-        void* p = nullptr;
-        int64_t bytes = 0;
-        ~Buf() { free(p); }
-    };
-    thread_local Buf bufs[kSlots];
-    Buf& b = bufs[slot];
+    ScratchBuffers& b = scratch_buffers();
     const int64_t need = ((n > 0 ? n : 1) * (int64_t)sizeof(T) + 63) / 64 * 64;
-    if (b.bytes < need) {
-        free(b.p);
-        b.p = aligned_alloc(64, (size_t)need);
-        b.bytes = b.p ? need : 0;
+    if (b.bytes[slot] < need) {
+        free(b.p[slot]);
+        b.p[slot] = aligned_alloc(64, (size_t)need);
+        b.bytes[slot] = b.p[slot] ? need : 0;
     }
-    return static_cast<T*>(b.p);
+    return static_cast<T*>(b.p[slot]);
 }
+
+// Frees every thread's scratch (ours and the GEMM kernels' packing buffers); defined in gemm.cpp.
+void release_scratch();
 
 }  // namespace ops
 }  // namespace relucore

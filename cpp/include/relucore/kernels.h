@@ -78,6 +78,8 @@ struct GemmKernels {
                          T* y, i64 ldy);
     void (*conv_dweight)(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta,
                          T* dw, i64 lddw);
+    // Frees the calling thread's packing buffers (kept between calls otherwise).
+    void (*release_scratch)();
     int mr, nr;  // register tile (rows of C by columns): splits of C at multiples of nr keep full tiles
 };
 

@@ -467,19 +467,23 @@ def notes(rows: List[dict], threads: int) -> List[str]:
     mem = [r for r in rows if r.get("layer") and r.get("memory")]
     if mem:
         lines.append("scratch MB: peak RSS growth (VmHWM, resolution ~0.25 MB) of one relucore call beyond its inputs "
-                     "and outputs, in a fresh process; relucore's bound is")
-        lines.append(f"  {threads} threads x one image's columns (backward: x2 for the columns' gradient, plus "
-                     "min(N, 4) dweight partials), never the whole batch's N*C*kh*kw*OH*OW:")
+                     "and outputs, in a fresh process, its kept scratch freed first; relucore's bound is")
+        lines.append(f"  {threads} threads x the GEMM's packed blocks (~1.2 MB float32), plus backward one image's "
+                     "column gradient per thread and min(N, 2) dweight partials, never the whole batch's")
+        lines.append("  N*C*kh*kw*OH*OW; the scratch stays allocated between calls (kept: resident after the call):")
         by_layer: Dict[str, Dict[str, float]] = {}
+        kept: Dict[str, float] = {}
         for r in mem:
-            by_layer.setdefault(r["layer"]["name"], {})[r["op"]] = r["memory"]["scratch_bytes"]
+            name = r["layer"]["name"]
+            by_layer.setdefault(name, {})[r["op"]] = r["memory"]["scratch_bytes"]
+            kept[name] = max(kept.get(name, 0), r["memory"].get("retained_bytes", 0))
         width = max(len(name) for name in by_layer)
         for name, ops in by_layer.items():
             lay = seen[name]
             full, one = lay["cols_batch_bytes"], lay["cols_image_bytes"]
             figs = ", ".join(f"{_short(op)} {v / 2**20:.1f}" for op, v in ops.items())
-            lines.append(f"  {name:{width}}  {figs} MB; whole-batch columns {full / 2**20:.1f} MB, "
-                         f"{threads} x one image {threads * one / 2**20:.1f} MB")
+            lines.append(f"  {name:{width}}  {figs} MB, kept {kept[name] / 2**20:.1f}; whole-batch columns "
+                         f"{full / 2**20:.1f} MB, {threads} x one image {threads * one / 2**20:.1f} MB")
     return lines
 
 

@@ -1,10 +1,12 @@
 """Peak extra memory of a case's relucore call, measured in a fresh process (Linux).
 
 A case that asks for it (``peak_memory = True``) is run again by ``python -m relucore.bench.memory``:
-inputs built, one warm-up call (OpenMP threads, OpenBLAS's buffers, first-touch of code), then
-``VmHWM`` (the peak resident set) is reset through ``/proc/self/clear_refs``, the call runs once
-more, and its peak over the resident set just before it is the call's extra memory. ``scratch`` is
-that minus the bytes of the returned arrays (outputs a caller needs anyway).
+inputs built, one warm-up call (OpenMP threads, OpenBLAS's buffers, first-touch of code), then the
+scratch buffers relucore keeps between calls are freed (``_core._release_scratch``, so the measured
+call allocates them again), ``VmHWM`` (the peak resident set) is reset through
+``/proc/self/clear_refs``, the call runs once more, and its peak over the resident set just before
+it is the call's extra memory. ``scratch`` is that minus the bytes of the returned arrays (outputs a
+caller needs anyway); ``retained`` is what stays resident after the call (the kept scratch).
 
 The process runs with ``MALLOC_MMAP_THRESHOLD_`` fixed at 64 KiB: every large buffer is then its own
 mapping, returned to the system when freed, so one call's freed buffers cannot hide the next call's
@@ -57,6 +59,11 @@ def measure_call(fn, inputs: tuple) -> Dict[str, int]:
     """Peak RSS growth of ``fn(*inputs)`` (after one warm-up call), and the bytes it returned."""
     fn(*inputs)  # warm-up
     gc.collect()
+    import relucore as rc
+
+    release = getattr(rc._core, "_release_scratch", None)
+    if release is not None:
+        release()
     if not reset_peak():
         raise OSError("cannot reset VmHWM (/proc/self/clear_refs not writable)")
     base = _status_kb("VmRSS")
@@ -64,8 +71,11 @@ def measure_call(fn, inputs: tuple) -> Dict[str, int]:
     peak = _status_kb("VmHWM")
     outputs = _nbytes(result)
     del result
+    gc.collect()
+    retained = max(0, _status_kb("VmRSS") - base) * 1024
     delta = max(0, peak - base) * 1024
-    return {"peak_rss_delta_bytes": delta, "output_bytes": outputs, "scratch_bytes": max(0, delta - outputs)}
+    return {"peak_rss_delta_bytes": delta, "output_bytes": outputs, "scratch_bytes": max(0, delta - outputs),
+            "retained_bytes": retained}
 
 
 def _child(argv: Sequence[str]) -> int:
