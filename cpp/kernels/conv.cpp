@@ -41,6 +41,23 @@ template <class T> inline void add_into(T* dst, const T* src, i64 n) {
     if (i < n) (V::load_tail(dst + i, n - i) + V::load_tail(src + i, n - i)).store_tail(dst + i, n - i);
 }
 
+// dst[i] = src[2i] for i < n, reading no further than src[2(n-1)]: whole vectors while
+// src[2 * (i + L)] is still needed (so the second load stays inside), then masked loads of the
+// 2r - 1 elements the last r outputs span.
+template <class T> inline void copy_run_stride2(T* dst, const T* src, i64 n) {
+    using V = typename VecOf<T>::type;
+    constexpr i64 L = V::L;
+    i64 i = 0;
+    for (; i + L < n; i += L) even_lanes(V::load(src + 2 * i), V::load(src + 2 * i + L)).store(dst + i);
+    const i64 r = n - i, span = 2 * r - 1;
+    if (r <= 0) return;
+    const V lo = span >= L ? V::load(src + 2 * i) : V::load_tail(src + 2 * i, span);
+    const V hi = span > L ? V::load_tail(src + 2 * i + L, span - L) : V::zero();
+    const V v = even_lanes(lo, hi);
+    if (r == L) v.store(dst + i);
+    else v.store_tail(dst + i, r);
+}
+
 // The output rows [ohA, ohB) whose input row exists for kernel row i, stride 1; the column range
 // [sA, sB) of those rows that maps inside the plane (col + shift in [0, H*W)).
 inline void shifted_span(const ConvGeom& g, i64 i, i64 shift, i64& ohA, i64& ohB, i64& sA, i64& sB) {
@@ -107,6 +124,7 @@ void im2col_block(const T* x, const ConvGeom& g, i64 r0, i64 r1, i64 j0, i64 j1,
                 const i64 l = lo < a ? a : (lo > b ? b : lo), h = hi > b ? b : (hi < l ? l : hi);
                 fill_zero(seg, l - a);
                 if (g.sw == 1) copy_run(seg + (l - a), xc + base + l, h - l);
+                else if (g.sw == 2) copy_run_stride2(seg + (l - a), xc + base + 2 * l, h - l);
                 else
                     for (i64 ow = l; ow < h; ++ow) seg[ow - a] = xc[base + ow * g.sw];
                 fill_zero(seg + (h - a), b - h);

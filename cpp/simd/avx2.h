@@ -104,6 +104,16 @@ static inline F64x4 copy_sign(F64x4 a, F64x4 s) {
     return {_mm256_or_pd(_mm256_andnot_pd(sg, a.v), _mm256_and_pd(sg, s.v))};
 }
 
+// Lanes 0, 2, 4, ... of the 2L lanes a:b (stride-2 gathers of contiguous data): pick within
+// 128-bit lanes, then put the 64-bit halves in order.
+static inline F32x8 even_lanes(F32x8 a, F32x8 b) {
+    const __m256 t = _mm256_shuffle_ps(a.v, b.v, 0x88);  // a0 a2 b0 b2 | a4 a6 b4 b6
+    return {_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8))};
+}
+static inline F64x4 even_lanes(F64x4 a, F64x4 b) {
+    return {_mm256_permute4x64_pd(_mm256_unpacklo_pd(a.v, b.v), 0xD8)};  // a0 b0 | a2 b2 -> a0 a2 b0 b2
+}
+
 // r[i] (row i of an L x L block) becomes column i: unpacks inside 128-bit lanes, then lane swaps.
 static inline void transpose(F32x8* r) {
     __m256 t[8], u[8];

@@ -78,6 +78,16 @@ static inline F64x8 copy_sign(F64x8 a, F64x8 s) {
     return {_mm512_or_pd(_mm512_andnot_pd(sg, a.v), _mm512_and_pd(sg, s.v))};
 }
 
+// Lanes 0, 2, 4, ... of the 2L lanes a:b (stride-2 gathers of contiguous data).
+static inline F32x16 even_lanes(F32x16 a, F32x16 b) {
+    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return {_mm512_permutex2var_ps(a.v, idx, b.v)};
+}
+static inline F64x8 even_lanes(F64x8 a, F64x8 b) {
+    const __m512i idx = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    return {_mm512_permutex2var_pd(a.v, idx, b.v)};
+}
+
 // r[i] (row i of an L x L block) becomes column i. Unpacks build 4x4 (2x2) blocks inside each
 // 128-bit lane; two rounds of lane shuffles then transpose the 4 x 4 grid of lanes.
 static inline void lane_transpose4(__m512& a, __m512& b, __m512& c, __m512& d) {

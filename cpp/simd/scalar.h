@@ -85,6 +85,8 @@ template <bool F> static inline Scalar<float, F> copy_sign(Scalar<float, F> a, S
 template <bool F> static inline Scalar<double, F> copy_sign(Scalar<double, F> a, Scalar<double, F> s) {
     return {__builtin_copysign(a.v, s.v)};
 }
+// Lane 0 of a:b (one lane each).
+template <class T, bool F> static inline Scalar<T, F> even_lanes(Scalar<T, F> a, Scalar<T, F>) { return a; }
 // A 1 x 1 block is its own transpose.
 template <class T, bool F> static inline void transpose(Scalar<T, F>*) {}
 #undef RC_S
