@@ -84,6 +84,15 @@ def test_special_values_propagate(rc, gemm, dtype, rng):
 
 def test_errors(rc):
     f32 = np.zeros((2, 2), np.float32)
+    c = np.zeros((8, 8), np.float32)
+    with pytest.raises(ValueError, match="rows"):  # reversed rows: never written past the buffer
+        rc._core._gemm(np.ones((8, 8), np.float32), np.ones((8, 8), np.float32), c[::-1])
+    with pytest.raises(ValueError, match="rows"):  # broadcast rows (stride 0): never read past the buffer
+        rc._core._gemm(np.ones((4, 64), np.float32), np.broadcast_to(np.ones(8, np.float32), (64, 8)),
+                       np.zeros((4, 8), np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        rc._core._gemm(np.ones(4, np.float32), f32, f32)
+    assert (c == 0).all()
     with pytest.raises(TypeError, match="float32, float64"):
         rc._core._gemm(f32.astype(np.int32), f32.astype(np.int32), f32.astype(np.int32))
     with pytest.raises(TypeError, match="one dtype"):

@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <new>
 #include <string>
 
 #include "ops/gemm.h"
@@ -16,28 +17,36 @@ namespace py = pybind11;
 
 namespace {
 
-// Row stride in elements of a 2-D array whose rows are contiguous.
+// Row stride in elements of a 2-D array with contiguous, non-overlapping rows in increasing memory
+// order; anything else (reversed, broadcast, misaligned rows) is a ValueError, never a wild access.
 template <class T> int64_t ld(const py::array& x, const char* name) {
     if (x.ndim() != 2) throw py::value_error(std::string(name) + " must be 2-D");
     if (x.size() == 0) return x.shape(1) > 1 ? x.shape(1) : 1;  // NumPy gives empty arrays zero strides
-    if (x.shape(1) > 1 && x.strides(1) != (py::ssize_t)sizeof(T))
+    const int64_t item = (int64_t)sizeof(T);
+    if (x.shape(1) > 1 && x.strides(1) != item)
         throw py::value_error(std::string(name) + " must have contiguous rows");
-    const int64_t s = x.strides(0) / (int64_t)sizeof(T);
-    return s < x.shape(1) ? x.shape(1) : s;
+    if (x.shape(0) == 1) return x.shape(1);
+    if (x.strides(0) % item != 0 || x.strides(0) / item < x.shape(1))
+        throw py::value_error(std::string(name) + " rows must not overlap or run backwards");
+    return x.strides(0) / item;
 }
 
 template <class T>
 void run(const py::array& a, const py::array& b, py::array& c, bool ta, bool tb, double alpha, double beta) {
+    const int64_t lda = ld<T>(a, "a"), ldb = ld<T>(b, "b"), ldc = ld<T>(c, "c");
     const int64_t m = c.shape(0), n = c.shape(1), k = ta ? a.shape(0) : a.shape(1);
     if ((ta ? a.shape(1) : a.shape(0)) != m || (tb ? b.shape(1) : b.shape(0)) != k || (tb ? b.shape(0) : b.shape(1)) != n)
         throw py::value_error("a, b and c have mismatched shapes");
-    const int64_t lda = ld<T>(a, "a"), ldb = ld<T>(b, "b"), ldc = ld<T>(c, "c");
     const T* pa = static_cast<const T*>(a.data());
     const T* pb = static_cast<const T*>(b.data());
     T* pc = static_cast<T*>(c.mutable_data());
-    py::gil_scoped_release nogil;
-    ops::gemm(ta ? ops::Tr::T : ops::Tr::N, tb ? ops::Tr::T : ops::Tr::N, m, n, k, (T)alpha, pa, lda, pb, ldb, (T)beta,
-              pc, ldc);
+    bool ok;
+    {
+        py::gil_scoped_release nogil;
+        ok = ops::gemm(ta ? ops::Tr::T : ops::Tr::N, tb ? ops::Tr::T : ops::Tr::N, m, n, k, (T)alpha, pa, lda, pb,
+                       ldb, (T)beta, pc, ldc);
+    }
+    if (!ok) throw std::bad_alloc();
 }
 
 }  // namespace
@@ -68,7 +77,8 @@ void bind_gemm(py::module_& m) {
         },
         py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_a") = false, py::arg("trans_b") = false,
         py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
-        "c = alpha * op(a) @ op(b) + beta * c in place, with the GEMM in use (for tests)");
+        "c = alpha * op(a) @ op(b) + beta * c in place, with the GEMM in use (for tests; c must not share memory "
+        "with a or b)");
 }
 
 }  // namespace bind

@@ -195,7 +195,7 @@ void tile_for(i64 kc, const T* a, const T* b, T* c, i64 ldc, i64 rows, i64 cols,
 // pack_b(p0, kc, j0, ncols, dst) packs rows [p0, p0+kc) x columns [j0, j0+ncols) of B as pack_b
 // above does. m, n, k > 0.
 template <class T, class PackB>
-void blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&& pack_b_fn, T beta, T* c, i64 ldc,
+bool blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&& pack_b_fn, T beta, T* c, i64 ldc,
              const T* bias = nullptr) {
     constexpr i64 NR = nr<T>(), NC = nc<T>();
     const i64 kc_max = k < kKC ? k : kKC;
@@ -203,7 +203,7 @@ void blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&&
     const i64 mc_max = m < kMC ? (m + kMR - 1) / kMR * kMR : kMC;
     T* bp = scratch<T>(0, kc_max * nc_max);
     T* ap = scratch<T>(1, kc_max * mc_max);
-    if (!bp || !ap) return;  // cpp/ops sizes never get here; an allocation failure leaves C as is
+    if (!bp || !ap) return false;
     // Depth blocks outermost, then row blocks, then column blocks: op(A) is packed once, and B
     // once per row block (once for every conv layer here: m <= MC).
     for (i64 pc = 0; pc < k; pc += kKC) {
@@ -226,6 +226,7 @@ void blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&&
             }
         }
     }
+    return true;
 }
 
 // C = beta * C, for the empty products (beta == 0 writes zeros, as BLAS does).
@@ -291,12 +292,12 @@ template <class T> bool use_dot(i64 m, i64 n, i64 k) {
 }
 
 template <class T>
-void gemm(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta, T* c,
+bool gemm(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta, T* c,
           i64 ldc) {
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0 || alpha == T(0)) return scale(m, n, beta, c, ldc);
-    if (!ta && tb && use_dot<T>(m, n, k)) return gemm_dot(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    blocked<T>(ta != 0, m, n, k, alpha, a, lda,
+    if (m <= 0 || n <= 0) return true;
+    if (k <= 0 || alpha == T(0)) return scale(m, n, beta, c, ldc), true;
+    if (!ta && tb && use_dot<T>(m, n, k)) return gemm_dot(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), true;
+    return blocked<T>(ta != 0, m, n, k, alpha, a, lda,
                [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) { pack_b(tb != 0, b, ldb, p0, kc, j0, ncols, dst); },
                beta, c, ldc);
 }
@@ -304,38 +305,38 @@ void gemm(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, con
 // The column matrix is never stored whole: each B block is built by im2col into an L2-sized
 // buffer, then packed from there (the separate im2col pass wrote it to L3 and packing read it back).
 template <class T>
-void conv_forward(i64 m, const T* w, i64 ldw, const T* bias, const T* x, const ConvGeom& g, i64 n0, i64 n1, T* y,
+bool conv_forward(i64 m, const T* w, i64 ldw, const T* bias, const T* x, const ConvGeom& g, i64 n0, i64 n1, T* y,
                   i64 ldy) {
     const i64 k = g.C * g.kh * g.kw, n = n1 - n0;
-    if (m <= 0 || n <= 0) return;
+    if (m <= 0 || n <= 0) return true;
     if (k <= 0) {
         for (i64 i = 0; i < m; ++i)
             for (i64 j = n0; j < n1; ++j) y[i * ldy + j] = bias ? bias[i] : T(0);
-        return;
+        return true;
     }
     T* s = scratch<T>(2, kKC * nc<T>());
-    if (!s) return;
-    blocked<T>(false, m, n, k, T(1), w, ldw, [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
+    if (!s) return false;
+    return blocked<T>(false, m, n, k, T(1), w, ldw, [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
         im2col_block(x, g, p0, p0 + kc, n0 + j0, n0 + j0 + ncols, s, ncols);
         pack_b(false, s, ncols, 0, kc, 0, ncols, dst);
     }, T(0), y + n0, ldy, bias);
 }
 
 template <class T>
-void conv_dweight(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta, T* dw,
+bool conv_dweight(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta, T* dw,
                   i64 lddw) {
     const i64 k = g.OH * g.OW, n = n1 - n0;
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) return scale(m, n, beta, dw + n0, lddw);
+    if (m <= 0 || n <= 0) return true;
+    if (k <= 0) return scale(m, n, beta, dw + n0, lddw), true;
     if (use_dot<T>(m, n, k)) {  // the few column rows whole, then dot products
         T* s = scratch<T>(2, n * k);
-        if (!s) return;
+        if (!s) return false;
         im2col_block(x, g, n0, n1, 0, k, s, k);
-        return gemm_dot(m, n, k, T(1), dy, lddy, s, k, beta, dw + n0, lddw);
+        return gemm_dot(m, n, k, T(1), dy, lddy, s, k, beta, dw + n0, lddw), true;
     }
     T* s = scratch<T>(2, kKC * nc<T>());
-    if (!s) return;
-    blocked<T>(false, m, n, k, T(1), dy, lddy, [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
+    if (!s) return false;
+    return blocked<T>(false, m, n, k, T(1), dy, lddy, [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
         im2col_block(x, g, n0 + j0, n0 + j0 + ncols, p0, p0 + kc, s, kc);  // (ncols x kc): B transposed
         pack_b(true, s, kc, 0, kc, 0, ncols, dst);
     }, beta, dw + n0, lddw);

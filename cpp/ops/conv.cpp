@@ -63,31 +63,42 @@ template <class T, class C> void image_col2im(C* cols, T* x, const ConvGeom& g, 
 // the same cores fight, see docs/performance.md): by column blocks of C, or by row blocks when C
 // is narrow. nt = 1 is a plain call.
 template <class T>
-void par_gemm(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta,
+bool par_gemm(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta,
               T* c, i64 ldc) {
     nt = cap(nt, m * n * k, kGrainFlops);
+    std::atomic<bool> ok{true};
     const i64 align = gemm_align();
     if (nt > 1 && n >= align * nt) {
         parallel_range(n, align, align, nt, [&](i64 j0, i64 j1, int) {
-            gemm(ta, tb, m, j1 - j0, k, alpha, a, lda, tb == Tr::N ? b + j0 : b + j0 * ldb, ldb, beta, c + j0, ldc);
+            if (!gemm(ta, tb, m, j1 - j0, k, alpha, a, lda, tb == Tr::N ? b + j0 : b + j0 * ldb, ldb, beta, c + j0, ldc))
+                ok = false;
         });
     } else if (nt > 1 && m >= 16 * nt) {
         parallel_range(m, 16, 16, nt, [&](i64 i0, i64 i1, int) {
-            gemm(ta, tb, i1 - i0, n, k, alpha, ta == Tr::N ? a + i0 * lda : a + i0, lda, b, ldb, beta, c + i0 * ldc, ldc);
+            if (!gemm(ta, tb, i1 - i0, n, k, alpha, ta == Tr::N ? a + i0 * lda : a + i0, lda, b, ldb, beta,
+                      c + i0 * ldc, ldc))
+                ok = false;
         });
     } else {
-        gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
+    return ok;
 }
 
-// f(i0, i1, j0, j1) over blocks of an m x n output split across nt threads: by columns (multiples of
-// the GEMM's tile width), or by rows when the output is narrow. nt = 1 is a plain call.
-template <class F> void par_blocks(int nt, i64 m, i64 n, i64 k, F&& f) {
+// f(i0, i1, j0, j1) -> bool over blocks of an m x n output split across nt threads: by columns
+// (multiples of the GEMM's tile width), or by rows when the output is narrow. nt = 1 is a plain
+// call. False if any block's f was.
+template <class F> bool par_blocks(int nt, i64 m, i64 n, i64 k, F&& f) {
     nt = cap(nt, m * n * k, kGrainFlops);
     const i64 align = gemm_align();
-    if (nt > 1 && n >= align * nt) parallel_range(n, align, align, nt, [&](i64 j0, i64 j1, int) { f(0, m, j0, j1); });
-    else if (nt > 1 && m >= 16 * nt) parallel_range(m, 16, 16, nt, [&](i64 i0, i64 i1, int) { f(i0, i1, 0, n); });
-    else f(0, m, 0, n);
+    std::atomic<bool> ok{true};
+    if (nt > 1 && n >= align * nt)
+        parallel_range(n, align, align, nt, [&](i64 j0, i64 j1, int) { if (!f(0, m, j0, j1)) ok = false; });
+    else if (nt > 1 && m >= 16 * nt)
+        parallel_range(m, 16, 16, nt, [&](i64 i0, i64 i1, int) { if (!f(i0, i1, 0, n)) ok = false; });
+    else
+        return f(0, m, 0, n);
+    return ok;
 }
 
 // Runs f(item, cols_buffer, inner_threads) for items [0, items): whole items per thread when there
@@ -168,6 +179,7 @@ template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, cons
     const bool direct = is_pointwise(g);
     const bool fused = !direct && gemm_uses_own();  // our GEMM builds the columns block by block
     const i64 macs = s.N * s.F * CK * OHW;
+    std::atomic<bool> ok{true};  // false: a GEMM's scratch allocation failed (raised after the threads)
     for_items<T>(s.N * s.groups, direct || fused ? 0 : CK * OHW, macs, [&](i64 item, T* cols, int nt) {  // nt: inner threads
         const i64 n = item / s.groups, gr = item % s.groups;
         const T* xg = x + (n * s.C + gr * g.C) * s.H * s.W;
@@ -176,9 +188,10 @@ template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, cons
         const T* bg = bias ? bias + gr * Fg : nullptr;
         if (fused) {  // bias added in the GEMM's first store
             const auto k = gemm_kernels<T>().conv_forward;
-            par_blocks(nt, Fg, OHW, CK, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
-                k(i1 - i0, wg + i0 * CK, CK, bg ? bg + i0 : nullptr, xg, g, j0, j1, yg + i0 * OHW, OHW);
-            });
+            if (!par_blocks(nt, Fg, OHW, CK, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
+                    return k(i1 - i0, wg + i0 * CK, CK, bg ? bg + i0 : nullptr, xg, g, j0, j1, yg + i0 * OHW, OHW);
+                }))
+                ok = false;
             return;
         }
         if (bias)  // the BLAS adds onto the bias rows (beta = 1)
@@ -190,8 +203,9 @@ template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, cons
         }
         const T beta = bias ? T(1) : T(0);
         if (!direct) image_im2col(xg, cols, g, nt);
-        par_gemm(nt, Tr::N, Tr::N, Fg, OHW, CK, T(1), wg, CK, direct ? xg : cols, OHW, beta, yg, OHW);
+        if (!par_gemm(nt, Tr::N, Tr::N, Fg, OHW, CK, T(1), wg, CK, direct ? xg : cols, OHW, beta, yg, OHW)) ok = false;
     });
+    if (!ok) throw std::bad_alloc();
 }
 
 template <class T>
@@ -222,6 +236,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     if (dw && !partial) throw std::bad_alloc();
     const bool fused = !direct && gemm_uses_own();  // dweight's GEMM builds the columns of x itself
     const i64 buffer = direct ? 0 : (fused ? 1 : 2) * CK * OHW;  // columns of x (unless fused), and of dx
+    std::atomic<bool> ok{true};
     for_items<T>(chunks, buffer, 2 * s.N * s.F * CK * OHW, [&](i64 chunk, T* buf, int nt) {
         const i64 n0 = chunk * s.N / chunks, n1 = (chunk + 1) * s.N / chunks;
         T* cols = buf;
@@ -235,26 +250,29 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
                 const T beta = n == n0 ? T(0) : T(1);
                 if (dw && fused) {
                     const auto k = gemm_kernels<T>().conv_dweight;
-                    par_blocks(nt, Fg, CK, OHW, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
-                        k(i1 - i0, dyg + i0 * OHW, OHW, xg, g, j0, j1, beta, dwg + i0 * CK, CK);
-                    });
+                    if (!par_blocks(nt, Fg, CK, OHW, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
+                            return k(i1 - i0, dyg + i0 * OHW, OHW, xg, g, j0, j1, beta, dwg + i0 * CK, CK);
+                        }))
+                        ok = false;
                 } else if (dw) {
                     if (!direct) image_im2col(xg, cols, g, nt);
-                    par_gemm(nt, Tr::N, Tr::T, Fg, CK, OHW, T(1), dyg, OHW, direct ? xg : cols, OHW, beta, dwg, CK);
+                    if (!par_gemm(nt, Tr::N, Tr::T, Fg, CK, OHW, T(1), dyg, OHW, direct ? xg : cols, OHW, beta, dwg, CK))
+                        ok = false;
                 }
                 if (dx) {
                     T* dxg = dx + (n * s.C + gr * g.C) * s.H * s.W;
                     if (Fg == 0 || OHW == 0 || CK == 0) {
                         zero(dxg, g.C * s.H * s.W);
                     } else if (direct) {
-                        par_gemm(nt, Tr::T, Tr::N, CK, OHW, Fg, T(1), wg, CK, dyg, OHW, T(0), dxg, OHW);
+                        if (!par_gemm(nt, Tr::T, Tr::N, CK, OHW, Fg, T(1), wg, CK, dyg, OHW, T(0), dxg, OHW)) ok = false;
                     } else {
-                        par_gemm(nt, Tr::T, Tr::N, CK, OHW, Fg, T(1), wg, CK, dyg, OHW, T(0), dcols, OHW);
+                        if (!par_gemm(nt, Tr::T, Tr::N, CK, OHW, Fg, T(1), wg, CK, dyg, OHW, T(0), dcols, OHW)) ok = false;
                         image_col2im(dcols, dxg, g, nt);
                     }
                 }
             }
     });
+    if (!ok) throw std::bad_alloc();
     if (dw && chunks > 1) {
         for (i64 i = 0; i < wsize; ++i) dw[i] = partial[i];
         for (i64 c = 1; c < chunks; ++c)
@@ -308,8 +326,8 @@ template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 
         return;
     }
     blas_threads(1);
-    par_gemm(max_threads(), Tr::N, Tr::T, M, out, in, T(1), x, in, w, in, bias ? T(1) : T(0), y,
-             out);
+    if (!par_gemm(max_threads(), Tr::N, Tr::T, M, out, in, T(1), x, in, w, in, bias ? T(1) : T(0), y, out))
+        throw std::bad_alloc();
 }
 
 template <class T>
@@ -325,11 +343,11 @@ void linear_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, i
     const bool empty = M == 0 || in == 0 || out == 0;
     if (dx) {
         if (empty) zero(dx, M * in);
-        else par_gemm(nt, Tr::N, Tr::N, M, in, out, T(1), dy, out, w, in, T(0), dx, in);
+        else if (!par_gemm(nt, Tr::N, Tr::N, M, in, out, T(1), dy, out, w, in, T(0), dx, in)) throw std::bad_alloc();
     }
     if (dw) {
         if (empty) zero(dw, out * in);
-        else par_gemm(nt, Tr::T, Tr::N, out, in, M, T(1), dy, out, x, in, T(0), dw, in);
+        else if (!par_gemm(nt, Tr::T, Tr::N, out, in, M, T(1), dy, out, x, in, T(0), dw, in)) throw std::bad_alloc();
     }
 }
 

@@ -14,12 +14,12 @@ enum Backend { kAuto = 0, kOwn = 1, kBlas = 2 };
 std::atomic<int> g_backend{kAuto};
 
 template <class T>
-void run(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b, int64_t ldb,
+bool run(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b, int64_t ldb,
          T beta, T* c, int64_t ldc) {
     if (gemm_uses_own())
-        gemm_kernels<T>().gemm(ta == Tr::T, tb == Tr::T, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else
-        blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return gemm_kernels<T>().gemm(ta == Tr::T, tb == Tr::T, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return true;
 }
 }  // namespace
 
@@ -30,14 +30,14 @@ bool gemm_uses_own() {
     return b == kOwn || (b == kAuto && std::strcmp(active_kernels().isa, "avx512") == 0);
 }
 
-void gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+bool gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
           int64_t ldb, float beta, float* c, int64_t ldc) {
-    run(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return run(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-void gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda, const double* b,
+bool gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda, const double* b,
           int64_t ldb, double beta, double* c, int64_t ldc) {
-    run(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return run(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void release_scratch() {

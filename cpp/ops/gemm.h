@@ -10,15 +10,21 @@
 namespace relucore {
 namespace ops {
 
-// Row-major C (m x n) = alpha * op(A) op(B) + beta * C on the calling thread.
-void gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+// Row-major C (m x n) = alpha * op(A) op(B) + beta * C on the calling thread; false if scratch
+// memory could not be allocated (C incomplete: the caller raises MemoryError, outside any parallel
+// region).
+bool gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
           int64_t ldb, float beta, float* c, int64_t ldc);
-void gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda, const double* b,
+bool gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda, const double* b,
           int64_t ldb, double beta, double* c, int64_t ldc);
 
 // Columns of C per full float register tile of the GEMM in use, a multiple of the double one
 // (thread splits fall on multiples of it).
 int64_t gemm_align();
+
+// Frees the scratch buffers kept between calls on the calling thread and relucore's OpenMP
+// worker threads (defined here: it reaches the GEMM kernels' buffers too).
+void release_scratch();
 
 // "auto" (own kernel where it measured faster than OpenBLAS: the avx512 table), "own" or "blas".
 bool set_gemm_backend(const std::string& name);  // false for an unknown name

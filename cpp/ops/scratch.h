@@ -41,8 +41,5 @@ template <class T> T* scratch(ScratchSlot slot, int64_t n) {
     return static_cast<T*>(b.p[slot]);
 }
 
-// Frees every thread's scratch (ours and the GEMM kernels' packing buffers); defined in gemm.cpp.
-void release_scratch();
-
 }  // namespace ops
 }  // namespace relucore

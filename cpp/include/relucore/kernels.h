@@ -67,16 +67,17 @@ struct ConvKernels {
 template <class T>
 struct GemmKernels {
     // Row-major C (m x n) = alpha * op(A) op(B) + beta * C on the calling thread; ta/tb nonzero
-    // transpose (op(A) is m x k). beta == 0 never reads C.
-    void (*gemm)(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta,
+    // transpose (op(A) is m x k). beta == 0 never reads C. These three return false if their
+    // scratch could not be allocated (C is then incomplete; the caller raises MemoryError).
+    bool (*gemm)(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta,
                  T* c, i64 ldc);
     // The same with B = the column matrix of one image x (C*kh*kw rows, OH*OW columns), built block
     // by block, never stored whole: y[:, n0:n1] = w (m x C*kh*kw) cols[:, n0:n1] (+ bias[i] on row i
     // if bias), and dw[:, n0:n1] = dy (m x OH*OW) cols[n0:n1, :]^T + beta * dw. Leading dimensions
     // in elements.
-    void (*conv_forward)(i64 m, const T* w, i64 ldw, const T* bias, const T* x, const ConvGeom& g, i64 n0, i64 n1,
+    bool (*conv_forward)(i64 m, const T* w, i64 ldw, const T* bias, const T* x, const ConvGeom& g, i64 n0, i64 n1,
                          T* y, i64 ldy);
-    void (*conv_dweight)(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta,
+    bool (*conv_dweight)(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta,
                          T* dw, i64 lddw);
     // Frees the calling thread's packing buffers (kept between calls otherwise).
     void (*release_scratch)();
