@@ -166,6 +166,8 @@ POOLS = [
     Pool(1, 5, 9, 8, 4, 3, 2),                    # batch 1, stride < kernel, padding k/2
     Pool(2, 16, 12, 12, 2, 2),                    # more channels (threads)
     Pool(3, 1, 1, 1, 1),                          # 1 pixel
+    Pool(2, 3, 6, 70, 2),                         # 2x2/2 rows of 35 outputs: whole vectors and a remainder
+    Pool(1, 2, 7, 67, 2),                         # odd width and height: the last column/row unused
 ]
 
 

@@ -242,8 +242,48 @@ void max_pool_sized(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
         }
 }
 
+// 2x2 windows, stride 2, no padding, dilation 1 (the usual pool): L outputs at a time from two
+// vector pairs per input row (even/odd lanes are the window's left/right column). The scan order
+// (0,0), (0,1), (1,0), (1,1) and PyTorch's rule (a larger value or a NaN takes over) are selects,
+// so ties, NaN and -inf give window_max's values and indices; the row's remainder uses it.
+template <class T>
+void max_pool_2x2s2(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
+    using V = typename VecOf<T>::type;
+    constexpr int L = V::L;
+    const i64 W = g.W;
+    for (i64 oh = 0; oh < g.OH; ++oh) {
+        const T* r0 = x + 2 * oh * W;
+        const T* r1 = r0 + W;
+        T* yo = y + oh * g.OW;
+        int64_t* io = idx + oh * g.OW;
+        i64 ow = 0;
+        for (; ow + L <= g.OW && 2 * (ow + L) <= W; ow += L) {  // loads stay inside both rows
+            const V a0 = V::load(r0 + 2 * ow), a1 = V::load(r0 + 2 * ow + L);
+            const V b0 = V::load(r1 + 2 * ow), b1 = V::load(r1 + 2 * ow + L);
+            const V v[4] = {even_lanes(a0, a1), odd_lanes(a0, a1), even_lanes(b0, b1), odd_lanes(b0, b1)};
+            V best = V::set1(-__builtin_inf()), code = V::zero();
+            for (int q = 0; q < 4; ++q) {
+                const uint64_t take = bits(v[q], gt(v[q], best)) | ~bits(v[q], eq(v[q], v[q]));
+                const auto m = from_bits(v[q], take);
+                best = select(m, v[q], best);
+                code = select(m, V::set1(T(q)), code);
+            }
+            best.store(yo + ow);
+            T c[L];
+            code.store(c);
+            for (int l = 0; l < L; ++l) {
+                const int q = (int)c[l];
+                io[ow + l] = (2 * oh + (q >> 1)) * W + 2 * (ow + l) + (q & 1);
+            }
+        }
+        for (; ow < g.OW; ++ow) window_max<2, 2>(x, 2 * oh, 2 * ow, g, yo[ow], io[ow]);
+    }
+}
+
 template <class T>
 void max_pool(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
+    if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1)
+        return max_pool_2x2s2(x, y, idx, g);
     if (g.kh == 2 && g.kw == 2) return max_pool_sized<2, 2>(x, y, idx, g);
     if (g.kh == 3 && g.kw == 3) return max_pool_sized<3, 3>(x, y, idx, g);
     max_pool_sized<0, 0>(x, y, idx, g);

@@ -113,6 +113,14 @@ static inline F32x8 even_lanes(F32x8 a, F32x8 b) {
 static inline F64x4 even_lanes(F64x4 a, F64x4 b) {
     return {_mm256_permute4x64_pd(_mm256_unpacklo_pd(a.v, b.v), 0xD8)};  // a0 b0 | a2 b2 -> a0 a2 b0 b2
 }
+// Lanes 1, 3, 5, ... of a:b.
+static inline F32x8 odd_lanes(F32x8 a, F32x8 b) {
+    const __m256 t = _mm256_shuffle_ps(a.v, b.v, 0xDD);  // a1 a3 b1 b3 | a5 a7 b5 b7
+    return {_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8))};
+}
+static inline F64x4 odd_lanes(F64x4 a, F64x4 b) {
+    return {_mm256_permute4x64_pd(_mm256_unpackhi_pd(a.v, b.v), 0xD8)};  // a1 b1 | a3 b3 -> a1 a3 b1 b3
+}
 
 // r[i] (row i of an L x L block) becomes column i: unpacks inside 128-bit lanes, then lane swaps.
 static inline void transpose(F32x8* r) {

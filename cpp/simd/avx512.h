@@ -87,6 +87,15 @@ static inline F64x8 even_lanes(F64x8 a, F64x8 b) {
     const __m512i idx = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
     return {_mm512_permutex2var_pd(a.v, idx, b.v)};
 }
+// Lanes 1, 3, 5, ... of a:b.
+static inline F32x16 odd_lanes(F32x16 a, F32x16 b) {
+    const __m512i idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return {_mm512_permutex2var_ps(a.v, idx, b.v)};
+}
+static inline F64x8 odd_lanes(F64x8 a, F64x8 b) {
+    const __m512i idx = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    return {_mm512_permutex2var_pd(a.v, idx, b.v)};
+}
 
 // r[i] (row i of an L x L block) becomes column i. Unpacks build 4x4 (2x2) blocks inside each
 // 128-bit lane; two rounds of lane shuffles then transpose the 4 x 4 grid of lanes.
