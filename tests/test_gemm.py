@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from _conv_helpers import assert_terms_close
 
@@ -43,6 +45,25 @@ def test_edges(rc, gemm, mnk, dtype, rng):
             rc._core._gemm(a, b, c, ta, tb, alpha, beta)
             exp, terms = _expected(a, b, c0, ta, tb, alpha, beta)
             assert_terms_close(c, exp.astype(dtype), terms, f"{gemm} {m}x{n}x{k} ta={ta} tb={tb} a={alpha} b={beta}")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(m=st.integers(0, 70), n=st.integers(0, 130), k=st.integers(0, 600), ta=st.booleans(), tb=st.booleans(),
+       pad=st.integers(0, 5), f64=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_random_shapes(rc, gemm, m, n, k, ta, tb, pad, f64, seed):
+    """Random sizes and leading dimensions (rows padded by `pad` elements), both transposes."""
+    dtype = np.float64 if f64 else np.float32
+    r = np.random.default_rng(seed)
+    a_full = r.standard_normal(((k, m + pad) if ta else (m, k + pad))).astype(dtype)
+    b_full = r.standard_normal(((n, k + pad) if tb else (k, n + pad))).astype(dtype)
+    a = a_full[:, :m] if ta else a_full[:, :k]
+    b = b_full[:, :k] if tb else b_full[:, :n]
+    c_full = r.standard_normal((m, n + pad)).astype(dtype)
+    c0 = c_full.copy()
+    rc._core._gemm(a, b, c_full[:, :n], ta, tb, 1.0, 1.0)
+    exp, terms = _expected(a, b, c0[:, :n], ta, tb, 1.0, 1.0)
+    assert_terms_close(c_full[:, :n], exp.astype(dtype), terms, f"{gemm} {m}x{n}x{k} ta={ta} tb={tb} pad={pad}")
+    assert (c_full[:, n:] == c0[:, n:]).all(), "wrote into the row padding"
 
 
 def test_beta_zero_never_reads_c(rc, gemm, dtype, rng):
