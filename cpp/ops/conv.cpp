@@ -1,8 +1,11 @@
 // conv2d forward/backward, im2col/col2im over batches, pooling and linear layers.
 //
 // Threads: with at least as many (image, group) items as threads, each thread takes whole items
-// with its own column buffer and a single-threaded BLAS (memory: threads x one image's columns);
-// otherwise items run one after another with the BLAS threaded and im2col/col2im split by rows.
+// with a single-threaded GEMM; otherwise items run one after another with each GEMM, im2col and
+// col2im split across the threads. With our own GEMM (gemm_uses_own) the forward and dweight GEMMs
+// build the column matrix block by block (memory: the GEMM's packed blocks per thread); with the
+// BLAS, im2col fills one image's columns per thread first. Scratch is kept between calls
+// (scratch.h).
 #include <string.h>
 
 #include <atomic>
