@@ -101,6 +101,7 @@ void shifted_row(const T* xc, const ConvGeom& g, i64 i, i64 j, i64 lo, i64 hi, i
 // stride ldd): each row is a run per output row, zero outside x, a copy inside (stride 1).
 template <class T>
 void im2col_block(const T* x, const ConvGeom& g, i64 r0, i64 r1, i64 j0, i64 j1, T* dst, i64 ldd) {
+    if (j0 >= j1) return;  // also keeps OW == 0 out of the divisions below
     const i64 K = g.kh * g.kw;
     for (i64 r = r0; r < r1; ++r) {
         const i64 c = r / K, i = (r % K) / g.kw, j = r % g.kw;
@@ -112,8 +113,8 @@ void im2col_block(const T* x, const ConvGeom& g, i64 r0, i64 r1, i64 j0, i64 j1,
             shifted_row(xc, g, i, j, lo, hi, j0, j1, row);
             continue;
         }
-        for (i64 col = j0; col < j1;) {
-            const i64 oh = col / g.OW, a = col - oh * g.OW;                   // output row, first ow
+        // One division per row, not per run: runs are short (a 32-wide output row of the stem).
+        for (i64 col = j0, oh = j0 / g.OW, a = j0 - oh * g.OW; col < j1; ++oh, a = 0) {  // a: first ow
             const i64 b = j1 - oh * g.OW < g.OW ? j1 - oh * g.OW : g.OW;      // ow end in this row
             T* seg = row + (col - j0);                                         // seg[ow - a]
             const i64 ih = oh * g.sh - g.ph + i * g.dh;
