@@ -1,4 +1,5 @@
-"""Fixtures: ``isa`` runs a native test once per usable ISA, ``gemm`` once per GEMM backend;
+"""Fixtures: ``isa`` runs a native test once per usable ISA, ``gemm`` once per GEMM backend,
+``conv_algo`` once per 3x3 stride-1 algorithm;
 ``dtype`` over float32/float64."""
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ def gemm(request):
         yield request.param
     finally:
         core.set_gemm(previous)
+
+
+@pytest.fixture(params=["gemm", "winograd"])
+def conv_algo(request):
+    """Force the 3x3 stride-1 convolution algorithm ('winograd': every such layer, whatever its
+    channel count), restore the setting afterwards."""
+    import relucore
+
+    core = relucore._core
+    previous = core.get_conv_algo()
+    core.set_conv_algo(request.param)
+    try:
+        yield request.param
+    finally:
+        core.set_conv_algo(previous)
 
 
 @pytest.fixture

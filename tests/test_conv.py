@@ -290,7 +290,7 @@ def check_backward(back, cfg, dy, x, w, what=""):
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=conv_id)
-def test_conv2d_native(rc, gemm, cfg, dtype, rng):
+def test_conv2d_native(rc, gemm, conv_algo, cfg, dtype, rng):
     conv, back = native(rc, "conv2d"), native(rc, "conv2d_backward")
     x, w, b, dy = _inputs(cfg, dtype, rng, bias=CONFIGS.index(cfg) % 2 == 0)
     saved = [None if a is None else a.copy() for a in (x, w, b, dy)]
@@ -312,7 +312,7 @@ BIG_PLANES = [Conv(2, 3, 23, 23, 10, 3, 1, 1), Conv(1, 2, 25, 21, 9, 3, 1, (2, 1
 
 
 @pytest.mark.parametrize("cfg", BIG_PLANES, ids=conv_id)
-def test_conv2d_big_planes_native(rc, gemm, cfg, dtype, rng):
+def test_conv2d_big_planes_native(rc, gemm, conv_algo, cfg, dtype, rng):
     conv, back = native(rc, "conv2d"), native(rc, "conv2d_backward")
     x = normal(rng, cfg.x_shape, dtype)
     flat = x.reshape(-1)  # order-independent specials (no finite overflow, whose sums depend on the order)
@@ -395,3 +395,56 @@ def test_threads_native(rc, cfg, dtype, rng):
     terms = (R.conv2d(ax, aw, ab, *cfg.args), *R.conv2d_backward(ady, ax, aw, *cfg.args))
     for name, one, two, t in zip(("y", "dx", "dweight", "dbias"), *results, terms):
         assert_terms_close(two, one, t, f"{name}: 2 threads vs 1 {cfg}")
+
+
+# --------------------------------------------------------------------------- Winograd F(2x2, 3x3)
+
+WINO = [Conv(2, 16, 9, 11, 16, 3, 1, 1), Conv(1, 17, 8, 8, 20, 3, 1, 0), Conv(3, 32, 6, 7, 32, 3, 1, 2, 1, 2),
+        Conv(2, 16, 5, 5, 16, 3, 1, (1, 0))]
+
+
+@pytest.mark.parametrize("cfg", WINO, ids=conv_id)
+def test_winograd_is_taken_and_close(rc, cfg, dtype, rng):
+    """With >= 16 channels per group, "auto" takes Winograd for finite data: the results match the
+    reference within the GEMM tolerance but are not bitwise the GEMM path's (other rounding)."""
+    core = rc._core
+    x, w, b, dy = _inputs(cfg, dtype, rng)
+    previous = core.get_conv_algo()
+    try:
+        core.set_conv_algo("auto")
+        fast = check_forward(native(rc, "conv2d"), cfg, x, w, b)
+        fast_back = check_backward(native(rc, "conv2d_backward"), cfg, dy, x, w)
+        core.set_conv_algo("gemm")
+        slow = rc.conv2d(x, w, b, *cfg.args)
+        slow_back = rc.conv2d_backward(dy, x, w, *cfg.args)
+    finally:
+        core.set_conv_algo(previous)
+    assert fast.tobytes() != slow.tobytes(), "Winograd was not taken"
+    assert fast_back[0].tobytes() != slow_back[0].tobytes(), "Winograd was not taken for dx"
+    assert fast_back[1].tobytes() == slow_back[1].tobytes(), "dweight is the GEMM's in both"
+
+
+@pytest.mark.parametrize("special", [np.inf, -np.inf, np.nan], ids=["inf", "-inf", "nan"])
+def test_winograd_falls_back_on_non_finite(rc, conv_algo, special, dtype, rng):
+    """inf - inf inside the transforms would turn the direct sum's +-inf into NaN: any non-finite or
+    huge input or weight takes the GEMM path, whose results are the reference's."""
+    cfg = WINO[0]
+    x, w, b, dy = _inputs(cfg, dtype, rng)
+    x[0, 3, 4, 5] = special
+    y = check_forward(native(rc, "conv2d"), cfg, x, w, b)
+    if not np.isnan(special):
+        assert np.isinf(y).any() and not np.isnan(y[0]).any()
+    x[0, 3, 4, 5] = np.finfo(dtype).max / 4  # finite but too close to overflow for the transforms
+    check_forward(native(rc, "conv2d"), cfg, x, w, b)
+    w2 = w.copy()
+    w2[1, 2, 0, 0] = special
+    check_forward(native(rc, "conv2d"), cfg, normal(rng, cfg.x_shape, dtype), w2, b)
+    dy[1, 0, 2, 2] = special
+    check_backward(native(rc, "conv2d_backward"), cfg, dy, normal(rng, cfg.x_shape, dtype), w)
+
+
+def test_conv_algo_setting(rc):
+    core = rc._core
+    with pytest.raises(ValueError, match="winograd"):
+        core.set_conv_algo("fft")
+    assert rc.runtime_info()["conv_algo"] == core.get_conv_algo()

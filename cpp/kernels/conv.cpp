@@ -470,6 +470,22 @@ template <class T> double sum(const T* x, i64 n) {
 
 }  // namespace
 
+template <class T> bool all_below(const T* x, i64 n, T limit) {
+    using V = typename VecOf<T>::type;
+    constexpr int L = V::L;
+    const V lim = V::set1(limit);
+    uint64_t bad = 0;  // lanes where !(|x| <= limit): NaN compares false
+    i64 i = 0;
+    for (; i + L <= n; i += L) {
+        const V v = abs(V::load(x + i));
+        bad |= ~bits(v, le(v, lim)) & ((L == 64 ? 0 : (uint64_t(1) << L)) - 1);
+        if (bad) return false;
+    }
+    for (; i < n; ++i)
+        if (!(__builtin_fabs((double)x[i]) <= (double)limit)) return false;
+    return true;
+}
+
 template <class T>
 ConvKernels<T> make_conv() {
     ConvKernels<T> k;
@@ -483,6 +499,7 @@ ConvKernels<T> make_conv() {
     k.plane_conv_backward_input = plane_conv_backward_input<T>;
     k.plane_conv_backward_weight = plane_conv_backward_weight<T>;
     k.sum = sum<T>;
+    k.all_below = all_below<T>;
     return k;
 }
 

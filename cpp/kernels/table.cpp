@@ -9,7 +9,8 @@ namespace RC_NS {
 const KernelTable* kernel_table() {
     static const KernelTable table = {RC_ISA_NAME, make_elementwise<float>(), make_elementwise<double>(),
                                       make_conv<float>(), make_conv<double>(),
-                                      make_gemm<float>(), make_gemm<double>()};
+                                      make_gemm<float>(), make_gemm<double>(),
+                                      make_winograd<float>(), make_winograd<double>()};
     return &table;
 }
 

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "gemm.h"
-#include "parallel.h"
-#include "scratch.h"
+#include "items.h"
+#include "winograd.h"
 #include "relucore/conv_ops.h"
 #include "relucore/dispatch.h"
 
@@ -26,14 +26,6 @@ namespace {
 
 constexpr i64 kDwChunks = 2;  // fixed image chunks for dweight: the same sums for any thread count
                               // (2, not 4: each partial is a copy of dweight, 2.4 MB on a 256-channel layer)
-constexpr i64 kGrainCopy = 1 << 15;   // elements per thread for im2col/col2im/pooling
-constexpr i64 kGrainFlops = 1 << 21;  // multiply-adds per thread for a GEMM or a whole layer
-
-// At most nt threads, and no more than `work` is worth at `grain` per thread.
-int cap(int nt, i64 work, i64 grain) {
-    const int t = threads_for(work, grain);
-    return t < nt ? t : nt;
-}
 
 bool is_pointwise(const ConvGeom& g) {
     return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
@@ -104,24 +96,6 @@ template <class F> bool par_blocks(int nt, i64 m, i64 n, i64 k, F&& f) {
     return ok;
 }
 
-// Runs f(item, cols_buffer, inner_threads) for items [0, items): whole items per thread when there
-// are enough, else one after another with the inner work (GEMM, im2col) split across threads.
-// `work` (multiply-adds or elements of the whole call) keeps small calls on the calling thread.
-template <class T, class F> void for_items(i64 items, i64 buffer, i64 work, F&& f) {
-    const int nt = threads_for(work, kGrainFlops);
-    blas_threads(1);
-    const bool per_thread = items >= nt && nt > 1;
-    T* buf = buffer > 0 ? scratch<T>(kColumns, (per_thread ? nt : 1) * buffer) : nullptr;
-    if (buffer > 0 && !buf) throw std::bad_alloc();
-    if (per_thread) {
-        parallel_range(items, 1, 1, nt, [&](i64 b, i64 e, int t) {
-            for (i64 i = b; i < e; ++i) f(i, buf + t * buffer, 1);
-        });
-    } else {
-        for (i64 i = 0; i < items; ++i) f(i, buf, nt);
-    }
-}
-
 }  // namespace
 
 template <class T> void im2col(const T* x, T* cols, i64 N, const ConvGeom& g) {
@@ -177,6 +151,7 @@ void direct_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Co
 
 template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
     if (use_direct(s)) return direct_forward(x, w, bias, y, s);
+    if (winograd_forward(x, w, bias, y, s)) return;
     const ConvGeom& g = s.g;
     const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;
     const bool direct = is_pointwise(g);
@@ -227,6 +202,8 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     }
     if (!dx && !dw) return;
     if (use_direct(s)) return direct_backward(dy, x, w, dx, dw, s);
+    T* const dx_wino = dx && winograd_backward_input_applies(dy, w, s) ? dx : nullptr;  // dx after dweight
+    if (dx_wino) dx = nullptr;
     // Work items are fixed chunks of images; each owns a dweight partial (the first image of a chunk
     // overwrites it), summed in chunk order. One chunk writes dweight itself.
     const i64 chunks = s.N < kDwChunks ? s.N : kDwChunks;
@@ -238,7 +215,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     T* partial = !dw || chunks == 1 ? dw : scratch<T>(kPartials, chunks * wsize);
     if (dw && !partial) throw std::bad_alloc();
     const bool fused = !direct && gemm_uses_own();  // dweight's GEMM builds the columns of x itself
-    const i64 buffer = direct ? 0 : (fused ? 1 : 2) * CK * OHW;  // columns of x (unless fused), and of dx
+    const i64 buffer = direct ? 0 : ((fused ? 0 : 1) + (dx ? 1 : 0)) * CK * OHW;  // columns of x (unless fused), of dx
     std::atomic<bool> ok{true};
     for_items<T>(chunks, buffer, 2 * s.N * s.F * CK * OHW, [&](i64 chunk, T* buf, int nt) {
         const i64 n0 = chunk * s.N / chunks, n1 = (chunk + 1) * s.N / chunks;
@@ -281,6 +258,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
         for (i64 c = 1; c < chunks; ++c)
             for (i64 i = 0; i < wsize; ++i) dw[i] += partial[c * wsize + i];
     }
+    if (dx_wino) winograd_backward_input(dy, w, dx_wino, s);
 }
 
 template <class T> void max_pool2d(const T* x, T* y, int64_t* idx, i64 planes, const ConvGeom& g) {

@@ -8,7 +8,7 @@
 namespace relucore {
 namespace ops {
 
-enum ScratchSlot { kColumns = 0, kPartials = 1, kSlots = 2 };
+enum ScratchSlot { kColumns = 0, kPartials = 1, kWinogradWeights = 2, kSlots = 3 };
 
 struct ScratchBuffers {
     void* p[kSlots] = {};

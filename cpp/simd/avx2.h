@@ -122,6 +122,20 @@ static inline F64x4 odd_lanes(F64x4 a, F64x4 b) {
     return {_mm256_permute4x64_pd(_mm256_unpackhi_pd(a.v, b.v), 0xD8)};  // a1 b1 | a3 b3 -> a1 a3 b1 b3
 }
 
+// a0 b0 a1 b1 ... (the first L of the 2L interleaved lanes) and the rest.
+static inline F32x8 zip_lo(F32x8 a, F32x8 b) {
+    return {_mm256_permute2f128_ps(_mm256_unpacklo_ps(a.v, b.v), _mm256_unpackhi_ps(a.v, b.v), 0x20)};
+}
+static inline F32x8 zip_hi(F32x8 a, F32x8 b) {
+    return {_mm256_permute2f128_ps(_mm256_unpacklo_ps(a.v, b.v), _mm256_unpackhi_ps(a.v, b.v), 0x31)};
+}
+static inline F64x4 zip_lo(F64x4 a, F64x4 b) {
+    return {_mm256_permute2f128_pd(_mm256_unpacklo_pd(a.v, b.v), _mm256_unpackhi_pd(a.v, b.v), 0x20)};
+}
+static inline F64x4 zip_hi(F64x4 a, F64x4 b) {
+    return {_mm256_permute2f128_pd(_mm256_unpacklo_pd(a.v, b.v), _mm256_unpackhi_pd(a.v, b.v), 0x31)};
+}
+
 // r[i] (row i of an L x L block) becomes column i: unpacks inside 128-bit lanes, then lane swaps.
 static inline void transpose(F32x8* r) {
     __m256 t[8], u[8];

@@ -97,6 +97,22 @@ static inline F64x8 odd_lanes(F64x8 a, F64x8 b) {
     return {_mm512_permutex2var_pd(a.v, idx, b.v)};
 }
 
+// a0 b0 a1 b1 ... (the first L of the 2L interleaved lanes) and the rest.
+static inline F32x16 zip_lo(F32x16 a, F32x16 b) {
+    const __m512i idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    return {_mm512_permutex2var_ps(a.v, idx, b.v)};
+}
+static inline F32x16 zip_hi(F32x16 a, F32x16 b) {
+    const __m512i idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    return {_mm512_permutex2var_ps(a.v, idx, b.v)};
+}
+static inline F64x8 zip_lo(F64x8 a, F64x8 b) {
+    return {_mm512_permutex2var_pd(a.v, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), b.v)};
+}
+static inline F64x8 zip_hi(F64x8 a, F64x8 b) {
+    return {_mm512_permutex2var_pd(a.v, _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15), b.v)};
+}
+
 // r[i] (row i of an L x L block) becomes column i. Unpacks build 4x4 (2x2) blocks inside each
 // 128-bit lane; two rounds of lane shuffles then transpose the 4 x 4 grid of lanes.
 static inline void lane_transpose4(__m512& a, __m512& b, __m512& c, __m512& d) {

@@ -89,6 +89,9 @@ template <bool F> static inline Scalar<double, F> copy_sign(Scalar<double, F> a,
 template <class T, bool F> static inline Scalar<T, F> even_lanes(Scalar<T, F> a, Scalar<T, F>) { return a; }
 // Lane 1 of a:b.
 template <class T, bool F> static inline Scalar<T, F> odd_lanes(Scalar<T, F>, Scalar<T, F> b) { return b; }
+// a0 b0: the first lane of the interleaving, and the second.
+template <class T, bool F> static inline Scalar<T, F> zip_lo(Scalar<T, F> a, Scalar<T, F>) { return a; }
+template <class T, bool F> static inline Scalar<T, F> zip_hi(Scalar<T, F>, Scalar<T, F> b) { return b; }
 // A 1 x 1 block is its own transpose.
 template <class T, bool F> static inline void transpose(Scalar<T, F>*) {}
 #undef RC_S

@@ -14,9 +14,10 @@ __all__ = ["runtime_info", "show_runtime", "set_num_threads", "get_num_threads"]
 
 
 def _apply_env_override() -> None:
-    """Honour RELUCORE_ISA and RELUCORE_GEMM at import."""
+    """Honour RELUCORE_ISA, RELUCORE_GEMM and RELUCORE_CONV at import."""
     _apply_isa_override()
     _apply_gemm_override()
+    _apply_conv_override()
 
 
 def _apply_isa_override() -> None:
@@ -51,6 +52,21 @@ def _apply_gemm_override() -> None:
         )
 
 
+def _apply_conv_override() -> None:
+    """Honour RELUCORE_CONV=auto|gemm|winograd at import; warn (never fail) on an unknown value."""
+    want = os.environ.get("RELUCORE_CONV", "").strip().lower()
+    if not want:
+        return
+    try:
+        _core.set_conv_algo(want)
+    except ValueError:
+        warnings.warn(
+            f"RELUCORE_CONV={want!r} is not one of 'auto', 'gemm', 'winograd'; using 'auto'",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
 def set_num_threads(n: int) -> None:
     """Set the number of OpenMP threads relucore's kernels may use (like ``torch.set_num_threads``)."""
     n = int(n)
@@ -69,7 +85,9 @@ def runtime_info() -> dict:
     """A dict describing the native core: ``isa`` (chosen), ``compiled_isas``, ``usable_isas``,
     ``num_threads``, ``openmp``, ``gemm`` (the GEMM in use: relucore's own register tile on avx512,
     else the BLAS; ``RELUCORE_GEMM=own|blas`` overrides), ``blas`` (the BLAS library and its
-    configuration), ``version``,
+    configuration), ``conv_algo`` (3x3 stride-1 layers: ``auto`` = Winograd F(2x2, 3x3) when both
+    channel counts are >= 16 and every value is finite, else the GEMM; ``RELUCORE_CONV=gemm|winograd``
+    overrides), ``version``,
     ``numpy``, ``compiler`` and ``tiles`` (elements per kernel main-loop iteration, by dtype)."""
     from . import __version__
 
@@ -81,6 +99,7 @@ def runtime_info() -> dict:
         "openmp": bool(_core.openmp),
         "gemm": _core.gemm_info(),
         "blas": _core.blas_info(),
+        "conv_algo": _core.get_conv_algo(),
         "version": __version__,
         "numpy": np.__version__,
         "compiler": _core.compiler,

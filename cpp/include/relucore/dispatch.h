@@ -19,6 +19,9 @@ template <> inline const ConvKernels<double>& conv_kernels<double>() { return ac
 template <class T> const GemmKernels<T>& gemm_kernels();
 template <> inline const GemmKernels<float>& gemm_kernels<float>() { return active_kernels().gemm_f32; }
 template <> inline const GemmKernels<double>& gemm_kernels<double>() { return active_kernels().gemm_f64; }
+template <class T> const WinogradKernels<T>& winograd_kernels();
+template <> inline const WinogradKernels<float>& winograd_kernels<float>() { return active_kernels().wino_f32; }
+template <> inline const WinogradKernels<double>& winograd_kernels<double>() { return active_kernels().wino_f64; }
 std::string active_isa();
 bool set_isa(const std::string& name);               // false if not compiled or the CPU lacks it
 std::vector<std::string> compiled_isas();            // in increasing capability

@@ -62,6 +62,8 @@ struct ConvKernels {
     void (*plane_conv_backward_weight)(const T* dy, const T* x, T* dw, const ConvGeom& g);
     // The sum of x[0..n) (a bias gradient's plane), in vector partial sums.
     double (*sum)(const T* x, i64 n);
+    // Whether |x[i]| <= limit for every i < n (false for any NaN).
+    bool (*all_below)(const T* x, i64 n, T limit);
 };
 
 template <class T>
@@ -84,6 +86,16 @@ struct GemmKernels {
     int mr, nr;  // register tile (rows of C by columns): splits of C at multiples of nr keep full tiles
 };
 
+template <class T>
+struct WinogradKernels {
+    // F(2x2, 3x3) input transform of one zero-padded plane xp (row stride ldx, 2*TH + 2 rows, at
+    // least 2*ceil(TW/lanes)*lanes + 2 readable elements a row): v[xi*vs + th*TW + tw], xi < 16.
+    void (*input)(const T* xp, i64 ldx, i64 TH, i64 TW, T* v, i64 vs);
+    // Output transform of m[xi*ms + th*TW + tw] into one plane y (OH x OW), plus bias.
+    void (*output)(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW);
+    int lanes;
+};
+
 struct KernelTable {
     const char* isa;
     ElementwiseKernels<float> f32;
@@ -92,6 +104,8 @@ struct KernelTable {
     ConvKernels<double> conv_f64;
     GemmKernels<float> gemm_f32;
     GemmKernels<double> gemm_f64;
+    WinogradKernels<float> wino_f32;
+    WinogradKernels<double> wino_f64;
 };
 
 // One accessor per compiled ISA (defined in cpp/kernels, one object library each).
