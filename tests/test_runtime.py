@@ -19,6 +19,7 @@ def _run(code, **env):
     e = dict(os.environ)
     e.pop("RELUCORE_ISA", None)
     e.pop("RELUCORE_GEMM", None)
+    e.pop("RELUCORE_CONV", None)
     e.update(env)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -28,7 +29,7 @@ def _run(code, **env):
 
 def test_runtime_info_keys():
     info = rc.runtime_info()
-    for key in ("isa", "compiled_isas", "usable_isas", "num_threads", "gemm", "blas", "version"):
+    for key in ("isa", "compiled_isas", "usable_isas", "num_threads", "gemm", "blas", "conv_algo", "version"):
         assert key in info, key
     assert "scalar" in info["compiled_isas"] and "scalar" in info["usable_isas"]
     assert set(info["usable_isas"]) <= set(info["compiled_isas"])
@@ -86,6 +87,27 @@ def test_gemm_env_override(value):
     assert setting == value.strip().lower()
     assert info.startswith("relucore") == (setting == "own" or (setting == "auto" and rc._core.get_isa() == "avx512"))
     assert "Warning" not in r.stderr
+
+
+@pytest.mark.parametrize("value", ["gemm", "winograd", "auto"])
+def test_conv_env_override(value):
+    r = _run("import relucore; print(relucore.runtime_info()['conv_algo'])", RELUCORE_CONV=value)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == value and "Warning" not in r.stderr
+
+
+def test_conv_env_override_unknown_value_warns():
+    code = """
+        import warnings
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            import relucore
+        assert any("RELUCORE_CONV" in str(x.message) for x in w), [str(x.message) for x in w]
+        print(relucore._core.get_conv_algo())
+    """
+    r = _run(code, RELUCORE_CONV="fft")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "auto"
 
 
 def test_gemm_env_override_unknown_value_warns():

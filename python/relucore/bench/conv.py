@@ -5,7 +5,9 @@ The layers are the ones issue 3 states its targets for (:data:`LAYERS`); each gi
 call of each: the headline figure). ``--sizes`` does not apply here; ``--quick`` runs
 :data:`QUICK_LAYERS` only. Rates are GFLOP/s with ``flops = 2*N*F*(C/groups)*kh*kw*OH*OW`` for the
 forward pass and twice that for the backward pass, compared with the sgemm rate measured in the same
-run (:mod:`relucore.bench.limits`).
+run (:mod:`relucore.bench.limits`). These are the direct convolution's flops: on 3x3 stride-1 layers
+relucore's Winograd path does 2.25x fewer multiply-adds in its GEMMs, so its rate (an effective
+one) can exceed the sgemm rate.
 
 * NumPy baseline: what one writes by hand: ``sliding_window_view`` im2col of the whole batch, one
   ``np.matmul`` per (image, group), col2im as a loop over the kernel taps. Not relucore's code.
@@ -463,14 +465,18 @@ def notes(rows: List[dict], threads: int) -> List[str]:
             seen.setdefault(r["layer"]["name"], r["layer"])
     if not seen:
         return []
-    lines = ["conv layers: " + "; ".join(f"{k} {v['shape']}" for k, v in seen.items())]
+    lines = ["conv layers: " + "; ".join(f"{k} {v['shape']}" for k, v in seen.items()),
+             "GFLOP/s: the direct convolution's flops over the time (3x3 stride-1 layers with >= 16 channels run "
+             "Winograd F(2x2, 3x3): effective rates, %sgemm may exceed 100%)"]
     mem = [r for r in rows if r.get("layer") and r.get("memory")]
     if mem:
         lines.append("scratch MB: peak RSS growth (VmHWM, resolution ~0.25 MB) of one relucore call beyond its inputs "
                      "and outputs, in a fresh process, its kept scratch freed first; relucore's bound is")
         lines.append(f"  {threads} threads x the GEMM's packed blocks (~1.2 MB float32), plus backward one image's "
                      "column gradient per thread and min(N, 2) dweight partials, never the whole batch's")
-        lines.append("  N*C*kh*kw*OH*OW; the scratch stays allocated between calls (kept: resident after the call):")
+        lines.append("  N*C*kh*kw*OH*OW; Winograd layers: per thread the 16 transformed tile matrices (in and out) of one "
+                     "image or a few (>= 192 tiles), plus the transformed kernels (16 x F x C/groups).")
+        lines.append("  The scratch stays allocated between calls (kept: resident after the call):")
         by_layer: Dict[str, Dict[str, float]] = {}
         kept: Dict[str, float] = {}
         for r in mem:
