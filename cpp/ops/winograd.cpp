@@ -1,7 +1,7 @@
 // Winograd F(2x2, 3x3) convolution over batches: per group of images, each input plane is copied
 // zero-padded, transformed (V, 16 matrices of Cin x tiles), multiplied by the transformed kernels
 // (U, 16 matrices of Cout x Cin) in 16 GEMMs, and the products transformed back (with the bias).
-// Images are grouped so that a GEMM has >= 192 tile columns (a 14 x 14 output has only 49 tiles).
+// Images are grouped so that a GEMM has >= 96 tile columns (a 14 x 14 output has only 49 tiles).
 #include "winograd.h"
 
 #include <string.h>
@@ -21,7 +21,7 @@ namespace {
 enum Algo { kAuto = 0, kGemm = 1, kWinograd = 2 };
 std::atomic<int> g_algo{kAuto};
 constexpr i64 kMinChannels = 16;  // below this the transforms cost more than the saved GEMM work
-constexpr i64 kMinTiles = 192;    // tile columns per GEMM (images are grouped to reach it)
+constexpr i64 kMinTiles = 96;     // tile columns per GEMM (images are grouped to reach it)
 
 bool shape_ok(const ConvGeom& g, i64 cin, i64 cout, bool depthwise) {
     const int a = g_algo.load(std::memory_order_relaxed);
