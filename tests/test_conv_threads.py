@@ -37,6 +37,8 @@ CONFIGS = [
     (3, 16, 12, 12, 24, 1, 1, 0, 1, 1),
     (1, 16, 17, 17, 16, 3, 1, 1, 1, 16),
     (4, 8, 9, 9, 16, 3, 2, 1, 2, 8),
+    (1, 16, 20, 20, 16, 3, 1, 1, 1, 1),    # Winograd, batch 1: transforms and the 16 GEMMs split
+    (5, 16, 9, 9, 24, 3, 1, 1, 1, 1),      # Winograd, images grouped 4 + 1 (25 tiles each)
 ]
 
 
@@ -76,3 +78,23 @@ def test_im2col_col2im_batch1_split(threads, dtype):
 @pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
 def dtype(request):
     return request.param
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[-2:], ids=["wino_b1", "wino_grouped"])
+def test_winograd_thread_count_bitwise(cfg, dtype):
+    """The same bits for 1 and 2 threads (every GEMM and transform is whole on one thread)."""
+    n, c, h, w, f, k, s, p, d, g = cfg
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((f, c // g, k, k)).astype(dtype)
+    dy = rng.standard_normal((n, f, h, w)).astype(dtype)
+    before = rc.get_num_threads()
+    out = []
+    try:
+        for t in (1, 2):
+            rc.set_num_threads(t)
+            out.append([rc.conv2d(x, wt, None, s, p, d, g)] + list(rc.conv2d_backward(dy, x, wt, s, p, d, g)))
+    finally:
+        rc.set_num_threads(before)
+    for a, b in zip(*out):
+        assert a.tobytes() == b.tobytes()
