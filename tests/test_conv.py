@@ -436,6 +436,13 @@ def test_winograd_falls_back_on_non_finite(rc, conv_algo, special, dtype, rng):
         assert np.isinf(y).any() and not np.isnan(y[0]).any()
     x[0, 3, 4, 5] = np.finfo(dtype).max / 4  # finite but too close to overflow for the transforms
     check_forward(native(rc, "conv2d"), cfg, x, w, b)
+    # Every value finite and modest, but the products overflow: the direct sum is +inf everywhere,
+    # the transformed products would be +-inf (then NaN). The product bound sends it to the GEMM.
+    big = 1e20 if dtype == np.float32 else 1e160
+    xb = (np.abs(normal(rng, cfg.x_shape, dtype)) + 1) * dtype(big)
+    wb = (np.abs(normal(rng, cfg.w_shape, dtype)) + 1) * dtype(big / 10)
+    yb = native(rc, "conv2d")(xb, wb, None, *cfg.args)
+    assert np.isposinf(yb).all(), "the direct sum overflows to +inf everywhere"
     w2 = w.copy()
     w2[1, 2, 0, 0] = special
     check_forward(native(rc, "conv2d"), cfg, normal(rng, cfg.x_shape, dtype), w2, b)

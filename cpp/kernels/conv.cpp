@@ -470,20 +470,28 @@ template <class T> double sum(const T* x, i64 n) {
 
 }  // namespace
 
-template <class T> bool all_below(const T* x, i64 n, T limit) {
+template <class T> T max_abs(const T* x, i64 n) {
     using V = typename VecOf<T>::type;
     constexpr int L = V::L;
-    const V lim = V::set1(limit);
-    uint64_t bad = 0;  // lanes where !(|x| <= limit): NaN compares false
+    V m = V::zero(), nan = V::zero();  // nan collects x != x lanes as nonzero
     i64 i = 0;
     for (; i + L <= n; i += L) {
-        const V v = abs(V::load(x + i));
-        bad |= ~bits(v, le(v, lim)) & ((L == 64 ? 0 : (uint64_t(1) << L)) - 1);
-        if (bad) return false;
+        const V v = V::load(x + i);
+        m = max(m, abs(v));  // x86 max: a NaN operand in the first slot is dropped, hence the check
+        nan = nan + select(eq(v, v), V::zero(), V::set1(T(1)));
     }
-    for (; i < n; ++i)
-        if (!(__builtin_fabs((double)x[i]) <= (double)limit)) return false;
-    return true;
+    T r = T(0), bad = T(0);
+    T lanes[L];
+    m.store(lanes);
+    for (int l = 0; l < L; ++l) r = lanes[l] > r ? lanes[l] : r;
+    nan.store(lanes);
+    for (int l = 0; l < L; ++l) bad += lanes[l];
+    for (; i < n; ++i) {
+        const T a = x[i] < T(0) ? -x[i] : x[i];
+        if (a != a) bad += T(1);
+        else if (a > r) r = a;
+    }
+    return bad != T(0) ? T(__builtin_inf()) : r;
 }
 
 template <class T>
@@ -499,7 +507,7 @@ ConvKernels<T> make_conv() {
     k.plane_conv_backward_input = plane_conv_backward_input<T>;
     k.plane_conv_backward_weight = plane_conv_backward_weight<T>;
     k.sum = sum<T>;
-    k.all_below = all_below<T>;
+    k.max_abs = max_abs<T>;
     return k;
 }
 

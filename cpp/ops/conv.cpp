@@ -217,7 +217,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     const bool fused = !direct && gemm_uses_own();  // dweight's GEMM builds the columns of x itself
     const i64 buffer = direct ? 0 : ((fused ? 0 : 1) + (dx ? 1 : 0)) * CK * OHW;  // columns of x (unless fused), of dx
     std::atomic<bool> ok{true};
-    for_items<T>(chunks, buffer, 2 * s.N * s.F * CK * OHW, [&](i64 chunk, T* buf, int nt) {
+    if (dw || dx) for_items<T>(chunks, buffer, 2 * s.N * s.F * CK * OHW, [&](i64 chunk, T* buf, int nt) {
         const i64 n0 = chunk * s.N / chunks, n1 = (chunk + 1) * s.N / chunks;
         T* cols = buf;
         T* dcols = fused ? buf : buf + CK * OHW;

@@ -31,18 +31,28 @@ bool shape_ok(const ConvGeom& g, i64 cin, i64 cout, bool depthwise) {
 }
 
 // Winograd's transforms take differences of inputs (d0 - d2, ...): an inf there gives inf - inf =
-// NaN where the direct sum gives +-inf, and values near the overflow threshold overflow early. So
-// the fast path is taken only when every input and kernel value is finite and below 2^-6 of the
-// largest finite value (the transforms grow magnitudes at most 4x and 2.25x); otherwise the GEMM
-// path runs. The check reads the inputs once, in parallel (~1-3% of a layer).
-template <class T> bool tame(const T* a, i64 n) {
-    const T limit = std::numeric_limits<T>::max() / T(64);
-    const auto k = conv_kernels<T>().all_below;
-    std::atomic<bool> ok{true};
+// NaN where the direct sum gives +-inf, and large values can overflow in the transformed products
+// where the direct sum would not (or to +-inf of both signs, then NaN). So the fast path is taken
+// only when every input and kernel value is finite and 81 * channels * max|in| * max|w| stays below
+// a quarter of the largest finite value: a bound on every intermediate of the transforms, the
+// products and their sums (the direct sum's terms are then far from overflow too). Otherwise the
+// GEMM path runs. The scan reads the inputs once, in parallel (~1-3% of a layer).
+template <class T> double max_abs(const T* a, i64 n) {
+    const auto k = conv_kernels<T>().max_abs;
+    std::atomic<double> m{0.0};
     parallel_range(n, kGrainCopy * 8, 1024, 0, [&](i64 b, i64 e, int) {
-        if (!k(a + b, e - b, limit)) ok = false;
+        const double v = (double)k(a + b, e - b);
+        double cur = m.load();
+        while (v > cur && !m.compare_exchange_weak(cur, v)) {
+        }
     });
-    return ok;
+    return m.load();
+}
+
+template <class T> bool tame(const T* in, i64 n_in, const T* w, i64 n_w, i64 channels) {
+    const double mi = max_abs(in, n_in), mw = max_abs(w, n_w);
+    const double limit = (double)std::numeric_limits<T>::max() / 4;
+    return mi < limit && mw < limit && 81.0 * (double)channels * mi * mw < limit;  // inf fails every test
 }
 
 // u (4 x 4) = G k G^T for one 3 x 3 kernel k (row-major, element (i, j) at k[i*si + j*sj]), with
@@ -141,7 +151,7 @@ std::string conv_algo() {
 template <class T> bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     if (!shape_ok(s.g, Cg, Fg, s.groups == s.C && s.groups > 1) || s.N == 0) return false;
-    if (!tame(w, s.F * Cg * 9) || !tame(x, s.N * s.C * s.H * s.W)) return false;
+    if (!tame(x, s.N * s.C * s.H * s.W, w, s.F * Cg * 9, Cg)) return false;
     T* U = scratch<T>(kWinogradWeights, 16 * s.F * Cg);
     if (!U) throw std::bad_alloc();
     for (i64 gr = 0; gr < s.groups; ++gr)
@@ -154,7 +164,7 @@ template <class T> bool winograd_forward(const T* x, const T* w, const T* bias, 
 
 template <class T> bool winograd_backward_input_applies(const T* dy, const T* w, const Conv2dShape& s) {
     return shape_ok(s.g, s.F / s.groups, s.g.C, s.groups == s.C && s.groups > 1) && s.g.ph <= 2 && s.g.pw <= 2 &&
-           s.N > 0 && tame(w, s.F * s.g.C * 9) && tame(dy, s.N * s.F * s.g.OH * s.g.OW);
+           s.N > 0 && tame(dy, s.N * s.F * s.g.OH * s.g.OW, w, s.F * s.g.C * 9, s.F / s.groups);
 }
 
 template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s) {

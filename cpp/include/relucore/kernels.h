@@ -62,8 +62,8 @@ struct ConvKernels {
     void (*plane_conv_backward_weight)(const T* dy, const T* x, T* dw, const ConvGeom& g);
     // The sum of x[0..n) (a bias gradient's plane), in vector partial sums.
     double (*sum)(const T* x, i64 n);
-    // Whether |x[i]| <= limit for every i < n (false for any NaN).
-    bool (*all_below)(const T* x, i64 n, T limit);
+    // max |x[i]| over i < n (0 for n = 0); +inf if any x[i] is NaN or infinite.
+    T (*max_abs)(const T* x, i64 n);
 };
 
 template <class T>
