@@ -455,3 +455,47 @@ def test_conv_algo_setting(rc):
     with pytest.raises(ValueError, match="winograd"):
         core.set_conv_algo("fft")
     assert rc.runtime_info()["conv_algo"] == core.get_conv_algo()
+
+
+def _winograd_tile_bound(x, w, padding):
+    """Winograd F(2x2, 3x3)'s error scale for each output: sum over input channels of (sum of |x| over
+    the 4x4 input patch of the output's 2x2 tile) x (sum of |w| over the 3x3 kernel). The transforms
+    mix a whole patch, so this is the tile's scale, not the output's own window (float64)."""
+    n, c, h, wd = x.shape
+    f = w.shape[0]
+    (ph, pw) = pair(padding)
+    oh, ow = h + 2 * ph - 2, wd + 2 * pw - 2
+    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    xp = np.zeros((n, c, 2 * th + 2, 2 * tw + 2))
+    xp[:, :, ph:ph + h, pw:pw + wd] = np.abs(x.astype(np.float64))[:, :, :2 * th + 2 - ph, :2 * tw + 2 - pw]
+    patch = np.zeros((n, c, th, tw))
+    for i in range(4):
+        for j in range(4):
+            patch += xp[:, :, i:i + 2 * th:2, j:j + 2 * tw:2]
+    tile = np.einsum("ncyx,fc->nfyx", patch, np.abs(w.astype(np.float64)).sum(axis=(2, 3)))
+    return np.repeat(np.repeat(tile, 2, axis=2), 2, axis=3)[:, :, :oh, :ow]
+
+
+def test_winograd_error_model_on_exact_zeros(rc, dtype, rng):
+    """Outputs that are exactly zero in a direct sum (here: a zero kernel row meets the only nonzero
+    input row; pruned weights do this) stay exactly zero on the GEMM path, and on the Winograd path
+    come out within float rounding of the 2x2 tile's scale (docs/api.md), not exactly zero."""
+    x = np.zeros((1, 16, 8, 8), dtype)
+    x[:, :, 2, :] = rng.standard_normal((1, 16, 8))
+    w = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
+    w[:, :, 0, :] = 0
+    w[rng.random(w.shape) < 0.1] = -0.0
+    exact = R.conv2d(x.astype(np.float64), w.astype(np.float64), None, 1, 1)
+    zeros = exact == 0
+    assert zeros.any()
+    core = rc._core
+    previous = core.get_conv_algo()
+    try:
+        core.set_conv_algo("gemm")
+        assert (rc.conv2d(x, w, None, 1, 1)[zeros] == 0).all()
+        core.set_conv_algo("auto")  # Winograd for 16 channels
+        y = rc.conv2d(x, w, None, 1, 1).astype(np.float64)
+    finally:
+        core.set_conv_algo(previous)
+    bound = 16 * np.finfo(dtype).eps * _winograd_tile_bound(x, w, 1)
+    assert (np.abs(y - exact) <= bound + 4 * np.spacing(np.abs(exact))).all()
