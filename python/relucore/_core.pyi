@@ -47,10 +47,24 @@ def _set_stream_threshold(nbytes: int, /) -> None:
     """Bytes above which outputs bypass the cache (-1: last-level cache size); for benchmarks."""
 
 def blas_info() -> str:
-    """The GEMM library and its own configuration string."""
+    """The BLAS library and its own configuration string (the GEMM in use: gemm_info)."""
 
 # Convolution path: arguments validated and parsed by relucore.convolution; arrays C-contiguous,
 # one float dtype per call (ValueError otherwise).
+def set_gemm(name: str, /) -> None:
+    """'auto' (relucore's own GEMM on the avx512 table, else OpenBLAS), 'own' or 'blas'."""
+def get_gemm() -> str: ...
+def gemm_info() -> str:
+    """The GEMM in use on the active ISA, e.g. 'relucore avx512 8x48' or 'scipy-openblas32'."""
+def _gemm(a: _F, b: _F, c: _F, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
+          beta: float = 0.0) -> None:
+    """c = alpha * op(a) @ op(b) + beta * c in place (rows contiguous; for tests)."""
+def _release_scratch() -> None:
+    """Free the scratch buffers kept between calls."""
+def set_conv_algo(name: str, /) -> None:
+    """3x3 stride-1 convolutions: 'auto' (Winograd F(2x2, 3x3) with >= 16 channels), 'gemm' or 'winograd'."""
+def get_conv_algo() -> str: ...
+
 def im2col(x: _F, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dh: int, dw: int, /) -> _F: ...
 def col2im(cols: _F, N: int, C: int, H: int, W: int, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
            dh: int, dw: int, /) -> _F: ...
