@@ -58,6 +58,28 @@ template <class T> inline void copy_run_stride2(T* dst, const T* src, i64 n) {
     else v.store_tail(dst + i, r);
 }
 
+// dst[2i] += src[i] for i < n, touching no further than dst[2(n-1)]: src is interleaved with zeros
+// (zip) and added to whole vectors of dst; the odd elements get + 0.0, which changes nothing (dst
+// starts at +0.0 and a sum that begins at +0.0 is never -0.0; NaN and inf stay).
+template <class T> inline void add_run_stride2(T* dst, const T* src, i64 n) {
+    using V = typename VecOf<T>::type;
+    constexpr i64 L = V::L;
+    const V z = V::zero();
+    i64 i = 0;
+    for (; i + L < n; i += L) {
+        const V v = V::load(src + i);
+        (V::load(dst + 2 * i) + zip_lo(v, z)).store(dst + 2 * i);
+        (V::load(dst + 2 * i + L) + zip_hi(v, z)).store(dst + 2 * i + L);
+    }
+    const i64 r = n - i, span = 2 * r - 1;  // the last r outputs span 2r - 1 elements of dst
+    if (r <= 0) return;
+    const V v = V::load_tail(src + i, r);
+    T* d = dst + 2 * i;
+    if (span >= L) (V::load(d) + zip_lo(v, z)).store(d);
+    else (V::load_tail(d, span) + zip_lo(v, z)).store_tail(d, span);
+    if (span > L) (V::load_tail(d + L, span - L) + zip_hi(v, z)).store_tail(d + L, span - L);
+}
+
 // The output rows [ohA, ohB) whose input row exists for kernel row i, stride 1; the column range
 // [sA, sB) of those rows that maps inside the plane (col + shift in [0, H*W)).
 inline void shifted_span(const ConvGeom& g, i64 i, i64 shift, i64& ohA, i64& ohB, i64& sA, i64& sB) {
@@ -160,6 +182,7 @@ void col2im(const T* cols, T* x, const ConvGeom& g, i64 c0, i64 c1) {
                 if (ih < 0 || ih >= g.H) continue;
                 const i64 base = ih * g.W + j * g.dw - g.pw;
                 if (g.sw == 1) add_into(xc + base + lo, in + lo, hi - lo);
+                else if (g.sw == 2) add_run_stride2(xc + base + 2 * lo, in + lo, hi - lo);
                 else
                     for (i64 ow = lo; ow < hi; ++ow) xc[base + ow * g.sw] += in[ow];
             }
