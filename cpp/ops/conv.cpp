@@ -54,32 +54,6 @@ template <class T, class C> void image_col2im(C* cols, T* x, const ConvGeom& g, 
     parallel_range(g.C, 1, 1, nt, [&](i64 b, i64 e, int) { k(b, e); });
 }
 
-// GEMM split over our own OpenMP threads (the BLAS stays single-threaded: two thread pools on
-// the same cores fight, see docs/performance.md): by column blocks of C, or by row blocks when C
-// is narrow. nt = 1 is a plain call.
-template <class T>
-bool par_gemm(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta,
-              T* c, i64 ldc) {
-    nt = cap(nt, m * n * k, kGrainFlops);
-    std::atomic<bool> ok{true};
-    const i64 align = gemm_align();
-    if (nt > 1 && n >= align * nt) {
-        parallel_range(n, align, align, nt, [&](i64 j0, i64 j1, int) {
-            if (!gemm(ta, tb, m, j1 - j0, k, alpha, a, lda, tb == Tr::N ? b + j0 : b + j0 * ldb, ldb, beta, c + j0, ldc))
-                ok = false;
-        });
-    } else if (nt > 1 && m >= 16 * nt) {
-        parallel_range(m, 16, 16, nt, [&](i64 i0, i64 i1, int) {
-            if (!gemm(ta, tb, i1 - i0, n, k, alpha, ta == Tr::N ? a + i0 * lda : a + i0, lda, b, ldb, beta,
-                      c + i0 * ldc, ldc))
-                ok = false;
-        });
-    } else {
-        return gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    }
-    return ok;
-}
-
 // f(i0, i1, j0, j1) -> bool over blocks of an m x n output split across nt threads: by columns
 // (multiples of the GEMM's tile width), or by rows when the output is narrow. nt = 1 is a plain
 // call. False if any block's f was.
@@ -94,6 +68,17 @@ template <class F> bool par_blocks(int nt, i64 m, i64 n, i64 k, F&& f) {
     else
         return f(0, m, 0, n);
     return ok;
+}
+
+// GEMM split over our own OpenMP threads (the BLAS stays single-threaded: two thread pools on
+// the same cores fight, see docs/performance.md), block by block as par_blocks splits C.
+template <class T>
+bool par_gemm(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta,
+              T* c, i64 ldc) {
+    return par_blocks(nt, m, n, k, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
+        return gemm(ta, tb, i1 - i0, j1 - j0, k, alpha, ta == Tr::N ? a + i0 * lda : a + i0, lda,
+                    tb == Tr::N ? b + j0 : b + j0 * ldb, ldb, beta, c + i0 * ldc + j0, ldc);
+    });
 }
 
 }  // namespace
