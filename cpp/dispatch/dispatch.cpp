@@ -97,13 +97,6 @@ std::vector<std::string> compiled_isas() {
     return v;
 }
 
-std::vector<const KernelTable*> usable_tables() {
-    std::vector<const KernelTable*> v;
-    for (const Entry& e : all())
-        if (e.usable) v.push_back(e.table());
-    return v;
-}
-
 std::vector<std::string> usable_isas() {
     std::vector<std::string> v;
     for (const Entry& e : all())

@@ -3,8 +3,6 @@
 // stay in L2, an MC x KC block of op(A) into MR-row panels (one stays in L1), and a register tile
 // of MR rows x NV vectors accumulates over KC. Packing zero-pads the edges, so the inner loop has
 // no tail; only the stores of edge tiles are masked. cpp/ops splits calls across threads.
-#include <stdlib.h>
-
 #include "isa.h"
 
 namespace relucore {
@@ -27,37 +25,10 @@ constexpr i64 kL2Bytes = 512 << 10;  // budget for the packed B block (KC x NC)
 template <class T> constexpr i64 nr() { return kNV * VecOf<T>::type::L; }
 template <class T> constexpr i64 nc() { return kL2Bytes / (kKC * (i64)sizeof(T)) / nr<T>() * nr<T>(); }
 
-// Growable 64-byte aligned scratch buffers per thread: packed B, packed A, and the im2col block of
-// the fused conv GEMMs (at most KC*NC + MC*KC + KC*NC elements, ~1.2 MB float, whatever the size).
-struct Buf {
-    void* p = nullptr;
-    i64 bytes = 0;
-    ~Buf() { free(p); }
-};
-template <class T> Buf* bufs() {
-    thread_local Buf b[3];
-    return b;
-}
-
-template <class T> T* scratch(int which, i64 n) {
-    Buf& b = bufs<T>()[which];
-    const i64 need = (n * (i64)sizeof(T) + 63) / 64 * 64;
-    if (b.bytes < need) {
-        free(b.p);
-        b.p = aligned_alloc(64, (size_t)need);
-        b.bytes = b.p ? need : 0;
-    }
-    return static_cast<T*>(b.p);
-}
-
-template <class T> void release() {
-    for (int i = 0; i < 3; ++i) {
-        Buf& b = bufs<T>()[i];
-        free(b.p);
-        b.p = nullptr;
-        b.bytes = 0;
-    }
-}
+// Packing buffers come from the shared per-thread scratch (relucore/kernels.h): packed B, packed A
+// and the im2col block of the fused conv GEMMs, at most KC*NC + MC*KC + KC*NC elements (~1.2 MB
+// float) whatever the GEMM's size.
+template <class T> T* scratch(ScratchSlot slot, i64 n) { return static_cast<T*>(scratch_bytes(slot, n * (i64)sizeof(T))); }
 
 // dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols, in L x L register transposes; partial
 // blocks load zeros and store masked (an MR = 8 row panel is half a 16-lane block).
@@ -201,8 +172,8 @@ bool blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&&
     const i64 kc_max = k < kKC ? k : kKC;
     const i64 nc_max = n < NC ? (n + NR - 1) / NR * NR : NC;
     const i64 mc_max = m < kMC ? (m + kMR - 1) / kMR * kMR : kMC;
-    T* bp = scratch<T>(0, kc_max * nc_max);
-    T* ap = scratch<T>(1, kc_max * mc_max);
+    T* bp = scratch<T>(kPackedB, kc_max * nc_max);
+    T* ap = scratch<T>(kPackedA, kc_max * mc_max);
     if (!bp || !ap) return false;
     // Depth blocks outermost, then row blocks, then column blocks: op(A) is packed once, and B
     // once per row block (once for every conv layer here: m <= MC).
@@ -314,7 +285,7 @@ bool conv_forward(i64 m, const T* w, i64 ldw, const T* bias, const T* x, const C
             for (i64 j = n0; j < n1; ++j) y[i * ldy + j] = bias ? bias[i] : T(0);
         return true;
     }
-    T* s = scratch<T>(2, kKC * nc<T>());
+    T* s = scratch<T>(kColumnBlock, kKC * nc<T>());
     if (!s) return false;
     return blocked<T>(false, m, n, k, T(1), w, ldw, [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
         im2col_block(x, g, p0, p0 + kc, n0 + j0, n0 + j0 + ncols, s, ncols);
@@ -329,12 +300,12 @@ bool conv_dweight(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i
     if (m <= 0 || n <= 0) return true;
     if (k <= 0) return scale(m, n, beta, dw + n0, lddw), true;
     if (use_dot<T>(m, n, k)) {  // the few column rows whole, then dot products
-        T* s = scratch<T>(2, n * k);
+        T* s = scratch<T>(kColumnBlock, n * k);
         if (!s) return false;
         im2col_block(x, g, n0, n1, 0, k, s, k);
         return gemm_dot(m, n, k, T(1), dy, lddy, s, k, beta, dw + n0, lddw), true;
     }
-    T* s = scratch<T>(2, kKC * nc<T>());
+    T* s = scratch<T>(kColumnBlock, kKC * nc<T>());
     if (!s) return false;
     return blocked<T>(false, m, n, k, T(1), dy, lddy, [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
         im2col_block(x, g, n0 + j0, n0 + j0 + ncols, p0, p0 + kc, s, kc);  // (ncols x kc): B transposed
@@ -349,7 +320,6 @@ template <class T> GemmKernels<T> make_gemm() {
     g.gemm = &gemm<T>;
     g.conv_forward = &conv_forward<T>;
     g.conv_dweight = &conv_dweight<T>;
-    g.release_scratch = &release<T>;
     g.mr = kMR;
     g.nr = (int)nr<T>();
     return g;

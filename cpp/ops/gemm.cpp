@@ -5,7 +5,6 @@
 
 #include "parallel.h"
 #include "relucore/dispatch.h"
-#include "scratch.h"
 
 namespace relucore {
 namespace ops {
@@ -41,18 +40,10 @@ bool gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const dou
 }
 
 void release_scratch() {
-    const auto tables = usable_tables();
-    auto here = [&] {
-        for (const KernelTable* t : tables) {
-            t->gemm_f32.release_scratch();
-            t->gemm_f64.release_scratch();
-        }
-        scratch_buffers().release();
-    };
-    here();  // the calling thread (it may not be one of the pool's)
+    release_thread_scratch();  // the calling thread (it may not be one of the pool's)
 #ifdef _OPENMP
 #pragma omp parallel num_threads(max_threads())
-    here();
+    release_thread_scratch();
 #endif
 }
 

@@ -26,6 +26,5 @@ std::string active_isa();
 bool set_isa(const std::string& name);               // false if not compiled or the CPU lacks it
 std::vector<std::string> compiled_isas();            // in increasing capability
 std::vector<std::string> usable_isas();              // compiled and supported by this CPU
-std::vector<const KernelTable*> usable_tables();     // their tables
 
 }  // namespace relucore

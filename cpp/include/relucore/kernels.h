@@ -9,6 +9,14 @@ using i64 = int64_t;
 
 enum KernelFlags { kCount = 1, kStream = 2 };
 
+// Scratch memory kept between calls, one buffer per slot and thread (cpp/ops/scratch.cpp, compiled
+// once without ISA flags: never inline into a kernel object). At least `bytes`, 64-byte aligned,
+// contents undefined, valid until the next request for the same slot on this thread; null if the
+// allocation fails. A fresh allocation per call costs page faults and zeroing (docs/performance.md).
+enum ScratchSlot { kColumns, kPartials, kWinogradWeights, kPackedB, kPackedA, kColumnBlock, kSlots };
+void* scratch_bytes(ScratchSlot slot, i64 bytes);
+void release_thread_scratch();  // frees the calling thread's buffers
+
 template <class T>
 struct ElementwiseKernels {
     // y[i] = f(x[i]) for i < n. `param` is the op's scalar (slope, alpha; unused by relu/sigmoid/tanh).
@@ -81,8 +89,6 @@ struct GemmKernels {
                          T* y, i64 ldy);
     bool (*conv_dweight)(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta,
                          T* dw, i64 lddw);
-    // Frees the calling thread's packing buffers (kept between calls otherwise).
-    void (*release_scratch)();
     int mr, nr;  // register tile (rows of C by columns): splits of C at multiples of nr keep full tiles
 };
 
