@@ -320,6 +320,11 @@ template <class T> GemmKernels<T> make_gemm() {
     g.gemm = &gemm<T>;
     g.conv_forward = &conv_forward<T>;
     g.conv_dweight = &conv_dweight<T>;
+#if defined(RC_ISA_AVX512)
+    g.beats_blas = 1;  // ~2x OpenBLAS pinned to AVX2, on par with its AVX-512 kernels (docs/performance.md)
+#else
+    g.beats_blas = 0;  // OpenBLAS reaches about the AVX2 peak
+#endif
     g.mr = kMR;
     g.nr = (int)nr<T>();
     return g;

@@ -1,7 +1,6 @@
 #include "gemm.h"
 
 #include <atomic>
-#include <cstring>
 
 #include "parallel.h"
 #include "relucore/dispatch.h"
@@ -24,9 +23,7 @@ bool run(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int
 
 bool gemm_uses_own() {
     const int b = g_backend.load(std::memory_order_relaxed);
-    // OpenBLAS reaches about the AVX2 peak; the avx512 tile doubles it where OpenBLAS is pinned to
-    // AVX2 kernels and matches its AVX-512 kernels (docs/performance.md).
-    return b == kOwn || (b == kAuto && std::strcmp(active_kernels().isa, "avx512") == 0);
+    return b == kOwn || (b == kAuto && active_kernels().gemm_f32.beats_blas);
 }
 
 bool gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,

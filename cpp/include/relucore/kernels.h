@@ -89,6 +89,7 @@ struct GemmKernels {
                          T* y, i64 ldy);
     bool (*conv_dweight)(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta,
                          T* dw, i64 lddw);
+    int beats_blas;  // measured faster than OpenBLAS as shipped here (the avx512 tile): "auto" uses it
     int mr, nr;  // register tile (rows of C by columns): splits of C at multiples of nr keep full tiles
 };
 
