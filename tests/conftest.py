@@ -17,48 +17,38 @@ def _usable_isas():
         return ["<no native module>"]
 
 
-@pytest.fixture(params=_usable_isas())
-def isa(request):
-    """Force one dispatch target for the test, restore the previous one afterwards."""
+def _forced(name, value):
+    """Set relucore._core's `name` setting (get_/set_ pair) to value for a test; restore it after."""
     import relucore
 
     core = relucore._core
-    previous = core.get_isa()
-    core.set_isa(request.param)
-    assert core.get_isa() == request.param
+    get, put = getattr(core, "get_" + name), getattr(core, "set_" + name)
+    previous = get()
+    put(value)
+    assert get() == value
     try:
-        yield request.param
+        yield value
     finally:
-        core.set_isa(previous)
+        put(previous)
+
+
+@pytest.fixture(params=_usable_isas())
+def isa(request):
+    """Force one dispatch target for the test, restore the previous one afterwards."""
+    yield from _forced("isa", request.param)
 
 
 @pytest.fixture(params=["own", "blas"])
 def gemm(request):
     """Force one GEMM backend (relucore's register tile or OpenBLAS), restore the setting afterwards."""
-    import relucore
-
-    core = relucore._core
-    previous = core.get_gemm()
-    core.set_gemm(request.param)
-    try:
-        yield request.param
-    finally:
-        core.set_gemm(previous)
+    yield from _forced("gemm", request.param)
 
 
 @pytest.fixture(params=["gemm", "winograd"])
 def conv_algo(request):
     """Force the 3x3 stride-1 convolution algorithm ('winograd': every such layer, whatever its
     channel count), restore the setting afterwards."""
-    import relucore
-
-    core = relucore._core
-    previous = core.get_conv_algo()
-    core.set_conv_algo(request.param)
-    try:
-        yield request.param
-    finally:
-        core.set_conv_algo(previous)
+    yield from _forced("conv_algo", request.param)
 
 
 @pytest.fixture

@@ -96,30 +96,18 @@ def test_conv_env_override(value):
     assert r.stdout.strip() == value and "Warning" not in r.stderr
 
 
-def test_conv_env_override_unknown_value_warns():
-    code = """
+@pytest.mark.parametrize("var,value,getter", [("RELUCORE_CONV", "fft", "get_conv_algo"),
+                                              ("RELUCORE_GEMM", "mkl", "get_gemm")])
+def test_choice_env_override_unknown_value_warns(var, value, getter):
+    code = f"""
         import warnings
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
             import relucore
-        assert any("RELUCORE_CONV" in str(x.message) for x in w), [str(x.message) for x in w]
-        print(relucore._core.get_conv_algo())
+        assert any("{var}" in str(x.message) for x in w), [str(x.message) for x in w]
+        print(relucore._core.{getter}())
     """
-    r = _run(code, RELUCORE_CONV="fft")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "auto"
-
-
-def test_gemm_env_override_unknown_value_warns():
-    code = """
-        import warnings
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            import relucore
-        assert any("RELUCORE_GEMM" in str(x.message) for x in w), [str(x.message) for x in w]
-        print(relucore._core.get_gemm())
-    """
-    r = _run(code, RELUCORE_GEMM="mkl")
+    r = _run(code, **{var: value})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "auto"
 

@@ -16,8 +16,8 @@ __all__ = ["runtime_info", "show_runtime", "set_num_threads", "get_num_threads"]
 def _apply_env_override() -> None:
     """Honour RELUCORE_ISA, RELUCORE_GEMM and RELUCORE_CONV at import."""
     _apply_isa_override()
-    _apply_gemm_override()
-    _apply_conv_override()
+    _apply_choice("RELUCORE_GEMM", _core.set_gemm, ("auto", "own", "blas"))
+    _apply_choice("RELUCORE_CONV", _core.set_conv_algo, ("auto", "gemm", "winograd"))
 
 
 def _apply_isa_override() -> None:
@@ -37,31 +37,16 @@ def _apply_isa_override() -> None:
     )
 
 
-def _apply_gemm_override() -> None:
-    """Honour RELUCORE_GEMM=auto|own|blas at import; warn (never fail) on an unknown value."""
-    want = os.environ.get("RELUCORE_GEMM", "").strip().lower()
+def _apply_choice(var: str, setter, choices) -> None:
+    """Honour ``var`` (one of ``choices``) through ``setter``; warn (never fail) on an unknown value."""
+    want = os.environ.get(var, "").strip().lower()
     if not want:
         return
     try:
-        _core.set_gemm(want)
+        setter(want)
     except ValueError:
         warnings.warn(
-            f"RELUCORE_GEMM={want!r} is not one of 'auto', 'own', 'blas'; using 'auto'",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-
-
-def _apply_conv_override() -> None:
-    """Honour RELUCORE_CONV=auto|gemm|winograd at import; warn (never fail) on an unknown value."""
-    want = os.environ.get("RELUCORE_CONV", "").strip().lower()
-    if not want:
-        return
-    try:
-        _core.set_conv_algo(want)
-    except ValueError:
-        warnings.warn(
-            f"RELUCORE_CONV={want!r} is not one of 'auto', 'gemm', 'winograd'; using 'auto'",
+            f"{var}={want!r} is not one of {', '.join(repr(c) for c in choices)}; using 'auto'",
             RuntimeWarning,
             stacklevel=4,
         )
