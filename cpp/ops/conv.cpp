@@ -5,7 +5,7 @@
 // col2im split across the threads. With our own GEMM (gemm_uses_own) the forward and dweight GEMMs
 // build the column matrix block by block (memory: the GEMM's packed blocks per thread); with the
 // BLAS, im2col fills one image's columns per thread first. Scratch is kept between calls
-// (scratch.h).
+// (relucore/kernels.h).
 #include <string.h>
 
 #include <atomic>

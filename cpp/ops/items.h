@@ -23,7 +23,7 @@ inline int cap(int nt, i64 work, i64 grain) {
 // Runs f(item, buffer, inner_threads) for items [0, items): whole items per thread when there are
 // enough, else one after another with the inner work (GEMM, im2col, transforms) split across
 // threads. `work` (multiply-adds or elements of the whole call) keeps small calls on the calling
-// thread. Each running item gets `buffer` elements of kept scratch (scratch.h).
+// thread. Each running item gets `buffer` elements of kept scratch (relucore/kernels.h).
 template <class T, class F> void for_items(i64 items, i64 buffer, i64 work, F&& f) {
     const int nt = threads_for(work, kGrainFlops);
     blas_threads(1);
