@@ -80,12 +80,49 @@ void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i
         }
 }
 
+// u[xi * us + l] = (G k_l G^T)[xi] for n kernels, kernel l's element (i, j) at w[l*ls + i*si + j*sj];
+// G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. L kernels at a time: their 9 values are gathered
+// into lanes first (a scalar copy: the kernels are strided, 9 apart or a whole filter apart).
+template <class T>
+void winograd_weights(const T* w, i64 ls, i64 si, i64 sj, i64 n, T* u, i64 us) {
+    using V = typename VecOf<T>::type;
+    constexpr i64 L = V::L;
+    const V half = V::set1(T(0.5));
+    alignas(64) T g[9][L];
+    for (i64 l0 = 0; l0 < n; l0 += L) {
+        const i64 m = n - l0 < L ? n - l0 : L;
+        for (int e = 0; e < 9; ++e) {
+            const T* p = w + l0 * ls + (e / 3) * si + (e % 3) * sj;
+            for (i64 l = 0; l < m; ++l) g[e][l] = p[l * ls];
+            for (i64 l = m; l < L; ++l) g[e][l] = T(0);
+        }
+        V t[4][3];  // G k
+        for (int j = 0; j < 3; ++j) {
+            const V a = V::load(g[j]), b = V::load(g[3 + j]), c = V::load(g[6 + j]);
+            t[0][j] = a;
+            t[1][j] = (a + b + c) * half;
+            t[2][j] = (a - b + c) * half;
+            t[3][j] = c;
+        }
+        for (int i = 0; i < 4; ++i) {  // (G k) G^T
+            const V a = t[i][0], b = t[i][1], c = t[i][2];
+            const V r[4] = {a, (a + b + c) * half, (a - b + c) * half, c};
+            for (int j = 0; j < 4; ++j) {
+                T* o = u + (4 * i + j) * us + l0;
+                if (m == L) r[j].store(o);
+                else r[j].store_tail(o, m);
+            }
+        }
+    }
+}
+
 }  // namespace
 
 template <class T> WinogradKernels<T> make_winograd() {
     WinogradKernels<T> k;
     k.input = &winograd_input<T>;
     k.output = &winograd_output<T>;
+    k.weights = &winograd_weights<T>;
     k.lanes = (int)VecOf<T>::type::L;
     return k;
 }

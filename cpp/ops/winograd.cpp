@@ -55,24 +55,25 @@ template <class T> bool tame(const T* in, i64 n_in, const T* w, i64 n_w, i64 cha
     return mi < limit && mw < limit && 81.0 * (double)channels * mi * mw < limit;  // inf fails every test
 }
 
-// u (4 x 4) = G k G^T for one 3 x 3 kernel k (row-major, element (i, j) at k[i*si + j*sj]), with
-// G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; written u[xi * us].
-template <class T> void kernel_transform(const T* k, i64 si, i64 sj, T* u, i64 us) {
-    T t[4][3];  // G k
-    for (int j = 0; j < 3; ++j) {
-        const T a = k[0 * si + j * sj], b = k[1 * si + j * sj], c = k[2 * si + j * sj];
-        t[0][j] = a;
-        t[1][j] = (a + b + c) * T(0.5);
-        t[2][j] = (a - b + c) * T(0.5);
-        t[3][j] = c;
-    }
-    for (int i = 0; i < 4; ++i) {  // (G k) G^T
-        const T a = t[i][0], b = t[i][1], c = t[i][2];
-        u[(4 * i + 0) * us] = a;
-        u[(4 * i + 1) * us] = (a + b + c) * T(0.5);
-        u[(4 * i + 2) * us] = (a - b + c) * T(0.5);
-        u[(4 * i + 3) * us] = c;
-    }
+// U[gr][xi][r][l] = G k G^T for the 3x3 kernel k (r, l) of group gr: out channel r, in channel l for
+// the forward; for the input gradient (flipped = true) in channel r, out channel l, and k = w[l][r]
+// rotated by 180 degrees. rows x cols kernels per group.
+template <class T> const T* transformed_weights(const T* w, i64 groups, i64 Fg, i64 Cg, bool flipped) {
+    const i64 rows = flipped ? Cg : Fg, cols = flipped ? Fg : Cg;
+    T* U = scratch<T>(kWinogradWeights, groups * 16 * Fg * Cg);
+    if (!U) throw std::bad_alloc();
+    const auto k = winograd_kernels<T>().weights;
+    parallel_range(groups * rows, 1, 1, cap(max_threads(), groups * Fg * Cg * 16, kGrainCopy), [&](i64 b, i64 e, int) {
+        for (i64 q = b; q < e; ++q) {
+            const i64 gr = q / rows, r = q % rows;
+            T* u = U + gr * 16 * Fg * Cg + r * cols;
+            if (flipped)  // kernel (r <- l) at w[gr*Fg + l][r], element (i, j) at (2 - i, 2 - j)
+                k(w + ((gr * Fg) * Cg + r) * 9 + 8, Cg * 9, -3, -1, cols, u, Fg * Cg);
+            else
+                k(w + ((gr * Fg + r) * Cg) * 9, 9, 3, 1, cols, u, Fg * Cg);
+        }
+    });
+    return U;
 }
 
 struct Plan {
@@ -152,12 +153,7 @@ template <class T> bool winograd_forward(const T* x, const T* w, const T* bias, 
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     if (!shape_ok(s.g, Cg, Fg, s.groups == s.C && s.groups > 1) || s.N == 0) return false;
     if (!tame(x, s.N * s.C * s.H * s.W, w, s.F * Cg * 9, Cg)) return false;
-    T* U = scratch<T>(kWinogradWeights, 16 * s.F * Cg);
-    if (!U) throw std::bad_alloc();
-    for (i64 gr = 0; gr < s.groups; ++gr)
-        for (i64 f = 0; f < Fg; ++f)
-            for (i64 c = 0; c < Cg; ++c)  // U[gr][xi][f][c]
-                kernel_transform(w + ((gr * Fg + f) * Cg + c) * 9, 3, 1, U + gr * 16 * Fg * Cg + f * Cg + c, Fg * Cg);
+    const T* U = transformed_weights(w, s.groups, Fg, Cg, false);
     run(x, U, bias, y, Plan{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW});
     return true;
 }
@@ -169,13 +165,7 @@ template <class T> bool winograd_backward_input_applies(const T* dy, const T* w,
 
 template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
-    T* U = scratch<T>(kWinogradWeights, 16 * s.F * Cg);
-    if (!U) throw std::bad_alloc();
-    for (i64 gr = 0; gr < s.groups; ++gr)
-        for (i64 c = 0; c < Cg; ++c)
-            for (i64 f = 0; f < Fg; ++f)  // kernel (c <- f) = w[f][c] flipped: element (i, j) at w[2-i][2-j]
-                kernel_transform(w + ((gr * Fg + f) * Cg + c) * 9 + 8, -3, -1, U + gr * 16 * Cg * Fg + c * Fg + f,
-                                 Cg * Fg);
+    const T* U = transformed_weights(w, s.groups, Fg, Cg, true);
     run(dy, U, static_cast<const T*>(nullptr), dx,
         Plan{s.N, s.F, s.g.OH, s.g.OW, s.C, s.groups, 2 - s.g.ph, 2 - s.g.pw, s.H, s.W});
 }

@@ -100,6 +100,9 @@ struct WinogradKernels {
     void (*input)(const T* xp, i64 ldx, i64 TH, i64 TW, T* v, i64 vs);
     // Output transform of m[xi*ms + th*TW + tw] into one plane y (OH x OW), plus bias.
     void (*output)(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW);
+    // Kernel transform G k G^T of n 3x3 kernels (kernel l's element (i, j) at w[l*ls + i*si + j*sj],
+    // strides may be negative): u[xi*us + l].
+    void (*weights)(const T* w, i64 ls, i64 si, i64 sj, i64 n, T* u, i64 us);
     int lanes;
 };
 
