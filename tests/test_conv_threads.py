@@ -39,6 +39,7 @@ CONFIGS = [
     (4, 8, 9, 9, 16, 3, 2, 1, 2, 8),
     (1, 16, 20, 20, 16, 3, 1, 1, 1, 1),    # Winograd, batch 1: transforms and the 16 GEMMs split
     (5, 16, 9, 9, 24, 3, 1, 1, 1, 1),      # Winograd, images grouped 4 + 1 (25 tiles each)
+    (9, 16, 9, 9, 16, 3, 1, 0, 1, 1),      # Winograd dweight: 3 image groups in 2 fixed chunks
 ]
 
 
@@ -80,14 +81,14 @@ def dtype(request):
     return request.param
 
 
-@pytest.mark.parametrize("cfg", CONFIGS[-2:], ids=["wino_b1", "wino_grouped"])
+@pytest.mark.parametrize("cfg", CONFIGS[-3:], ids=["wino_b1", "wino_grouped", "wino_chunks"])
 def test_winograd_thread_count_bitwise(cfg, dtype):
     """The same bits for 1 and 2 threads (every GEMM and transform is whole on one thread)."""
     n, c, h, w, f, k, s, p, d, g = cfg
     rng = np.random.default_rng(7)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     wt = rng.standard_normal((f, c // g, k, k)).astype(dtype)
-    dy = rng.standard_normal((n, f, h, w)).astype(dtype)
+    dy = rng.standard_normal((n, f, h + 2 * p - 2, w + 2 * p - 2)).astype(dtype)
     before = rc.get_num_threads()
     out = []
     try:

@@ -3,6 +3,8 @@
 // input patch at (2th, 2tw) of a zero-padded plane. cpp/ops/winograd.cpp runs the 16 GEMMs between.
 //   V = B^T d B,  M = U . V (summed over input channels by the GEMMs),  Y = A^T M A,
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1].
+// The kernel gradient is the adjoint of the same identity in k (Y = A^T [(G k G^T) . V] A):
+//   dk = G^T [sum over tiles V . (A dy A^T)] G,  with V the forward's input transform of x.
 #include "isa.h"
 
 namespace relucore {
@@ -46,9 +48,10 @@ void winograd_input(const T* xp, i64 ldx, i64 TH, i64 TW, T* v, i64 vs) {
         }
 }
 
-// m[xi * ms + th * TW + tw] -> one output plane y (OH x OW) = A^T m A + bias.
+// m[xi * ms + th * TW + tw] -> y (OH x OW, row stride ldy) = A^T m A + bias; outputs past OH x OW
+// are not written.
 template <class T>
-void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW) {
+void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW, i64 ldy) {
     using V = typename VecOf<T>::type;
     constexpr i64 L = V::L;
     const V vb = V::set1(bias);
@@ -71,7 +74,7 @@ void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i
                 if (2 * th + i >= OH) break;
                 const V y0 = s[i][0] + s[i][1] + s[i][2] + vb, y1 = s[i][1] - s[i][2] - s[i][3] + vb;
                 const V lo = zip_lo(y0, y1), hi = zip_hi(y0, y1);
-                T* o = y + (2 * th + i) * OW + 2 * tw;
+                T* o = y + (2 * th + i) * ldy + 2 * tw;
                 if (w >= L) lo.store(o);
                 else lo.store_tail(o, w);
                 if (w >= 2 * L) hi.store(o + L);
@@ -116,6 +119,82 @@ void winograd_weights(const T* w, i64 ls, i64 si, i64 sj, i64 n, T* u, i64 us) {
     }
 }
 
+// The 2x2 tiles g of dy (OH x OW, row stride ld; zero beyond OH x OW) -> v[xi * vs + th * TW + tw] =
+// A g A^T, A = [1 0; 1 1; 1 -1; 0 -1] (the transpose of the output transform).
+template <class T>
+void winograd_output_grad(const T* dy, i64 OH, i64 OW, i64 ld, i64 TH, i64 TW, T* v, i64 vs) {
+    using V = typename VecOf<T>::type;
+    constexpr i64 L = V::L;
+    const V z = V::zero();
+    for (i64 th = 0; th < TH; ++th)
+        for (i64 tw = 0; tw < TW; tw += L) {
+            const i64 n = TW - tw < L ? TW - tw : L, rem = OW - 2 * tw;  // rem > 0: tw < TW
+            V g[2][2];  // g[row][column] of the tiles, L tiles a lane each
+            for (int a = 0; a < 2; ++a) {
+                if (2 * th + a >= OH) {
+                    g[a][0] = g[a][1] = z;
+                    continue;
+                }
+                const T* p = dy + (2 * th + a) * ld + 2 * tw;
+                const V a0 = rem >= L ? V::load(p) : V::load_tail(p, rem);
+                const V a1 = rem >= 2 * L ? V::load(p + L) : rem > L ? V::load_tail(p + L, rem - L) : z;
+                g[a][0] = even_lanes(a0, a1);
+                g[a][1] = odd_lanes(a0, a1);
+            }
+            V h[4][2];  // A g
+            for (int b = 0; b < 2; ++b) {
+                h[0][b] = g[0][b];
+                h[1][b] = g[0][b] + g[1][b];
+                h[2][b] = g[0][b] - g[1][b];
+                h[3][b] = z - g[1][b];
+            }
+            T* out = v + th * TW + tw;
+            for (int q = 0; q < 4; ++q) {  // (A g) A^T, row q
+                const V u[4] = {h[q][0], h[q][0] + h[q][1], h[q][0] - h[q][1], z - h[q][1]};
+                for (int j = 0; j < 4; ++j) {
+                    T* o = out + (4 * q + j) * vs;
+                    if (n == L) u[j].store(o);
+                    else u[j].store_tail(o, n);
+                }
+            }
+        }
+}
+
+// dw[l*ls + 3i + j] = (G^T m_l G)[i][j] for n kernels, m_l[xi] = the sum over `parts` partials of
+// m[part * ps + xi * ms + l], added in part order; G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
+template <class T>
+void winograd_weights_grad(const T* m, i64 ms, i64 parts, i64 ps, i64 n, T* dw, i64 ls) {
+    using V = typename VecOf<T>::type;
+    constexpr i64 L = V::L;
+    const V half = V::set1(T(0.5));
+    alignas(64) T r[9][L];
+    for (i64 l0 = 0; l0 < n; l0 += L) {
+        const i64 k = n - l0 < L ? n - l0 : L;
+        V t[3][4];  // G^T m
+        for (int j = 0; j < 4; ++j) {
+            V c[4];
+            for (int q = 0; q < 4; ++q) {
+                const T* p = m + (4 * q + j) * ms + l0;
+                c[q] = k == L ? V::load(p) : V::load_tail(p, k);
+                for (i64 part = 1; part < parts; ++part)
+                    c[q] = c[q] + (k == L ? V::load(p + part * ps) : V::load_tail(p + part * ps, k));
+            }
+            const V s = (c[1] + c[2]) * half;
+            t[0][j] = c[0] + s;
+            t[1][j] = (c[1] - c[2]) * half;
+            t[2][j] = s + c[3];
+        }
+        for (int i = 0; i < 3; ++i) {  // (G^T m) G
+            const V s = (t[i][1] + t[i][2]) * half;
+            (t[i][0] + s).store(r[3 * i]);
+            ((t[i][1] - t[i][2]) * half).store(r[3 * i + 1]);
+            (s + t[i][3]).store(r[3 * i + 2]);
+        }
+        for (i64 l = 0; l < k; ++l)
+            for (int e = 0; e < 9; ++e) dw[(l0 + l) * ls + e] = r[e][l];
+    }
+}
+
 }  // namespace
 
 template <class T> WinogradKernels<T> make_winograd() {
@@ -123,6 +202,8 @@ template <class T> WinogradKernels<T> make_winograd() {
     k.input = &winograd_input<T>;
     k.output = &winograd_output<T>;
     k.weights = &winograd_weights<T>;
+    k.output_grad = &winograd_output_grad<T>;
+    k.weights_grad = &winograd_weights_grad<T>;
     k.lanes = (int)VecOf<T>::type::L;
     return k;
 }

@@ -24,9 +24,6 @@ namespace relucore {
 namespace ops {
 namespace {
 
-constexpr i64 kDwChunks = 2;  // fixed image chunks for dweight: the same sums for any thread count
-                              // (2, not 4: each partial is a copy of dweight, 2.4 MB on a 256-channel layer)
-
 bool is_pointwise(const ConvGeom& g) {
     return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
 }
@@ -187,6 +184,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     }
     if (!dx && !dw) return;
     if (use_direct(s)) return direct_backward(dy, x, w, dx, dw, s);
+    if (dw && winograd_backward_weight(dy, x, dw, s)) dw = nullptr;
     T* const dx_wino = dx && winograd_backward_input_applies(dy, w, s) ? dx : nullptr;  // dx after dweight
     if (dx_wino) dx = nullptr;
     // Work items are fixed chunks of images; each owns a dweight partial (the first image of a chunk

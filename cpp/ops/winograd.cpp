@@ -1,7 +1,7 @@
-// Winograd F(2x2, 3x3) convolution over batches: per group of images, each input plane is copied
-// zero-padded, transformed (V, 16 matrices of Cin x tiles), multiplied by the transformed kernels
-// (U, 16 matrices of Cout x Cin) in 16 GEMMs, and the products transformed back (with the bias).
-// Images are grouped so that a GEMM has >= 96 tile columns (a 14 x 14 output has only 49 tiles).
+// Winograd F(2x2, 3x3) convolution over batches: per block of ~96-192 tiles (or group of small
+// images), the input planes are copied zero-padded and transformed (V, 16 matrices of Cin x tiles),
+// multiplied by the transformed kernels (U, 16 matrices of Cout x Cin) in 16 GEMMs, and the products
+// transformed back (with the bias). The kernel gradient multiplies V by the transformed dy tiles.
 #include "winograd.h"
 
 #include <string.h>
@@ -21,7 +21,8 @@ namespace {
 enum Algo { kAuto = 0, kGemm = 1, kWinograd = 2 };
 std::atomic<int> g_algo{kAuto};
 constexpr i64 kMinChannels = 16;  // below this the transforms cost more than the saved GEMM work
-constexpr i64 kMinTiles = 96;     // tile columns per GEMM (images are grouped to reach it)
+constexpr i64 kMinTiles = 96;     // tile columns per GEMM (small images are grouped to reach it)
+constexpr i64 kBlockBytes = 1 << 20;  // transformed data of a block of kMinTiles tiles that stays near L2
 
 bool shape_ok(const ConvGeom& g, i64 cin, i64 cout, bool depthwise) {
     const int a = g_algo.load(std::memory_order_relaxed);
@@ -49,28 +50,41 @@ template <class T> double max_abs(const T* a, i64 n) {
     return m.load();
 }
 
-template <class T> bool tame(const T* in, i64 n_in, const T* w, i64 n_w, i64 channels) {
-    const double mi = max_abs(in, n_in), mw = max_abs(w, n_w);
+// Every |a| <= ma and |b| <= mb (finite: inf fails every test), and terms * ma * mb far from overflow.
+template <class T> bool tame(double ma, double mb, double terms) {
     const double limit = (double)std::numeric_limits<T>::max() / 4;
-    return mi < limit && mw < limit && 81.0 * (double)channels * mi * mw < limit;  // inf fails every test
+    return ma < limit && mb < limit && terms * ma * mb < limit;
 }
 
-// U[gr][xi][r][l] = G k G^T for the 3x3 kernel k (r, l) of group gr: out channel r, in channel l for
-// the forward; for the input gradient (flipped = true) in channel r, out channel l, and k = w[l][r]
-// rotated by 180 degrees. rows x cols kernels per group.
+template <class T> bool tame(const T* in, i64 n_in, const T* w, i64 n_w, i64 channels) {
+    return tame<T>(max_abs(in, n_in), max_abs(w, n_w), 81.0 * (double)channels);
+}
+
+// The stride between the 16 transformed matrices of n elements: n rounded up to 4 KiB plus 64 bytes.
+// At a multiple of 4 KiB the 16 streams a transform reads or writes all map to one L1 set.
+template <class T> i64 spaced(i64 n) {
+    const i64 page = 4096 / (i64)sizeof(T);
+    return (n + page - 1) / page * page + 64 / (i64)sizeof(T);
+}
+
+// U[gr][xi][ci][co] = G k G^T for the 3x3 kernel k from in channel ci to out channel co of group gr
+// (co contiguous: the GEMMs read U transposed, and their pack of it is then a plain copy). Forward:
+// ci < Cg, co < Fg, k = w[co][ci]; input gradient (flipped): ci < Fg, co < Cg, k = w[ci][co] rotated
+// by 180 degrees.
 template <class T> const T* transformed_weights(const T* w, i64 groups, i64 Fg, i64 Cg, bool flipped) {
-    const i64 rows = flipped ? Cg : Fg, cols = flipped ? Fg : Cg;
-    T* U = scratch<T>(kWinogradWeights, groups * 16 * Fg * Cg);
+    const i64 rows = flipped ? Fg : Cg, cols = flipped ? Cg : Fg;
+    const i64 us = spaced<T>(Fg * Cg);
+    T* U = scratch<T>(kWinogradWeights, groups * 16 * us);
     if (!U) throw std::bad_alloc();
     const auto k = winograd_kernels<T>().weights;
     parallel_range(groups * rows, 1, 1, cap(max_threads(), groups * Fg * Cg * 16, kGrainCopy), [&](i64 b, i64 e, int) {
         for (i64 q = b; q < e; ++q) {
             const i64 gr = q / rows, r = q % rows;
-            T* u = U + gr * 16 * Fg * Cg + r * cols;
-            if (flipped)  // kernel (r <- l) at w[gr*Fg + l][r], element (i, j) at (2 - i, 2 - j)
-                k(w + ((gr * Fg) * Cg + r) * 9 + 8, Cg * 9, -3, -1, cols, u, Fg * Cg);
-            else
-                k(w + ((gr * Fg + r) * Cg) * 9, 9, 3, 1, cols, u, Fg * Cg);
+            T* u = U + gr * 16 * us + r * cols;
+            if (flipped)  // kernel (r -> l) at w[gr*Fg + r][l], element (i, j) at (2 - i, 2 - j)
+                k(w + ((gr * Fg + r) * Cg) * 9 + 8, 9, -3, -1, cols, u, us);
+            else  // kernel (r -> l) at w[gr*Fg + l][r]
+                k(w + (gr * Fg * Cg + r) * 9, Cg * 9, 3, 1, cols, u, us);
         }
     });
     return U;
@@ -80,56 +94,109 @@ struct Plan {
     i64 N, Cin, H, W, Cout, groups, ph, pw, OH, OW;  // in (N, Cin, H, W) -> out (N, Cout, OH, OW)
 };
 
+// The tiling of a plan, and its work items: an item is one GEMM's worth of tiles, a block of BS
+// consecutive tiles of one image (tile t = th * TW + tw; the last block of an image takes the
+// remainder too) or NI whole images when an image has fewer than kMinTiles. BS is kMinTiles when
+// such a block's transformed data (in and out) fits kBlockBytes, so it stays in the thread's L2
+// (measured: batch-1 56x56x64 backward -12%); with more channels it cannot, and blocks of
+// 8 * kMinTiles keep the GEMMs wide while bounding the scratch (28x28x128 runs whole images, as
+// before). Both are multiples of every GEMM tile width. The split
+// depends on the shape alone, never on the thread count.
+struct Tiles {
+    i64 TH, TW, TPI, NI, BS, B, ldx, rows;  // B blocks per image; padded plane rows x ldx
+    Tiles(const Plan& p, i64 elem)
+        : TH((p.OH + 1) / 2), TW((p.OW + 1) / 2), TPI(TH * TW),
+          NI(TPI >= kMinTiles ? 1 : p.N < (kMinTiles + TPI - 1) / TPI ? p.N : (kMinTiles + TPI - 1) / TPI),
+          BS(16 * (p.Cin + p.Cout) / p.groups * elem * kMinTiles <= kBlockBytes ? kMinTiles : 8 * kMinTiles),
+          B(TPI >= BS ? TPI / BS : 1), ldx(2 * ((TW + 15) / 16 * 16) + 34), rows(2 * TH + 2) {}
+    i64 plane() const { return rows * ldx; }
+    i64 items(i64 N) const { return (N + NI - 1) / NI * B; }  // per group
+    i64 max_cols() const { return NI * (TPI - (B - 1) * BS); }  // the last block is the largest
+};
+
+struct Item {
+    i64 n0, ni, t0, t1;  // images n0 .. n0 + ni, tiles t0 .. t1 of each
+    i64 block() const { return t1 - t0; }
+    i64 cols() const { return ni * (t1 - t0); }
+};
+
+Item item(const Tiles& t, i64 N, i64 i) {
+    const i64 n0 = i / t.B * t.NI, b = i % t.B;
+    return Item{n0, N - n0 < t.NI ? N - n0 : t.NI, b * t.BS, b == t.B - 1 ? t.TPI : (b + 1) * t.BS};
+}
+
+// f(th, tw, n, off) for the row segments of tiles [t0, t1): n tiles from (th, tw), off = th*TW + tw - t0.
+template <class F> void segments(const Tiles& t, i64 t0, i64 t1, F&& f) {
+    for (i64 q = t0; q < t1;) {
+        const i64 th = q / t.TW, tw = q % t.TW, n = t.TW - tw < t1 - q ? t.TW - tw : t1 - q;
+        f(th, tw, n, q - t0);
+        q += n;
+    }
+}
+
+// V[xi * vs + c * cols + k * block + tile - t0] (c < Cg, k < ni) = B^T d B of the item's tiles of
+// the input planes of group gr; xps: one padded plane per thread (only the rows the tiles read are filled).
+template <class T>
+void transform_input(const T* in, const Plan& p, const Tiles& t, const Item& it, i64 gr, T* V, i64 vs, T* xps,
+                     int nt) {
+    const auto input = winograd_kernels<T>().input;
+    const i64 Cg = p.Cin / p.groups, NT = it.cols();
+    const i64 r0 = 2 * (it.t0 / t.TW), r1 = 2 * ((it.t1 - 1) / t.TW) + 4;
+    parallel_range(it.ni * Cg, 1, 1, cap(nt, NT * Cg * 16, kGrainCopy), [&](i64 b, i64 e, int thread) {
+        T* xp = xps + thread * t.plane();
+        for (i64 q = b; q < e; ++q) {
+            const i64 k = q / Cg, c = q % Cg;
+            const T* plane = in + ((it.n0 + k) * p.Cin + gr * Cg + c) * p.H * p.W;
+            for (i64 r = r0; r < r1; ++r) {
+                T* row = xp + r * t.ldx;
+                const i64 ih = r - p.ph;
+                memset(row, 0, (size_t)t.ldx * sizeof(T));
+                if (ih < 0 || ih >= p.H) continue;
+                const i64 c0 = p.pw, n = p.W < t.ldx - c0 ? p.W : t.ldx - c0;
+                if (n > 0) memcpy(row + c0, plane + ih * p.W, (size_t)n * sizeof(T));
+            }
+            segments(t, it.t0, it.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
+                input(xp + 2 * th * t.ldx + 2 * tw, t.ldx, 1, n, V + c * NT + k * it.block() + off, vs);
+            });
+        }
+    });
+}
+
 // out = the stride-1 3x3 correlation of in with the kernels whose transforms are U
-// (groups x 16 x Cout_g x Cin_g), + bias (or null).
+// (groups x 16 x Cin_g x Cout_g, matrices `spaced` apart), + bias (or null).
 template <class T> void run(const T* in, const T* U, const T* bias, T* out, const Plan& p) {
-    const auto& wk = winograd_kernels<T>();
+    const auto output = winograd_kernels<T>().output;
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups;
-    const i64 TH = (p.OH + 1) / 2, TW = (p.OW + 1) / 2, TPI = TH * TW;
-    const i64 NI = p.N < (kMinTiles + TPI - 1) / TPI ? p.N : (kMinTiles + TPI - 1) / TPI;  // images per GEMM
-    const i64 TWr = (TW + 15) / 16 * 16, ldx = 2 * TWr + 34, rows = 2 * TH + 2;  // padded plane
-    const i64 vsz = 16 * Cg * NI * TPI, msz = 16 * Fg * NI * TPI, xsz = rows * ldx;
-    const int mt = max_threads();
-    const i64 image_groups = (p.N + NI - 1) / NI, items = image_groups * p.groups;
-    const i64 work = 16 * Fg * Cg * TPI * p.N * p.groups;
+    const Tiles t(p, sizeof(T));
+    const i64 vsz = 16 * spaced<T>(Cg * t.max_cols()), msz = 16 * spaced<T>(Fg * t.max_cols());
+    const i64 us = spaced<T>(Fg * Cg);
+    const i64 work = 16 * Fg * Cg * t.TPI * p.N * p.groups;
     std::atomic<bool> ok{true};
-    for_items<T>(items, vsz + msz + mt * xsz, work, [&](i64 item, T* buf, int nt) {
-        const i64 gi = item / p.groups, gr = item % p.groups;
-        const i64 n0 = gi * NI, ni = p.N - n0 < NI ? p.N - n0 : NI, NT = ni * TPI;
+    for_items<T>(t.items(p.N) * p.groups, vsz + msz + max_threads() * t.plane(), work, [&](i64 i, T* buf, int nt) {
+        const i64 gr = i % p.groups;
+        const Item it = item(t, p.N, i / p.groups);
+        const i64 NT = it.cols(), vs = spaced<T>(Cg * NT), ms = spaced<T>(Fg * NT);
         T* V = buf;
         T* M = buf + vsz;
-        T* xps = buf + vsz + msz;
-        parallel_range(ni * Cg, 1, 1, cap(nt, ni * Cg * TPI * 16, kGrainCopy), [&](i64 b, i64 e, int t) {
-            T* xp = xps + t * xsz;
-            for (i64 q = b; q < e; ++q) {
-                const i64 k = q / Cg, c = q % Cg;
-                const T* plane = in + ((n0 + k) * p.Cin + gr * Cg + c) * p.H * p.W;
-                for (i64 r = 0; r < rows; ++r) {  // zero-padded copy: the transform reads no bounds
-                    T* row = xp + r * ldx;
-                    const i64 ih = r - p.ph;
-                    memset(row, 0, (size_t)ldx * sizeof(T));
-                    if (ih < 0 || ih >= p.H) continue;
-                    const i64 c0 = p.pw, n = p.W < ldx - c0 ? p.W : ldx - c0;
-                    if (n > 0) memcpy(row + c0, plane + ih * p.W, (size_t)n * sizeof(T));
-                }
-                wk.input(xp, ldx, TH, TW, V + c * NT + k * TPI, Cg * NT);
-            }
-        });
-        const T* Ug = U + gr * 16 * Fg * Cg;
+        transform_input(in, p, t, it, gr, V, vs, buf + vsz + msz, nt);
+        const T* Ug = U + gr * 16 * us;
         std::atomic<bool> gemm_ok{true};
         parallel_items(16, cap(nt, 16 * Fg * Cg * NT, kGrainFlops), [&](i64 xi) {
-            if (!gemm(Tr::N, Tr::N, Fg, NT, Cg, T(1), Ug + xi * Fg * Cg, Cg, V + xi * Cg * NT, NT, T(0),
-                      M + xi * Fg * NT, NT))
+            if (!gemm(Tr::T, Tr::N, Fg, NT, Cg, T(1), Ug + xi * us, Fg, V + xi * vs, NT, T(0), M + xi * ms, NT))
                 gemm_ok = false;
         });
         if (!gemm_ok) {
             ok = false;
             return;
         }
-        parallel_items(ni * Fg, cap(nt, ni * Fg * TPI * 16, kGrainCopy), [&](i64 q) {
+        parallel_items(it.ni * Fg, cap(nt, NT * Fg * 16, kGrainCopy), [&](i64 q) {
             const i64 k = q / Fg, f = q % Fg;
-            wk.output(M + f * NT + k * TPI, Fg * NT, TH, TW, bias ? bias[gr * Fg + f] : T(0),
-                      out + ((n0 + k) * p.Cout + gr * Fg + f) * p.OH * p.OW, p.OH, p.OW);
+            const T b = bias ? bias[gr * Fg + f] : T(0);
+            T* y = out + ((it.n0 + k) * p.Cout + gr * Fg + f) * p.OH * p.OW;
+            segments(t, it.t0, it.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
+                output(M + f * NT + k * it.block() + off, ms, 1, n, b, y + 2 * th * p.OW + 2 * tw,
+                       p.OH - 2 * th, p.OW - 2 * tw, p.OW);
+            });
         });
     });
     if (!ok) throw std::bad_alloc();
@@ -170,12 +237,70 @@ template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, 
         Plan{s.N, s.F, s.g.OH, s.g.OW, s.C, s.groups, 2 - s.g.ph, 2 - s.g.pw, s.H, s.W});
 }
 
+// dw = the sum over images and tiles of V(x) . (A dy A^T): per item, 16 GEMMs (Fg x tiles by
+// tiles x Cg) into M, then G^T M G. Items are split into fixed chunks, each summing into its own M
+// (the sums do not depend on the thread count); the chunks are added in order at the end.
+// Gate: every value finite, and 64 * tiles * max|x| * max|dy| far from overflow (|V| <= 4 max|x|,
+// |A dy A^T| <= 4 max|dy|, and G^T . G at most quadruples a sum).
+template <class T> bool winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s) {
+    const i64 Cg = s.g.C, Fg = s.F / s.groups;
+    if (!shape_ok(s.g, Cg, Fg, s.groups == s.C && s.groups > 1) || s.N == 0) return false;
+    const Plan p{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW};
+    const Tiles t(p, sizeof(T));
+    if (!tame<T>(max_abs(x, s.N * s.C * s.H * s.W), max_abs(dy, s.N * s.F * p.OH * p.OW),
+                 64.0 * (double)(s.N * t.TPI)))
+        return false;
+    const auto& wk = winograd_kernels<T>();
+    const i64 items = t.items(s.N), chunks = items < kDwChunks ? items : kDwChunks;
+    const i64 vsz = 16 * spaced<T>(Cg * t.max_cols()), dsz = 16 * spaced<T>(Fg * t.max_cols());
+    const i64 ms = spaced<T>(Fg * Cg), msz = s.groups * 16 * ms;
+    T* Ms = scratch<T>(kPartials, chunks * msz);
+    if (!Ms) throw std::bad_alloc();
+    std::atomic<bool> ok{true};
+    for_items<T>(chunks, vsz + dsz + max_threads() * t.plane(), 16 * Fg * Cg * t.TPI * s.N * s.groups,
+                 [&](i64 chunk, T* buf, int nt) {
+        const i64 i0 = chunk * items / chunks, i1 = (chunk + 1) * items / chunks;
+        T* V = buf;
+        T* D = buf + vsz;
+        for (i64 i = i0; i < i1; ++i)
+            for (i64 gr = 0; gr < s.groups; ++gr) {
+                const Item it = item(t, s.N, i);
+                const i64 NT = it.cols(), vs = spaced<T>(Cg * NT), ds = spaced<T>(Fg * NT);
+                transform_input(x, p, t, it, gr, V, vs, buf + vsz + dsz, nt);
+                parallel_items(it.ni * Fg, cap(nt, NT * Fg * 16, kGrainCopy), [&](i64 q) {
+                    const i64 k = q / Fg, f = q % Fg;
+                    const T* g = dy + ((it.n0 + k) * s.F + gr * Fg + f) * p.OH * p.OW;
+                    segments(t, it.t0, it.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
+                        wk.output_grad(g + 2 * th * p.OW + 2 * tw, p.OH - 2 * th, p.OW - 2 * tw, p.OW, 1, n,
+                                       D + f * NT + k * it.block() + off, ds);
+                    });
+                });
+                T* M = Ms + chunk * msz + gr * 16 * ms;
+                parallel_items(16, cap(nt, 16 * Fg * Cg * NT, kGrainFlops), [&](i64 xi) {
+                    if (!gemm(Tr::N, Tr::T, Fg, Cg, NT, T(1), D + xi * ds, NT, V + xi * vs, NT,
+                              i == i0 ? T(0) : T(1), M + xi * ms, Cg))
+                        ok = false;
+                });
+            }
+    });
+    if (!ok) throw std::bad_alloc();
+    parallel_range(s.F, 1, 1, cap(max_threads(), s.F * Cg * 16 * chunks, kGrainCopy), [&](i64 b, i64 e, int) {
+        for (i64 f = b; f < e; ++f) {
+            const i64 gr = f / Fg, fl = f % Fg;
+            wk.weights_grad(Ms + gr * 16 * ms + fl * Cg, ms, chunks, msz, Cg, dw + f * Cg * 9, 9);
+        }
+    });
+    return true;
+}
+
 template bool winograd_forward<float>(const float*, const float*, const float*, float*, const Conv2dShape&);
 template bool winograd_forward<double>(const double*, const double*, const double*, double*, const Conv2dShape&);
 template bool winograd_backward_input_applies<float>(const float*, const float*, const Conv2dShape&);
 template bool winograd_backward_input_applies<double>(const double*, const double*, const Conv2dShape&);
 template void winograd_backward_input<float>(const float*, const float*, float*, const Conv2dShape&);
 template void winograd_backward_input<double>(const double*, const double*, double*, const Conv2dShape&);
+template bool winograd_backward_weight<float>(const float*, const float*, float*, const Conv2dShape&);
+template bool winograd_backward_weight<double>(const double*, const double*, double*, const Conv2dShape&);
 
 }  // namespace ops
 }  // namespace relucore

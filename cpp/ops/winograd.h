@@ -20,6 +20,9 @@ template <class T> bool winograd_forward(const T* x, const T* w, const T* bias, 
 template <class T> bool winograd_backward_input_applies(const T* dy, const T* w, const Conv2dShape& s);
 // dx of conv2d (the stride-1 forward of dy with the flipped, transposed kernel and padding 2 - p).
 template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s);
+// dweight of conv2d through Winograd (the adjoint of the forward's tile identity in the kernel) if
+// the setting, the shape and the data allow it; false: not taken, dw untouched.
+template <class T> bool winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s);
 
 }  // namespace ops
 }  // namespace relucore
