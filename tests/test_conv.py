@@ -399,8 +399,10 @@ def test_threads_native(rc, cfg, dtype, rng):
 
 # --------------------------------------------------------------------------- Winograd F(2x2, 3x3)
 
+# The last two have 225 and 300 tiles an image: split into blocks of 96 (the last takes the rest)
+# that start mid-row; a block's outputs must not spill into the next block's part of the row.
 WINO = [Conv(2, 16, 9, 11, 16, 3, 1, 1), Conv(1, 17, 8, 8, 20, 3, 1, 0), Conv(3, 32, 6, 7, 32, 3, 1, 2, 1, 2),
-        Conv(2, 16, 5, 5, 16, 3, 1, (1, 0))]
+        Conv(2, 16, 5, 5, 16, 3, 1, (1, 0)), Conv(1, 16, 30, 30, 16, 3, 1, 1), Conv(1, 40, 30, 40, 40, 3, 1, 1)]
 
 
 @pytest.mark.parametrize("cfg", WINO, ids=conv_id)

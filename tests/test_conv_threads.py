@@ -40,6 +40,7 @@ CONFIGS = [
     (1, 16, 20, 20, 16, 3, 1, 1, 1, 1),    # Winograd, batch 1: transforms and the 16 GEMMs split
     (5, 16, 9, 9, 24, 3, 1, 1, 1, 1),      # Winograd, images grouped 4 + 1 (25 tiles each)
     (9, 16, 9, 9, 16, 3, 1, 0, 1, 1),      # Winograd dweight: 3 image groups in 2 fixed chunks
+    (1, 40, 30, 40, 40, 3, 1, 1, 1, 1),    # Winograd, 300 tiles: blocks 96 + 96 | 108 starting mid-row
 ]
 
 
@@ -81,7 +82,7 @@ def dtype(request):
     return request.param
 
 
-@pytest.mark.parametrize("cfg", CONFIGS[-3:], ids=["wino_b1", "wino_grouped", "wino_chunks"])
+@pytest.mark.parametrize("cfg", CONFIGS[-4:], ids=["wino_b1", "wino_grouped", "wino_chunks", "wino_blocks"])
 def test_winograd_thread_count_bitwise(cfg, dtype):
     """The same bits for 1 and 2 threads (every GEMM and transform is whole on one thread)."""
     n, c, h, w, f, k, s, p, d, g = cfg

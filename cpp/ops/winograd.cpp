@@ -194,8 +194,9 @@ template <class T> void run(const T* in, const T* U, const T* bias, T* out, cons
             const T b = bias ? bias[gr * Fg + f] : T(0);
             T* y = out + ((it.n0 + k) * p.Cout + gr * Fg + f) * p.OH * p.OW;
             segments(t, it.t0, it.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
-                output(M + f * NT + k * it.block() + off, ms, 1, n, b, y + 2 * th * p.OW + 2 * tw,
-                       p.OH - 2 * th, p.OW - 2 * tw, p.OW);
+                const i64 width = p.OW - 2 * tw < 2 * n ? p.OW - 2 * tw : 2 * n;  // this segment's outputs only
+                output(M + f * NT + k * it.block() + off, ms, 1, n, b, y + 2 * th * p.OW + 2 * tw, p.OH - 2 * th,
+                       width, p.OW);
             });
         });
     });
