@@ -399,14 +399,16 @@ def test_threads_native(rc, cfg, dtype, rng):
 
 # --------------------------------------------------------------------------- Winograd F(2x2, 3x3)
 
-# The last two have 225 and 300 tiles an image: split into blocks of 96 (the last takes the rest)
-# that start mid-row; a block's outputs must not spill into the next block's part of the row.
+# 225 and 300 tiles an image: split into blocks of 96 (the last takes the rest) that start mid-row;
+# a block's outputs must not spill into the next block's part of the row. 260 input channels: more
+# than one GEMM depth block, so the transformed kernels are not packed once ahead.
 WINO = [Conv(2, 16, 9, 11, 16, 3, 1, 1), Conv(1, 17, 8, 8, 20, 3, 1, 0), Conv(3, 32, 6, 7, 32, 3, 1, 2, 1, 2),
-        Conv(2, 16, 5, 5, 16, 3, 1, (1, 0)), Conv(1, 16, 30, 30, 16, 3, 1, 1), Conv(1, 40, 30, 40, 40, 3, 1, 1)]
+        Conv(2, 16, 5, 5, 16, 3, 1, (1, 0)), Conv(1, 16, 30, 30, 16, 3, 1, 1), Conv(1, 40, 30, 40, 40, 3, 1, 1),
+        Conv(1, 260, 5, 6, 20, 3, 1, 1)]
 
 
 @pytest.mark.parametrize("cfg", WINO, ids=conv_id)
-def test_winograd_is_taken_and_close(rc, cfg, dtype, rng):
+def test_winograd_is_taken_and_close(rc, gemm, cfg, dtype, rng):
     """With >= 16 channels per group, "auto" takes Winograd for finite data: the results match the
     reference within the GEMM tolerance but are not bitwise the GEMM path's (other rounding)."""
     core = rc._core

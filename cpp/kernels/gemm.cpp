@@ -164,17 +164,18 @@ void tile_for(i64 kc, const T* a, const T* b, T* c, i64 ldc, i64 rows, i64 cols,
 
 // The blocked loops for C (m x n) = alpha * op(A) B + beta * C (+ bias[i] on row i if bias), where
 // pack_b(p0, kc, j0, ncols, dst) packs rows [p0, p0+kc) x columns [j0, j0+ncols) of B as pack_b
-// above does. m, n, k > 0.
+// above does. A is packed here, or given packed (pre: m <= MC, k <= KC, the layout of pack_a).
+// m, n, k > 0.
 template <class T, class PackB>
 bool blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&& pack_b_fn, T beta, T* c, i64 ldc,
-             const T* bias = nullptr) {
+             const T* bias = nullptr, const T* pre = nullptr) {
     constexpr i64 NR = nr<T>(), NC = nc<T>();
     const i64 kc_max = k < kKC ? k : kKC;
     const i64 nc_max = n < NC ? (n + NR - 1) / NR * NR : NC;
     const i64 mc_max = m < kMC ? (m + kMR - 1) / kMR * kMR : kMC;
     T* bp = scratch<T>(kPackedB, kc_max * nc_max);
-    T* ap = scratch<T>(kPackedA, kc_max * mc_max);
-    if (!bp || !ap) return false;
+    T* ap = pre ? nullptr : scratch<T>(kPackedA, kc_max * mc_max);
+    if (!bp || !(ap || pre)) return false;
     // Depth blocks outermost, then row blocks, then column blocks: op(A) is packed once, and B
     // once per row block (once for every conv layer here: m <= MC).
     for (i64 pc = 0; pc < k; pc += kKC) {
@@ -182,7 +183,8 @@ bool blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&&
         const T bet = pc == 0 ? beta : T(1);
         for (i64 ic = 0; ic < m; ic += kMC) {
             const i64 mc = m - ic < kMC ? m - ic : kMC;
-            pack_a(ta, a, lda, ic, mc, pc, kc, alpha, ap);
+            if (!pre) pack_a(ta, a, lda, ic, mc, pc, kc, alpha, ap);
+            const T* apc = pre ? pre : ap;
             for (i64 jc = 0; jc < n; jc += NC) {
                 const i64 ncols = n - jc < NC ? n - jc : NC;
                 pack_b_fn(pc, kc, jc, ncols, bp);
@@ -190,7 +192,7 @@ bool blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&&
                     const i64 rows = mc - ir < kMR ? mc - ir : kMR;
                     for (i64 jr = 0; jr < ncols; jr += NR) {
                         const i64 cols = ncols - jr < NR ? ncols - jr : NR;
-                        tile_for<T, kNV>(kc, ap + ir * kc, bp + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc, rows,
+                        tile_for<T, kNV>(kc, apc + ir * kc, bp + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc, rows,
                                          cols, bet, bias && pc == 0 ? bias + ic + ir : nullptr);
                     }
                 }
@@ -273,6 +275,23 @@ bool gemm(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, con
                beta, c, ldc);
 }
 
+// Elements of op(A) (m x k) packed whole for gemm_packed_a, or 0 if it is more than one block.
+i64 packed_a_size(i64 m, i64 k) { return m <= kMC && k <= kKC ? (m + kMR - 1) / kMR * kMR * k : 0; }
+
+template <class T> void pack_a_whole(int ta, i64 m, i64 k, const T* a, i64 lda, T* dst) {
+    pack_a(ta != 0, a, lda, 0, m, 0, k, T(1), dst);
+}
+
+// C (m x n) = A B, A packed by pack_a_whole (the 16 Winograd products reuse each transformed
+// kernel matrix for every block of tiles: packed once per call, not once per product).
+template <class T> bool gemm_packed_a(i64 m, i64 n, i64 k, const T* ap, const T* b, i64 ldb, T* c, i64 ldc) {
+    if (m <= 0 || n <= 0) return true;
+    if (k <= 0) return scale(m, n, T(0), c, ldc), true;
+    return blocked<T>(false, m, n, k, T(1), nullptr, 0,
+               [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) { pack_b(false, b, ldb, p0, kc, j0, ncols, dst); },
+               T(0), c, ldc, nullptr, ap);
+}
+
 // The column matrix is never stored whole: each B block is built by im2col into an L2-sized
 // buffer, then packed from there (the separate im2col pass wrote it to L3 and packing read it back).
 template <class T>
@@ -320,6 +339,9 @@ template <class T> GemmKernels<T> make_gemm() {
     g.gemm = &gemm<T>;
     g.conv_forward = &conv_forward<T>;
     g.conv_dweight = &conv_dweight<T>;
+    g.packed_a_size = &packed_a_size;
+    g.pack_a = &pack_a_whole<T>;
+    g.gemm_packed_a = &gemm_packed_a<T>;
 #if defined(RC_ISA_AVX512)
     g.beats_blas = 1;  // ~2x OpenBLAS pinned to AVX2, on par with its AVX-512 kernels (docs/performance.md)
 #else

@@ -171,6 +171,14 @@ template <class T> void run(const T* in, const T* U, const T* bias, T* out, cons
     const i64 vsz = 16 * spaced<T>(Cg * t.max_cols()), msz = 16 * spaced<T>(Fg * t.max_cols());
     const i64 us = spaced<T>(Fg * Cg);
     const i64 work = 16 * Fg * Cg * t.TPI * p.N * p.groups;
+    // Our GEMM takes each U matrix packed once here instead of packing it for every block of tiles.
+    const auto& gk = gemm_kernels<T>();
+    const i64 ps = gemm_uses_own() && gk.packed_a_size(Fg, Cg) > 0 ? spaced<T>(gk.packed_a_size(Fg, Cg)) : 0;
+    T* P = ps ? scratch<T>(kPackedWeights, p.groups * 16 * ps) : nullptr;
+    if (ps && !P) throw std::bad_alloc();
+    if (P)
+        parallel_items(p.groups * 16, cap(max_threads(), p.groups * 16 * Fg * Cg, kGrainCopy),
+                       [&](i64 q) { gk.pack_a(1, Fg, Cg, U + q * us, Fg, P + q * ps); });
     std::atomic<bool> ok{true};
     for_items<T>(t.items(p.N) * p.groups, vsz + msz + max_threads() * t.plane(), work, [&](i64 i, T* buf, int nt) {
         const i64 gr = i % p.groups;
@@ -182,8 +190,10 @@ template <class T> void run(const T* in, const T* U, const T* bias, T* out, cons
         const T* Ug = U + gr * 16 * us;
         std::atomic<bool> gemm_ok{true};
         parallel_items(16, cap(nt, 16 * Fg * Cg * NT, kGrainFlops), [&](i64 xi) {
-            if (!gemm(Tr::T, Tr::N, Fg, NT, Cg, T(1), Ug + xi * us, Fg, V + xi * vs, NT, T(0), M + xi * ms, NT))
-                gemm_ok = false;
+            const bool done = P ? gk.gemm_packed_a(Fg, NT, Cg, P + (gr * 16 + xi) * ps, V + xi * vs, NT, M + xi * ms, NT)
+                                : gemm(Tr::T, Tr::N, Fg, NT, Cg, T(1), Ug + xi * us, Fg, V + xi * vs, NT, T(0),
+                                       M + xi * ms, NT);
+            if (!done) gemm_ok = false;
         });
         if (!gemm_ok) {
             ok = false;

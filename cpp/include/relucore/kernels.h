@@ -13,7 +13,7 @@ enum KernelFlags { kCount = 1, kStream = 2 };
 // once without ISA flags: never inline into a kernel object). At least `bytes`, 64-byte aligned,
 // contents undefined, valid until the next request for the same slot on this thread; null if the
 // allocation fails. A fresh allocation per call costs page faults and zeroing (docs/performance.md).
-enum ScratchSlot { kColumns, kPartials, kWinogradWeights, kPackedB, kPackedA, kColumnBlock, kSlots };
+enum ScratchSlot { kColumns, kPartials, kWinogradWeights, kPackedWeights, kPackedB, kPackedA, kColumnBlock, kSlots };
 void* scratch_bytes(ScratchSlot slot, i64 bytes);
 void release_thread_scratch();  // frees the calling thread's buffers
 
@@ -89,6 +89,11 @@ struct GemmKernels {
                          T* y, i64 ldy);
     bool (*conv_dweight)(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta,
                          T* dw, i64 lddw);
+    // A packed once and reused (k <= one depth block, m <= one row block; else packed_a_size is 0):
+    // C (m x n) = A B with A packed whole by pack_a (op(A) is m x k), B row-major.
+    i64 (*packed_a_size)(i64 m, i64 k);
+    void (*pack_a)(int ta, i64 m, i64 k, const T* a, i64 lda, T* dst);
+    bool (*gemm_packed_a)(i64 m, i64 n, i64 k, const T* ap, const T* b, i64 ldb, T* c, i64 ldc);
     int beats_blas;  // measured faster than OpenBLAS as shipped here (the avx512 tile): "auto" uses it
     int mr, nr;  // register tile (rows of C by columns): splits of C at multiples of nr keep full tiles
 };
