@@ -1,6 +1,6 @@
-// Winograd F(2x2, 3x3) convolution over batches: per block of ~96-192 tiles (or group of small
-// images), the input planes are copied zero-padded and transformed (V, 16 matrices of Cin x tiles),
-// multiplied by the transformed kernels (U, 16 matrices of Cout x Cin) in 16 GEMMs, and the products
+// Winograd F(2x2, 3x3) convolution over batches: per block of tiles (or group of small images),
+// the input planes are copied zero-padded and transformed (V, 16 matrices of Cin x tiles),
+// multiplied by the transformed kernels (U, 16 matrices Cout x Cin, stored transposed) in 16 GEMMs, and the products
 // transformed back (with the bias). The kernel gradient multiplies V by the transformed dy tiles.
 #include "winograd.h"
 
@@ -100,8 +100,8 @@ struct Plan {
 // such a block's transformed data (in and out) fits kBlockBytes, so it stays in the thread's L2
 // (measured: batch-1 56x56x64 backward -12%); with more channels it cannot, and blocks of
 // 8 * kMinTiles keep the GEMMs wide while bounding the scratch (28x28x128 runs whole images, as
-// before). Both are multiples of every GEMM tile width. The split
-// depends on the shape alone, never on the thread count.
+// before). Both are multiples of every GEMM tile width. The split depends on the shape alone, never
+// on the thread count.
 struct Tiles {
     i64 TH, TW, TPI, NI, BS, B, ldx, rows;  // B blocks per image; padded plane rows x ldx
     Tiles(const Plan& p, i64 elem)
@@ -275,7 +275,7 @@ template <class T> bool winograd_backward_weight(const T* dy, const T* x, T* dw,
         T* D = buf + vsz;
         for (i64 i = i0; i < i1; ++i)
             for (i64 gr = 0; gr < s.groups; ++gr) {
-                const Item it = item(t, s.N, i);
+                const Item it = item(t, s.N, i);  // the same for every group
                 const i64 NT = it.cols(), vs = spaced<T>(Cg * NT), ds = spaced<T>(Fg * NT);
                 transform_input(x, p, t, it, gr, V, vs, buf + vsz + dsz, nt);
                 parallel_items(it.ni * Fg, cap(nt, NT * Fg * 16, kGrainCopy), [&](i64 q) {

@@ -475,7 +475,8 @@ def notes(rows: List[dict], threads: int) -> List[str]:
         lines.append(f"  {threads} threads x the GEMM's packed blocks (~1.2 MB float32), plus backward one image's "
                      "column gradient per thread and min(N, 2) dweight partials, never the whole batch's")
         lines.append("  N*C*kh*kw*OH*OW; Winograd layers: per thread the 16 transformed tile matrices (in and out) of one "
-                     "image or a few (>= 96 tiles), plus the transformed kernels (16 x F x C/groups).")
+                     "block of tiles (96 if that fits ~1 MB, else up to 768, or a few small images), plus the")
+        lines.append("  transformed kernels (16 x F x C/groups) and, backward, two dweight partials in that form.")
         lines.append("  The scratch stays allocated between calls (kept: resident after the call):")
         by_layer: Dict[str, Dict[str, float]] = {}
         kept: Dict[str, float] = {}
