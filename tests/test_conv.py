@@ -450,6 +450,8 @@ def test_winograd_falls_back_on_non_finite(rc, conv_algo, special, dtype, rng):
     w2 = w.copy()
     w2[1, 2, 0, 0] = special
     check_forward(native(rc, "conv2d"), cfg, normal(rng, cfg.x_shape, dtype), w2, b)
+    check_backward(native(rc, "conv2d_backward"), cfg, normal(rng, cfg.y_shape, dtype), normal(rng, cfg.x_shape, dtype),
+                   w2)
     dy[1, 0, 2, 2] = special
     check_backward(native(rc, "conv2d_backward"), cfg, dy, normal(rng, cfg.x_shape, dtype), w)
     xs = normal(rng, cfg.x_shape, dtype)  # dweight reads x: a special there takes the GEMM path too

@@ -184,8 +184,12 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     }
     if (!dx && !dw) return;
     if (use_direct(s)) return direct_backward(dy, x, w, dx, dw, s);
-    if (dw && winograd_backward_weight(dy, x, dw, s)) dw = nullptr;
-    T* const dx_wino = dx && winograd_backward_input_applies(dy, w, s) ? dx : nullptr;  // dx after dweight
+    const WinogradBackward wino = winograd_backward_plan(dy, x, w, dx != nullptr, dw != nullptr, s);
+    if (wino.dw) {
+        winograd_backward_weight(dy, x, dw, s);
+        dw = nullptr;
+    }
+    T* const dx_wino = wino.dx ? dx : nullptr;  // dx after dweight (they share scratch slots)
     if (dx_wino) dx = nullptr;
     // Work items are fixed chunks of images; each owns a dweight partial (the first image of a chunk
     // overwrites it), summed in chunk order. One chunk writes dweight itself.

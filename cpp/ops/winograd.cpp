@@ -38,26 +38,31 @@ bool shape_ok(const ConvGeom& g, i64 cin, i64 cout, bool depthwise) {
 // a quarter of the largest finite value: a bound on every intermediate of the transforms, the
 // products and their sums (the direct sum's terms are then far from overflow too). Otherwise the
 // GEMM path runs. The scan reads the inputs once, in parallel (~1-3% of a layer).
-template <class T> double max_abs(const T* a, i64 n) {
+// out[j] = max |a[j][i]| over i < n[j] (inf if any value is NaN or inf), for `count` arrays in one
+// parallel pass.
+template <class T> void max_abs(int count, const T* const* a, const i64* n, double* out) {
     const auto k = conv_kernels<T>().max_abs;
-    std::atomic<double> m{0.0};
-    parallel_range(n, kGrainCopy * 8, 1024, 0, [&](i64 b, i64 e, int) {
-        const double v = (double)k(a + b, e - b);
-        double cur = m.load();
-        while (v > cur && !m.compare_exchange_weak(cur, v)) {
+    std::atomic<double> m[3] = {{0.0}, {0.0}, {0.0}};
+    i64 total = 0;
+    for (int j = 0; j < count; ++j) total += n[j];
+    parallel_range(total, kGrainCopy * 8, 1024, 0, [&](i64 b, i64 e, int) {
+        i64 base = 0;
+        for (int j = 0; j < count; base += n[j++]) {
+            const i64 lo = b > base ? b : base, hi = e < base + n[j] ? e : base + n[j];
+            if (lo >= hi) continue;
+            const double v = (double)k(a[j] + (lo - base), hi - lo);
+            double cur = m[j].load();
+            while (v > cur && !m[j].compare_exchange_weak(cur, v)) {
+            }
         }
     });
-    return m.load();
+    for (int j = 0; j < count; ++j) out[j] = m[j].load();
 }
 
 // Every |a| <= ma and |b| <= mb (finite: inf fails every test), and terms * ma * mb far from overflow.
 template <class T> bool tame(double ma, double mb, double terms) {
     const double limit = (double)std::numeric_limits<T>::max() / 4;
     return ma < limit && mb < limit && terms * ma * mb < limit;
-}
-
-template <class T> bool tame(const T* in, i64 n_in, const T* w, i64 n_w, i64 channels) {
-    return tame<T>(max_abs(in, n_in), max_abs(w, n_w), 81.0 * (double)channels);
 }
 
 // The stride between the 16 transformed matrices of n elements: n rounded up to 4 KiB plus 64 bytes.
@@ -230,15 +235,32 @@ std::string conv_algo() {
 template <class T> bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     if (!shape_ok(s.g, Cg, Fg, s.groups == s.C && s.groups > 1) || s.N == 0) return false;
-    if (!tame(x, s.N * s.C * s.H * s.W, w, s.F * Cg * 9, Cg)) return false;
+    const T* arrays[2] = {x, w};
+    const i64 sizes[2] = {s.N * s.C * s.H * s.W, s.F * Cg * 9};
+    double m[2];
+    max_abs(2, arrays, sizes, m);
+    if (!tame<T>(m[0], m[1], 81.0 * (double)Cg)) return false;
     const T* U = transformed_weights(w, s.groups, Fg, Cg, false);
     run(x, U, bias, y, Plan{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW});
     return true;
 }
 
-template <class T> bool winograd_backward_input_applies(const T* dy, const T* w, const Conv2dShape& s) {
-    return shape_ok(s.g, s.F / s.groups, s.g.C, s.groups == s.C && s.groups > 1) && s.g.ph <= 2 && s.g.pw <= 2 &&
-           s.N > 0 && tame(dy, s.N * s.F * s.g.OH * s.g.OW, w, s.F * s.g.C * 9, s.F / s.groups);
+template <class T>
+WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, bool want_dx, bool want_dw,
+                                        const Conv2dShape& s) {
+    const i64 Cg = s.g.C, Fg = s.F / s.groups;
+    const bool depthwise = s.groups == s.C && s.groups > 1;
+    want_dx = want_dx && s.N > 0 && s.g.ph <= 2 && s.g.pw <= 2 && shape_ok(s.g, Fg, Cg, depthwise);
+    want_dw = want_dw && s.N > 0 && shape_ok(s.g, Cg, Fg, depthwise);
+    if (!want_dx && !want_dw) return WinogradBackward{false, false};
+    const T* arrays[3] = {dy, want_dw ? x : w, w};
+    const i64 sizes[3] = {s.N * s.F * s.g.OH * s.g.OW, want_dw ? s.N * s.C * s.H * s.W : s.F * Cg * 9, s.F * Cg * 9};
+    double m[3] = {0, 0, 0};  // max |dy|, then |x| (if dweight is wanted) and |w| (if dx is)
+    max_abs(want_dx && want_dw ? 3 : 2, arrays, sizes, m);
+    const double mw = want_dw ? m[2] : m[1];
+    const i64 tiles = s.N * ((s.g.OH + 1) / 2) * ((s.g.OW + 1) / 2);
+    return WinogradBackward{want_dx && tame<T>(m[0], mw, 81.0 * (double)Fg),
+                            want_dw && tame<T>(m[0], m[1], 64.0 * (double)tiles)};
 }
 
 template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s) {
@@ -251,16 +273,10 @@ template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, 
 // dw = the sum over images and tiles of V(x) . (A dy A^T): per item, 16 GEMMs (Fg x tiles by
 // tiles x Cg) into M, then G^T M G. Items are split into fixed chunks, each summing into its own M
 // (the sums do not depend on the thread count); the chunks are added in order at the end.
-// Gate: every value finite, and 64 * tiles * max|x| * max|dy| far from overflow (|V| <= 4 max|x|,
-// |A dy A^T| <= 4 max|dy|, and G^T . G at most quadruples a sum).
-template <class T> bool winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s) {
+template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
-    if (!shape_ok(s.g, Cg, Fg, s.groups == s.C && s.groups > 1) || s.N == 0) return false;
     const Plan p{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW};
     const Tiles t(p, sizeof(T));
-    if (!tame<T>(max_abs(x, s.N * s.C * s.H * s.W), max_abs(dy, s.N * s.F * p.OH * p.OW),
-                 64.0 * (double)(s.N * t.TPI)))
-        return false;
     const auto& wk = winograd_kernels<T>();
     const i64 items = t.items(s.N), chunks = items < kDwChunks ? items : kDwChunks;
     const i64 vsz = 16 * spaced<T>(Cg * t.max_cols()), dsz = 16 * spaced<T>(Fg * t.max_cols());
@@ -301,17 +317,18 @@ template <class T> bool winograd_backward_weight(const T* dy, const T* x, T* dw,
             wk.weights_grad(Ms + gr * 16 * ms + fl * Cg, ms, chunks, msz, Cg, dw + f * Cg * 9, 9);
         }
     });
-    return true;
 }
 
 template bool winograd_forward<float>(const float*, const float*, const float*, float*, const Conv2dShape&);
 template bool winograd_forward<double>(const double*, const double*, const double*, double*, const Conv2dShape&);
-template bool winograd_backward_input_applies<float>(const float*, const float*, const Conv2dShape&);
-template bool winograd_backward_input_applies<double>(const double*, const double*, const Conv2dShape&);
+template WinogradBackward winograd_backward_plan<float>(const float*, const float*, const float*, bool, bool,
+                                                        const Conv2dShape&);
+template WinogradBackward winograd_backward_plan<double>(const double*, const double*, const double*, bool, bool,
+                                                         const Conv2dShape&);
 template void winograd_backward_input<float>(const float*, const float*, float*, const Conv2dShape&);
 template void winograd_backward_input<double>(const double*, const double*, double*, const Conv2dShape&);
-template bool winograd_backward_weight<float>(const float*, const float*, float*, const Conv2dShape&);
-template bool winograd_backward_weight<double>(const double*, const double*, double*, const Conv2dShape&);
+template void winograd_backward_weight<float>(const float*, const float*, float*, const Conv2dShape&);
+template void winograd_backward_weight<double>(const double*, const double*, double*, const Conv2dShape&);
 
 }  // namespace ops
 }  // namespace relucore

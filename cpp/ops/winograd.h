@@ -16,13 +16,20 @@ std::string conv_algo();
 // y = conv2d(x, w) + bias through Winograd if the setting, the shape and the data allow it (every
 // value finite and far from overflow); false: not taken.
 template <class T> bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s);
-// Whether winograd_backward_input should compute dx for this shape and data.
-template <class T> bool winograd_backward_input_applies(const T* dy, const T* w, const Conv2dShape& s);
+// Which gradients of conv2d_backward go through Winograd: the setting and the shape allow it, and
+// the data are tame (every value of dy, w (for dx) and x (for dweight) finite; for dweight also
+// 64 * tiles * max|x| * max|dy| far from overflow: |B^T x B| <= 4 max|x|, |A dy A^T| <= 4 max|dy|,
+// and G^T . G at most quadruples a sum). One parallel scan reads the arrays needed.
+struct WinogradBackward {
+    bool dx, dw;
+};
+template <class T>
+WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, bool want_dx, bool want_dw,
+                                        const Conv2dShape& s);
 // dx of conv2d (the stride-1 forward of dy with the flipped, transposed kernel and padding 2 - p).
 template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s);
-// dweight of conv2d through Winograd (the adjoint of the forward's tile identity in the kernel) if
-// the setting, the shape and the data allow it; false: not taken, dw untouched.
-template <class T> bool winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s);
+// dweight of conv2d (the adjoint of the forward's tile identity in the kernel).
+template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s);
 
 }  // namespace ops
 }  // namespace relucore
