@@ -83,25 +83,45 @@ void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i
         }
 }
 
-// u[xi * us + l] = (G k_l G^T)[xi] for n kernels, kernel l's element (i, j) at w[l*ls + i*si + j*sj];
-// G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. L kernels at a time: their 9 values are gathered
-// into lanes first (a scalar copy: the kernels are strided, 9 apart or a whole filter apart).
+// Kernels' 9 contiguous values <-> one vector per value with one kernel per lane: ceil(9 / L)
+// chunks of L values, each an L x L register transpose of L kernels (lanes past `m` kernels are 0).
+template <class V> constexpr int kChunks = (9 + V::L - 1) / V::L;
+
+template <class V, class T> void gather_kernels(const T* w, i64 ls, i64 m, V* g) {
+    constexpr i64 L = V::L;
+    for (int c = 0; c < kChunks<V>; ++c) {
+        V* r = g + c * L;
+        const i64 cnt = 9 - c * L < L ? 9 - c * L : L;
+        for (i64 l = 0; l < L; ++l) r[l] = l < m ? V::load_tail(w + l * ls + c * L, cnt) : V::zero();
+        transpose(r);
+    }
+}
+
+template <class V, class T> void scatter_kernels(V* g, i64 m, T* w, i64 ls) {
+    constexpr i64 L = V::L;
+    for (int c = 0; c < kChunks<V>; ++c) {
+        V* r = g + c * L;
+        const i64 cnt = 9 - c * L < L ? 9 - c * L : L;
+        transpose(r);
+        for (i64 l = 0; l < m; ++l) r[l].store_tail(w + l * ls + c * L, cnt);
+    }
+}
+
+// u[xi * us + l] = (G k_l G^T)[xi] for n kernels, kernel l's 3x3 values row-major at w[l*ls ..+9]
+// (rotated by 180 degrees if flip); G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
 template <class T>
-void winograd_weights(const T* w, i64 ls, i64 si, i64 sj, i64 n, T* u, i64 us) {
+void winograd_weights(const T* w, i64 ls, int flip, i64 n, T* u, i64 us) {
     using V = typename VecOf<T>::type;
     constexpr i64 L = V::L;
     const V half = V::set1(T(0.5));
-    alignas(64) T g[9][L];
     for (i64 l0 = 0; l0 < n; l0 += L) {
         const i64 m = n - l0 < L ? n - l0 : L;
-        for (int e = 0; e < 9; ++e) {
-            const T* p = w + l0 * ls + (e / 3) * si + (e % 3) * sj;
-            for (i64 l = 0; l < m; ++l) g[e][l] = p[l * ls];
-            for (i64 l = m; l < L; ++l) g[e][l] = T(0);
-        }
+        V g[kChunks<V> * L];  // g[e]: value e of the kernels
+        gather_kernels(w + l0 * ls, ls, m, g);
+        const auto k = [&](int i, int j) { return g[flip ? 8 - 3 * i - j : 3 * i + j]; };
         V t[4][3];  // G k
         for (int j = 0; j < 3; ++j) {
-            const V a = V::load(g[j]), b = V::load(g[3 + j]), c = V::load(g[6 + j]);
+            const V a = k(0, j), b = k(1, j), c = k(2, j);
             t[0][j] = a;
             t[1][j] = (a + b + c) * half;
             t[2][j] = (a - b + c) * half;
@@ -167,7 +187,6 @@ void winograd_weights_grad(const T* m, i64 ms, i64 parts, i64 ps, i64 n, T* dw, 
     using V = typename VecOf<T>::type;
     constexpr i64 L = V::L;
     const V half = V::set1(T(0.5));
-    alignas(64) T r[9][L];
     for (i64 l0 = 0; l0 < n; l0 += L) {
         const i64 k = n - l0 < L ? n - l0 : L;
         V t[3][4];  // G^T m
@@ -184,14 +203,15 @@ void winograd_weights_grad(const T* m, i64 ms, i64 parts, i64 ps, i64 n, T* dw, 
             t[1][j] = (c[1] - c[2]) * half;
             t[2][j] = s + c[3];
         }
+        V r[kChunks<V> * L];  // r[3i + j]: value (i, j) of the kernels' gradients
+        for (auto& v : r) v = V::zero();
         for (int i = 0; i < 3; ++i) {  // (G^T m) G
             const V s = (t[i][1] + t[i][2]) * half;
-            (t[i][0] + s).store(r[3 * i]);
-            ((t[i][1] - t[i][2]) * half).store(r[3 * i + 1]);
-            (s + t[i][3]).store(r[3 * i + 2]);
+            r[3 * i] = t[i][0] + s;
+            r[3 * i + 1] = (t[i][1] - t[i][2]) * half;
+            r[3 * i + 2] = s + t[i][3];
         }
-        for (i64 l = 0; l < k; ++l)
-            for (int e = 0; e < 9; ++e) dw[(l0 + l) * ls + e] = r[e][l];
+        scatter_kernels(r, k, dw + l0 * ls, ls);
     }
 }
 

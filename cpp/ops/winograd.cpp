@@ -86,10 +86,10 @@ template <class T> const T* transformed_weights(const T* w, i64 groups, i64 Fg, 
         for (i64 q = b; q < e; ++q) {
             const i64 gr = q / rows, r = q % rows;
             T* u = U + gr * 16 * us + r * cols;
-            if (flipped)  // kernel (r -> l) at w[gr*Fg + r][l], element (i, j) at (2 - i, 2 - j)
-                k(w + ((gr * Fg + r) * Cg) * 9 + 8, 9, -3, -1, cols, u, us);
-            else  // kernel (r -> l) at w[gr*Fg + l][r]
-                k(w + (gr * Fg * Cg + r) * 9, Cg * 9, 3, 1, cols, u, us);
+            if (flipped)  // kernel (r -> l): w[gr*Fg + r][l] rotated
+                k(w + ((gr * Fg + r) * Cg) * 9, 9, 1, cols, u, us);
+            else  // kernel (r -> l): w[gr*Fg + l][r]
+                k(w + (gr * Fg * Cg + r) * 9, Cg * 9, 0, cols, u, us);
         }
     });
     return U;

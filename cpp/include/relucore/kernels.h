@@ -106,9 +106,9 @@ struct WinogradKernels {
     // Output transform of m[xi*ms + th*TW + tw] into y (OH x OW, row stride ldy; nothing written
     // past it), plus bias.
     void (*output)(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW, i64 ldy);
-    // Kernel transform G k G^T of n 3x3 kernels (kernel l's element (i, j) at w[l*ls + i*si + j*sj],
-    // strides may be negative): u[xi*us + l].
-    void (*weights)(const T* w, i64 ls, i64 si, i64 sj, i64 n, T* u, i64 us);
+    // Kernel transform G k G^T of n 3x3 kernels (kernel l row-major at w[l*ls ..+9], rotated by 180
+    // degrees if flip): u[xi*us + l].
+    void (*weights)(const T* w, i64 ls, int flip, i64 n, T* u, i64 us);
     // For the kernel gradient: the 2x2 tiles g of dy (OH x OW, row stride ld, zero past it) ->
     // v[xi*vs + th*TW + tw] = A g A^T; and n kernel gradients dw[l*ls + 3i + j] = G^T m G from
     // m[part*ps + xi*ms + l] summed over `parts` partials in order.
