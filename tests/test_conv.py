@@ -466,6 +466,23 @@ def test_winograd_falls_back_on_non_finite(rc, conv_algo, special, dtype, rng):
     assert np.isposinf(dwb).all(), "the direct sum overflows to +inf everywhere"
 
 
+def test_depthwise_skips_padded_taps_as_pytorch(rc, dtype):
+    """Depthwise layers skip the taps in the zero padding (PyTorch's depthwise kernel does too): a
+    non-finite weight or dy meets no padded zero, so no 0 * inf = NaN at the border; inside, the
+    specials propagate as in a direct sum."""
+    x = np.ones((1, 2, 4, 4), dtype)
+    w = np.ones((2, 1, 3, 3), dtype)
+    w[0, 0, 0, 0] = np.inf
+    y = native(rc, "conv2d")(x, w, None, 1, 1, 1, 2)
+    np.testing.assert_array_equal(y[0, 0], [[4, 6, 6, 4], [6, np.inf, np.inf, np.inf],
+                                            [6, np.inf, np.inf, np.inf], [4, np.inf, np.inf, np.inf]])
+    np.testing.assert_array_equal(y[0, 1], R.conv2d(x, np.ones_like(w), None, 1, 1, 1, 2)[0, 1])
+    dy = np.ones((1, 2, 4, 4), dtype)
+    dy[0, 0, 0, 0] = np.nan
+    _, dw, _ = native(rc, "conv2d_backward")(dy, x, np.ones_like(w), 1, 1, 1, 2)
+    np.testing.assert_array_equal(dw[0, 0], [[9, 12, 9], [12, np.nan, np.nan], [9, np.nan, np.nan]])
+
+
 def test_conv_algo_setting(rc):
     core = rc._core
     with pytest.raises(ValueError, match="winograd"):
