@@ -44,8 +44,24 @@ CONFIGS = [
 ]
 
 
+WINOGRAD = CONFIGS[-4:]  # run with Winograd forced: "auto" leaves such small layers to the GEMM
+
+
+@pytest.fixture
+def winograd_for(request):
+    """Forces Winograd while a test runs one of the WINOGRAD configurations."""
+    previous = rc._core.get_conv_algo()
+    def use(cfg):
+        rc._core.set_conv_algo("winograd" if cfg in WINOGRAD else previous)
+    try:
+        yield use
+    finally:
+        rc._core.set_conv_algo(previous)
+
+
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[f"cfg{i}" for i in range(len(CONFIGS))])
-def test_conv2d_splits(threads, cfg, dtype):
+def test_conv2d_splits(threads, winograd_for, cfg, dtype):
+    winograd_for(cfg)
     n, c, h, w, f, k, s, p, d, g = cfg
     rng = np.random.default_rng(sum(map(hash, map(str, cfg))) % 2**32)
     kh, kw = (k, k) if isinstance(k, int) else k
@@ -82,9 +98,10 @@ def dtype(request):
     return request.param
 
 
-@pytest.mark.parametrize("cfg", CONFIGS[-4:], ids=["wino_b1", "wino_grouped", "wino_chunks", "wino_blocks"])
-def test_winograd_thread_count_bitwise(cfg, dtype):
+@pytest.mark.parametrize("cfg", WINOGRAD, ids=["wino_b1", "wino_grouped", "wino_chunks", "wino_blocks"])
+def test_winograd_thread_count_bitwise(winograd_for, cfg, dtype):
     """The same bits for 1 and 2 threads (every GEMM and transform is whole on one thread)."""
+    winograd_for(cfg)
     n, c, h, w, f, k, s, p, d, g = cfg
     rng = np.random.default_rng(7)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)

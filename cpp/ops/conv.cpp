@@ -202,12 +202,13 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     T* partial = !dw || chunks == 1 ? dw : scratch<T>(kPartials, chunks * wsize);
     if (dw && !partial) throw std::bad_alloc();
     const bool fused = !direct && gemm_uses_own();  // dweight's GEMM builds the columns of x itself
-    const i64 buffer = direct ? 0 : ((fused ? 0 : 1) + (dx ? 1 : 0)) * CK * OHW;  // columns of x (unless fused), of dx
+    const bool x_cols = dw && !fused && !direct;  // dweight's GEMM reads x's columns from the buffer
+    const i64 buffer = direct ? 0 : ((x_cols ? 1 : 0) + (dx ? 1 : 0)) * CK * OHW;  // columns of x, of dx
     std::atomic<bool> ok{true};
     if (dw || dx) for_items<T>(chunks, buffer, 2 * s.N * s.F * CK * OHW, [&](i64 chunk, T* buf, int nt) {
         const i64 n0 = chunk * s.N / chunks, n1 = (chunk + 1) * s.N / chunks;
         T* cols = buf;
-        T* dcols = fused ? buf : buf + CK * OHW;
+        T* dcols = x_cols ? buf + CK * OHW : buf;
         for (i64 n = n0; n < n1; ++n)
             for (i64 gr = 0; gr < s.groups; ++gr) {
                 const T* xg = x + (n * s.C + gr * g.C) * s.H * s.W;

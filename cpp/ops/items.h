@@ -13,8 +13,9 @@ namespace ops {
 
 constexpr i64 kGrainCopy = 1 << 15;   // elements per thread for im2col/col2im/pooling/transforms
 constexpr i64 kGrainFlops = 1 << 21;  // multiply-adds per thread for a GEMM or a whole layer
-constexpr i64 kDwChunks = 2;  // fixed image chunks for dweight: the same sums for any thread count
-                              // (2, not 4: each partial is a copy of dweight, 2.4 MB on a 256-channel layer)
+constexpr i64 kDwChunks = 2;  // fixed chunks of images (Winograd: of tile blocks) for dweight: the same
+                              // sums for any thread count; 2, not 4: each holds a partial dweight
+                              // (2.4 MB on a 256-channel layer; 16/9 of that in Winograd's form)
 
 // At most nt threads, and no more than `work` is worth at `grain` per thread.
 inline int cap(int nt, i64 work, i64 grain) {

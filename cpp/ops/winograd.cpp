@@ -20,24 +20,27 @@ namespace {
 
 enum Algo { kAuto = 0, kGemm = 1, kWinograd = 2 };
 std::atomic<int> g_algo{kAuto};
-constexpr i64 kMinChannels = 16;  // below this the transforms cost more than the saved GEMM work
-constexpr i64 kMinTiles = 96;     // tile columns per GEMM (small images are grouped to reach it)
+constexpr i64 kMinTiles = 96;         // GEMM columns of a work item (small images are grouped to reach it)
 constexpr i64 kBlockBytes = 1 << 20;  // transformed data of a block of kMinTiles tiles that stays near L2
 
-bool shape_ok(const ConvGeom& g, i64 cin, i64 cout, bool depthwise) {
+// What "auto" asks of a layer before taking Winograd; below each, the GEMM path measured faster
+// (docs/performance.md): channels per group in and out (the Winograd GEMMs' depth), tiles in the
+// whole batch (fewer than a register tile's width make narrow GEMMs and tiny dweight sums), and the
+// direct multiply-adds (smaller layers pay more for the transforms' fixed costs than they save).
+constexpr i64 kMinChannels = 16;
+constexpr i64 kMinBatchTiles = 48;
+constexpr double kMinMacs = 1 << 23;
+
+bool shape_ok(const ConvGeom& g, i64 n, i64 cin, i64 cout, i64 groups, bool depthwise) {
     const int a = g_algo.load(std::memory_order_relaxed);
     if (a == kGemm || depthwise) return false;
     if (!(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)) return false;
-    return a == kWinograd || (cin >= kMinChannels && cout >= kMinChannels);
+    if (a == kWinograd) return true;
+    const double tiles = (double)n * (double)((g.OH + 1) / 2) * (double)((g.OW + 1) / 2);
+    const double macs = 9.0 * (double)n * (double)g.OH * (double)g.OW * (double)cin * (double)cout * (double)groups;
+    return cin >= kMinChannels && cout >= kMinChannels && tiles >= kMinBatchTiles && macs >= kMinMacs;
 }
 
-// Winograd's transforms take differences of inputs (d0 - d2, ...): an inf there gives inf - inf =
-// NaN where the direct sum gives +-inf, and large values can overflow in the transformed products
-// where the direct sum would not (or to +-inf of both signs, then NaN). So the fast path is taken
-// only when every input and kernel value is finite and 81 * channels * max|in| * max|w| stays below
-// a quarter of the largest finite value: a bound on every intermediate of the transforms, the
-// products and their sums (the direct sum's terms are then far from overflow too). Otherwise the
-// GEMM path runs. The scan reads the inputs once, in parallel (~1-3% of a layer).
 // out[j] = max |a[j][i]| over i < n[j] (inf if any value is NaN or inf), for `count` arrays in one
 // parallel pass.
 template <class T> void max_abs(int count, const T* const* a, const i64* n, double* out) {
@@ -59,7 +62,14 @@ template <class T> void max_abs(int count, const T* const* a, const i64* n, doub
     for (int j = 0; j < count; ++j) out[j] = m[j].load();
 }
 
-// Every |a| <= ma and |b| <= mb (finite: inf fails every test), and terms * ma * mb far from overflow.
+// Winograd's transforms take differences of inputs (d0 - d2, ...): an inf there gives inf - inf =
+// NaN where the direct sum gives +-inf, and large values can overflow in the transformed products
+// where the direct sum would not (or to +-inf of both signs, then NaN). So the fast path is taken
+// only when every value read is finite and terms * max|a| * max|b| stays below a quarter of the
+// largest finite value, a bound on every intermediate of the transforms, the products and their
+// sums: 81 * channels for the forward and dx (max|in| * max|w|), 64 * tiles for dweight
+// (max|x| * max|dy|, see winograd.h). Otherwise the GEMM path runs. The scan reads the inputs once,
+// in parallel (~1-3% of a layer).
 template <class T> bool tame(double ma, double mb, double terms) {
     const double limit = (double)std::numeric_limits<T>::max() / 4;
     return ma < limit && mb < limit && terms * ma * mb < limit;
@@ -234,7 +244,7 @@ std::string conv_algo() {
 
 template <class T> bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
-    if (!shape_ok(s.g, Cg, Fg, s.groups == s.C && s.groups > 1) || s.N == 0) return false;
+    if (!shape_ok(s.g, s.N, Cg, Fg, s.groups, s.groups == s.C && s.groups > 1) || s.N == 0) return false;
     const T* arrays[2] = {x, w};
     const i64 sizes[2] = {s.N * s.C * s.H * s.W, s.F * Cg * 9};
     double m[2];
@@ -250,8 +260,9 @@ WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, boo
                                         const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     const bool depthwise = s.groups == s.C && s.groups > 1;
-    want_dx = want_dx && s.N > 0 && s.g.ph <= 2 && s.g.pw <= 2 && shape_ok(s.g, Fg, Cg, depthwise);
-    want_dw = want_dw && s.N > 0 && shape_ok(s.g, Cg, Fg, depthwise);
+    want_dx = want_dx && s.N > 0 && s.H > 0 && s.W > 0 && s.g.ph <= 2 && s.g.pw <= 2 &&
+              shape_ok(s.g, s.N, Fg, Cg, s.groups, depthwise);  // an empty dx has no tiles to run
+    want_dw = want_dw && s.N > 0 && shape_ok(s.g, s.N, Cg, Fg, s.groups, depthwise);
     if (!want_dx && !want_dw) return WinogradBackward{false, false};
     const T* arrays[3] = {dy, want_dw ? x : w, w};
     const i64 sizes[3] = {s.N * s.F * s.g.OH * s.g.OW, want_dw ? s.N * s.C * s.H * s.W : s.F * Cg * 9, s.F * Cg * 9};

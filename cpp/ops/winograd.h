@@ -8,8 +8,9 @@
 namespace relucore {
 namespace ops {
 
-// "auto" (3x3, stride 1, dilation 1, >= 16 channels in and out per group, not depthwise), "gemm"
-// (never) or "winograd" (every 3x3 stride-1 layer, for tests). False for an unknown name.
+// "auto" (3x3, stride 1, dilation 1, not depthwise, >= 16 channels in and out per group, >= 48
+// tiles in the batch and >= 2^23 direct multiply-adds), "gemm" (never) or "winograd" (every 3x3
+// stride-1 layer, for tests). False for an unknown name.
 bool set_conv_algo(const std::string& name);
 std::string conv_algo();
 

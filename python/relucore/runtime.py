@@ -71,7 +71,8 @@ def runtime_info() -> dict:
     ``num_threads``, ``openmp``, ``gemm`` (the GEMM in use: relucore's own register tile on avx512,
     else the BLAS; ``RELUCORE_GEMM=own|blas`` overrides), ``blas`` (the BLAS library and its
     configuration), ``conv_algo`` (3x3 stride-1 layers: ``auto`` = Winograd F(2x2, 3x3) when both
-    channel counts are >= 16 and every value is finite, else the GEMM; ``RELUCORE_CONV=gemm|winograd``
+    channel counts are >= 16, the layer is large enough (>= 48 output tiles of 2x2 in the batch,
+    >= 2**23 multiply-adds) and every value is finite, else the GEMM; ``RELUCORE_CONV=gemm|winograd``
     overrides), ``version``,
     ``numpy``, ``compiler`` and ``tiles`` (elements per kernel main-loop iteration, by dtype)."""
     from . import __version__

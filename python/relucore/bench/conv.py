@@ -466,8 +466,8 @@ def notes(rows: List[dict], threads: int) -> List[str]:
     if not seen:
         return []
     lines = ["conv layers: " + "; ".join(f"{k} {v['shape']}" for k, v in seen.items()),
-             "GFLOP/s: the direct convolution's flops over the time (3x3 stride-1 layers with >= 16 channels run "
-             "Winograd F(2x2, 3x3): effective rates, %sgemm may exceed 100%)"]
+             "GFLOP/s: the direct convolution's flops over the time (the 3x3 stride-1 layers with >= 16 channels "
+             "here run Winograd F(2x2, 3x3): effective rates, %sgemm may exceed 100%)"]
     mem = [r for r in rows if r.get("layer") and r.get("memory")]
     if mem:
         lines.append("scratch MB: peak RSS growth (VmHWM, resolution ~0.25 MB) of one relucore call beyond its inputs "
