@@ -87,12 +87,12 @@ void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i
 // chunks of L values, each an L x L register transpose of L kernels (lanes past `m` kernels are 0).
 template <class V> constexpr int kChunks = (9 + V::L - 1) / V::L;
 
-template <class V, class T> void gather_kernels(const T* w, i64 ls, i64 m, V* g) {
+template <class V, class T> void gather_kernels(const T* const* k, i64 m, V* g) {  // kernel l at k[l]
     constexpr i64 L = V::L;
     for (int c = 0; c < kChunks<V>; ++c) {
         V* r = g + c * L;
         const i64 cnt = 9 - c * L < L ? 9 - c * L : L;
-        for (i64 l = 0; l < L; ++l) r[l] = l < m ? V::load_tail(w + l * ls + c * L, cnt) : V::zero();
+        for (i64 l = 0; l < L; ++l) r[l] = l < m && k[l] ? V::load_tail(k[l] + c * L, cnt) : V::zero();
         transpose(r);
     }
 }
@@ -107,33 +107,48 @@ template <class V, class T> void scatter_kernels(V* g, i64 m, T* w, i64 ls) {
     }
 }
 
-// u[xi * us + l] = (G k_l G^T)[xi] for n kernels, kernel l's 3x3 values row-major at w[l*ls ..+9]
-// (rotated by 180 degrees if flip); G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+// The rows x cols grid of kernels, kernel (r, c) row-major at w[r*lr + c*lc ..+9] (rotated by 180
+// degrees if flip), transformed: element (r, c) of u[xi * us ..] is (G k G^T)[xi], with
+// G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. Layout: row-major (mr = 0), or panels of mr
+// columns, each rows x mr (a GEMM's packed operand; columns past cols zero). This call writes the
+// elements [e0, e1) of that layout, L at a time, so every store is a whole contiguous vector.
 template <class T>
-void winograd_weights(const T* w, i64 ls, int flip, i64 n, T* u, i64 us) {
+void winograd_weights(const T* w, i64 rows, i64 cols, i64 lr, i64 lc, int flip, i64 mr, i64 e0, i64 e1, T* u,
+                      i64 us) {
     using V = typename VecOf<T>::type;
     constexpr i64 L = V::L;
     const V half = V::set1(T(0.5));
-    for (i64 l0 = 0; l0 < n; l0 += L) {
-        const i64 m = n - l0 < L ? n - l0 : L;
-        V g[kChunks<V> * L];  // g[e]: value e of the kernels
-        gather_kernels(w + l0 * ls, ls, m, g);
-        const auto k = [&](int i, int j) { return g[flip ? 8 - 3 * i - j : 3 * i + j]; };
+    const i64 width = mr ? mr : cols;  // columns per row of a panel (one panel when mr = 0)
+    i64 p = e0 / (width * rows), r = e0 % (width * rows) / width, c = e0 % width;  // walks the layout
+    for (i64 e = e0; e < e1; e += L) {
+        const i64 m = e1 - e < L ? e1 - e : L;
+        const T* k[L];
+        for (i64 l = 0; l < m; ++l) {
+            const i64 col = p * width + c;
+            k[l] = col < cols ? w + r * lr + col * lc : nullptr;
+            if (++c == width) {
+                c = 0;
+                if (++r == rows) r = 0, ++p;
+            }
+        }
+        V g[kChunks<V> * L];  // g[v]: value v of the kernels
+        gather_kernels(k, m, g);
+        const auto at = [&](int i, int j) { return g[flip ? 8 - 3 * i - j : 3 * i + j]; };
         V t[4][3];  // G k
         for (int j = 0; j < 3; ++j) {
-            const V a = k(0, j), b = k(1, j), c = k(2, j);
+            const V a = at(0, j), b = at(1, j), cc = at(2, j);
             t[0][j] = a;
-            t[1][j] = (a + b + c) * half;
-            t[2][j] = (a - b + c) * half;
-            t[3][j] = c;
+            t[1][j] = (a + b + cc) * half;
+            t[2][j] = (a - b + cc) * half;
+            t[3][j] = cc;
         }
         for (int i = 0; i < 4; ++i) {  // (G k) G^T
-            const V a = t[i][0], b = t[i][1], c = t[i][2];
-            const V r[4] = {a, (a + b + c) * half, (a - b + c) * half, c};
+            const V a = t[i][0], b = t[i][1], cc = t[i][2];
+            const V o[4] = {a, (a + b + cc) * half, (a - b + cc) * half, cc};
             for (int j = 0; j < 4; ++j) {
-                T* o = u + (4 * i + j) * us + l0;
-                if (m == L) r[j].store(o);
-                else r[j].store_tail(o, m);
+                T* dst = u + (4 * i + j) * us + e;
+                if (m == L) o[j].store(dst);
+                else o[j].store_tail(dst, m);
             }
         }
     }

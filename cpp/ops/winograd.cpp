@@ -82,27 +82,33 @@ template <class T> i64 spaced(i64 n) {
     return (n + page - 1) / page * page + 64 / (i64)sizeof(T);
 }
 
-// U[gr][xi][ci][co] = G k G^T for the 3x3 kernel k from in channel ci to out channel co of group gr
-// (co contiguous: the GEMMs read U transposed, and their pack of it is then a plain copy). Forward:
-// ci < Cg, co < Fg, k = w[co][ci]; input gradient (flipped): ci < Fg, co < Cg, k = w[ci][co] rotated
-// by 180 degrees.
-template <class T> const T* transformed_weights(const T* w, i64 groups, i64 Fg, i64 Cg, bool flipped) {
+// The transformed kernels U[gr][xi] (16 matrices per group, `stride` apart): element (ci, co) is
+// G k G^T for the 3x3 kernel k from in channel ci to out channel co. Forward: ci < Cg, co < Fg,
+// k = w[co][ci]; input gradient (flipped): ci < Fg, co < Cg, k = w[ci][co] rotated by 180 degrees.
+// For our GEMM, when one depth block holds a matrix, they are written straight in its packed A
+// layout (U^T as panels of mr out channels), so no GEMM packs them; else row-major ci x co (co
+// contiguous: the GEMMs read U transposed and pack it with a plain copy).
+template <class T> struct Weights {
+    const T* data;
+    i64 stride;
+    bool packed;
+};
+
+template <class T> Weights<T> transformed_weights(const T* w, i64 groups, i64 Fg, i64 Cg, bool flipped) {
     const i64 rows = flipped ? Fg : Cg, cols = flipped ? Cg : Fg;
-    const i64 us = spaced<T>(Fg * Cg);
+    const auto& gk = gemm_kernels<T>();
+    const bool packed = gemm_uses_own() && gk.packed_a_size(cols, rows) > 0;
+    const i64 mr = packed ? gk.mr : 0, size = (packed ? (cols + mr - 1) / mr * mr : cols) * rows;
+    const i64 us = spaced<T>(size), lanes = winograd_kernels<T>().lanes;
     T* U = scratch<T>(kWinogradWeights, groups * 16 * us);
     if (!U) throw std::bad_alloc();
     const auto k = winograd_kernels<T>().weights;
-    parallel_range(groups * rows, 1, 1, cap(max_threads(), groups * Fg * Cg * 16, kGrainCopy), [&](i64 b, i64 e, int) {
-        for (i64 q = b; q < e; ++q) {
-            const i64 gr = q / rows, r = q % rows;
-            T* u = U + gr * 16 * us + r * cols;
-            if (flipped)  // kernel (r -> l): w[gr*Fg + r][l] rotated
-                k(w + ((gr * Fg + r) * Cg) * 9, 9, 1, cols, u, us);
-            else  // kernel (r -> l): w[gr*Fg + l][r]
-                k(w + (gr * Fg * Cg + r) * 9, Cg * 9, 0, cols, u, us);
-        }
-    });
-    return U;
+    const i64 lr = flipped ? Cg * 9 : 9, lc = flipped ? 9 : Cg * 9;  // kernel (r -> c): w[c][r], or w[r][c] rotated
+    for (i64 gr = 0; gr < groups; ++gr)
+        parallel_range(size, lanes, lanes, cap(max_threads(), size * 16, kGrainCopy), [&](i64 b, i64 e, int) {
+            k(w + gr * Fg * Cg * 9, rows, cols, lr, lc, flipped ? 1 : 0, mr, b, e, U + gr * 16 * us, us);
+        });
+    return Weights<T>{U, us, packed};
 }
 
 struct Plan {
@@ -179,21 +185,13 @@ void transform_input(const T* in, const Plan& p, const Tiles& t, const Item& it,
 
 // out = the stride-1 3x3 correlation of in with the kernels whose transforms are U
 // (groups x 16 x Cin_g x Cout_g, matrices `spaced` apart), + bias (or null).
-template <class T> void run(const T* in, const T* U, const T* bias, T* out, const Plan& p) {
+template <class T> void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p) {
     const auto output = winograd_kernels<T>().output;
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups;
     const Tiles t(p, sizeof(T));
     const i64 vsz = 16 * spaced<T>(Cg * t.max_cols()), msz = 16 * spaced<T>(Fg * t.max_cols());
-    const i64 us = spaced<T>(Fg * Cg);
     const i64 work = 16 * Fg * Cg * t.TPI * p.N * p.groups;
-    // Our GEMM takes each U matrix packed once here instead of packing it for every block of tiles.
     const auto& gk = gemm_kernels<T>();
-    const i64 ps = gemm_uses_own() && gk.packed_a_size(Fg, Cg) > 0 ? spaced<T>(gk.packed_a_size(Fg, Cg)) : 0;
-    T* P = ps ? scratch<T>(kPackedWeights, p.groups * 16 * ps) : nullptr;
-    if (ps && !P) throw std::bad_alloc();
-    if (P)
-        parallel_items(p.groups * 16, cap(max_threads(), p.groups * 16 * Fg * Cg, kGrainCopy),
-                       [&](i64 q) { gk.pack_a(1, Fg, Cg, U + q * us, Fg, P + q * ps); });
     std::atomic<bool> ok{true};
     for_items<T>(t.items(p.N) * p.groups, vsz + msz + max_threads() * t.plane(), work, [&](i64 i, T* buf, int nt) {
         const i64 gr = i % p.groups;
@@ -202,12 +200,12 @@ template <class T> void run(const T* in, const T* U, const T* bias, T* out, cons
         T* V = buf;
         T* M = buf + vsz;
         transform_input(in, p, t, it, gr, V, vs, buf + vsz + msz, nt);
-        const T* Ug = U + gr * 16 * us;
         std::atomic<bool> gemm_ok{true};
         parallel_items(16, cap(nt, 16 * Fg * Cg * NT, kGrainFlops), [&](i64 xi) {
-            const bool done = P ? gk.gemm_packed_a(Fg, NT, Cg, P + (gr * 16 + xi) * ps, V + xi * vs, NT, M + xi * ms, NT)
-                                : gemm(Tr::T, Tr::N, Fg, NT, Cg, T(1), Ug + xi * us, Fg, V + xi * vs, NT, T(0),
-                                       M + xi * ms, NT);
+            const T* u = U.data + (gr * 16 + xi) * U.stride;
+            const bool done = U.packed ? gk.gemm_packed_a(Fg, NT, Cg, u, V + xi * vs, NT, M + xi * ms, NT)
+                                       : gemm(Tr::T, Tr::N, Fg, NT, Cg, T(1), u, Fg, V + xi * vs, NT, T(0),
+                                              M + xi * ms, NT);
             if (!done) gemm_ok = false;
         });
         if (!gemm_ok) {
@@ -250,7 +248,7 @@ template <class T> bool winograd_forward(const T* x, const T* w, const T* bias, 
     double m[2];
     max_abs(2, arrays, sizes, m);
     if (!tame<T>(m[0], m[1], 81.0 * (double)Cg)) return false;
-    const T* U = transformed_weights(w, s.groups, Fg, Cg, false);
+    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, false);
     run(x, U, bias, y, Plan{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW});
     return true;
 }
@@ -276,7 +274,7 @@ WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, boo
 
 template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
-    const T* U = transformed_weights(w, s.groups, Fg, Cg, true);
+    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, true);
     run(dy, U, static_cast<const T*>(nullptr), dx,
         Plan{s.N, s.F, s.g.OH, s.g.OW, s.C, s.groups, 2 - s.g.ph, 2 - s.g.pw, s.H, s.W});
 }

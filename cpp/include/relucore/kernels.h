@@ -13,7 +13,7 @@ enum KernelFlags { kCount = 1, kStream = 2 };
 // once without ISA flags: never inline into a kernel object). At least `bytes`, 64-byte aligned,
 // contents undefined, valid until the next request for the same slot on this thread; null if the
 // allocation fails. A fresh allocation per call costs page faults and zeroing (docs/performance.md).
-enum ScratchSlot { kColumns, kPartials, kWinogradWeights, kPackedWeights, kPackedB, kPackedA, kColumnBlock, kSlots };
+enum ScratchSlot { kColumns, kPartials, kWinogradWeights, kPackedB, kPackedA, kColumnBlock, kSlots };
 void* scratch_bytes(ScratchSlot slot, i64 bytes);
 void release_thread_scratch();  // frees the calling thread's buffers
 
@@ -89,10 +89,10 @@ struct GemmKernels {
                          T* y, i64 ldy);
     bool (*conv_dweight)(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta,
                          T* dw, i64 lddw);
-    // A packed once and reused (k <= one depth block, m <= one row block; else packed_a_size is 0):
-    // C (m x n) = A B with A packed whole by pack_a (op(A) is m x k), B row-major.
+    // A given packed and reused (k <= one depth block, m <= one row block; else packed_a_size is
+    // 0): C (m x n) = A B, B row-major, A (m x k) as panels of mr rows, each k x mr (depth-major),
+    // rows past m zero.
     i64 (*packed_a_size)(i64 m, i64 k);
-    void (*pack_a)(int ta, i64 m, i64 k, const T* a, i64 lda, T* dst);
     bool (*gemm_packed_a)(i64 m, i64 n, i64 k, const T* ap, const T* b, i64 ldb, T* c, i64 ldc);
     int beats_blas;  // measured faster than OpenBLAS as shipped here (the avx512 tile): "auto" uses it
     int mr, nr;  // register tile (rows of C by columns): splits of C at multiples of nr keep full tiles
@@ -106,9 +106,12 @@ struct WinogradKernels {
     // Output transform of m[xi*ms + th*TW + tw] into y (OH x OW, row stride ldy; nothing written
     // past it), plus bias.
     void (*output)(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW, i64 ldy);
-    // Kernel transform G k G^T of n 3x3 kernels (kernel l row-major at w[l*ls ..+9], rotated by 180
-    // degrees if flip): u[xi*us + l].
-    void (*weights)(const T* w, i64 ls, int flip, i64 n, T* u, i64 us);
+    // Kernel transform G k G^T of a rows x cols grid of 3x3 kernels (kernel (r, c) row-major at
+    // w[r*lr + c*lc ..+9], rotated by 180 degrees if flip) into 16 matrices u[xi*us ..], row-major
+    // (mr = 0) or as panels of mr columns, each rows x mr (columns past cols zero); elements [e0, e1)
+    // of that layout.
+    void (*weights)(const T* w, i64 rows, i64 cols, i64 lr, i64 lc, int flip, i64 mr, i64 e0, i64 e1, T* u,
+                    i64 us);
     // For the kernel gradient: the 2x2 tiles g of dy (OH x OW, row stride ld, zero past it) ->
     // v[xi*vs + th*TW + tw] = A g A^T; and n kernel gradients dw[l*ls + 3i + j] = G^T m G from
     // m[part*ps + xi*ms + l] summed over `parts` partials in order.
