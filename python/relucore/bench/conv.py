@@ -476,7 +476,7 @@ def notes(rows: List[dict], threads: int) -> List[str]:
                      "column gradient per thread and min(N, 2) dweight partials, never the whole batch's")
         lines.append("  N*C*kh*kw*OH*OW; Winograd layers: per thread the 16 transformed tile matrices (in and out) of one "
                      "block of tiles (96 if that fits ~1 MB, else up to 768, or a few small images), plus the")
-        lines.append("  transformed kernels (16 x F x C/groups, plain and packed) and, backward, two dweight partials of that size.")
+        lines.append("  transformed kernels (16 x F x C/groups) and, backward, two dweight partials of that size.")
         lines.append("  The scratch stays allocated between calls (kept: resident after the call):")
         by_layer: Dict[str, Dict[str, float]] = {}
         kept: Dict[str, float] = {}
