@@ -31,12 +31,15 @@ constexpr i64 kMinChannels = 16;
 constexpr i64 kMinBatchTiles = 48;
 constexpr double kMinMacs = 1 << 23;
 
+// 2x2 output tiles of one image of the layer.
+i64 tiles_per_image(const ConvGeom& g) { return ((g.OH + 1) / 2) * ((g.OW + 1) / 2); }
+
 bool shape_ok(const ConvGeom& g, i64 n, i64 cin, i64 cout, i64 groups, bool depthwise) {
     const int a = g_algo.load(std::memory_order_relaxed);
     if (a == kGemm || depthwise) return false;
     if (!(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)) return false;
     if (a == kWinograd) return true;
-    const double tiles = (double)n * (double)((g.OH + 1) / 2) * (double)((g.OW + 1) / 2);
+    const double tiles = (double)n * (double)tiles_per_image(g);
     const double macs = 9.0 * (double)n * (double)g.OH * (double)g.OW * (double)cin * (double)cout * (double)groups;
     return cin >= kMinChannels && cout >= kMinChannels && tiles >= kMinBatchTiles && macs >= kMinMacs;
 }
@@ -267,7 +270,7 @@ WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, boo
     double m[3] = {0, 0, 0};  // max |dy|, then |x| (if dweight is wanted) and |w| (if dx is)
     max_abs(want_dx && want_dw ? 3 : 2, arrays, sizes, m);
     const double mw = want_dw ? m[2] : m[1];
-    const i64 tiles = s.N * ((s.g.OH + 1) / 2) * ((s.g.OW + 1) / 2);
+    const i64 tiles = s.N * tiles_per_image(s.g);
     return WinogradBackward{want_dx && tame<T>(m[0], mw, 81.0 * (double)Fg),
                             want_dw && tame<T>(m[0], m[1], 64.0 * (double)tiles)};
 }
