@@ -1,4 +1,6 @@
 // Bindings of the elementwise activations (fast paths; see module.cpp for the contract).
+#include <string>
+
 #include "common.h"
 #include "relucore/ops.h"
 
@@ -7,6 +9,17 @@ namespace bind {
 namespace {
 
 using ops::Act;
+
+constexpr bool kHasMask[kActs] = {
+#define RC_ACTIVATION(name, Op, from, cost, mask, ...) mask != 0,
+#include "relucore/activations.inc"
+#undef RC_ACTIVATION
+};
+
+Act act_of(int act) {
+    if (act < 0 || act >= kActs) throw py::value_error("unknown activation code " + std::to_string(act));
+    return static_cast<Act>(act);
+}
 
 // The output: a new array like `like` when out_h is None, else out_h if the kernel may write it
 // directly (see out_ok) and it does not overlap `also` (a non-elementwise input). False: decline.
@@ -23,7 +36,9 @@ bool take_out(py::handle out_h, const View& like, std::initializer_list<const Vi
     return true;
 }
 
-py::object forward(int act, py::handle x_h, double param, py::handle out_h, bool want_mask, bool want_counts) {
+py::object forward(int act_code, py::handle x_h, double param, py::handle out_h, bool want_mask,
+                   bool want_counts) {
+    const Act act = act_of(act_code);
     View x = plain(x_h);
     if (!x.a) return py::none();
     py::object out;
@@ -48,10 +63,10 @@ py::object forward(int act, py::handle x_h, double param, py::handle out_h, bool
     {
         py::gil_scoped_release nogil;
         if (x.type == kF32)
-            ops::forward<float>((Act)act, (const float*)x.data, (float*)out_v.data, x.size, (float)param, mp,
+            ops::forward<float>(act, (const float*)x.data, (float*)out_v.data, x.size, (float)param, mp,
                                           cp, channels, inner);
         else
-            ops::forward<double>((Act)act, (const double*)x.data, (double*)out_v.data, x.size, param, mp, cp,
+            ops::forward<double>(act, (const double*)x.data, (double*)out_v.data, x.size, param, mp, cp,
                                            channels, inner);
     }
     if (!want_mask && !want_counts) return out;
@@ -60,7 +75,8 @@ py::object forward(int act, py::handle x_h, double param, py::handle out_h, bool
     return py::make_tuple(out, counts);
 }
 
-py::object backward(int act, py::handle dy_h, py::handle s_h, double param, py::handle out_h) {
+py::object backward(int act_code, py::handle dy_h, py::handle s_h, double param, py::handle out_h) {
+    const Act act = act_of(act_code);
     View dy = plain(dy_h), s = plain(s_h);
     if (!dy.a || !s.a || dy.type != s.type || !same_shape(dy, s)) return py::none();
     py::object out;
@@ -69,16 +85,18 @@ py::object backward(int act, py::handle dy_h, py::handle s_h, double param, py::
     {
         py::gil_scoped_release nogil;
         if (dy.type == kF32)
-            ops::backward<float>((Act)act, (const float*)dy.data, (const float*)s.data, (float*)out_v.data,
+            ops::backward<float>(act, (const float*)dy.data, (const float*)s.data, (float*)out_v.data,
                                            dy.size, (float)param);
         else
-            ops::backward<double>((Act)act, (const double*)dy.data, (const double*)s.data,
+            ops::backward<double>(act, (const double*)dy.data, (const double*)s.data,
                                             (double*)out_v.data, dy.size, param);
     }
     return out;
 }
 
-py::object backward_mask(int act, py::handle dy_h, py::handle mask_h, double param, py::handle out_h) {
+py::object backward_mask(int act_code, py::handle dy_h, py::handle mask_h, double param, py::handle out_h) {
+    const Act act = act_of(act_code);
+    if (!kHasMask[(int)act]) return py::none();
     View dy = plain(dy_h);
     if (!dy.a) return py::none();
     auto& api = py::detail::npy_api::get();
@@ -98,10 +116,10 @@ py::object backward_mask(int act, py::handle dy_h, py::handle mask_h, double par
         py::gil_scoped_release nogil;
         const uint8_t* bits = (const uint8_t*)m.data;
         if (dy.type == kF32)
-            ops::backward_mask<float>((Act)act, (const float*)dy.data, bits, (float*)out_v.data, dy.size,
+            ops::backward_mask<float>(act, (const float*)dy.data, bits, (float*)out_v.data, dy.size,
                                                 (float)param);
         else
-            ops::backward_mask<double>((Act)act, (const double*)dy.data, bits, (double*)out_v.data, dy.size,
+            ops::backward_mask<double>(act, (const double*)dy.data, bits, (double*)out_v.data, dy.size,
                                                  param);
     }
     return out;
@@ -159,11 +177,11 @@ py::object prelu_backward(py::handle dy_h, py::handle x_h, py::handle w_h) {
 }  // namespace
 
 void bind_activations(py::module_& m) {
-    m.attr("RELU") = (int)Act::relu;
-    m.attr("LEAKY_RELU") = (int)Act::leaky_relu;
-    m.attr("ELU") = (int)Act::elu;
-    m.attr("SIGMOID") = (int)Act::sigmoid;
-    m.attr("TANH") = (int)Act::tanh;
+    py::dict acts;  // name -> the `act` code of forward/backward/backward_mask
+#define RC_ACTIVATION(name, ...) acts[#name] = (int)Act::name;
+#include "relucore/activations.inc"
+#undef RC_ACTIVATION
+    m.attr("ACTIVATIONS") = acts;
     m.def("forward", &forward, py::arg("act"), py::arg("x"), py::arg("param"), py::arg("out"), py::arg("want_mask"),
           py::arg("want_counts"));
     m.def("backward", &backward, py::arg("act"), py::arg("dy"), py::arg("s"), py::arg("param"), py::arg("out"));

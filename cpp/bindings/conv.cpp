@@ -1,4 +1,4 @@
-// Bindings of im2col/col2im, conv2d, pooling and linear. The Python layer (relucore.functional)
+// Bindings of im2col/col2im, conv2d, pooling and linear. The Python layer (relucore.activations)
 // validates and parses every argument (so errors have one source) and passes C-contiguous arrays of
 // one dtype and plain ints; here they are only checked for memory safety.
 #include <stdexcept>

@@ -61,7 +61,7 @@ void bind_gemm(py::module_& m) {
     m.def("get_gemm", &ops::gemm_backend, "the backend setting: 'auto', 'own' or 'blas'");
     m.def("gemm_info", [] {
         if (!ops::gemm_uses_own()) return std::string(ops::blas_name());
-        const auto& g = active_kernels().gemm_f32;
+        const auto& g = active_kernels().f32.gemm;
         return std::string("relucore ") + active_kernels().isa + " " + std::to_string(g.mr) + "x" +
                std::to_string(g.nr);
     }, "the GEMM in use on the active ISA");

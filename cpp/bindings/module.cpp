@@ -30,15 +30,15 @@ namespace {
 py::dict tiles() {
     py::dict d;
     const relucore::KernelTable& k = relucore::active_kernels();
-    d["float32"] = k.f32.tile;
-    d["float64"] = k.f64.tile;
+    d["float32"] = k.f32.act.tile;
+    d["float64"] = k.f64.act.tile;
     return d;
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-    m.doc() = "relucore native kernels (fast paths; see relucore.functional for the public API)";
+    m.doc() = "relucore native kernels (fast paths; see relucore.activations for the public API)";
     // Our OpenBLAS never runs threads of its own (parallelism is ours, see cpp/ops/conv.cpp); one
     // thread from the start also keeps its idle server threads from spinning on our cores.
     relucore::ops::blas_threads(1);

@@ -208,7 +208,7 @@ void sequential(Act act, bool backward, int nin, char** args, npy_intp const* st
 
 // ---- the inner loops (PyUFuncGenericFunction) --------------------------------------------------------
 
-// (x) -> y: relu, sigmoid.
+// (x) -> y.
 template <class T, Act A>
 void loop_f1(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     KeepFpFlags keep;
@@ -216,7 +216,7 @@ void loop_f1(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     forward_run<T>(A, args[0], steps[0], args[1], steps[1], dims[0], T(0));
 }
 
-// (x, param) -> y: leaky_relu, elu.
+// (x, param) -> y.
 template <class T, Act A>
 void loop_f2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     KeepFpFlags keep;
@@ -235,7 +235,7 @@ void loop_f2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     }
 }
 
-// (dy, v) -> dx: relu_backward (gradient 0 at x == 0), sigmoid_backward, tanh_backward.
+// (dy, v) -> dx (relu_backward: gradient 0 at x == 0).
 template <class T, Act A>
 void loop_b2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     KeepFpFlags keep;
@@ -243,7 +243,7 @@ void loop_b2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     backward_run<T>(A, args[0], steps[0], args[1], steps[1], args[2], steps[2], dims[0], T(0));
 }
 
-// (dy, x, param) -> dx: leaky_relu_backward, elu_backward.
+// (dy, x, param) -> dx.
 template <class T, Act A>
 void loop_b3(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     KeepFpFlags keep;
@@ -264,19 +264,22 @@ void loop_b3(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
 
 // ---- the tables (static storage: NumPy keeps the pointers) -------------------------------------------
 
-#define RC_LOOPS(kind, A) {&kind<float, A>, &kind<double, A>}
+// The loops of one activation by the number of parameter operands its ufuncs take.
+template <class T, Act A, int P> struct Loops;
+template <class T, Act A> struct Loops<T, A, 0> {
+    static constexpr PyUFuncGenericFunction forward = &loop_f1<T, A>, backward = &loop_b2<T, A>;
+};
+template <class T, Act A> struct Loops<T, A, 1> {
+    static constexpr PyUFuncGenericFunction forward = &loop_f2<T, A>, backward = &loop_b3<T, A>;
+};
 
-PyUFuncGenericFunction relu_loops[2] = RC_LOOPS(loop_f1, Act::relu);
-PyUFuncGenericFunction sigmoid_loops[2] = RC_LOOPS(loop_f1, Act::sigmoid);
-PyUFuncGenericFunction leaky_relu_loops[2] = RC_LOOPS(loop_f2, Act::leaky_relu);
-PyUFuncGenericFunction elu_loops[2] = RC_LOOPS(loop_f2, Act::elu);
-PyUFuncGenericFunction relu_backward_loops[2] = RC_LOOPS(loop_b2, Act::relu);
-PyUFuncGenericFunction sigmoid_backward_loops[2] = RC_LOOPS(loop_b2, Act::sigmoid);
-PyUFuncGenericFunction tanh_backward_loops[2] = RC_LOOPS(loop_b2, Act::tanh);
-PyUFuncGenericFunction leaky_relu_backward_loops[2] = RC_LOOPS(loop_b3, Act::leaky_relu);
-PyUFuncGenericFunction elu_backward_loops[2] = RC_LOOPS(loop_b3, Act::elu);
-
-#undef RC_LOOPS
+#define RC_ACTIVATION(name, Op, from, cost, mask, up, ...)                                             \
+    PyUFuncGenericFunction name##_loops[2] = {Loops<float, Act::name, up>::forward,                     \
+                                              Loops<double, Act::name, up>::forward};                   \
+    PyUFuncGenericFunction name##_backward_loops[2] = {Loops<float, Act::name, up>::backward,           \
+                                                       Loops<double, Act::name, up>::backward};
+#include "relucore/activations.inc"
+#undef RC_ACTIVATION
 
 void* no_data[2] = {nullptr, nullptr};
 
@@ -300,28 +303,14 @@ struct Spec {
     const char* doc;
 };
 
-// The summary lines; kCommon is appended (the strings live as long as the process).
+// Two ufuncs per activation, (x[, param]) -> y and (dy, x or y[, param]) -> dx; kCommon is
+// appended to the summary lines (the strings live as long as the process).
 const Spec kSpecs[] = {
-    {"relu", relu_loops, types2, 1,
-     "Rectified linear unit: y = 0 if x < 0 else x (relu(-0.0) is -0.0, relu(nan) is nan)."},
-    {"relu_backward", relu_backward_loops, types3, 2,
-     "Gradient of relu: dx = dy if not (x <= 0) else 0 (exactly +0 at x <= 0, also for x == 0 and for "
-     "infinite or NaN dy; NaN x passes dy)."},
-    {"leaky_relu", leaky_relu_loops, types3, 2,
-     "Leaky ReLU: y = x if x > 0 else x * negative_slope. negative_slope broadcasts: "
-     "leaky_relu(x, w[:, None, None]) is PReLU over NCHW x."},
-    {"leaky_relu_backward", leaky_relu_backward_loops, types4, 3,
-     "Gradient of leaky_relu: dx = dy if x > 0 else dy * negative_slope."},
-    {"elu", elu_loops, types3, 2,
-     "Exponential linear unit: y = x if not (x <= 0) else alpha * expm1(x) (elu(-0.0) is -0.0 for "
-     "alpha > 0, elu(-inf) is -alpha)."},
-    {"elu_backward", elu_backward_loops, types4, 3,
-     "Gradient of elu: dx = dy * alpha * exp(x) if x <= 0 else dy (NaN x passes dy)."},
-    {"sigmoid", sigmoid_loops, types2, 1, "Logistic sigmoid: y = 1 / (1 + exp(-x))."},
-    {"sigmoid_backward", sigmoid_backward_loops, types3, 2,
-     "Gradient of sigmoid from its output y = sigmoid(x): dx = dy * y * (1 - y)."},
-    {"tanh_backward", tanh_backward_loops, types3, 2,
-     "Gradient of tanh from its output y = tanh(x): dx = dy * (1 - y * y)."},
+#define RC_ACTIVATION(name, Op, from, cost, mask, up, forward_doc, backward_doc) \
+    {#name, name##_loops, up ? types3 : types2, 1 + up, forward_doc},             \
+    {#name "_backward", name##_backward_loops, up ? types4 : types3, 2 + up, backward_doc},
+#include "relucore/activations.inc"
+#undef RC_ACTIVATION
 };
 
 }  // namespace

@@ -196,23 +196,25 @@ double prelu_backward(const T* dy, const T* x, T* dx, i64 n, T w) {
     return sum;
 }
 
+// The mask kernel of ops whose list entry has mask = 1; null for the others.
+template <class T, class Op, int kMask> struct MaskKernel {
+    static typename ElementwiseKernels<T>::BackwardMask get() { return nullptr; }
+};
+template <class T, class Op> struct MaskKernel<T, Op, 1> {
+    static typename ElementwiseKernels<T>::BackwardMask get() { return backward_mask<T, Op>; }
+};
+
 }  // namespace
 
 template <class T>
 ElementwiseKernels<T> make_elementwise() {
     ElementwiseKernels<T> k;
-    k.relu = forward<T, Relu<T>>;
-    k.leaky_relu = forward<T, LeakyRelu<T>>;
-    k.elu = forward<T, Elu<T>>;
-    k.sigmoid = forward<T, Sigmoid<T>>;
-    k.tanh = forward<T, Tanh<T>>;
-    k.relu_backward = backward<T, Relu<T>>;
-    k.leaky_relu_backward = backward<T, LeakyRelu<T>>;
-    k.elu_backward = backward<T, Elu<T>>;
-    k.sigmoid_backward = backward<T, Sigmoid<T>>;
-    k.tanh_backward = backward<T, Tanh<T>>;
-    k.relu_backward_mask = backward_mask<T, Relu<T>>;
-    k.leaky_relu_backward_mask = backward_mask<T, LeakyRelu<T>>;
+#define RC_ACTIVATION(name, Op, from, cost, mask, ...)                \
+    k.forward[(int)Act::name] = forward<T, Op<T>>;                    \
+    k.backward[(int)Act::name] = backward<T, Op<T>>;                  \
+    k.backward_mask[(int)Act::name] = MaskKernel<T, Op<T>, mask>::get();
+#include "relucore/activations.inc"
+#undef RC_ACTIVATION
     k.prelu_backward = prelu_backward<T>;
     k.tile = Tile<T>::B;
     return k;

@@ -7,10 +7,10 @@ namespace RC_NS {
 // Built on first call, never at load: this object's code may use instructions the CPU lacks, and
 // dispatch calls it only for an ISA the CPU has.
 const KernelTable* kernel_table() {
-    static const KernelTable table = {RC_ISA_NAME, make_elementwise<float>(), make_elementwise<double>(),
-                                      make_conv<float>(), make_conv<double>(),
-                                      make_gemm<float>(), make_gemm<double>(),
-                                      make_winograd<float>(), make_winograd<double>()};
+    static const KernelTable table = {
+        RC_ISA_NAME,
+        {make_elementwise<float>(), make_conv<float>(), make_gemm<float>(), make_winograd<float>()},
+        {make_elementwise<double>(), make_conv<double>(), make_gemm<double>(), make_winograd<double>()}};
     return &table;
 }
 

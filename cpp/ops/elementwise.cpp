@@ -38,7 +38,14 @@ template <class T> int stream_flag(i64 n) {
     return n * (i64)sizeof(T) > limit ? kStream : 0;
 }
 
-i64 grain_of(Act a) { return a == Act::relu || a == Act::leaky_relu ? kGrainCheap : kGrainExp; }
+enum Cost { cheap, exp };
+constexpr Cost kCost[kActs] = {
+#define RC_ACTIVATION(name, Op, from, cost, ...) cost,
+#include "relucore/activations.inc"
+#undef RC_ACTIVATION
+};
+
+i64 grain_of(Act a) { return kCost[(int)a] == cheap ? kGrainCheap : kGrainExp; }
 
 // Calls f(channel, begin, end) for the runs of [b, e) that lie in one channel each.
 template <class F>
@@ -55,28 +62,12 @@ void for_channel_runs(i64 b, i64 e, i64 channels, i64 inner, F&& f) {
 
 template <class T>
 typename ElementwiseKernels<T>::Forward forward_kernel(Act a) {
-    const auto& k = elementwise_kernels<T>();
-    switch (a) {
-        case Act::relu: return k.relu;
-        case Act::leaky_relu: return k.leaky_relu;
-        case Act::elu: return k.elu;
-        case Act::sigmoid: return k.sigmoid;
-        case Act::tanh: return k.tanh;
-    }
-    return k.relu;
+    return elementwise_kernels<T>().forward[(int)a];
 }
 
 template <class T>
 typename ElementwiseKernels<T>::Backward backward_kernel(Act a) {
-    const auto& k = elementwise_kernels<T>();
-    switch (a) {
-        case Act::relu: return k.relu_backward;
-        case Act::leaky_relu: return k.leaky_relu_backward;
-        case Act::elu: return k.elu_backward;
-        case Act::sigmoid: return k.sigmoid_backward;
-        case Act::tanh: return k.tanh_backward;
-    }
-    return k.relu_backward;
+    return elementwise_kernels<T>().backward[(int)a];
 }
 
 int get_num_threads() { return max_threads(); }
@@ -126,14 +117,13 @@ void backward(Act act, const T* dy, const T* s, T* dx, i64 n, T param) {
 
 template <class T>
 void backward_mask(Act act, const T* dy, const uint8_t* mask, T* dx, i64 n, T param) {
-    const auto& t = elementwise_kernels<T>();
-    const auto k = act == Act::leaky_relu ? t.leaky_relu_backward_mask : t.relu_backward_mask;
+    const auto k = elementwise_kernels<T>().backward_mask[(int)act];
     parallel_range(n, kGrainCheap, kAlign, 0, [&](i64 b, i64 e, int) { k(dy + b, mask, b, dx + b, e - b, param); });
 }
 
 template <class T>
 void prelu_forward(const T* x, const T* weight, T* y, i64 outer, i64 channels, i64 inner) {
-    const auto k = elementwise_kernels<T>().leaky_relu;
+    const auto k = elementwise_kernels<T>().forward[(int)Act::leaky_relu];
     const i64 n = outer * channels * inner;
     const int stream = stream_flag<T>(n);
     parallel_range(n, kGrainCheap, kAlign, 0, [&](i64 b, i64 e, int) {

@@ -23,7 +23,7 @@ bool run(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int
 
 bool gemm_uses_own() {
     const int b = g_backend.load(std::memory_order_relaxed);
-    return b == kOwn || (b == kAuto && active_kernels().gemm_f32.beats_blas);
+    return b == kOwn || (b == kAuto && active_kernels().f32.gemm.beats_blas);
 }
 
 bool gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
@@ -44,7 +44,7 @@ void release_scratch() {
 #endif
 }
 
-int64_t gemm_align() { return gemm_uses_own() ? active_kernels().gemm_f32.nr : 64; }
+int64_t gemm_align() { return gemm_uses_own() ? active_kernels().f32.gemm.nr : 64; }
 
 bool set_gemm_backend(const std::string& name) {
     const int b = name == "auto" ? kAuto : name == "own" ? kOwn : name == "blas" ? kBlas : -1;

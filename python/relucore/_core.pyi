@@ -1,24 +1,20 @@
 """Type stubs for relucore._core, the compiled extension (cpp/bindings/).
 
-The entry points are fast paths for relucore.functional: each takes only arrays that need no
+The entry points are fast paths for relucore.activations: each takes only arrays that need no
 preparation (exact ndarray, float32/float64, native byte order, C-contiguous, aligned; ``out``
 writeable and either the input itself or disjoint from every input) and returns None for anything
 else, leaving validation and error messages to the Python layer.
 """
 
-from typing import Final, Optional, Tuple, TypedDict, Union
+from typing import Final, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
 
 _F = npt.NDArray[np.floating]
 
-# Act codes for forward/backward/backward_mask (relucore::ops::Act).
-RELU: Final[int]
-LEAKY_RELU: Final[int]
-ELU: Final[int]
-SIGMOID: Final[int]
-TANH: Final[int]
+# Activation codes for forward/backward/backward_mask (cpp/include/relucore/activations.inc).
+ACTIVATIONS: Final[dict[str, int]]
 
 def forward(
     act: int, x: object, param: float, out: object, want_mask: bool, want_counts: bool
@@ -26,10 +22,10 @@ def forward(
     """y = act(x) (param: slope or alpha), optionally with the bit mask and per-channel counts."""
 
 def backward(act: int, dy: object, s: object, param: float, out: object) -> Optional[np.ndarray]:
-    """dx from dy and s (x for relu/leaky_relu/elu, the forward output y for sigmoid/tanh)."""
+    """dx from dy and s (x, or the forward output y for sigmoid/tanh)."""
 
 def backward_mask(act: int, dy: object, mask: object, param: float, out: object) -> Optional[np.ndarray]:
-    """dx from dy and the forward bit mask (relu, leaky_relu)."""
+    """dx from dy and the forward bit mask (activations with a mask); None for the others."""
 
 def prelu(x: object, weight: object, out: object) -> Optional[np.ndarray]: ...
 def prelu_backward(dy: object, x: object, weight: object) -> Optional[Tuple[np.ndarray, np.ndarray]]: ...
@@ -86,17 +82,6 @@ def set_num_threads(n: int, /) -> None: ...
 openmp: Final[bool]
 compiler: Final[str]
 
-class _Ufuncs(TypedDict):
-    """The NumPy ufuncs (float32 'f' and float64 'd' loops), exposed as relucore.ufuncs."""
-
-    relu: np.ufunc  # (x) -> y
-    relu_backward: np.ufunc  # (dy, x) -> dx
-    leaky_relu: np.ufunc  # (x, negative_slope) -> y
-    leaky_relu_backward: np.ufunc  # (dy, x, negative_slope) -> dx
-    elu: np.ufunc  # (x, alpha) -> y
-    elu_backward: np.ufunc  # (dy, x, alpha) -> dx
-    sigmoid: np.ufunc  # (x) -> y
-    sigmoid_backward: np.ufunc  # (dy, y) -> dx
-    tanh_backward: np.ufunc  # (dy, y) -> dx
-
-_ufuncs: Final[_Ufuncs]
+# The NumPy ufuncs (float32 'f' and float64 'd' loops), exposed as relucore.ufuncs: for each
+# activation NAME, NAME (x[, param]) -> y and NAME_backward (dy, x or y[, param]) -> dx.
+_ufuncs: Final[dict[str, np.ufunc]]

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _checks as C
 from . import _core
-from .functional import _contiguous
+from .activations import _contiguous
 from .reference import conv as _ref
 
 __all__ = [

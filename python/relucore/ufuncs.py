@@ -1,7 +1,7 @@
 """relucore's elementwise kernels as real NumPy ufuncs.
 
 Each name below is a :class:`numpy.ufunc` with float32 and float64 loops that call the same
-dispatched SIMD kernels as :mod:`relucore.functional` (threaded for large contiguous operands), so
+dispatched SIMD kernels as :mod:`relucore.activations` (threaded for large contiguous operands), so
 NumPy supplies the rest: broadcasting, ``out=`` (also in place), ``where=``, ``dtype=``,
 ``casting=``, views of any strides, and the ``__array_ufunc__`` protocol through which dask.array,
 xarray and ``numpy.ma`` accept them unchanged. (The two-input ufuncs also have NumPy's ``reduce``
@@ -18,6 +18,7 @@ and ``accumulate``, computed in order like NumPy's own, for what they are worth.
 ``elu_backward(dy, x, alpha)``           ``dy * alpha * exp(x) if x <= 0 else dy``
 ``sigmoid(x)``                           ``1 / (1 + exp(-x))``
 ``sigmoid_backward(dy, y)``              ``dy * y * (1 - y)`` with ``y = sigmoid(x)``
+``tanh(x)``                              ``tanh(x)``
 ``tanh_backward(dy, y)``                 ``dy * (1 - y * y)`` with ``y = tanh(x)``
 =======================================  ===============================================
 
@@ -54,22 +55,10 @@ import numpy as np
 
 from . import _core
 
-__all__ = [
-    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "elu", "elu_backward",
-    "sigmoid", "sigmoid_backward", "tanh_backward",
-]
+_UFUNCS = _core._ufuncs  # two per activation of cpp/include/relucore/activations.inc
 
-_UFUNCS = _core._ufuncs
-
-relu: np.ufunc = _UFUNCS["relu"]
-relu_backward: np.ufunc = _UFUNCS["relu_backward"]
-leaky_relu: np.ufunc = _UFUNCS["leaky_relu"]
-leaky_relu_backward: np.ufunc = _UFUNCS["leaky_relu_backward"]
-elu: np.ufunc = _UFUNCS["elu"]
-elu_backward: np.ufunc = _UFUNCS["elu_backward"]
-sigmoid: np.ufunc = _UFUNCS["sigmoid"]
-sigmoid_backward: np.ufunc = _UFUNCS["sigmoid_backward"]
-tanh_backward: np.ufunc = _UFUNCS["tanh_backward"]
+__all__ = list(_UFUNCS)
+globals().update(_UFUNCS)
 
 
 def _name_them() -> None:

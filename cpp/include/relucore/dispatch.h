@@ -10,18 +10,11 @@ namespace relucore {
 const KernelTable& active_kernels();                 // the chosen table
 
 // The chosen table's kernels for one dtype.
-template <class T> const ElementwiseKernels<T>& elementwise_kernels();
-template <> inline const ElementwiseKernels<float>& elementwise_kernels<float>() { return active_kernels().f32; }
-template <> inline const ElementwiseKernels<double>& elementwise_kernels<double>() { return active_kernels().f64; }
-template <class T> const ConvKernels<T>& conv_kernels();
-template <> inline const ConvKernels<float>& conv_kernels<float>() { return active_kernels().conv_f32; }
-template <> inline const ConvKernels<double>& conv_kernels<double>() { return active_kernels().conv_f64; }
-template <class T> const GemmKernels<T>& gemm_kernels();
-template <> inline const GemmKernels<float>& gemm_kernels<float>() { return active_kernels().gemm_f32; }
-template <> inline const GemmKernels<double>& gemm_kernels<double>() { return active_kernels().gemm_f64; }
-template <class T> const WinogradKernels<T>& winograd_kernels();
-template <> inline const WinogradKernels<float>& winograd_kernels<float>() { return active_kernels().wino_f32; }
-template <> inline const WinogradKernels<double>& winograd_kernels<double>() { return active_kernels().wino_f64; }
+template <class T> const Kernels<T>& kernels() { return active_kernels().template of<T>(); }
+template <class T> const ElementwiseKernels<T>& elementwise_kernels() { return kernels<T>().act; }
+template <class T> const ConvKernels<T>& conv_kernels() { return kernels<T>().conv; }
+template <class T> const GemmKernels<T>& gemm_kernels() { return kernels<T>().gemm; }
+template <class T> const WinogradKernels<T>& winograd_kernels() { return kernels<T>().wino; }
 std::string active_isa();
 bool set_isa(const std::string& name);               // false if not compiled or the CPU lacks it
 std::vector<std::string> compiled_isas();            // in increasing capability

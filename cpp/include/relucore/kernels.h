@@ -17,23 +17,36 @@ enum ScratchSlot { kColumns, kPartials, kWinogradWeights, kPackedB, kPackedA, kC
 void* scratch_bytes(ScratchSlot slot, i64 bytes);
 void release_thread_scratch();  // frees the calling thread's buffers
 
+// The elementwise activations, in the order of relucore/activations.inc.
+enum class Act : int {
+#define RC_ACTIVATION(name, ...) name,
+#include "relucore/activations.inc"
+#undef RC_ACTIVATION
+};
+constexpr int kActs = 0
+#define RC_ACTIVATION(name, ...) +1
+#include "relucore/activations.inc"
+#undef RC_ACTIVATION
+    ;
+
 template <class T>
 struct ElementwiseKernels {
     // y[i] = f(x[i]) for i < n. `param` is the op's scalar (slope, alpha; unused by relu/sigmoid/tanh).
-    // If mask != nullptr, bit (bit0 + i) of mask is set to the op's "gradient passes" bit (relu, leaky).
-    // flags: kCount -> return the number of y[i] > 0 (else 0); kStream -> write y with cache-bypassing
-    // stores (for outputs larger than the last-level cache; ignored when mask != nullptr).
+    // If mask != nullptr, bit (bit0 + i) of mask is set to the op's "gradient passes" bit (ops with
+    // mask = 1 in the list). flags: kCount -> return the number of y[i] > 0 (else 0); kStream ->
+    // write y with cache-bypassing stores (for outputs larger than the last-level cache; ignored
+    // when mask != nullptr).
     using Forward = i64 (*)(const T* x, T* y, i64 n, T param, uint8_t* mask, i64 bit0, int flags);
-    // dx[i] = g(dy[i], s[i]) where s is x (relu, leaky, elu) or the forward output y (sigmoid, tanh).
+    // dx[i] = g(dy[i], s[i]) where s is x or the forward output y (the list's `from`).
     using Backward = void (*)(const T* dy, const T* s, T* dx, i64 n, T param, int flags);
-    // dx[i] from dy[i] and bit (bit0 + i) of mask (relu, leaky).
+    // dx[i] from dy[i] and bit (bit0 + i) of mask.
     using BackwardMask = void (*)(const T* dy, const uint8_t* mask, i64 bit0, T* dx, i64 n, T param);
     // PReLU backward over one channel run: writes dx, returns sum of (x > 0 ? 0 : x * dy).
     using PreluBackward = double (*)(const T* dy, const T* x, T* dx, i64 n, T weight);
 
-    Forward relu, leaky_relu, elu, sigmoid, tanh;
-    Backward relu_backward, leaky_relu_backward, elu_backward, sigmoid_backward, tanh_backward;
-    BackwardMask relu_backward_mask, leaky_relu_backward_mask;
+    Forward forward[kActs];
+    Backward backward[kActs];
+    BackwardMask backward_mask[kActs];  // null for ops without a mask
     PreluBackward prelu_backward;
     int tile;  // elements per main-loop iteration (tests probe tile-1, tile, tile+1)
 };
@@ -120,17 +133,23 @@ struct WinogradKernels {
     int lanes;
 };
 
+// Every kernel family for one dtype.
+template <class T>
+struct Kernels {
+    ElementwiseKernels<T> act;
+    ConvKernels<T> conv;
+    GemmKernels<T> gemm;
+    WinogradKernels<T> wino;
+};
+
 struct KernelTable {
     const char* isa;
-    ElementwiseKernels<float> f32;
-    ElementwiseKernels<double> f64;
-    ConvKernels<float> conv_f32;
-    ConvKernels<double> conv_f64;
-    GemmKernels<float> gemm_f32;
-    GemmKernels<double> gemm_f64;
-    WinogradKernels<float> wino_f32;
-    WinogradKernels<double> wino_f64;
+    Kernels<float> f32;
+    Kernels<double> f64;
+    template <class T> const Kernels<T>& of() const;
 };
+template <> inline const Kernels<float>& KernelTable::of<float>() const { return f32; }
+template <> inline const Kernels<double>& KernelTable::of<double>() const { return f64; }
 
 // One accessor per compiled ISA (defined in cpp/kernels, one object library each).
 namespace scalar { const KernelTable* kernel_table(); }

@@ -10,7 +10,7 @@ using i64 = int64_t;
 
 namespace ops {
 
-enum class Act { relu, leaky_relu, elu, sigmoid, tanh };
+using relucore::Act;  // relucore/activations.inc
 
 // The active table's single-threaded kernels for an activation (for callers that chunk themselves).
 template <class T> typename ElementwiseKernels<T>::Forward forward_kernel(Act act);
@@ -22,11 +22,11 @@ template <class T> typename ElementwiseKernels<T>::Backward backward_kernel(Act 
 template <class T>
 void forward(Act act, const T* x, T* y, i64 n, T param, uint8_t* mask, i64* counts, i64 channels, i64 inner);
 
-// dx from dy and s (x for relu/leaky/elu, y for sigmoid/tanh).
+// dx from dy and s (x or the forward output y: the list's `from`).
 template <class T>
 void backward(Act act, const T* dy, const T* s, T* dx, i64 n, T param);
 
-// dx from dy and the forward mask (relu, leaky_relu).
+// dx from dy and the forward mask (ops with mask = 1 in relucore/activations.inc).
 template <class T>
 void backward_mask(Act act, const T* dy, const uint8_t* mask, T* dx, i64 n, T param);
 

@@ -5,7 +5,7 @@ Same signatures, return conventions and errors as the native functions
 float32); only prelu's ``dweight`` is accumulated in float64. Every result is
 computed into a fresh array first, so ``out=`` may alias any input.
 
-Special values, as PyTorch gives them; the native functions (:mod:`relucore.functional`) and the
+Special values, as PyTorch gives them; the native functions (:mod:`relucore.activations`) and the
 NumPy ufuncs (:mod:`relucore.ufuncs`, whose parameters are broadcast operands) give the same:
 
 =====================  ========================================================================

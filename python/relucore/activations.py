@@ -19,7 +19,8 @@ __all__ = [
     "prelu", "prelu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
 ]
 
-_RELU, _LEAKY, _ELU, _SIGMOID, _TANH = _core.RELU, _core.LEAKY_RELU, _core.ELU, _core.SIGMOID, _core.TANH
+_ACT = _core.ACTIVATIONS  # name -> code, from cpp/include/relucore/activations.inc
+_RELU, _LEAKY, _ELU, _SIGMOID, _TANH = (_ACT[n] for n in ("relu", "leaky_relu", "elu", "sigmoid", "tanh"))
 
 
 def _doc(twin):
