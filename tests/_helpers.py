@@ -23,7 +23,7 @@ def specials(dtype) -> np.ndarray:
     return np.array(
         [-0.0, 0.0, np.nan, np.inf, -np.inf, 1.0, -1.0,
          fi.tiny, -fi.tiny, fi.smallest_subnormal, -fi.smallest_subnormal,
-         fi.max, -fi.max, 1e-8, -1e-8, 20.0, -20.0, 88.0, -88.0, 100.0, -100.0],
+         fi.max, -fi.max, 1e-8, -1e-8, 6.0, 20.0, -20.0, 88.0, -88.0, 100.0, -100.0],
         dtype=dtype,
     )
 
@@ -157,7 +157,8 @@ def eps(dtype) -> float:
 
 # --------------------------------------------------------------------------- the op table
 # Each op: how to call it on a module (native `relucore` or `relucore.reference`), which array
-# inputs it takes, and how its first result is compared ("exact", "ulp", "sig_bw", "tanh_bw").
+# inputs it takes (call(module, *inputs, **keywords), e.g. out=), and how its first result is
+# compared ("exact", "ulp", "sig_bw", "tanh_bw").
 
 
 class Op:
@@ -174,6 +175,12 @@ def _mask_of(x):
     return ref.relu(x, return_mask=True)[1]
 
 
+def _relu6_mask_of(x):
+    import relucore.reference as ref
+
+    return ref.relu6(x, return_mask=True)[1]
+
+
 def _leaky_mask_of(x):
     import relucore.reference as ref
 
@@ -181,28 +188,32 @@ def _leaky_mask_of(x):
 
 
 OPS = [
-    Op("relu", ("x",), lambda m, x: m.relu(x)),
-    Op("relu_mask_counts", ("x",), lambda m, x: m.relu(x, return_mask=True, return_counts=True)),
-    Op("relu_backward", ("dy", "x"), lambda m, dy, x: m.relu_backward(dy, x)),
-    Op("relu_backward_g0.5", ("dy", "x"), lambda m, dy, x: m.relu_backward(dy, x, grad_at_zero=0.5)),
-    Op("relu_backward_g1", ("dy", "x"), lambda m, dy, x: m.relu_backward(dy, x, grad_at_zero=1.0)),
-    Op("relu_backward_mask", ("dy", "x"), lambda m, dy, x: m.relu_backward(dy, mask=_mask_of(x))),
-    Op("leaky_relu", ("x",), lambda m, x: m.leaky_relu(x)),
+    Op("relu", ("x",), lambda m, x, **kw: m.relu(x, **kw)),
+    Op("relu_mask_counts", ("x",), lambda m, x, **kw: m.relu(x, return_mask=True, return_counts=True, **kw)),
+    Op("relu_backward", ("dy", "x"), lambda m, dy, x, **kw: m.relu_backward(dy, x, **kw)),
+    Op("relu_backward_g0.5", ("dy", "x"), lambda m, dy, x, **kw: m.relu_backward(dy, x, grad_at_zero=0.5, **kw)),
+    Op("relu_backward_g1", ("dy", "x"), lambda m, dy, x, **kw: m.relu_backward(dy, x, grad_at_zero=1.0, **kw)),
+    Op("relu_backward_mask", ("dy", "x"), lambda m, dy, x, **kw: m.relu_backward(dy, mask=_mask_of(x), **kw)),
+    Op("leaky_relu", ("x",), lambda m, x, **kw: m.leaky_relu(x, **kw)),
     Op("leaky_relu_neg_mask_counts", ("x",),
-       lambda m, x: m.leaky_relu(x, -0.5, return_mask=True, return_counts=True)),
-    Op("leaky_relu_backward", ("dy", "x"), lambda m, dy, x: m.leaky_relu_backward(dy, x, 0.2)),
+       lambda m, x, **kw: m.leaky_relu(x, -0.5, return_mask=True, return_counts=True, **kw)),
+    Op("leaky_relu_backward", ("dy", "x"), lambda m, dy, x, **kw: m.leaky_relu_backward(dy, x, 0.2, **kw)),
     Op("leaky_relu_backward_mask", ("dy", "x"),
-       lambda m, dy, x: m.leaky_relu_backward(dy, negative_slope=0.2, mask=_leaky_mask_of(x))),
-    Op("elu", ("x",), lambda m, x: m.elu(x), "ulp"),
-    Op("elu_a0.5_counts", ("x",), lambda m, x: m.elu(x, 0.5, return_counts=True), "ulp"),
-    Op("elu_backward", ("dy", "x"), lambda m, dy, x: m.elu_backward(dy, x), "elu_bw"),
-    Op("elu_backward_a0.5", ("dy", "x"), lambda m, dy, x: m.elu_backward(dy, x, 0.5), "elu_bw"),
-    Op("prelu", ("x", "weight"), lambda m, x, w: m.prelu(x, w)),
-    Op("prelu_backward", ("dy", "x", "weight"), lambda m, dy, x, w: m.prelu_backward(dy, x, w)),
-    Op("sigmoid", ("x",), lambda m, x: m.sigmoid(x), "ulp"),
-    Op("sigmoid_backward", ("dy", "ys"), lambda m, dy, y: m.sigmoid_backward(dy, y), "sig_bw"),
-    Op("tanh", ("x",), lambda m, x: m.tanh(x), "ulp"),
-    Op("tanh_backward", ("dy", "yt"), lambda m, dy, y: m.tanh_backward(dy, y), "tanh_bw"),
+       lambda m, dy, x, **kw: m.leaky_relu_backward(dy, negative_slope=0.2, mask=_leaky_mask_of(x), **kw)),
+    Op("elu", ("x",), lambda m, x, **kw: m.elu(x, **kw), "ulp"),
+    Op("elu_a0.5_counts", ("x",), lambda m, x, **kw: m.elu(x, 0.5, return_counts=True, **kw), "ulp"),
+    Op("elu_backward", ("dy", "x"), lambda m, dy, x, **kw: m.elu_backward(dy, x, **kw), "elu_bw"),
+    Op("elu_backward_a0.5", ("dy", "x"), lambda m, dy, x, **kw: m.elu_backward(dy, x, 0.5, **kw), "elu_bw"),
+    Op("prelu", ("x", "weight"), lambda m, x, w, **kw: m.prelu(x, w, **kw)),
+    Op("prelu_backward", ("dy", "x", "weight"), lambda m, dy, x, w, **kw: m.prelu_backward(dy, x, w, **kw)),
+    Op("sigmoid", ("x",), lambda m, x, **kw: m.sigmoid(x, **kw), "ulp"),
+    Op("sigmoid_backward", ("dy", "ys"), lambda m, dy, y, **kw: m.sigmoid_backward(dy, y, **kw), "sig_bw"),
+    Op("tanh", ("x",), lambda m, x, **kw: m.tanh(x, **kw), "ulp"),
+    Op("tanh_backward", ("dy", "yt"), lambda m, dy, y, **kw: m.tanh_backward(dy, y, **kw), "tanh_bw"),
+    Op("relu6", ("x",), lambda m, x, **kw: m.relu6(x, **kw)),
+    Op("relu6_mask_counts", ("x",), lambda m, x, **kw: m.relu6(x, return_mask=True, return_counts=True, **kw)),
+    Op("relu6_backward", ("dy", "x"), lambda m, dy, x, **kw: m.relu6_backward(dy, x, **kw)),
+    Op("relu6_backward_mask", ("dy", "x"), lambda m, dy, x, **kw: m.relu6_backward(dy, mask=_relu6_mask_of(x), **kw)),
 ]
 OPS_BY_NAME = {op.name: op for op in OPS}
 

@@ -75,6 +75,17 @@ def test_sigmoid_tanh(rc, ref):
         _check(m.tanh_backward(w, m.tanh(x)), numeric_grad(m.tanh, x, w))
 
 
+def test_relu6(rc, ref):
+    for m in (rc, ref):
+        rng = np.random.default_rng(14)
+        x = rng.uniform(0.1, 5.9, SHAPE) * rng.choice([-1.0, 1.0], SHAPE)
+        x[0, 0] = [6.5, 7.0, 100.0, -6.5]  # past the cap, away from it
+        w = rng.standard_normal(SHAPE)
+        _check(m.relu6_backward(w, x), numeric_grad(m.relu6, x, w))
+        _, mask = m.relu6(x, return_mask=True)
+        _check(m.relu6_backward(w, mask=mask), numeric_grad(m.relu6, x, w))
+
+
 @pytest.mark.parametrize("shape, nw", [((2, 3, 4), 3), ((2, 3, 4), 1), ((3, 2, 2, 2), 2), ((7,), 1), ((), 1)])
 def test_prelu(rc, ref, shape, nw):
     for m in (rc, ref):

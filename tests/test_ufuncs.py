@@ -34,6 +34,8 @@ UOPS = [
     Op("sigmoid_backward", ("dy", "ys"), None, "sig_bw"),
     Op("tanh", ("x",), None, "ulp"),
     Op("tanh_backward", ("dy", "yt"), None, "tanh_bw"),
+    Op("relu6", ("x",), None),
+    Op("relu6_backward", ("dy", "x"), None),
 ]
 PARAMS = {"leaky_relu": (0.2, -0.5, 0.0), "leaky_relu_backward": (0.2, -0.5), "elu": (1.0, 0.5),
           "elu_backward": (1.0,)}
@@ -84,7 +86,7 @@ def check(op, got, arrays, param, what):
 
 def test_real_ufuncs():
     nin = {"relu": 1, "sigmoid": 1, "relu_backward": 2, "leaky_relu": 2, "elu": 2, "sigmoid_backward": 2,
-           "tanh": 1, "tanh_backward": 2, "leaky_relu_backward": 3, "elu_backward": 3}
+           "tanh": 1, "tanh_backward": 2, "relu6": 1, "relu6_backward": 2, "leaky_relu_backward": 3, "elu_backward": 3}
     assert sorted(ufuncs.__all__) == sorted(nin)
     for name, n in nin.items():
         f = getattr(ufuncs, name)

@@ -64,6 +64,19 @@ template <class T> struct Tanh {
     template <class W> W bwd(W dy, W y) const { return dy * (W::set1(1) - y * y); }
 };
 
+template <class T> struct Relu6 {
+    T unused;
+    // max(0, x) keeps -0.0 and NaN; min(6, y) keeps NaN (the second operand wins when unordered)
+    template <class W> W fwd(W x) const { return min(W::set1(6), max(W::zero(), x)); }
+    template <class W> uint64_t pass_bits(W x) const {
+        return (bits(x, le(x, W::zero())) | bits(x, le(W::set1(6), x))) ^ lanes_mask<W>();
+    }
+    template <class W> W bwd(W dy, W x) const {
+        return select(le(x, W::zero()), W::zero(), select(le(W::set1(6), x), W::zero(), dy));
+    }
+    template <class W, class M> W bwd_mask(M pass, W dy) const { return select(pass, dy, W::zero()); }
+};
+
 // ---- the loops ------------------------------------------------------------------------------------
 
 template <class T> struct Tile {

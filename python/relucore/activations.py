@@ -16,11 +16,12 @@ from . import reference as _ref
 
 __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "elu", "elu_backward",
-    "prelu", "prelu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "prelu", "prelu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "relu6", "relu6_backward",
 ]
 
 _ACT = _core.ACTIVATIONS  # name -> code, from cpp/include/relucore/activations.inc
-_RELU, _LEAKY, _ELU, _SIGMOID, _TANH = (_ACT[n] for n in ("relu", "leaky_relu", "elu", "sigmoid", "tanh"))
+_RELU, _LEAKY, _ELU, _SIGMOID, _TANH, _RELU6 = (
+    _ACT[n] for n in ("relu", "leaky_relu", "elu", "sigmoid", "tanh", "relu6"))
 
 
 def _doc(twin):
@@ -134,28 +135,49 @@ def elu_backward(dy, x, alpha=1.0, *, out=None):
     return r if r is not None else _backward(_ELU, dy, x, "x", alpha, "alpha", out)
 
 
+def _plain_forward(act, x, out):
+    r = _core.forward(act, x, 0.0, out, False, False)
+    return r if r is not None else _forward(act, x, 0.0, None, out, False, False)
+
+
+def _plain_backward(act, dy, y, out):
+    r = _core.backward(act, dy, y, 0.0, out)
+    return r if r is not None else _backward(act, dy, y, "y", 0.0, None, out)
+
+
 @_doc(_ref.sigmoid)
 def sigmoid(x, *, out=None):
-    r = _core.forward(_SIGMOID, x, 0.0, out, False, False)
-    return r if r is not None else _forward(_SIGMOID, x, 0.0, None, out, False, False)
+    return _plain_forward(_SIGMOID, x, out)
 
 
 @_doc(_ref.sigmoid_backward)
 def sigmoid_backward(dy, y, *, out=None):
-    r = _core.backward(_SIGMOID, dy, y, 0.0, out)
-    return r if r is not None else _backward(_SIGMOID, dy, y, "y", 0.0, None, out)
+    return _plain_backward(_SIGMOID, dy, y, out)
 
 
 @_doc(_ref.tanh)
 def tanh(x, *, out=None):
-    r = _core.forward(_TANH, x, 0.0, out, False, False)
-    return r if r is not None else _forward(_TANH, x, 0.0, None, out, False, False)
+    return _plain_forward(_TANH, x, out)
 
 
 @_doc(_ref.tanh_backward)
 def tanh_backward(dy, y, *, out=None):
-    r = _core.backward(_TANH, dy, y, 0.0, out)
-    return r if r is not None else _backward(_TANH, dy, y, "y", 0.0, None, out)
+    return _plain_backward(_TANH, dy, y, out)
+
+
+@_doc(_ref.relu6)
+def relu6(x, *, out=None, return_mask=False, return_counts=False):
+    r = _fast(_core.forward, _RELU6, x, 0.0, out, return_mask, return_counts)
+    return r if r is not None else _forward(_RELU6, x, 0.0, None, out, return_mask, return_counts)
+
+
+@_doc(_ref.relu6_backward)
+def relu6_backward(dy, x=None, *, mask=None, out=None):
+    if mask is None and x is not None:
+        r = _fast(_core.backward, _RELU6, dy, x, 0.0, out)
+        return r if r is not None else _backward(_RELU6, dy, x, "x", 0.0, None, out)
+    C.check_x_or_mask(x, mask)
+    return _backward_mask(_RELU6, dy, mask, 0.0, out)
 
 
 @_doc(_ref.prelu)

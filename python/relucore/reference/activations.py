@@ -21,6 +21,8 @@ elu_backward           ``dy * alpha * exp(x)`` at ``x <= 0``: ``dy * alpha`` at 
                        NaN ``x`` passes ``dy``
 sigmoid                0 at ``-inf``, 1 at ``+inf``, 0.5 at ±0; NaN stays NaN
 sigmoid/tanh_backward  plain arithmetic on ``dy`` and ``y`` (NaN and inf propagate as IEEE says)
+relu6                  ``relu6(-0.0)`` is -0.0; NaN stays NaN; 6 at ``+inf``, 0 at ``-inf``
+relu6_backward         exactly +0 at ``x <= 0`` and ``x >= 6`` (also at 0 and 6); NaN ``x`` passes ``dy``
 =====================  ========================================================================
 """
 
@@ -51,6 +53,8 @@ __all__ = [
     "sigmoid_backward",
     "tanh",
     "tanh_backward",
+    "relu6",
+    "relu6_backward",
 ]
 
 
@@ -479,3 +483,70 @@ def tanh_backward(dy, y, *, out=None):
     with np.errstate(all="ignore"):
         dx = dy * (one - y * y)
     return _finish(dx, dy.dtype, out)
+
+
+# --------------------------------------------------------------------------- ReLU6
+
+
+def relu6(x, *, out=None, return_mask=False, return_counts=False):
+    r"""ReLU capped at 6, elementwise (``torch.nn.functional.relu6``).
+
+    .. math:: \text{ReLU6}(x) = \min(\max(0, x), 6)
+
+    so ``relu6(-0.0) == -0.0`` and ``relu6(nan)`` is NaN (as PyTorch).
+
+    Args:
+        x: float32 or float64 array, any shape and strides.
+        out: optional array for the result (may be ``x``). Default: ``None``.
+        return_mask: also return the uint8 bit mask of ``not (x <= 0 or x >= 6)``, the elements
+            the gradient passes. Default: ``False``.
+        return_counts: also return int64 counts of ``y > 0`` per channel (axis 1). Default: ``False``.
+
+    Shape:
+        - x: :math:`(*)`; y: same; mask and counts as in :func:`relu`.
+
+    Example::
+
+        >>> relu6(np.array([-1.0, 3.0, 7.0]))
+        array([0., 3., 6.])
+    """
+    x = check_float("x", x)
+    check_out(out, x.shape, x.dtype)
+    y = np.where(x < 0, x.dtype.type(0), np.where(x > 6, x.dtype.type(6), x))
+    bits = ~((x <= 0) | (x >= 6)) if return_mask else None
+    return _forward(y, x.dtype, out, bits, return_mask, return_counts)
+
+
+def relu6_backward(dy, x=None, *, mask=None, out=None):
+    r"""Gradient of :func:`relu6` with respect to its input.
+
+    .. math:: dx = \begin{cases} 0 & x \le 0 \text{ or } x \ge 6 \\ dy & \text{otherwise} \end{cases}
+
+    The result at ``x <= 0`` and ``x >= 6`` is exactly ``+0`` (even for infinite or NaN ``dy``);
+    NaN ``x`` passes ``dy``.
+
+    Args:
+        dy: upstream gradient, float32 or float64.
+        x: the forward input (same shape and dtype as ``dy``). Exactly one of ``x``, ``mask``.
+        mask: the bit mask from ``relu6(x, return_mask=True)``; then ``dx = dy if bit else 0``.
+        out: optional array for the result (may be ``dy`` or ``x``). Default: ``None``.
+
+    Shape:
+        - dy, x: :math:`(*)`; dx: same.
+
+    Example::
+
+        >>> relu6_backward(np.ones(4), np.array([-1.0, 0.0, 3.0, 6.0]))
+        array([0., 0., 1., 0.])
+    """
+    dy = check_float("dy", dy)
+    check_x_or_mask(x, mask)
+    zero = dy.dtype.type(0)
+    if mask is not None:
+        mask = check_mask(mask, dy.size)
+        check_out(out, dy.shape, dy.dtype)
+        return _finish(np.where(_unpack(mask, dy.shape), dy, zero), dy.dtype, out)
+    x = check_float("x", x)
+    check_same("dy", dy, "x", x)
+    check_out(out, dy.shape, dy.dtype)
+    return _finish(np.where((x <= 0) | (x >= 6), zero, dy), dy.dtype, out)
