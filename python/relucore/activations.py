@@ -8,11 +8,17 @@ kernel could not write directly. Docstrings are shared with the reference twins.
 
 from __future__ import annotations
 
+from typing import Optional, Tuple, Union
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _checks as C
 from . import _core
 from . import reference as _ref
+
+#: y, or (y, mask), (y, counts), (y, mask, counts) when asked for.
+Forward = Union[np.ndarray, Tuple[np.ndarray, ...]]
 
 __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "elu", "elu_backward",
@@ -89,13 +95,15 @@ def _fast(f, *args):
 
 
 @_doc(_ref.relu)
-def relu(x, *, out=None, return_mask=False, return_counts=False):
+def relu(x: ArrayLike, *, out: Optional[np.ndarray] = None, return_mask: bool = False,
+         return_counts: bool = False) -> Forward:
     r = _fast(_core.forward, _RELU, x, 0.0, out, return_mask, return_counts)
     return r if r is not None else _forward(_RELU, x, 0.0, None, out, return_mask, return_counts)
 
 
 @_doc(_ref.relu_backward)
-def relu_backward(dy, x=None, *, mask=None, grad_at_zero=0.0, out=None):
+def relu_backward(dy: ArrayLike, x: Optional[ArrayLike] = None, *, mask: Optional[np.ndarray] = None,
+                  grad_at_zero: float = 0.0, out: Optional[np.ndarray] = None) -> np.ndarray:
     if mask is None and x is not None:
         r = _fast(_core.backward, _RELU, dy, x, grad_at_zero, out)
         return r if r is not None else _backward(_RELU, dy, x, "x", grad_at_zero, "grad_at_zero", out)
@@ -106,7 +114,8 @@ def relu_backward(dy, x=None, *, mask=None, grad_at_zero=0.0, out=None):
 
 
 @_doc(_ref.leaky_relu)
-def leaky_relu(x, negative_slope=0.01, *, out=None, return_mask=False, return_counts=False):
+def leaky_relu(x: ArrayLike, negative_slope: float = 0.01, *, out: Optional[np.ndarray] = None,
+               return_mask: bool = False, return_counts: bool = False) -> Forward:
     r = _fast(_core.forward, _LEAKY, x, negative_slope, out, return_mask, return_counts)
     if r is not None:
         return r
@@ -114,7 +123,8 @@ def leaky_relu(x, negative_slope=0.01, *, out=None, return_mask=False, return_co
 
 
 @_doc(_ref.leaky_relu_backward)
-def leaky_relu_backward(dy, x=None, negative_slope=0.01, *, mask=None, out=None):
+def leaky_relu_backward(dy: ArrayLike, x: Optional[ArrayLike] = None, negative_slope: float = 0.01, *,
+                        mask: Optional[np.ndarray] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
     if mask is None and x is not None:
         r = _fast(_core.backward, _LEAKY, dy, x, negative_slope, out)
         return r if r is not None else _backward(_LEAKY, dy, x, "x", negative_slope, "negative_slope", out)
@@ -124,13 +134,14 @@ def leaky_relu_backward(dy, x=None, negative_slope=0.01, *, mask=None, out=None)
 
 
 @_doc(_ref.elu)
-def elu(x, alpha=1.0, *, out=None, return_counts=False):
+def elu(x: ArrayLike, alpha: float = 1.0, *, out: Optional[np.ndarray] = None,
+        return_counts: bool = False) -> Forward:
     r = _fast(_core.forward, _ELU, x, alpha, out, False, return_counts)
     return r if r is not None else _forward(_ELU, x, alpha, "alpha", out, False, return_counts)
 
 
 @_doc(_ref.elu_backward)
-def elu_backward(dy, x, alpha=1.0, *, out=None):
+def elu_backward(dy: ArrayLike, x: ArrayLike, alpha: float = 1.0, *, out: Optional[np.ndarray] = None) -> np.ndarray:
     r = _fast(_core.backward, _ELU, dy, x, alpha, out)
     return r if r is not None else _backward(_ELU, dy, x, "x", alpha, "alpha", out)
 
@@ -146,33 +157,35 @@ def _plain_backward(act, dy, y, out):
 
 
 @_doc(_ref.sigmoid)
-def sigmoid(x, *, out=None):
+def sigmoid(x: ArrayLike, *, out: Optional[np.ndarray] = None) -> np.ndarray:
     return _plain_forward(_SIGMOID, x, out)
 
 
 @_doc(_ref.sigmoid_backward)
-def sigmoid_backward(dy, y, *, out=None):
+def sigmoid_backward(dy: ArrayLike, y: ArrayLike, *, out: Optional[np.ndarray] = None) -> np.ndarray:
     return _plain_backward(_SIGMOID, dy, y, out)
 
 
 @_doc(_ref.tanh)
-def tanh(x, *, out=None):
+def tanh(x: ArrayLike, *, out: Optional[np.ndarray] = None) -> np.ndarray:
     return _plain_forward(_TANH, x, out)
 
 
 @_doc(_ref.tanh_backward)
-def tanh_backward(dy, y, *, out=None):
+def tanh_backward(dy: ArrayLike, y: ArrayLike, *, out: Optional[np.ndarray] = None) -> np.ndarray:
     return _plain_backward(_TANH, dy, y, out)
 
 
 @_doc(_ref.relu6)
-def relu6(x, *, out=None, return_mask=False, return_counts=False):
+def relu6(x: ArrayLike, *, out: Optional[np.ndarray] = None, return_mask: bool = False,
+          return_counts: bool = False) -> Forward:
     r = _fast(_core.forward, _RELU6, x, 0.0, out, return_mask, return_counts)
     return r if r is not None else _forward(_RELU6, x, 0.0, None, out, return_mask, return_counts)
 
 
 @_doc(_ref.relu6_backward)
-def relu6_backward(dy, x=None, *, mask=None, out=None):
+def relu6_backward(dy: ArrayLike, x: Optional[ArrayLike] = None, *, mask: Optional[np.ndarray] = None,
+                   out: Optional[np.ndarray] = None) -> np.ndarray:
     if mask is None and x is not None:
         r = _fast(_core.backward, _RELU6, dy, x, 0.0, out)
         return r if r is not None else _backward(_RELU6, dy, x, "x", 0.0, None, out)
@@ -181,7 +194,7 @@ def relu6_backward(dy, x=None, *, mask=None, out=None):
 
 
 @_doc(_ref.prelu)
-def prelu(x, weight, *, out=None):
+def prelu(x: ArrayLike, weight: ArrayLike, *, out: Optional[np.ndarray] = None) -> np.ndarray:
     r = _core.prelu(x, weight, out)
     if r is not None:
         return r
@@ -193,7 +206,7 @@ def prelu(x, weight, *, out=None):
 
 
 @_doc(_ref.prelu_backward)
-def prelu_backward(dy, x, weight):
+def prelu_backward(dy: ArrayLike, x: ArrayLike, weight: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
     r = _core.prelu_backward(dy, x, weight)
     if r is not None:
         return r
