@@ -103,6 +103,14 @@ def np_relu_backward(dy, x):
     return np.where(x > 0, dy, dy.dtype.type(0))
 
 
+def np_relu6(x):
+    return np.clip(x, 0, 6)
+
+
+def np_relu6_backward(dy, x):
+    return np.where((x > 0) & (x < 6), dy, dy.dtype.type(0))
+
+
 def np_leaky_relu(x, s):
     return np.where(x > 0, x, x * s)
 
@@ -158,6 +166,11 @@ def _t_relu_out(t):
 def _t_relu_backward(t):
     op = t.ops.aten.threshold_backward
     return lambda dy, x: op(dy, x, 0)
+
+
+def _t_relu6_backward(t):
+    op = t.ops.aten.hardtanh_backward
+    return lambda dy, x: op(dy, x, 0.0, 6.0)
 
 
 def _t_leaky_relu_backward(t):
@@ -242,6 +255,12 @@ def cases(sizes: Sequence[int], dtype) -> List[Case]:
             Case("relu_backward", "relu_backward", make_inputs=lambda d=d: (d.dy, d.x),
                  relucore=rc.relu_backward, numpy=np_relu_backward, torch=_t_relu_backward,
                  reference=lambda dy, x: _ref().relu_backward(dy, x), bytes=3 * nb, **common),
+            Case("relu6", "relu6", make_inputs=lambda d=d: (d.x,), relucore=rc.relu6, numpy=np_relu6,
+                 torch=lambda t: t.nn.functional.relu6, reference=lambda x: _ref().relu6(x), bytes=2 * nb,
+                 **common),
+            Case("relu6_backward", "relu6_backward", make_inputs=lambda d=d: (d.dy, d.x),
+                 relucore=rc.relu6_backward, numpy=np_relu6_backward, torch=_t_relu6_backward,
+                 reference=lambda dy, x: _ref().relu6_backward(dy, x), bytes=3 * nb, **common),
             Case("leaky_relu", "leaky_relu", make_inputs=lambda d=d: (d.x, SLOPE),
                  relucore=rc.leaky_relu, numpy=np_leaky_relu,
                  torch=lambda t: t.nn.functional.leaky_relu,
