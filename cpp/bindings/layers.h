@@ -11,8 +11,8 @@
 namespace relucore {
 namespace bind {
 
-inline View need(py::handle h, const char* name, int type = 0, bool writeable = false) {
-    View v = plain(h, writeable);
+inline View need(py::handle h, const char* name, int type = 0) {
+    View v = plain(h);
     if (!v.a || (type && v.type != type))
         throw std::invalid_argument(std::string("relucore internal: ") + name +
                                     " must be a C-contiguous float32/float64 array of the call's dtype");
