@@ -14,37 +14,49 @@ namespace bind {
 namespace py = pybind11;
 
 constexpr int kF32 = 11, kF64 = 12;  // NPY_FLOAT, NPY_DOUBLE
+// NPY_ARRAY_* flag bits (NumPy's ABI); pybind11 names only C-contiguity publicly.
+constexpr int kCContiguous = 0x0001, kAligned = 0x0100, kWriteable = 0x0400;
 
 struct View {
     PyObject* a = nullptr;
     int type = 0;  // kF32, kF64 or 0
     char* data = nullptr;
     i64 size = 0, nbytes = 0;
+    int nd = 0;
+    const py::ssize_t* shape = nullptr;  // the array's own dimensions, valid while it lives
 };
+
+// numpy.ndarray itself: a subclass (matrix, masked array) may not mean what its buffer says.
+inline PyTypeObject* ndarray_type() {
+    static PyTypeObject* const t =
+        reinterpret_cast<PyTypeObject*>(py::object(py::module_::import("numpy").attr("ndarray")).release().ptr());
+    return t;
+}
 
 // The array behind `h` if it can be used as is, else nullopt-like (a.a == nullptr).
 inline View plain(py::handle h, bool writeable = false) {
     View v;
-    auto& api = py::detail::npy_api::get();
-    if (Py_TYPE(h.ptr()) != api.PyArray_Type_) return v;
-    auto* p = py::detail::array_proxy(h.ptr());
-    auto* d = py::detail::array_descriptor_proxy(p->descr);
-    if (d->type_num != kF32 && d->type_num != kF64) return v;
-    if (d->byteorder == '>') return v;
-    const int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
-                     (writeable ? py::detail::npy_api::NPY_ARRAY_WRITEABLE_ : 0);
-    if ((p->flags & need) != need) return v;
+    if (Py_TYPE(h.ptr()) != ndarray_type()) return v;
+    const auto a = py::reinterpret_borrow<py::array>(h);
+    const py::dtype d = a.dtype();
+    const int type = d.num();
+    if (type != kF32 && type != kF64) return v;
+    if (d.byteorder() == '>') return v;
+    const int need = kCContiguous | kAligned | (writeable ? kWriteable : 0);
+    if ((a.flags() & need) != need) return v;
     v.a = h.ptr();
-    v.type = d->type_num;
-    v.data = p->data;
+    v.type = type;
+    v.data = static_cast<char*>(const_cast<void*>(a.data()));
+    v.nd = (int)a.ndim();
+    v.shape = a.shape();
     v.size = 1;
-    for (int i = 0; i < p->nd; ++i) v.size *= (i64)p->dimensions[i];
+    for (int i = 0; i < v.nd; ++i) v.size *= (i64)v.shape[i];
     v.nbytes = v.size * (v.type == kF32 ? 4 : 8);
     return v;
 }
 
-inline int ndim(const View& v) { return py::detail::array_proxy(v.a)->nd; }
-inline const py::ssize_t* dims(const View& v) { return py::detail::array_proxy(v.a)->dimensions; }
+inline int ndim(const View& v) { return v.nd; }
+inline const py::ssize_t* dims(const View& v) { return v.shape; }
 
 inline bool same_shape(const View& a, const View& b) {
     if (ndim(a) != ndim(b)) return false;

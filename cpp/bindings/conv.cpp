@@ -1,44 +1,14 @@
-// Bindings of im2col/col2im, conv2d, pooling and linear. The Python layer (relucore.activations)
-// validates and parses every argument (so errors have one source) and passes C-contiguous arrays of
-// one dtype and plain ints; here they are only checked for memory safety.
+// Bindings of im2col/col2im, conv2d and its gradients, and the 3x3 stride-1 algorithm setting
+// (argument contract: layers.h).
 #include <stdexcept>
 #include <string>
 
-#include "common.h"
-#include "ops/winograd.h"
-#include "relucore/conv_ops.h"
+#include "layers.h"
+#include "relucore/conv.h"
 
 namespace relucore {
 namespace bind {
 namespace {
-
-View need(py::handle h, const char* name, int type = 0, bool writeable = false) {
-    View v = plain(h, writeable);
-    if (!v.a || (type && v.type != type))
-        throw std::invalid_argument(std::string("relucore internal: ") + name +
-                                    " must be a C-contiguous float32/float64 array of the call's dtype");
-    return v;
-}
-
-py::array empty(int type, std::vector<py::ssize_t> shape) {
-    return type == kF32 ? py::array(py::dtype::of<float>(), shape) : py::array(py::dtype::of<double>(), shape);
-}
-
-template <class T> T* ptr(const View& v) { return reinterpret_cast<T*>(v.data); }
-template <class T> T* ptr(py::array& a) { return reinterpret_cast<T*>(a.mutable_data()); }
-
-ConvGeom geom(i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw) {
-    ConvGeom g{C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0};
-    g.OH = (H + 2 * ph - dh * (kh - 1) - 1) / sh + 1;
-    g.OW = (W + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
-    if (g.OH < 1 || g.OW < 1) throw std::invalid_argument("relucore internal: empty convolution output");
-    return g;
-}
-
-// Calls f.template operator()<T>() with T = float or double per the array type.
-template <class F> auto by_type(int type, F&& f) {
-    return type == kF32 ? f((float)0) : f((double)0);
-}
 
 py::array im2col(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw) {
     View x = need(x_h, "x");
@@ -112,99 +82,6 @@ py::tuple conv2d_backward(py::handle dy_h, py::handle x_h, py::handle w_h, i64 s
     return py::make_tuple(dx, dwt, db);
 }
 
-py::tuple max_pool2d(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw) {
-    View x = need(x_h, "x");
-    const auto* d = dims(x);
-    const ConvGeom g = geom(1, d[2], d[3], kh, kw, sh, sw, ph, pw, 1, 1);
-    py::array y = empty(x.type, {d[0], d[1], g.OH, g.OW});
-    py::array_t<int64_t> idx(std::vector<py::ssize_t>{d[0], d[1], g.OH, g.OW});
-    int64_t* ip = idx.mutable_data();
-    by_type(x.type, [&](auto t) {
-        using T = decltype(t);
-        py::gil_scoped_release nogil;
-        ops::max_pool2d<T>(ptr<T>(x), ptr<T>(y), ip, d[0] * d[1], g);
-        return 0;
-    });
-    return py::make_tuple(y, idx);
-}
-
-// None if an index lies outside its plane: the Python layer then names the bad values.
-py::object max_pool2d_backward(py::handle dy_h, py::array_t<int64_t, py::array::c_style> idx, i64 N, i64 C, i64 H,
-                               i64 W) {
-    View dy = need(dy_h, "dy");
-    if (idx.size() != dy.size) throw std::invalid_argument("relucore internal: indices size");
-    py::array dx = empty(dy.type, {N, C, H, W});
-    const i64 planes = N * C, out_plane = planes ? dy.size / planes : 0;
-    bool ok = true;
-    by_type(dy.type, [&](auto t) {
-        using T = decltype(t);
-        py::gil_scoped_release nogil;
-        ok = ops::max_pool2d_backward<T>(ptr<T>(dy), idx.data(), ptr<T>(dx), planes, out_plane, H * W);
-        return 0;
-    });
-    if (!ok) return py::none();
-    return dx;
-}
-
-py::array avg_pool2d(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, bool include_pad) {
-    View x = need(x_h, "x");
-    const auto* d = dims(x);
-    const ConvGeom g = geom(1, d[2], d[3], kh, kw, sh, sw, ph, pw, 1, 1);
-    py::array y = empty(x.type, {d[0], d[1], g.OH, g.OW});
-    by_type(x.type, [&](auto t) {
-        using T = decltype(t);
-        py::gil_scoped_release nogil;
-        ops::avg_pool2d<T>(ptr<T>(x), ptr<T>(y), d[0] * d[1], g, include_pad);
-        return 0;
-    });
-    return y;
-}
-
-py::array avg_pool2d_backward(py::handle dy_h, i64 N, i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph,
-                              i64 pw, bool include_pad) {
-    View dy = need(dy_h, "dy");
-    const ConvGeom g = geom(1, H, W, kh, kw, sh, sw, ph, pw, 1, 1);
-    if (dy.size != N * C * g.OH * g.OW) throw std::invalid_argument("relucore internal: dy size");
-    py::array dx = empty(dy.type, {N, C, H, W});
-    by_type(dy.type, [&](auto t) {
-        using T = decltype(t);
-        py::gil_scoped_release nogil;
-        ops::avg_pool2d_backward<T>(ptr<T>(dy), ptr<T>(dx), N * C, g, include_pad);
-        return 0;
-    });
-    return dx;
-}
-
-py::array linear(py::handle x_h, py::handle w_h, py::handle b_h) {
-    View x = need(x_h, "x"), w = need(w_h, "weight", x.type);
-    View b;
-    if (!b_h.is_none()) b = need(b_h, "bias", x.type);
-    const i64 M = dims(x)[0], in = dims(x)[1], out = dims(w)[0];
-    if (dims(w)[1] != in) throw std::invalid_argument("relucore internal: linear shapes");
-    py::array y = empty(x.type, {M, out});
-    by_type(x.type, [&](auto t) {
-        using T = decltype(t);
-        py::gil_scoped_release nogil;
-        ops::linear<T>(ptr<T>(x), ptr<T>(w), b.a ? ptr<T>(b) : nullptr, ptr<T>(y), M, in, out);
-        return 0;
-    });
-    return y;
-}
-
-py::tuple linear_backward(py::handle dy_h, py::handle x_h, py::handle w_h) {
-    View dy = need(dy_h, "dy"), x = need(x_h, "x", dy.type), w = need(w_h, "weight", dy.type);
-    const i64 M = dims(x)[0], in = dims(x)[1], out = dims(w)[0];
-    if (dims(dy)[0] != M || dims(dy)[1] != out) throw std::invalid_argument("relucore internal: linear shapes");
-    py::array dx = empty(dy.type, {M, in}), dw = empty(dy.type, {out, in}), db = empty(dy.type, {out});
-    by_type(dy.type, [&](auto t) {
-        using T = decltype(t);
-        py::gil_scoped_release nogil;
-        ops::linear_backward<T>(ptr<T>(dy), ptr<T>(x), ptr<T>(w), ptr<T>(dx), ptr<T>(dw), ptr<T>(db), M, in, out);
-        return 0;
-    });
-    return py::make_tuple(dx, dw, db);
-}
-
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -217,12 +94,6 @@ void bind_conv(py::module_& m) {
     m.def("col2im", &col2im);
     m.def("conv2d", &conv2d);
     m.def("conv2d_backward", &conv2d_backward);
-    m.def("max_pool2d", &max_pool2d);
-    m.def("max_pool2d_backward", &max_pool2d_backward);
-    m.def("avg_pool2d", &avg_pool2d);
-    m.def("avg_pool2d_backward", &avg_pool2d_backward);
-    m.def("linear", &linear);
-    m.def("linear_backward", &linear_backward);
 }
 
 }  // namespace bind

@@ -6,9 +6,9 @@
 #include <new>
 #include <string>
 
-#include "ops/gemm.h"
-#include "ops/scratch.h"
+#include "relucore/blas.h"
 #include "relucore/dispatch.h"
+#include "relucore/gemm.h"
 
 namespace relucore {
 namespace bind {

@@ -10,9 +10,9 @@
 
 #include <string>
 
+#include "relucore/blas.h"
 #include "relucore/dispatch.h"
 #include "relucore/ops.h"
-#include "ops/blas.h"
 
 namespace py = pybind11;
 
@@ -21,6 +21,8 @@ namespace bind {
 void bind_activations(py::module_& m);
 void bind_ufuncs(py::module_& m);
 void bind_conv(py::module_& m);
+void bind_pool(py::module_& m);
+void bind_linear(py::module_& m);
 void bind_gemm(py::module_& m);
 }  // namespace bind
 }  // namespace relucore
@@ -45,6 +47,8 @@ PYBIND11_MODULE(_core, m) {
     relucore::bind::bind_activations(m);
     relucore::bind::bind_ufuncs(m);
     relucore::bind::bind_conv(m);
+    relucore::bind::bind_pool(m);
+    relucore::bind::bind_linear(m);
     relucore::bind::bind_gemm(m);
     m.def("get_isa", &relucore::active_isa);
     m.def("set_isa", [](const std::string& name) {

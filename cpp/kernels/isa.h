@@ -15,9 +15,14 @@ namespace relucore {
 namespace RC_NS {
 template <class T> ElementwiseKernels<T> make_elementwise();
 template <class T> ConvKernels<T> make_conv();
+// The conv families' pieces of ConvKernels, one file each; make_conv (table.cpp) joins them.
+template <class T> void fill_im2col(ConvKernels<T>& k);     // im2col.cpp
+template <class T> void fill_pool(ConvKernels<T>& k);       // pool.cpp
+template <class T> void fill_depthwise(ConvKernels<T>& k);  // depthwise.cpp
+template <class T> void fill_reduce(ConvKernels<T>& k);     // reduce.cpp
 template <class T> GemmKernels<T> make_gemm();
 template <class T> WinogradKernels<T> make_winograd();
-// Shared between conv.cpp and gemm.cpp (the fused im2col GEMMs): rows [r0, r1) x columns [j0, j1)
+// Shared between im2col.cpp and gemm.cpp (the fused im2col GEMMs): rows [r0, r1) x columns [j0, j1)
 // of one image's column matrix into dst with row stride ldd.
 template <class T>
 void im2col_block(const T* x, const ConvGeom& g, i64 r0, i64 r1, i64 j0, i64 j1, T* dst, i64 ldd);

@@ -4,6 +4,15 @@
 namespace relucore {
 namespace RC_NS {
 
+template <class T> ConvKernels<T> make_conv() {
+    ConvKernels<T> k;
+    fill_im2col(k);
+    fill_pool(k);
+    fill_depthwise(k);
+    fill_reduce(k);
+    return k;
+}
+
 // Built on first call, never at load: this object's code may use instructions the CPU lacks, and
 // dispatch calls it only for an ISA the CPU has.
 const KernelTable* kernel_table() {

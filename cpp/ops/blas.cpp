@@ -2,8 +2,6 @@
 #include "blas.h"
 
 #include <atomic>
-#include <climits>
-#include <initializer_list>
 
 #include <cblas.h>
 
@@ -34,12 +32,6 @@ void blas_threads(int n) {
 const char* blas_name() { return "scipy-openblas32"; }
 
 const char* blas_config() { return scipy_openblas_get_config(); }
-
-bool blas_fits(std::initializer_list<int64_t> sizes) {
-    for (int64_t s : sizes)
-        if (s < 0 || s > INT_MAX) return false;
-    return true;
-}
 
 }  // namespace ops
 }  // namespace relucore

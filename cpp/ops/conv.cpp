@@ -1,4 +1,4 @@
-// conv2d forward/backward, im2col/col2im over batches, pooling and linear layers.
+// conv2d forward/backward and im2col/col2im over whole NCHW batches.
 //
 // Threads: with at least as many (image, group) items as threads, each thread takes whole items
 // with a single-threaded GEMM; otherwise items run one after another with each GEMM, im2col and
@@ -6,18 +6,14 @@
 // build the column matrix block by block (memory: the GEMM's packed blocks per thread); with the
 // BLAS, im2col fills one image's columns per thread first. Scratch is kept between calls
 // (relucore/kernels.h).
-#include <string.h>
-
 #include <atomic>
 #include <new>
 #include <type_traits>
 
-#include <vector>
-
 #include "gemm.h"
 #include "items.h"
 #include "winograd.h"
-#include "relucore/conv_ops.h"
+#include "relucore/conv.h"
 #include "relucore/dispatch.h"
 
 namespace relucore {
@@ -27,8 +23,6 @@ namespace {
 bool is_pointwise(const ConvGeom& g) {
     return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
 }
-
-template <class T> void zero(T* p, i64 n) { memset(p, 0, (size_t)n * sizeof(T)); }
 
 // im2col of one image's channel slice, by rows; threaded when called outside a parallel region.
 template <class T> void image_im2col(const T* x, T* cols, const ConvGeom& g, int nt) {
@@ -49,33 +43,6 @@ template <class T, class C> void image_col2im(C* cols, T* x, const ConvGeom& g, 
     nt = cap(nt, g.C * g.kh * g.kw * g.OH * g.OW, kGrainCopy);
     if (nt <= 1) return k(0, g.C);
     parallel_range(g.C, 1, 1, nt, [&](i64 b, i64 e, int) { k(b, e); });
-}
-
-// f(i0, i1, j0, j1) -> bool over blocks of an m x n output split across nt threads: by columns
-// (multiples of the GEMM's tile width), or by rows when the output is narrow. nt = 1 is a plain
-// call. False if any block's f was.
-template <class F> bool par_blocks(int nt, i64 m, i64 n, i64 k, F&& f) {
-    nt = cap(nt, m * n * k, kGrainFlops);
-    const i64 align = gemm_align();
-    std::atomic<bool> ok{true};
-    if (nt > 1 && n >= align * nt)
-        parallel_range(n, align, align, nt, [&](i64 j0, i64 j1, int) { if (!f(0, m, j0, j1)) ok = false; });
-    else if (nt > 1 && m >= 16 * nt)
-        parallel_range(m, 16, 16, nt, [&](i64 i0, i64 i1, int) { if (!f(i0, i1, 0, n)) ok = false; });
-    else
-        return f(0, m, 0, n);
-    return ok;
-}
-
-// GEMM split over our own OpenMP threads (the BLAS stays single-threaded: two thread pools on
-// the same cores fight, see docs/performance.md), block by block as par_blocks splits C.
-template <class T>
-bool par_gemm(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta,
-              T* c, i64 ldc) {
-    return par_blocks(nt, m, n, k, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
-        return gemm(ta, tb, i1 - i0, j1 - j0, k, alpha, ta == Tr::N ? a + i0 * lda : a + i0, lda,
-                    tb == Tr::N ? b + j0 : b + j0 * ldb, ldb, beta, c + i0 * ldc + j0, ldc);
-    });
 }
 
 }  // namespace
@@ -249,88 +216,11 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     if (dx_wino) winograd_backward_input(dy, w, dx_wino, s);
 }
 
-template <class T> void max_pool2d(const T* x, T* y, int64_t* idx, i64 planes, const ConvGeom& g) {
-    const auto k = conv_kernels<T>().max_pool;
-    const i64 in = g.H * g.W, out = g.OH * g.OW;
-    parallel_items(planes, threads_for(planes * in, kGrainCopy), [&](i64 p) { k(x + p * in, y + p * out, idx + p * out, g); });
-}
-
-template <class T>
-bool max_pool2d_backward(const T* dy, const int64_t* idx, T* dx, i64 planes, i64 out_plane, i64 in_plane) {
-    std::atomic<bool> ok{true};
-    parallel_items(planes, threads_for(planes * in_plane, kGrainCopy), [&](i64 p) {
-        T* d = dx + p * in_plane;
-        zero(d, in_plane);
-        for (i64 i = 0; i < out_plane; ++i) {
-            const int64_t at = idx[p * out_plane + i];
-            if (at < 0 || at >= in_plane) ok.store(false, std::memory_order_relaxed);  // never written
-            else d[at] += dy[p * out_plane + i];
-        }
-    });
-    return ok.load();
-}
-
-template <class T> void avg_pool2d(const T* x, T* y, i64 planes, const ConvGeom& g, bool count_include_pad) {
-    const auto k = conv_kernels<T>().avg_pool;
-    const i64 in = g.H * g.W, out = g.OH * g.OW;
-    parallel_items(planes, threads_for(planes * in, kGrainCopy),
-                   [&](i64 p) { k(x + p * in, y + p * out, g, count_include_pad); });
-}
-
-template <class T> void avg_pool2d_backward(const T* dy, T* dx, i64 planes, const ConvGeom& g, bool count_include_pad) {
-    const auto k = conv_kernels<T>().avg_pool_backward;
-    const i64 in = g.H * g.W, out = g.OH * g.OW;
-    parallel_items(planes, threads_for(planes * in, kGrainCopy), [&](i64 p) {
-        zero(dx + p * in, in);
-        k(dy + p * out, dx + p * in, g, count_include_pad);
-    });
-}
-
-template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 M, i64 in, i64 out) {
-    if (bias)
-        for (i64 m = 0; m < M; ++m) memcpy(y + m * out, bias, (size_t)out * sizeof(T));
-    if (M == 0 || out == 0) return;
-    if (in == 0) {
-        if (!bias) zero(y, M * out);
-        return;
-    }
-    blas_threads(1);
-    if (!par_gemm(max_threads(), Tr::N, Tr::T, M, out, in, T(1), x, in, w, in, bias ? T(1) : T(0), y, out))
-        throw std::bad_alloc();
-}
-
-template <class T>
-void linear_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, i64 M, i64 in, i64 out) {
-    blas_threads(1);
-    const int nt = max_threads();
-    if (db) {
-        std::vector<double> acc((size_t)out, 0.0);
-        for (i64 m = 0; m < M; ++m)
-            for (i64 o = 0; o < out; ++o) acc[(size_t)o] += (double)dy[m * out + o];
-        for (i64 o = 0; o < out; ++o) db[o] = (T)acc[(size_t)o];
-    }
-    const bool empty = M == 0 || in == 0 || out == 0;
-    if (dx) {
-        if (empty) zero(dx, M * in);
-        else if (!par_gemm(nt, Tr::N, Tr::N, M, in, out, T(1), dy, out, w, in, T(0), dx, in)) throw std::bad_alloc();
-    }
-    if (dw) {
-        if (empty) zero(dw, out * in);
-        else if (!par_gemm(nt, Tr::T, Tr::N, out, in, M, T(1), dy, out, x, in, T(0), dw, in)) throw std::bad_alloc();
-    }
-}
-
 #define RC_INSTANTIATE(T)                                                                                     \
     template void im2col<T>(const T*, T*, i64, const ConvGeom&);                                              \
     template void col2im<T>(const T*, T*, i64, const ConvGeom&);                                              \
     template void conv2d<T>(const T*, const T*, const T*, T*, const Conv2dShape&);                            \
-    template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&);           \
-    template void max_pool2d<T>(const T*, T*, int64_t*, i64, const ConvGeom&);                                \
-    template bool max_pool2d_backward<T>(const T*, const int64_t*, T*, i64, i64, i64);                        \
-    template void avg_pool2d<T>(const T*, T*, i64, const ConvGeom&, bool);                                    \
-    template void avg_pool2d_backward<T>(const T*, T*, i64, const ConvGeom&, bool);                           \
-    template void linear<T>(const T*, const T*, const T*, T*, i64, i64, i64);                                 \
-    template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, i64, i64, i64);
+    template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&);
 RC_INSTANTIATE(float)
 RC_INSTANTIATE(double)
 #undef RC_INSTANTIATE

@@ -1,6 +1,8 @@
-// Work split shared by the layer ops (conv.cpp, winograd.cpp): grain sizes, and whole work items
-// (images, image groups) per thread with a scratch buffer each.
+// Work split shared by the layer ops (conv.cpp, pool.cpp, linear.cpp, winograd.cpp): grain sizes,
+// and whole work items (images, image groups) per thread with a scratch buffer each.
 #pragma once
+#include <string.h>
+
 #include <new>
 
 #include "blas.h"
@@ -16,6 +18,8 @@ constexpr i64 kGrainFlops = 1 << 21;  // multiply-adds per thread for a GEMM or 
 constexpr i64 kDwChunks = 2;  // fixed chunks of images (Winograd: of tile blocks) for dweight: the same
                               // sums for any thread count; 2, not 4: each holds a partial dweight
                               // (2.4 MB on a 256-channel layer; 16/9 of that in Winograd's form)
+
+template <class T> void zero(T* p, i64 n) { memset(p, 0, (size_t)n * sizeof(T)); }
 
 // At most nt threads, and no more than `work` is worth at `grain` per thread.
 inline int cap(int nt, i64 work, i64 grain) {

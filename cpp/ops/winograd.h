@@ -1,18 +1,11 @@
 // 3x3 stride-1 convolutions through Winograd F(2x2, 3x3): 16 GEMMs over transformed tiles instead of
 // one over im2col columns, 2.25x fewer multiply-adds (docs/performance.md has the measurements).
+// The algorithm setting (set_conv_algo) is public: relucore/conv.h.
 #pragma once
-#include <string>
-
-#include "relucore/conv_ops.h"
+#include "relucore/conv.h"
 
 namespace relucore {
 namespace ops {
-
-// "auto" (3x3, stride 1, dilation 1, not depthwise, >= 16 channels in and out per group, >= 48
-// tiles in the batch and >= 2^23 direct multiply-adds), "gemm" (never) or "winograd" (every 3x3
-// stride-1 layer, for tests). False for an unknown name.
-bool set_conv_algo(const std::string& name);
-std::string conv_algo();
 
 // y = conv2d(x, w) + bias through Winograd if the setting, the shape and the data allow it (every
 // value finite and far from overflow); false: not taken.

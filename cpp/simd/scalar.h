@@ -14,7 +14,6 @@ namespace RC_NS {
 template <class T, bool kFMA>
 struct Scalar {
     using type = T;
-    using mask = bool;
     static constexpr int L = 1;
     T v;
     static Scalar load(const T* p) { return {*p}; }
@@ -46,7 +45,6 @@ template <bool F> static inline Scalar<double, F> mul_add(Scalar<double, F> a, S
 RC_S Scalar<T, F> max(Scalar<T, F> a, Scalar<T, F> b) { return {a.v > b.v ? a.v : b.v}; }
 RC_S Scalar<T, F> min(Scalar<T, F> a, Scalar<T, F> b) { return {a.v < b.v ? a.v : b.v}; }
 RC_S bool gt(Scalar<T, F> a, Scalar<T, F> b) { return a.v > b.v; }
-RC_S bool lt(Scalar<T, F> a, Scalar<T, F> b) { return a.v < b.v; }
 RC_S bool le(Scalar<T, F> a, Scalar<T, F> b) { return a.v <= b.v; }
 RC_S bool eq(Scalar<T, F> a, Scalar<T, F> b) { return a.v == b.v; }
 RC_S Scalar<T, F> select(bool m, Scalar<T, F> a, Scalar<T, F> b) { return m ? a : b; }

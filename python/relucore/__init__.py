@@ -12,10 +12,10 @@ from .runtime import _apply_env_override, get_num_threads, runtime_info, set_num
 _apply_env_override()
 
 from . import reference  # noqa: E402
-from .convolution import *  # noqa: E402,F401,F403  (relucore.convolution.__all__)
+from .conv import *  # noqa: E402,F401,F403  (relucore.conv.__all__)
 from .activations import *  # noqa: E402,F401,F403  (relucore.activations.__all__)
-from . import activations as _activations, convolution as _convolution  # noqa: E402
+from . import activations as _activations, conv as _conv  # noqa: E402
 
-__all__ = _activations.__all__ + _convolution.__all__ + [
+__all__ = _activations.__all__ + _conv.__all__ + [
     "runtime_info", "show_runtime", "set_num_threads", "get_num_threads", "reference",
 ]

@@ -27,7 +27,7 @@ __all__ = [
     "check_x_or_mask",
     "channels_of",
     "mask_nbytes",
-    # convolution path (issue 3)
+    # convolution path
     "check_dtypes",
     "check_4d",
     "pair",

@@ -45,7 +45,7 @@ def _set_stream_threshold(nbytes: int, /) -> None:
 def blas_info() -> str:
     """The BLAS library and its own configuration string (the GEMM in use: gemm_info)."""
 
-# Convolution path: arguments validated and parsed by relucore.convolution; arrays C-contiguous,
+# Convolution path: arguments validated and parsed by relucore.conv; arrays C-contiguous,
 # one float dtype per call (ValueError otherwise).
 def set_gemm(name: str, /) -> None:
     """'auto' (relucore's own GEMM on the avx512 table, else OpenBLAS), 'own' or 'blas'."""

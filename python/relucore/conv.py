@@ -1,4 +1,4 @@
-"""The native convolution path: im2col/col2im kernels, conv2d and linear on OpenBLAS GEMM, pooling.
+"""The native convolution path: im2col/col2im, conv2d, pooling and linear (the twin of relucore.reference.conv).
 
 Arguments are validated and parsed by relucore._checks (the same code the reference uses), inputs
 made C-contiguous, then one call into the compiled core. Docstrings are shared with the reference.

@@ -1,0 +1,43 @@
+// Shared by the layer bindings (conv.cpp, pool.cpp, linear.cpp). The Python layer (relucore.conv)
+// validates and parses every argument (so errors have one source) and passes C-contiguous arrays of
+// one dtype and plain ints; here they are only checked for memory safety.
+#pragma once
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common.h"
+
+namespace relucore {
+namespace bind {
+
+inline View need(py::handle h, const char* name, int type = 0) {
+    View v = plain(h);
+    if (!v.a || (type && v.type != type))
+        throw std::invalid_argument(std::string("relucore internal: ") + name +
+                                    " must be a C-contiguous float32/float64 array of the call's dtype");
+    return v;
+}
+
+inline py::array empty(int type, std::vector<py::ssize_t> shape) {
+    return type == kF32 ? py::array(py::dtype::of<float>(), shape) : py::array(py::dtype::of<double>(), shape);
+}
+
+template <class T> T* ptr(const View& v) { return reinterpret_cast<T*>(v.data); }
+template <class T> T* ptr(py::array& a) { return reinterpret_cast<T*>(a.mutable_data()); }
+
+inline ConvGeom geom(i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw) {
+    ConvGeom g{C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0};
+    g.OH = (H + 2 * ph - dh * (kh - 1) - 1) / sh + 1;
+    g.OW = (W + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
+    if (g.OH < 1 || g.OW < 1) throw std::invalid_argument("relucore internal: empty convolution output");
+    return g;
+}
+
+// Calls f(T()) with T = float or double per the array type (f: a generic lambda).
+template <class F> auto by_type(int type, F&& f) {
+    return type == kF32 ? f((float)0) : f((double)0);
+}
+
+}  // namespace bind
+}  // namespace relucore

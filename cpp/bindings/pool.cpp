@@ -1,0 +1,84 @@
+// Bindings of max and average pooling and their gradients (argument contract: layers.h).
+#include <stdexcept>
+
+#include "layers.h"
+#include "relucore/pool.h"
+
+namespace relucore {
+namespace bind {
+namespace {
+
+py::tuple max_pool2d(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw) {
+    View x = need(x_h, "x");
+    const auto* d = dims(x);
+    const ConvGeom g = geom(1, d[2], d[3], kh, kw, sh, sw, ph, pw, 1, 1);
+    py::array y = empty(x.type, {d[0], d[1], g.OH, g.OW});
+    py::array_t<int64_t> idx(std::vector<py::ssize_t>{d[0], d[1], g.OH, g.OW});
+    int64_t* ip = idx.mutable_data();
+    by_type(x.type, [&](auto t) {
+        using T = decltype(t);
+        py::gil_scoped_release nogil;
+        ops::max_pool2d<T>(ptr<T>(x), ptr<T>(y), ip, d[0] * d[1], g);
+        return 0;
+    });
+    return py::make_tuple(y, idx);
+}
+
+// None if an index lies outside its plane: the Python layer then names the bad values.
+py::object max_pool2d_backward(py::handle dy_h, py::array_t<int64_t, py::array::c_style> idx, i64 N, i64 C, i64 H,
+                               i64 W) {
+    View dy = need(dy_h, "dy");
+    if (idx.size() != dy.size) throw std::invalid_argument("relucore internal: indices size");
+    py::array dx = empty(dy.type, {N, C, H, W});
+    const i64 planes = N * C, out_plane = planes ? dy.size / planes : 0;
+    bool ok = true;
+    by_type(dy.type, [&](auto t) {
+        using T = decltype(t);
+        py::gil_scoped_release nogil;
+        ok = ops::max_pool2d_backward<T>(ptr<T>(dy), idx.data(), ptr<T>(dx), planes, out_plane, H * W);
+        return 0;
+    });
+    if (!ok) return py::none();
+    return dx;
+}
+
+py::array avg_pool2d(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, bool include_pad) {
+    View x = need(x_h, "x");
+    const auto* d = dims(x);
+    const ConvGeom g = geom(1, d[2], d[3], kh, kw, sh, sw, ph, pw, 1, 1);
+    py::array y = empty(x.type, {d[0], d[1], g.OH, g.OW});
+    by_type(x.type, [&](auto t) {
+        using T = decltype(t);
+        py::gil_scoped_release nogil;
+        ops::avg_pool2d<T>(ptr<T>(x), ptr<T>(y), d[0] * d[1], g, include_pad);
+        return 0;
+    });
+    return y;
+}
+
+py::array avg_pool2d_backward(py::handle dy_h, i64 N, i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph,
+                              i64 pw, bool include_pad) {
+    View dy = need(dy_h, "dy");
+    const ConvGeom g = geom(1, H, W, kh, kw, sh, sw, ph, pw, 1, 1);
+    if (dy.size != N * C * g.OH * g.OW) throw std::invalid_argument("relucore internal: dy size");
+    py::array dx = empty(dy.type, {N, C, H, W});
+    by_type(dy.type, [&](auto t) {
+        using T = decltype(t);
+        py::gil_scoped_release nogil;
+        ops::avg_pool2d_backward<T>(ptr<T>(dy), ptr<T>(dx), N * C, g, include_pad);
+        return 0;
+    });
+    return dx;
+}
+
+}  // namespace
+
+void bind_pool(py::module_& m) {
+    m.def("max_pool2d", &max_pool2d);
+    m.def("max_pool2d_backward", &max_pool2d_backward);
+    m.def("avg_pool2d", &avg_pool2d);
+    m.def("avg_pool2d_backward", &avg_pool2d_backward);
+}
+
+}  // namespace bind
+}  // namespace relucore

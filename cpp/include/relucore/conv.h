@@ -1,0 +1,39 @@
+// Convolution over whole NCHW batches (contiguous buffers): im2col/col2im, conv2d and its
+// gradients, and the 3x3 stride-1 algorithm setting. Threads over images (or over rows of one
+// image's column matrix for batch 1).
+#pragma once
+#include <stdint.h>
+
+#include <string>
+
+#include "relucore/kernels.h"
+
+namespace relucore {
+namespace ops {
+
+struct Conv2dShape {
+    i64 N, C, H, W;  // input
+    i64 F;           // output channels
+    i64 groups;
+    ConvGeom g;      // per group: g.C = C / groups, kernel, stride, padding, dilation, OH, OW
+};
+
+// cols (N, C*kh*kw, OH*OW) <- x (N, C, H, W) with g.C = C.
+template <class T> void im2col(const T* x, T* cols, i64 N, const ConvGeom& g);
+// x (N, C, H, W) = col2im(cols); overwrites x.
+template <class T> void col2im(const T* cols, T* x, i64 N, const ConvGeom& g);
+
+// y (N, F, OH, OW) = conv(x, w) + bias (bias may be null).
+template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s);
+// dx, dw, db (each may be null to skip it) from dy, x, w.
+template <class T>
+void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, const Conv2dShape& s);
+
+// 3x3 stride-1 layers: "auto" (Winograd F(2x2, 3x3) when 3x3, stride 1, dilation 1, not depthwise,
+// >= 16 channels in and out per group, >= 48 tiles in the batch and >= 2^23 direct multiply-adds),
+// "gemm" (never) or "winograd" (every 3x3 stride-1 layer, for tests). False for an unknown name.
+bool set_conv_algo(const std::string& name);
+std::string conv_algo();
+
+}  // namespace ops
+}  // namespace relucore

@@ -1,0 +1,154 @@
+// Max and average pooling window sweeps over one (H, W) plane, written once against the vector
+// wrapper.
+#include "isa.h"
+#include "window.h"
+
+namespace relucore {
+namespace RC_NS {
+namespace {
+
+// PyTorch's rule over one window: start at its first position, take any larger value or a NaN.
+// KH/KW > 0 fix the window size at compile time (unrolled); 0 reads it from g.
+template <int KH, int KW, class T>
+inline void window_max(const T* x, i64 h0, i64 w0, const ConvGeom& g, T& best, i64& at) {
+    const i64 kh = KH ? KH : g.kh, kw = KW ? KW : g.kw;
+    at = h0 * g.W + w0;
+    best = -__builtin_inf();
+    for (i64 i = 0; i < kh; ++i)
+        for (i64 j = 0; j < kw; ++j) {
+            const i64 p = (h0 + i * g.dh) * g.W + w0 + j * g.dw;
+            const T v = x[p];
+            const bool take = (v > best) | (v != v);  // selects, not branches: random data mispredicts
+            best = take ? v : best;
+            at = take ? p : at;
+        }
+}
+
+template <int KH, int KW, class T>
+void max_pool_sized(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
+    // Outputs whose window lies wholly inside the image need no bounds checks.
+    i64 lo_h, hi_h, lo_w, hi_w;
+    valid_range(g.OH, g.sh, g.ph, 0, g.H - (g.kh - 1) * g.dh, lo_h, hi_h);
+    valid_range(g.OW, g.sw, g.pw, 0, g.W - (g.kw - 1) * g.dw, lo_w, hi_w);
+    for (i64 oh = 0; oh < g.OH; ++oh)
+        for (i64 ow = 0; ow < g.OW; ++ow) {
+            const i64 h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+            T best;
+            i64 at;
+            if (oh >= lo_h && oh < hi_h && ow >= lo_w && ow < hi_w) {
+                window_max<KH, KW>(x, h0, w0, g, best, at);
+            } else {
+                best = -__builtin_inf();
+                at = -1;
+                for (i64 i = 0; i < g.kh; ++i) {
+                    const i64 h = h0 + i * g.dh;
+                    if (h < 0 || h >= g.H) continue;
+                    for (i64 j = 0; j < g.kw; ++j) {
+                        const i64 w = w0 + j * g.dw;
+                        if (w < 0 || w >= g.W) continue;
+                        const T v = x[h * g.W + w];
+                        if (at < 0) at = h * g.W + w;
+                        if (v > best || v != v) best = v, at = h * g.W + w;
+                    }
+                }
+            }
+            y[oh * g.OW + ow] = best;
+            idx[oh * g.OW + ow] = at;
+        }
+}
+
+// 2x2 windows, stride 2, no padding, dilation 1 (the usual pool): L outputs at a time from two
+// vector pairs per input row (even/odd lanes are the window's left/right column). The scan order
+// (0,0), (0,1), (1,0), (1,1) and PyTorch's rule (a larger value or a NaN takes over) are selects,
+// so ties, NaN and -inf give window_max's values and indices; the row's remainder uses it.
+template <class T>
+void max_pool_2x2s2(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
+    using V = typename VecOf<T>::type;
+    constexpr int L = V::L;
+    const i64 W = g.W;
+    for (i64 oh = 0; oh < g.OH; ++oh) {
+        const T* r0 = x + 2 * oh * W;
+        const T* r1 = r0 + W;
+        T* yo = y + oh * g.OW;
+        int64_t* io = idx + oh * g.OW;
+        i64 ow = 0;
+        for (; ow + L <= g.OW && 2 * (ow + L) <= W; ow += L) {  // loads stay inside both rows
+            const V a0 = V::load(r0 + 2 * ow), a1 = V::load(r0 + 2 * ow + L);
+            const V b0 = V::load(r1 + 2 * ow), b1 = V::load(r1 + 2 * ow + L);
+            const V v[4] = {even_lanes(a0, a1), odd_lanes(a0, a1), even_lanes(b0, b1), odd_lanes(b0, b1)};
+            V best = V::set1(-__builtin_inf()), code = V::zero();
+            for (int q = 0; q < 4; ++q) {
+                const uint64_t take = bits(v[q], gt(v[q], best)) | ~bits(v[q], eq(v[q], v[q]));
+                const auto m = from_bits(v[q], take);
+                best = select(m, v[q], best);
+                code = select(m, V::set1(T(q)), code);
+            }
+            best.store(yo + ow);
+            T c[L];
+            code.store(c);
+            for (int l = 0; l < L; ++l) {
+                const int q = (int)c[l];
+                io[ow + l] = (2 * oh + (q >> 1)) * W + 2 * (ow + l) + (q & 1);
+            }
+        }
+        for (; ow < g.OW; ++ow) window_max<2, 2>(x, 2 * oh, 2 * ow, g, yo[ow], io[ow]);
+    }
+}
+
+template <class T>
+void max_pool(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
+    if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1)
+        return max_pool_2x2s2(x, y, idx, g);
+    if (g.kh == 2 && g.kw == 2) return max_pool_sized<2, 2>(x, y, idx, g);
+    if (g.kh == 3 && g.kw == 3) return max_pool_sized<3, 3>(x, y, idx, g);
+    max_pool_sized<0, 0>(x, y, idx, g);
+}
+
+// Window [h0, h1) x [w0, w1) clipped to the padded and to the real image, and its divisor.
+inline i64 avg_window(const ConvGeom& g, i64 oh, i64 ow, int include_pad, i64& h0, i64& h1, i64& w0, i64& w1) {
+    h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+    h1 = h0 + g.kh < g.H + g.ph ? h0 + g.kh : g.H + g.ph;
+    w1 = w0 + g.kw < g.W + g.pw ? w0 + g.kw : g.W + g.pw;
+    const i64 padded = (h1 - h0) * (w1 - w0);
+    h0 = h0 < 0 ? 0 : h0, w0 = w0 < 0 ? 0 : w0;
+    h1 = h1 > g.H ? g.H : h1, w1 = w1 > g.W ? g.W : w1;
+    return include_pad ? padded : (h1 - h0) * (w1 - w0);
+}
+
+template <class T>
+void avg_pool(const T* x, T* y, const ConvGeom& g, int include_pad) {
+    for (i64 oh = 0; oh < g.OH; ++oh)
+        for (i64 ow = 0; ow < g.OW; ++ow) {
+            i64 h0, h1, w0, w1;
+            const i64 div = avg_window(g, oh, ow, include_pad, h0, h1, w0, w1);
+            T s = T(0);
+            for (i64 h = h0; h < h1; ++h)
+                for (i64 w = w0; w < w1; ++w) s += x[h * g.W + w];
+            y[oh * g.OW + ow] = s / T(div);
+        }
+}
+
+template <class T>
+void avg_pool_backward(const T* dy, T* dx, const ConvGeom& g, int include_pad) {
+    for (i64 oh = 0; oh < g.OH; ++oh)
+        for (i64 ow = 0; ow < g.OW; ++ow) {
+            i64 h0, h1, w0, w1;
+            const i64 div = avg_window(g, oh, ow, include_pad, h0, h1, w0, w1);
+            const T v = dy[oh * g.OW + ow] / T(div);
+            for (i64 h = h0; h < h1; ++h)
+                for (i64 w = w0; w < w1; ++w) dx[h * g.W + w] += v;
+        }
+}
+
+}  // namespace
+
+template <class T> void fill_pool(ConvKernels<T>& k) {
+    k.max_pool = max_pool<T>;
+    k.avg_pool = avg_pool<T>;
+    k.avg_pool_backward = avg_pool_backward<T>;
+}
+template void fill_pool<float>(ConvKernels<float>&);
+template void fill_pool<double>(ConvKernels<double>&);
+
+}  // namespace RC_NS
+}  // namespace relucore

@@ -1,0 +1,58 @@
+// Max and average pooling over whole NCHW batches: one plane per work item.
+#include <atomic>
+
+#include "items.h"
+#include "relucore/dispatch.h"
+#include "relucore/pool.h"
+
+namespace relucore {
+namespace ops {
+
+template <class T> void max_pool2d(const T* x, T* y, int64_t* idx, i64 planes, const ConvGeom& g) {
+    const auto k = conv_kernels<T>().max_pool;
+    const i64 in = g.H * g.W, out = g.OH * g.OW;
+    parallel_items(planes, threads_for(planes * in, kGrainCopy), [&](i64 p) { k(x + p * in, y + p * out, idx + p * out, g); });
+}
+
+template <class T>
+bool max_pool2d_backward(const T* dy, const int64_t* idx, T* dx, i64 planes, i64 out_plane, i64 in_plane) {
+    std::atomic<bool> ok{true};
+    parallel_items(planes, threads_for(planes * in_plane, kGrainCopy), [&](i64 p) {
+        T* d = dx + p * in_plane;
+        zero(d, in_plane);
+        for (i64 i = 0; i < out_plane; ++i) {
+            const int64_t at = idx[p * out_plane + i];
+            if (at < 0 || at >= in_plane) ok.store(false, std::memory_order_relaxed);  // never written
+            else d[at] += dy[p * out_plane + i];
+        }
+    });
+    return ok.load();
+}
+
+template <class T> void avg_pool2d(const T* x, T* y, i64 planes, const ConvGeom& g, bool count_include_pad) {
+    const auto k = conv_kernels<T>().avg_pool;
+    const i64 in = g.H * g.W, out = g.OH * g.OW;
+    parallel_items(planes, threads_for(planes * in, kGrainCopy),
+                   [&](i64 p) { k(x + p * in, y + p * out, g, count_include_pad); });
+}
+
+template <class T> void avg_pool2d_backward(const T* dy, T* dx, i64 planes, const ConvGeom& g, bool count_include_pad) {
+    const auto k = conv_kernels<T>().avg_pool_backward;
+    const i64 in = g.H * g.W, out = g.OH * g.OW;
+    parallel_items(planes, threads_for(planes * in, kGrainCopy), [&](i64 p) {
+        zero(dx + p * in, in);
+        k(dy + p * out, dx + p * in, g, count_include_pad);
+    });
+}
+
+#define RC_INSTANTIATE(T)                                                                                     \
+    template void max_pool2d<T>(const T*, T*, int64_t*, i64, const ConvGeom&);                                \
+    template bool max_pool2d_backward<T>(const T*, const int64_t*, T*, i64, i64, i64);                        \
+    template void avg_pool2d<T>(const T*, T*, i64, const ConvGeom&, bool);                                    \
+    template void avg_pool2d_backward<T>(const T*, T*, i64, const ConvGeom&, bool);
+RC_INSTANTIATE(float)
+RC_INSTANTIATE(double)
+#undef RC_INSTANTIATE
+
+}  // namespace ops
+}  // namespace relucore
