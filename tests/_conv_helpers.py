@@ -6,7 +6,6 @@ import itertools
 from typing import NamedTuple, Tuple, Union
 
 import numpy as np
-import pytest
 from _helpers import LAYOUTS, layout
 
 IntOrPair = Union[int, Tuple[int, int]]

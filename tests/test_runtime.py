@@ -1,4 +1,5 @@
-"""runtime_info, the RELUCORE_ISA, RELUCORE_GEMM and RELUCORE_CONV overrides, thread-count independence and threadpoolctl."""
+"""runtime_info, the RELUCORE_ISA, RELUCORE_GEMM and RELUCORE_CONV overrides, thread-count independence
+and threadpoolctl."""
 
 from __future__ import annotations
 

@@ -81,14 +81,14 @@ def get_num_threads() -> int:
 
 
 def runtime_info() -> dict[str, Any]:
-    """A dict describing the native core: ``isa`` (chosen), ``compiled_isas``, ``usable_isas``,
-    ``num_threads``, ``openmp``, ``gemm`` (the GEMM in use: relucore's own register tile on avx512,
-    else the BLAS; ``RELUCORE_GEMM=own|blas`` overrides), ``blas`` (the BLAS library and its
+    """A dict describing the native core: ``isa`` (chosen: :func:`use_isa`), ``compiled_isas``,
+    ``usable_isas``, ``num_threads``, ``openmp``, ``gemm`` (the GEMM in use: relucore's own register
+    tile on avx512, else the BLAS; :func:`use_gemm` chooses), ``blas`` (the BLAS library and its
     configuration), ``conv_algo`` (3x3 stride-1 layers: ``auto`` = Winograd F(2x2, 3x3) when both
     channel counts are >= 16, the layer is large enough (>= 48 output tiles of 2x2 in the batch,
-    >= 2**23 multiply-adds) and every value is finite, else the GEMM; ``RELUCORE_CONV=gemm|winograd``
-    overrides), ``version``,
-    ``numpy``, ``compiler`` and ``tiles`` (elements per kernel main-loop iteration, by dtype)."""
+    >= 2**23 multiply-adds) and every value is finite, else the GEMM; :func:`use_conv_algorithm`
+    chooses), ``version``, ``numpy``, ``compiler`` and ``tiles`` (elements per kernel main-loop
+    iteration, by dtype)."""
     from . import __version__
 
     return {
@@ -170,7 +170,8 @@ def use_isa(name: str) -> AbstractContextManager[None]:
         ...     y = rc.relu(x)           # the portable kernels
         >>> rc.use_isa("avx2")           # from now on, until changed
     """
-    return _use("use_isa", name, tuple(_core.usable_isas()), "a kernel set usable on this build and CPU", _core.get_isa, _core.set_isa)
+    return _use("use_isa", name, tuple(_core.usable_isas()), "a kernel set usable on this build and CPU",
+                _core.get_isa, _core.set_isa)
 
 
 def get_isa() -> str:
