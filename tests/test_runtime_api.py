@@ -113,7 +113,7 @@ def test_setting_is_process_wide():
     assert seen == [("scalar", "scipy-openblas32")]
 
 
-def test_settings_change_the_path_taken():
+def test_settings_change_the_path_taken(isa):
     """The GEMM and algorithm settings reach the kernels: the same layer gives results that differ
     in rounding (Winograd vs direct sum), and each matches the reference."""
     rng = np.random.default_rng(0)
@@ -154,7 +154,7 @@ def test_isa_not_usable_here_names_the_usable_ones():
         assert f"choose one of {', '.join(map(repr, USABLE))}" in str(e.value)
 
 
-def test_release_scratch():
+def test_release_scratch(isa, gemm):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 4, 10, 10))
     w = rng.standard_normal((5, 4, 3, 3))
