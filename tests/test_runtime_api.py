@@ -222,6 +222,15 @@ def test_version_is_the_installed_metadata():
     assert rc.__version__ == importlib.metadata.version("relucore") == rc.runtime_info()["version"]
 
 
+def test_version_without_metadata(monkeypatch):
+    """A source tree that was never installed has no metadata: "0+unknown", not an error."""
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    assert rc._installed_version() == "0+unknown"
+
+
 def test_py_typed_is_installed():
     import importlib.resources
 
