@@ -1,4 +1,4 @@
-"""Shared pieces of the convolution-path tests: configurations, tolerances, the not-yet-native skip."""
+"""Shared pieces of the convolution-path tests: configurations, layouts, tolerances, numeric gradients."""
 
 from __future__ import annotations
 
@@ -6,18 +6,9 @@ import itertools
 from typing import NamedTuple, Tuple, Union
 
 import numpy as np
-import pytest
 from _helpers import LAYOUTS, layout
 
 IntOrPair = Union[int, Tuple[int, int]]
-
-
-def native(rc, name):
-    """``getattr(rc, name)``, or skip the test while the native function does not exist yet."""
-    f = getattr(rc, name, None)
-    if f is None:
-        pytest.skip(f"relucore.{name} is not implemented natively yet")
-    return f
 
 
 #: Memory layouts for the inputs: _helpers' non-contiguous ones, plus misaligned and read-only.

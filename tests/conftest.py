@@ -17,38 +17,31 @@ def _usable_isas():
         return ["<no native module>"]
 
 
-def _forced(name, value):
-    """Set relucore._core's `name` setting (get_/set_ pair) to value for a test; restore it after."""
+def _forced(use, value):
+    """Apply relucore.<use>(value) for a test and restore the previous setting afterwards."""
     import relucore
 
-    core = relucore._core
-    get, put = getattr(core, "get_" + name), getattr(core, "set_" + name)
-    previous = get()
-    put(value)
-    assert get() == value
-    try:
+    with getattr(relucore, use)(value):
         yield value
-    finally:
-        put(previous)
 
 
 @pytest.fixture(params=_usable_isas())
 def isa(request):
     """Force one dispatch target for the test, restore the previous one afterwards."""
-    yield from _forced("isa", request.param)
+    yield from _forced("use_isa", request.param)
 
 
 @pytest.fixture(params=["own", "blas"])
 def gemm(request):
     """Force one GEMM backend (relucore's register tile or OpenBLAS), restore the setting afterwards."""
-    yield from _forced("gemm", request.param)
+    yield from _forced("use_gemm", request.param)
 
 
 @pytest.fixture(params=["gemm", "winograd"])
 def conv_algo(request):
     """Force the 3x3 stride-1 convolution algorithm ('winograd': every such layer, whatever its
     channel count), restore the setting afterwards."""
-    yield from _forced("conv_algo", request.param)
+    yield from _forced("use_conv_algorithm", request.param)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """im2col, col2im, conv2d and conv2d_backward: the reference by hand and by definition, its
 gradients by central differences, the im2col/col2im adjoint identity, and the native functions
-against the reference on every ISA (skipped until the native functions exist)."""
+against the reference on every ISA."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from _conv_helpers import (
     assert_grad,
     assert_terms_close,
     conv_id,
-    native,
     normal,
     numeric_grad,
     pair,
@@ -202,7 +201,7 @@ def test_conv2d_backward_numeric_native(rc, cfg):
 
 
 def _conv_numeric(m, cfg):
-    conv, back = native(m, "conv2d"), native(m, "conv2d_backward")
+    conv, back = m.conv2d, m.conv2d_backward
     rng = np.random.default_rng(3)
     x, w, b = normal(rng, cfg.x_shape, np.float64), normal(rng, cfg.w_shape, np.float64), normal(rng, cfg.f, np.float64)
     dy = normal(rng, cfg.y_shape, np.float64)
@@ -252,7 +251,6 @@ def test_adjoint_reference(cfg, seed):
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cfg=conv_configs(), seed=st.integers(0, 2**32 - 1))
 def test_adjoint_native(rc, cfg, seed):
-    native(rc, "im2col"), native(rc, "col2im")
     _adjoint(rc, cfg, seed)
 
 
@@ -291,7 +289,7 @@ def check_backward(back, cfg, dy, x, w, what=""):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=conv_id)
 def test_conv2d_native(rc, gemm, conv_algo, cfg, dtype, rng):
-    conv, back = native(rc, "conv2d"), native(rc, "conv2d_backward")
+    conv, back = rc.conv2d, rc.conv2d_backward
     x, w, b, dy = _inputs(cfg, dtype, rng, bias=CONFIGS.index(cfg) % 2 == 0)
     saved = [None if a is None else a.copy() for a in (x, w, b, dy)]
     check_forward(conv, cfg, x, w, b)
@@ -313,7 +311,7 @@ BIG_PLANES = [Conv(2, 3, 23, 23, 10, 3, 1, 1), Conv(1, 2, 25, 21, 9, 3, 1, (2, 1
 
 @pytest.mark.parametrize("cfg", BIG_PLANES, ids=conv_id)
 def test_conv2d_big_planes_native(rc, gemm, conv_algo, cfg, dtype, rng):
-    conv, back = native(rc, "conv2d"), native(rc, "conv2d_backward")
+    conv, back = rc.conv2d, rc.conv2d_backward
     x = normal(rng, cfg.x_shape, dtype)
     flat = x.reshape(-1)  # order-independent specials (no finite overflow, whose sums depend on the order)
     at = rng.choice(flat.size, size=max(1, flat.size // 50), replace=False)
@@ -326,7 +324,7 @@ def test_conv2d_big_planes_native(rc, gemm, conv_algo, cfg, dtype, rng):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=conv_id)
 def test_im2col_col2im_native(rc, cfg, dtype, rng):
-    im2col, col2im = native(rc, "im2col"), native(rc, "col2im")
+    im2col, col2im = rc.im2col, rc.col2im
     k = pair(cfg.kernel)
     geo = (cfg.stride, cfg.padding, cfg.dilation)
     x = make_data(rng, cfg.x_shape, dtype)                   # NaN, inf, -0.0 ... are copied as they are
@@ -344,7 +342,7 @@ LAYOUT_CONFIGS = [CONFIGS[5], CONFIGS[22], Conv(2, 4, 6, 5, 4, (3, 2), 2, 1, 1, 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("cfg", LAYOUT_CONFIGS, ids=conv_id)
 def test_layouts_native(rc, cfg, kind, dtype, rng):
-    conv, back, im2col = native(rc, "conv2d"), native(rc, "conv2d_backward"), native(rc, "im2col")
+    conv, back, im2col = rc.conv2d, rc.conv2d_backward, rc.im2col
     x, w, b, dy = _inputs(cfg, dtype, rng)
     xv, wv, dyv, bv = view(x, kind), view(w, kind), view(dy, kind), view(b, kind)
     check_forward(conv, cfg, xv, wv, bv, kind)
@@ -354,14 +352,14 @@ def test_layouts_native(rc, cfg, kind, dtype, rng):
     assert_bitwise(im2col(xv, k, *geo), R.im2col(x, k, *geo), f"im2col {kind}")
     cols = normal(rng, R.im2col(x, k, *geo).shape, dtype)
     terms = R.col2im(np.abs(cols.astype(np.float64)), x.shape, k, *geo)
-    assert_terms_close(native(rc, "col2im")(view(cols, kind), x.shape, k, *geo), R.col2im(cols, x.shape, k, *geo),
+    assert_terms_close(rc.col2im(view(cols, kind), x.shape, k, *geo), R.col2im(cols, x.shape, k, *geo),
                        terms, f"col2im {kind}", rtol=8 * np.finfo(dtype).eps)
 
 
 @HYPO
 @given(cfg=conv_configs(), seed=st.integers(0, 2**32 - 1), f64=st.booleans())
 def test_random_configs_native(rc, cfg, seed, f64):
-    conv, back = native(rc, "conv2d"), native(rc, "conv2d_backward")
+    conv, back = rc.conv2d, rc.conv2d_backward
     dtype = np.float64 if f64 else np.float32
     x, w, b, dy = _inputs(cfg, dtype, np.random.default_rng(seed))
     check_forward(conv, cfg, x, w, b)
@@ -369,7 +367,7 @@ def test_random_configs_native(rc, cfg, seed, f64):
 
 
 def test_empty_batch_native(rc, dtype):
-    conv, back = native(rc, "conv2d"), native(rc, "conv2d_backward")
+    conv, back = rc.conv2d, rc.conv2d_backward
     cfg = Conv(0, 4, 5, 5, 6, 3, 1, 1, 1, 2)
     x, w, b = np.zeros(cfg.x_shape, dtype), np.ones(cfg.w_shape, dtype), np.ones(6, dtype)
     assert_bitwise(conv(x, w, b, *cfg.args), R.conv2d(x, w, b, *cfg.args))
@@ -381,7 +379,7 @@ def test_empty_batch_native(rc, dtype):
 @pytest.mark.parametrize("cfg", [Conv(4, 8, 12, 12, 16, 3, 1, 1), Conv(3, 8, 10, 9, 8, 3, 2, 1, 1, 8),
                                  Conv(5, 6, 8, 8, 4, 1)], ids=conv_id)
 def test_threads_native(rc, cfg, dtype, rng):
-    conv, back = native(rc, "conv2d"), native(rc, "conv2d_backward")
+    conv, back = rc.conv2d, rc.conv2d_backward
     x, w, b, dy = _inputs(cfg, dtype, rng)
     before = rc.get_num_threads()
     results = []
@@ -411,18 +409,13 @@ WINO = [Conv(2, 16, 9, 11, 16, 3, 1, 1), Conv(1, 17, 8, 8, 20, 3, 1, 0), Conv(3,
 def test_winograd_is_taken_and_close(rc, gemm, cfg, dtype, rng):
     """Winograd (forced: "auto" leaves most of these small layers to the GEMM) on finite data: the
     results match the reference within the GEMM tolerance but are not bitwise the GEMM path's."""
-    core = rc._core
     x, w, b, dy = _inputs(cfg, dtype, rng)
-    previous = core.get_conv_algo()
-    try:
-        core.set_conv_algo("winograd")
-        fast = check_forward(native(rc, "conv2d"), cfg, x, w, b)
-        fast_back = check_backward(native(rc, "conv2d_backward"), cfg, dy, x, w)
-        core.set_conv_algo("gemm")
+    with rc.use_conv_algorithm("winograd"):
+        fast = check_forward(rc.conv2d, cfg, x, w, b)
+        fast_back = check_backward(rc.conv2d_backward, cfg, dy, x, w)
+    with rc.use_conv_algorithm("gemm"):
         slow = rc.conv2d(x, w, b, *cfg.args)
         slow_back = rc.conv2d_backward(dy, x, w, *cfg.args)
-    finally:
-        core.set_conv_algo(previous)
     assert fast.tobytes() != slow.tobytes(), "Winograd was not taken"
     assert fast_back[0].tobytes() != slow_back[0].tobytes(), "Winograd was not taken for dx"
     assert fast_back[1].tobytes() != slow_back[1].tobytes(), "Winograd was not taken for dweight"
@@ -435,34 +428,34 @@ def test_winograd_falls_back_on_non_finite(rc, conv_algo, special, dtype, rng):
     cfg = WINO[0]
     x, w, b, dy = _inputs(cfg, dtype, rng)
     x[0, 3, 4, 5] = special
-    y = check_forward(native(rc, "conv2d"), cfg, x, w, b)
+    y = check_forward(rc.conv2d, cfg, x, w, b)
     if not np.isnan(special):
         assert np.isinf(y).any() and not np.isnan(y[0]).any()
     x[0, 3, 4, 5] = np.finfo(dtype).max / 4  # finite but too close to overflow for the transforms
-    check_forward(native(rc, "conv2d"), cfg, x, w, b)
+    check_forward(rc.conv2d, cfg, x, w, b)
     # Every value finite and modest, but the products overflow: the direct sum is +inf everywhere,
     # the transformed products would be +-inf (then NaN). The product bound sends it to the GEMM.
     big = 1e20 if dtype == np.float32 else 1e160
     xb = (np.abs(normal(rng, cfg.x_shape, dtype)) + 1) * dtype(big)
     wb = (np.abs(normal(rng, cfg.w_shape, dtype)) + 1) * dtype(big / 10)
-    yb = native(rc, "conv2d")(xb, wb, None, *cfg.args)
+    yb = rc.conv2d(xb, wb, None, *cfg.args)
     assert np.isposinf(yb).all(), "the direct sum overflows to +inf everywhere"
     w2 = w.copy()
     w2[1, 2, 0, 0] = special
-    check_forward(native(rc, "conv2d"), cfg, normal(rng, cfg.x_shape, dtype), w2, b)
-    check_backward(native(rc, "conv2d_backward"), cfg, normal(rng, cfg.y_shape, dtype), normal(rng, cfg.x_shape, dtype),
+    check_forward(rc.conv2d, cfg, normal(rng, cfg.x_shape, dtype), w2, b)
+    check_backward(rc.conv2d_backward, cfg, normal(rng, cfg.y_shape, dtype), normal(rng, cfg.x_shape, dtype),
                    w2)
     dy[1, 0, 2, 2] = special
-    check_backward(native(rc, "conv2d_backward"), cfg, dy, normal(rng, cfg.x_shape, dtype), w)
+    check_backward(rc.conv2d_backward, cfg, dy, normal(rng, cfg.x_shape, dtype), w)
     xs = normal(rng, cfg.x_shape, dtype)  # dweight reads x: a special there takes the GEMM path too
     xs[1, 2, 3, 3] = special
-    _, dws, _ = check_backward(native(rc, "conv2d_backward"), cfg, normal(rng, cfg.y_shape, dtype), xs, w)
+    _, dws, _ = check_backward(rc.conv2d_backward, cfg, normal(rng, cfg.y_shape, dtype), xs, w)
     if not np.isnan(special):
         assert np.isinf(dws).any()
     # dweight's products overflow (x and dy finite): the direct sum is +inf in every entry, the
     # transformed products would mix signs (then NaN)
     dyb = (np.abs(normal(rng, cfg.y_shape, dtype)) + 1) * dtype(big / 10)
-    _, dwb, _ = native(rc, "conv2d_backward")(dyb, xb, w, *cfg.args)
+    _, dwb, _ = rc.conv2d_backward(dyb, xb, w, *cfg.args)
     assert np.isposinf(dwb).all(), "the direct sum overflows to +inf everywhere"
 
 
@@ -473,13 +466,13 @@ def test_depthwise_skips_padded_taps_as_pytorch(rc, dtype):
     x = np.ones((1, 2, 4, 4), dtype)
     w = np.ones((2, 1, 3, 3), dtype)
     w[0, 0, 0, 0] = np.inf
-    y = native(rc, "conv2d")(x, w, None, 1, 1, 1, 2)
+    y = rc.conv2d(x, w, None, 1, 1, 1, 2)
     np.testing.assert_array_equal(y[0, 0], [[4, 6, 6, 4], [6, np.inf, np.inf, np.inf],
                                             [6, np.inf, np.inf, np.inf], [4, np.inf, np.inf, np.inf]])
     np.testing.assert_array_equal(y[0, 1], R.conv2d(x, np.ones_like(w), None, 1, 1, 1, 2)[0, 1])
     dy = np.ones((1, 2, 4, 4), dtype)
     dy[0, 0, 0, 0] = np.nan
-    _, dw, _ = native(rc, "conv2d_backward")(dy, x, np.ones_like(w), 1, 1, 1, 2)
+    _, dw, _ = rc.conv2d_backward(dy, x, np.ones_like(w), 1, 1, 1, 2)
     np.testing.assert_array_equal(dw[0, 0], [[9, 12, 9], [12, np.nan, np.nan], [9, np.nan, np.nan]])
 
 
@@ -492,16 +485,11 @@ AUTO = [(Conv(1, 64, 28, 28, 64, 3, 1, 1), True), (Conv(1, 64, 14, 14, 64, 3, 1,
 
 @pytest.mark.parametrize("cfg,wino", AUTO, ids=[conv_id(c) for c, _ in AUTO])
 def test_auto_takes_winograd_where_it_pays(rc, cfg, wino, rng):
-    core = rc._core
     x, w, b, dy = _inputs(cfg, np.float32, rng)
-    previous = core.get_conv_algo()
-    try:
-        core.set_conv_algo("auto")
+    with rc.use_conv_algorithm("auto"):
         auto = [rc.conv2d(x, w, b, *cfg.args), *rc.conv2d_backward(dy, x, w, *cfg.args)]
-        core.set_conv_algo("gemm")
+    with rc.use_conv_algorithm("gemm"):
         gemm = [rc.conv2d(x, w, b, *cfg.args), *rc.conv2d_backward(dy, x, w, *cfg.args)]
-    finally:
-        core.set_conv_algo(previous)
     for name, a, g in zip(("y", "dx", "dweight"), auto, gemm):
         assert (a.tobytes() != g.tobytes()) == wino, f"{name}: Winograd {'not ' if wino else ''}taken"
 
@@ -518,10 +506,9 @@ def test_empty_input_planes_with_padding(rc, conv_algo, dtype):
 
 
 def test_conv_algo_setting(rc):
-    core = rc._core
     with pytest.raises(ValueError, match="winograd"):
-        core.set_conv_algo("fft")
-    assert rc.runtime_info()["conv_algo"] == core.get_conv_algo()
+        rc.use_conv_algorithm("fft")
+    assert rc.runtime_info()["conv_algo"] == rc.get_conv_algorithm()
 
 
 def _winograd_tile_bound(x, w, padding):
@@ -555,14 +542,9 @@ def test_winograd_error_model_on_exact_zeros(rc, dtype, rng):
     exact = R.conv2d(x.astype(np.float64), w.astype(np.float64), None, 1, 1)
     zeros = exact == 0
     assert zeros.any()
-    core = rc._core
-    previous = core.get_conv_algo()
-    try:
-        core.set_conv_algo("gemm")
+    with rc.use_conv_algorithm("gemm"):
         assert (rc.conv2d(x, w, None, 1, 1)[zeros] == 0).all()
-        core.set_conv_algo("winograd")
+    with rc.use_conv_algorithm("winograd"):
         y = rc.conv2d(x, w, None, 1, 1).astype(np.float64)
-    finally:
-        core.set_conv_algo(previous)
     bound = 16 * np.finfo(dtype).eps * _winograd_tile_bound(x, w, 1)
     assert (np.abs(y - exact) <= bound + 4 * np.spacing(np.abs(exact))).all()

@@ -50,13 +50,9 @@ WINOGRAD = CONFIGS[-4:]  # run with Winograd forced: "auto" leaves such small la
 @pytest.fixture
 def winograd_for(request):
     """Forces Winograd while a test runs one of the WINOGRAD configurations."""
-    previous = rc._core.get_conv_algo()
-    def use(cfg):
-        rc._core.set_conv_algo("winograd" if cfg in WINOGRAD else previous)
-    try:
-        yield use
-    finally:
-        rc._core.set_conv_algo(previous)
+    previous = rc.get_conv_algorithm()
+    with rc.use_conv_algorithm(previous):  # restores the setting after the test
+        yield lambda cfg: rc.use_conv_algorithm("winograd" if cfg in WINOGRAD else previous)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[f"cfg{i}" for i in range(len(CONFIGS))])

@@ -1,4 +1,4 @@
-"""The GEMM behind conv2d and linear, through ``_core._gemm``: relucore's register tile and OpenBLAS,
+"""The GEMM behind conv2d and linear, through ``relucore.runtime._gemm``: relucore's register tile and OpenBLAS,
 on every ISA, at the edges of the tile (MR rows, NR columns) and of the cache blocks (KC, MC, NC)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _conv_helpers import assert_terms_close
+from relucore.runtime import _gemm
 
 # Edges for every compiled tile: MR 4/6/8, NR 4..48, KC 256, MC 192, NC 240/480.
 M_EDGES = (0, 1, 3, 5, 7, 8, 9, 13, 17, 193)
@@ -42,7 +43,7 @@ def test_edges(rc, gemm, mnk, dtype, rng):
         for alpha, beta in ((1.0, 0.0), (1.0, 1.0), (-0.5, 2.0)):
             c0 = rng.standard_normal((m, n)).astype(dtype)
             c = c0.copy()
-            rc._core._gemm(a, b, c, ta, tb, alpha, beta)
+            _gemm(a, b, c, ta, tb, alpha, beta)
             exp, terms = _expected(a, b, c0, ta, tb, alpha, beta)
             assert_terms_close(c, exp.astype(dtype), terms, f"{gemm} {m}x{n}x{k} ta={ta} tb={tb} a={alpha} b={beta}")
 
@@ -60,7 +61,7 @@ def test_random_shapes(rc, gemm, m, n, k, ta, tb, pad, f64, seed):
     b = b_full[:, :k] if tb else b_full[:, :n]
     c_full = r.standard_normal((m, n + pad)).astype(dtype)
     c0 = c_full.copy()
-    rc._core._gemm(a, b, c_full[:, :n], ta, tb, 1.0, 1.0)
+    _gemm(a, b, c_full[:, :n], ta, tb, 1.0, 1.0)
     exp, terms = _expected(a, b, c0[:, :n], ta, tb, 1.0, 1.0)
     assert_terms_close(c_full[:, :n], exp.astype(dtype), terms, f"{gemm} {m}x{n}x{k} ta={ta} tb={tb} pad={pad}")
     assert (c_full[:, n:] == c0[:, n:]).all(), "wrote into the row padding"
@@ -69,10 +70,10 @@ def test_random_shapes(rc, gemm, m, n, k, ta, tb, pad, f64, seed):
 def test_beta_zero_never_reads_c(rc, gemm, dtype, rng):
     a, b = _operands(rng, 11, 50, 300, False, False, dtype)
     c = np.full((11, 50), np.nan, dtype)
-    rc._core._gemm(a, b, c)
+    _gemm(a, b, c)
     assert not np.isnan(c).any()
     c = np.full((3, 4), np.nan, dtype)  # k = 0: C = 0 * C is zero, not NaN
-    rc._core._gemm(np.zeros((3, 0), dtype), np.zeros((0, 4), dtype), c)
+    _gemm(np.zeros((3, 0), dtype), np.zeros((0, 4), dtype), c)
     assert (c == 0).all()
 
 
@@ -82,7 +83,7 @@ def test_strided_views(rc, gemm, dtype, rng):
     big_c = rng.standard_normal((40, 120)).astype(dtype)
     a, b = big_a[3:20, 5:262], big_b[5:262, 7:60]
     c0 = big_c.copy()
-    rc._core._gemm(a, b, big_c[2:19, 10:63], False, False, 1.0, 1.0)
+    _gemm(a, b, big_c[2:19, 10:63], False, False, 1.0, 1.0)
     exp, terms = _expected(a, b, c0[2:19, 10:63], False, False, 1.0, 1.0)
     assert_terms_close(big_c[2:19, 10:63], exp.astype(dtype), terms, "strided")
     outside = np.ones(big_c.shape, bool)
@@ -97,7 +98,7 @@ def test_special_values_propagate(rc, gemm, dtype, rng):
     a[9, 0] = np.inf
     b[0] = np.abs(b[0]) + 1  # inf * positive: +inf in row 9
     c = np.zeros((13, 50), dtype)
-    rc._core._gemm(a, b, c)
+    _gemm(a, b, c)
     assert np.isnan(c[4]).all() and np.isposinf(c[9]).all()
     rest = np.delete(c, [4, 9], axis=0)
     assert np.isfinite(rest).all()
@@ -107,36 +108,31 @@ def test_errors(rc):
     f32 = np.zeros((2, 2), np.float32)
     c = np.zeros((8, 8), np.float32)
     with pytest.raises(ValueError, match="rows"):  # reversed rows: never written past the buffer
-        rc._core._gemm(np.ones((8, 8), np.float32), np.ones((8, 8), np.float32), c[::-1])
+        _gemm(np.ones((8, 8), np.float32), np.ones((8, 8), np.float32), c[::-1])
     with pytest.raises(ValueError, match="rows"):  # broadcast rows (stride 0): never read past the buffer
-        rc._core._gemm(np.ones((4, 64), np.float32), np.broadcast_to(np.ones(8, np.float32), (64, 8)),
-                       np.zeros((4, 8), np.float32))
+        _gemm(np.ones((4, 64), np.float32), np.broadcast_to(np.ones(8, np.float32), (64, 8)),
+              np.zeros((4, 8), np.float32))
     with pytest.raises(ValueError, match="2-D"):
-        rc._core._gemm(np.ones(4, np.float32), f32, f32)
+        _gemm(np.ones(4, np.float32), f32, f32)
     assert (c == 0).all()
     with pytest.raises(TypeError, match="float32, float64"):
-        rc._core._gemm(f32.astype(np.int32), f32.astype(np.int32), f32.astype(np.int32))
+        _gemm(f32.astype(np.int32), f32.astype(np.int32), f32.astype(np.int32))
     with pytest.raises(TypeError, match="one dtype"):
-        rc._core._gemm(f32, f32.astype(np.float64), f32)
+        _gemm(f32, f32.astype(np.float64), f32)
     with pytest.raises(ValueError, match="mismatched"):
-        rc._core._gemm(np.zeros((2, 3), np.float32), f32, f32)
-    with pytest.raises(ValueError, match="auto"):
-        rc._core.set_gemm("mkl")
+        _gemm(np.zeros((2, 3), np.float32), f32, f32)
+    with pytest.raises(ValueError, match="'auto', 'own', 'blas'"):
+        rc.use_gemm("mkl")
 
 
 def test_backend_setting_and_info(rc):
-    core = rc._core
-    previous = core.get_gemm()
-    try:
-        core.set_gemm("blas")
+    with rc.use_gemm("blas"):
         assert rc.runtime_info()["gemm"] == "scipy-openblas32"
-        core.set_gemm("own")
-        assert rc.runtime_info()["gemm"].startswith(f"relucore {core.get_isa()} ")
-        core.set_gemm("auto")  # own where it measured faster than OpenBLAS: the avx512 tile
+    with rc.use_gemm("own"):
+        assert rc.runtime_info()["gemm"].startswith(f"relucore {rc.get_isa()} ")
+    with rc.use_gemm("auto"):  # own where it measured faster than OpenBLAS: the avx512 tile
         own = rc.runtime_info()["gemm"].startswith("relucore")
-        assert own == (core.get_isa() == "avx512")
-    finally:
-        core.set_gemm(previous)
+        assert own == (rc.get_isa() == "avx512")
 
 
 def test_release_scratch_then_reuse(rc, gemm, rng):
@@ -146,7 +142,7 @@ def test_release_scratch_then_reuse(rc, gemm, rng):
     w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
     dy = rng.standard_normal((3, 8, 20, 20)).astype(np.float32)
     first = [rc.conv2d(x, w, None, 1, 1)] + list(rc.conv2d_backward(dy, x, w, 1, 1))
-    rc._core._release_scratch()
+    rc.release_scratch()
     again = [rc.conv2d(x, w, None, 1, 1)] + list(rc.conv2d_backward(dy, x, w, 1, 1))
     for a, b in zip(first, again):
         assert a.tobytes() == b.tobytes()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import relucore.reference as R
-from _conv_helpers import KINDS, assert_grad, assert_terms_close, native, numeric_grad, view
+from _conv_helpers import KINDS, assert_grad, assert_terms_close, numeric_grad, view
 from _helpers import assert_bitwise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -76,7 +76,7 @@ def test_empty_batch_reference():
 
 
 def _numeric(m, xs, o):
-    lin, back = native(m, "linear"), native(m, "linear_backward")
+    lin, back = m.linear, m.linear_backward
     rng = np.random.default_rng(7)
     x, w, b = rng.standard_normal(xs), rng.standard_normal((o, xs[-1])), rng.standard_normal(o)
     dy = rng.standard_normal(xs[:-1] + (o,))
@@ -104,7 +104,7 @@ def _abs64(*arrays):
 
 
 def check(m, x, w, b, dy, what=""):
-    lin, back = native(m, "linear"), native(m, "linear_backward")
+    lin, back = m.linear, m.linear_backward
     ax, aw, ab, ady = _abs64(x, w, b, dy)
     assert_terms_close(lin(x, w, b), R.linear(x, w, b), R.linear(ax, aw, ab), f"linear {what}")
     got = back(dy, x, w)
@@ -150,8 +150,8 @@ def test_random_native(rc, lead, n_in, n_out, seed, f64, bias):
 
 def test_empty_batch_native(rc, dtype):
     x, w, b = np.zeros((0, 4), dtype), np.ones((3, 4), dtype), np.ones(3, dtype)
-    assert_bitwise(native(rc, "linear")(x, w, b), R.linear(x, w, b))
-    for g, e in zip(native(rc, "linear_backward")(np.zeros((0, 3), dtype), x, w),
+    assert_bitwise(rc.linear(x, w, b), R.linear(x, w, b))
+    for g, e in zip(rc.linear_backward(np.zeros((0, 3), dtype), x, w),
                     R.linear_backward(np.zeros((0, 3), dtype), x, w)):
         assert_bitwise(g, e)
 
@@ -164,7 +164,7 @@ def test_threads_native(rc, dtype, rng):
     try:
         for t in (1, 2):
             rc.set_num_threads(t)
-            res.append((native(rc, "linear")(x, w, b), *rc.linear_backward(dy, x, w)))
+            res.append((rc.linear(x, w, b), *rc.linear_backward(dy, x, w)))
     finally:
         rc.set_num_threads(before)
     ax, aw, ab, ady = _abs64(x, w, b, dy)

@@ -8,7 +8,7 @@ from typing import NamedTuple, Optional, Tuple, Union
 import numpy as np
 import pytest
 import relucore.reference as R
-from _conv_helpers import KINDS, assert_grad, assert_terms_close, native, numeric_grad, pair, view
+from _conv_helpers import KINDS, assert_grad, assert_terms_close, numeric_grad, pair, view
 from _helpers import assert_bitwise, make_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -218,7 +218,7 @@ def test_avg_pool2d_backward_numeric_native(rc, cfg, cip):
 
 
 def _max_numeric(m, cfg):
-    fwd, back = native(m, "max_pool2d"), native(m, "max_pool2d_backward")
+    fwd, back = m.max_pool2d, m.max_pool2d_backward
     rng = np.random.default_rng(5)
     x = distinct_data(rng, cfg.x_shape)
     y, idx = fwd(x, *cfg.args)
@@ -228,7 +228,7 @@ def _max_numeric(m, cfg):
 
 
 def _avg_numeric(m, cfg, cip):
-    fwd, back = native(m, "avg_pool2d"), native(m, "avg_pool2d_backward")
+    fwd, back = m.avg_pool2d, m.avg_pool2d_backward
     rng = np.random.default_rng(6)
     x = rng.standard_normal(cfg.x_shape)
     dy = rng.standard_normal(fwd(x, *cfg.args, count_include_pad=cip).shape)
@@ -240,12 +240,12 @@ def _avg_numeric(m, cfg, cip):
 
 
 def check_max(m, cfg, x, dy_seed=0, what=""):
-    y, idx = native(m, "max_pool2d")(x, *cfg.args)
+    y, idx = m.max_pool2d(x, *cfg.args)
     ey, eidx = R.max_pool2d(x, *cfg.args)
     assert_bitwise(y, ey, f"max_pool2d y {cfg} {what}")
     assert_bitwise(idx, eidx, f"max_pool2d indices {cfg} {what}")
     dy = np.random.default_rng(dy_seed).standard_normal(y.shape).astype(x.dtype)
-    got = native(m, "max_pool2d_backward")(dy, idx, x.shape)
+    got = m.max_pool2d_backward(dy, idx, x.shape)
     exp = R.max_pool2d_backward(dy, eidx, x.shape)
     if cfg.overlapping:  # a pixel may collect several dy: the order of the sum may differ
         terms = R.max_pool2d_backward(np.abs(dy.astype(np.float64)), eidx, x.shape)
@@ -256,12 +256,12 @@ def check_max(m, cfg, x, dy_seed=0, what=""):
 
 def check_avg(m, cfg, x, cip, dy_seed=0, what=""):
     rtol = 8 * np.finfo(x.dtype).eps
-    y = native(m, "avg_pool2d")(x, *cfg.args, count_include_pad=cip)
+    y = m.avg_pool2d(x, *cfg.args, count_include_pad=cip)
     ey = R.avg_pool2d(x, *cfg.args, count_include_pad=cip)
     terms = R.avg_pool2d(np.abs(x.astype(np.float64)), *cfg.args, count_include_pad=cip)
     assert_terms_close(y, ey, terms, f"avg_pool2d {cfg} cip={cip} {what}", rtol=rtol)
     dy = np.random.default_rng(dy_seed).standard_normal(ey.shape).astype(x.dtype)
-    got = native(m, "avg_pool2d_backward")(dy, x.shape, *cfg.args, count_include_pad=cip)
+    got = m.avg_pool2d_backward(dy, x.shape, *cfg.args, count_include_pad=cip)
     exp = R.avg_pool2d_backward(dy, x.shape, *cfg.args, count_include_pad=cip)
     terms = R.avg_pool2d_backward(np.abs(dy.astype(np.float64)), x.shape, *cfg.args, count_include_pad=cip)
     assert_terms_close(got, exp, terms, f"avg_pool2d_backward {cfg} cip={cip} {what}", rtol=rtol)
@@ -314,7 +314,6 @@ def pool_configs(draw):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cfg=pool_configs(), seed=st.integers(0, 2**32 - 1), f64=st.booleans(), cip=st.booleans())
 def test_random_configs_native(rc, cfg, seed, f64, cip):
-    native(rc, "max_pool2d")
     dtype = np.float64 if f64 else np.float32
     rng = np.random.default_rng(seed)
     check_max(rc, cfg, tie_data(rng, cfg.x_shape, dtype), seed)
@@ -324,11 +323,11 @@ def test_random_configs_native(rc, cfg, seed, f64, cip):
 def test_empty_batch(rc, dtype):
     x = np.zeros((0, 3, 4, 4), dtype)
     for m in (R, rc):
-        y, idx = native(m, "max_pool2d")(x, 2)
+        y, idx = m.max_pool2d(x, 2)
         assert y.shape == idx.shape == (0, 3, 2, 2) and y.dtype == dtype and idx.dtype == np.int64
-        assert native(m, "max_pool2d_backward")(y, idx, x.shape).shape == x.shape
-        assert native(m, "avg_pool2d")(x, 2).shape == (0, 3, 2, 2)
-        assert native(m, "avg_pool2d_backward")(y, x.shape, 2).shape == x.shape
+        assert m.max_pool2d_backward(y, idx, x.shape).shape == x.shape
+        assert m.avg_pool2d(x, 2).shape == (0, 3, 2, 2)
+        assert m.avg_pool2d_backward(y, x.shape, 2).shape == x.shape
 
 
 def test_threads_native(rc, dtype, rng):
@@ -339,7 +338,7 @@ def test_threads_native(rc, dtype, rng):
     try:
         for t in (1, 2):
             rc.set_num_threads(t)
-            y, idx = native(rc, "max_pool2d")(x, *cfg.args)
+            y, idx = rc.max_pool2d(x, *cfg.args)
             res.append((y, idx, rc.max_pool2d_backward(y, idx, x.shape), rc.avg_pool2d(x, *cfg.args),
                         rc.avg_pool2d_backward(y, x.shape, *cfg.args)))
     finally:

@@ -1,4 +1,5 @@
-"""runtime_info, the RELUCORE_ISA and RELUCORE_GEMM overrides, thread-count independence and threadpoolctl."""
+"""runtime_info, the RELUCORE_ISA, RELUCORE_GEMM and RELUCORE_CONV overrides, thread-count independence
+and threadpoolctl."""
 
 from __future__ import annotations
 
@@ -79,13 +80,13 @@ def test_gemm_env_override(value):
         import relucore, numpy as np
         x, w = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
         assert (relucore.linear(x, w) == 3).all()
-        print(relucore._core.get_gemm(), relucore.runtime_info()["gemm"])
+        print(relucore.get_gemm(), relucore.runtime_info()["gemm"])
     """
     r = _run(code, RELUCORE_GEMM=value)
     assert r.returncode == 0, r.stderr
     setting, info = r.stdout.split(" ", 1)
     assert setting == value.strip().lower()
-    assert info.startswith("relucore") == (setting == "own" or (setting == "auto" and rc._core.get_isa() == "avx512"))
+    assert info.startswith("relucore") == (setting == "own" or (setting == "auto" and rc.get_isa() == "avx512"))
     assert "Warning" not in r.stderr
 
 
@@ -96,7 +97,7 @@ def test_conv_env_override(value):
     assert r.stdout.strip() == value and "Warning" not in r.stderr
 
 
-@pytest.mark.parametrize("var,value,getter", [("RELUCORE_CONV", "fft", "get_conv_algo"),
+@pytest.mark.parametrize("var,value,getter", [("RELUCORE_CONV", "fft", "get_conv_algorithm"),
                                               ("RELUCORE_GEMM", "mkl", "get_gemm")])
 def test_choice_env_override_unknown_value_warns(var, value, getter):
     code = f"""
@@ -105,25 +106,22 @@ def test_choice_env_override_unknown_value_warns(var, value, getter):
             warnings.simplefilter("always")
             import relucore
         assert any("{var}" in str(x.message) for x in w), [str(x.message) for x in w]
-        print(relucore._core.{getter}())
+        print(relucore.{getter}())
     """
     r = _run(code, **{var: value})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "auto"
 
 
-def test_set_isa_round_trip():
-    core = rc._core
-    before = core.get_isa()
-    try:
-        for name in rc.runtime_info()["usable_isas"]:
-            core.set_isa(name)
-            assert core.get_isa() == name == rc.runtime_info()["isa"]
-        with pytest.raises(ValueError, match="bogus"):
-            core.set_isa("bogus")
-    finally:
-        core.set_isa(before)
-    assert core.get_isa() == before
+def test_use_isa_round_trip():
+    before = rc.get_isa()
+    for name in rc.runtime_info()["usable_isas"]:
+        with rc.use_isa(name):
+            assert rc.get_isa() == name == rc.runtime_info()["isa"]
+        assert rc.get_isa() == before
+    with pytest.raises(ValueError, match="bogus"):
+        rc.use_isa("bogus")
+    assert rc.get_isa() == before
 
 
 @pytest.fixture
@@ -165,7 +163,6 @@ def test_results_do_not_depend_on_thread_count(isa, threads, dtype):
 
 
 def test_threadpoolctl_sees_openmp():
-    pytest.importorskip("threadpoolctl")
     code = """
         import threadpoolctl
         before = {d["user_api"] for d in threadpoolctl.threadpool_info()}
@@ -185,7 +182,8 @@ def test_threadpoolctl_sees_openmp():
 
 
 def test_threadpool_limits_in_process(threads):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threadpoolctl
+
     rc.set_num_threads(2)
     with threadpoolctl.threadpool_limits(1):
         assert rc.get_num_threads() == 1

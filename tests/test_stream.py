@@ -11,11 +11,13 @@ from _helpers import OPS, compare, make_inputs
 
 @pytest.fixture
 def stream_always(rc):
-    rc._core._set_stream_threshold(0)
+    from relucore.runtime import _set_stream_threshold
+
+    _set_stream_threshold(0)
     try:
         yield rc
     finally:
-        rc._core._set_stream_threshold(-1)
+        _set_stream_threshold(-1)
 
 
 @pytest.mark.parametrize("op", OPS, ids=repr)

@@ -2,13 +2,17 @@
 (lazy, chunked, equal), xarray (coordinates and attributes kept), numpy.ma (mask kept), and a
 dask.distributed LocalCluster of 2 worker processes on loopback (the same answer as one process).
 
-dask, distributed and xarray are test extras; each test skips when its package is missing.
+dask, distributed and xarray are test extras (``pip install '.[test]'``): without them these tests fail.
 """
 
 from __future__ import annotations
 
+import dask
+import dask.array as da
+import distributed
 import numpy as np
 import pytest
+import xarray as xr
 from _helpers import assert_bitwise, make_data
 
 import relucore
@@ -21,9 +25,6 @@ TIMEOUT = 60  # seconds: any single wait on the cluster
 
 
 def test_dask_lazy_chunked_equal(rng):
-    da = pytest.importorskip("dask.array")
-    import dask
-
     x = make_data(rng, (64, 48), np.float32)
     dy = make_data(rng, (64, 48), np.float32)
     dx = da.from_array(x, chunks=(16, 24))
@@ -58,7 +59,6 @@ def test_dask_lazy_chunked_equal(rng):
 
 
 def test_xarray_keeps_coords_and_attrs(rng):
-    xr = pytest.importorskip("xarray")
     x = make_data(rng, (3, 5), np.float64)
     a = xr.DataArray(x, dims=("batch", "unit"), coords={"batch": [10, 20, 30], "unit": list("abcde")},
                      attrs={"units": "V", "layer": "fc1"}, name="h")
@@ -77,8 +77,6 @@ def test_xarray_keeps_coords_and_attrs(rng):
 
 
 def test_xarray_over_dask_stays_lazy(rng):
-    xr = pytest.importorskip("xarray")
-    da = pytest.importorskip("dask.array")
     x = make_data(rng, (8, 6), np.float32)
     a = xr.DataArray(da.from_array(x, chunks=(4, 6)), dims=("n", "c"), attrs={"units": "V"})
     y = ufuncs.sigmoid(a)
@@ -111,8 +109,6 @@ def test_masked_array_keeps_mask(rng):
 @pytest.fixture(scope="module")
 def client():
     """A LocalCluster of 2 worker processes (1 thread each) on 127.0.0.1, shut down after the module."""
-    pytest.importorskip("dask.array")
-    distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
         silence_logs=40, death_timeout=TIMEOUT,
@@ -127,8 +123,6 @@ def client():
 
 def test_distributed_ufunc_over_chunks(client, rng):
     import os
-
-    import dask.array as da
 
     pids = client.run(os.getpid)
     assert len(pids) == 2 and os.getpid() not in pids.values()
@@ -149,11 +143,8 @@ def test_distributed_ufunc_over_chunks(client, rng):
     assert where and all(addr.startswith("tcp://127.0.0.1:") for addrs in where.values() for addr in addrs)
 
 
-@pytest.mark.skipif(not hasattr(relucore, "conv2d"), reason="relucore.conv2d has not landed yet")
 def test_distributed_conv_relu_batch_inference(client, rng):
     """A conv-ReLU layer over a batch-chunked array with map_blocks equals the one-process answer."""
-    import dask.array as da
-
     n, c, h, w_, f = 16, 3, 12, 12, 8
     x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
     weight = (rng.standard_normal((f, c, 3, 3)) * 0.2).astype(np.float32)

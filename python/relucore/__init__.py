@@ -1,21 +1,57 @@
 """relucore: SIMD C++ kernels for NumPy neural networks.
 
 ``import relucore as rc`` then call ``rc.relu(x)`` and friends on float32/float64 NumPy arrays.
-``relucore.reference`` holds the same functions in plain NumPy (the oracle and the "numpy" backend).
+``relucore.reference`` holds the same functions in plain NumPy (the oracle and the "numpy" backend);
+``relucore.ufuncs`` the elementwise ones as ``numpy.ufunc`` objects; ``relucore.runtime`` chooses
+the kernel set, GEMM and convolution algorithm.
 """
 
-__version__ = "0.1.0"
-
 from . import _core
-from .runtime import _apply_env_override, get_num_threads, runtime_info, set_num_threads, show_runtime
+from .runtime import (
+    _apply_env_override, get_conv_algorithm, get_gemm, get_isa, get_num_threads, release_scratch, runtime_info,
+    set_num_threads, show_runtime, use_conv_algorithm, use_gemm, use_isa,
+)
 
 _apply_env_override()
 
-from . import reference  # noqa: E402
+from . import reference, runtime  # noqa: E402
 from .conv import *  # noqa: E402,F401,F403  (relucore.conv.__all__)
 from .activations import *  # noqa: E402,F401,F403  (relucore.activations.__all__)
 from . import activations as _activations, conv as _conv  # noqa: E402
 
 __all__ = _activations.__all__ + _conv.__all__ + [
     "runtime_info", "show_runtime", "set_num_threads", "get_num_threads", "reference",
+    "runtime", "use_isa", "get_isa", "use_gemm", "get_gemm", "use_conv_algorithm", "get_conv_algorithm",
+    "release_scratch", "ufuncs",
 ]
+
+_LAZY = ("ufuncs", "__version__")
+
+
+def __getattr__(name: str) -> object:
+    # PEP 562: ``relucore.ufuncs`` and ``__version__`` are loaded on first use, so plain
+    # ``import relucore`` pays for neither.
+    if name == "ufuncs":
+        import importlib
+
+        return importlib.import_module(".ufuncs", __name__)  # also binds relucore.ufuncs
+    if name == "__version__":
+        global __version__
+        __version__ = _installed_version()
+        return __version__
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def _installed_version() -> str:
+    """The version pip recorded (pyproject.toml's), or "0+unknown" for a source tree that was never
+    installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("relucore")
+    except PackageNotFoundError:
+        return "0+unknown"

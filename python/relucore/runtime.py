@@ -1,23 +1,37 @@
-"""What the native core runs on: the chosen ISA and GEMM, threads, versions; the RELUCORE_ISA and
-RELUCORE_GEMM overrides."""
+"""What the native core runs on and how to choose it: the kernel set (ISA), the GEMM, the 3x3
+convolution algorithm, threads, the kept scratch memory; the RELUCORE_ISA, RELUCORE_GEMM and
+RELUCORE_CONV overrides."""
 
 from __future__ import annotations
 
 import os
 import warnings
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any, Callable, Optional, Sequence, Type
 
 import numpy as np
 
 from . import _core
 
-__all__ = ["runtime_info", "show_runtime", "set_num_threads", "get_num_threads"]
+# Test hooks with no public meaning: the GEMM itself (C = alpha op(A) op(B) + beta C, in place) and
+# the output size above which stores bypass the cache (-1: the last-level cache size).
+from ._core import _gemm, _set_stream_threshold  # noqa: F401
+
+__all__ = [
+    "runtime_info", "show_runtime", "set_num_threads", "get_num_threads",
+    "use_isa", "get_isa", "use_gemm", "get_gemm", "use_conv_algorithm", "get_conv_algorithm", "release_scratch",
+]
+
+_GEMMS = ("auto", "own", "blas")
+_CONV_ALGORITHMS = ("auto", "gemm", "winograd")
 
 
 def _apply_env_override() -> None:
     """Honour RELUCORE_ISA, RELUCORE_GEMM and RELUCORE_CONV at import."""
     _apply_isa_override()
-    _apply_choice("RELUCORE_GEMM", _core.set_gemm, ("auto", "own", "blas"))
-    _apply_choice("RELUCORE_CONV", _core.set_conv_algo, ("auto", "gemm", "winograd"))
+    _apply_choice("RELUCORE_GEMM", _core.set_gemm, _GEMMS)
+    _apply_choice("RELUCORE_CONV", _core.set_conv_algo, _CONV_ALGORITHMS)
 
 
 def _apply_isa_override() -> None:
@@ -37,7 +51,7 @@ def _apply_isa_override() -> None:
     )
 
 
-def _apply_choice(var: str, setter, choices) -> None:
+def _apply_choice(var: str, setter: Callable[[str], None], choices: Sequence[str]) -> None:
     """Honour ``var`` (one of ``choices``) through ``setter``; warn (never fail) on an unknown value."""
     want = os.environ.get(var, "").strip().lower()
     if not want:
@@ -66,15 +80,15 @@ def get_num_threads() -> int:
     return int(_core.get_num_threads())
 
 
-def runtime_info() -> dict:
-    """A dict describing the native core: ``isa`` (chosen), ``compiled_isas``, ``usable_isas``,
-    ``num_threads``, ``openmp``, ``gemm`` (the GEMM in use: relucore's own register tile on avx512,
-    else the BLAS; ``RELUCORE_GEMM=own|blas`` overrides), ``blas`` (the BLAS library and its
+def runtime_info() -> dict[str, Any]:
+    """A dict describing the native core: ``isa`` (chosen: :func:`use_isa`), ``compiled_isas``,
+    ``usable_isas``, ``num_threads``, ``openmp``, ``gemm`` (the GEMM in use: relucore's own register
+    tile on avx512, else the BLAS; :func:`use_gemm` chooses), ``blas`` (the BLAS library and its
     configuration), ``conv_algo`` (3x3 stride-1 layers: ``auto`` = Winograd F(2x2, 3x3) when both
     channel counts are >= 16, the layer is large enough (>= 48 output tiles of 2x2 in the batch,
-    >= 2**23 multiply-adds) and every value is finite, else the GEMM; ``RELUCORE_CONV=gemm|winograd``
-    overrides), ``version``,
-    ``numpy``, ``compiler`` and ``tiles`` (elements per kernel main-loop iteration, by dtype)."""
+    >= 2**23 multiply-adds) and every value is finite, else the GEMM; :func:`use_conv_algorithm`
+    chooses), ``version``, ``numpy``, ``compiler`` and ``tiles`` (elements per kernel main-loop
+    iteration, by dtype)."""
     from . import __version__
 
     return {
@@ -97,3 +111,154 @@ def show_runtime() -> None:
     """Print :func:`runtime_info` one item a line."""
     for k, v in runtime_info().items():
         print(f"{k:>14}: {v}")
+
+
+class _Restore(AbstractContextManager):
+    """What the ``use_*`` functions return: the new setting is already in force; leaving a ``with``
+    block puts back the one found at the call."""
+
+    def __init__(self, name: str, value: str, previous: str, setter: Callable[[str], None]) -> None:
+        self._name, self._value, self._previous, self._setter = name, value, previous, setter
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        self._setter(self._previous)
+
+    def __repr__(self) -> str:
+        return f"{self._name}({self._value!r})"
+
+
+def _use(name: str, value: object, choices: Sequence[str], what: str, getter: Callable[[], str],
+         setter: Callable[[str], None]) -> AbstractContextManager[None]:
+    """Check ``value`` against ``choices``, set it, and return the guard that restores the old value."""
+    listed = ", ".join(repr(c) for c in choices)
+    if not isinstance(value, str):
+        raise TypeError(f"{name}() takes a str naming {what} (one of {listed}), got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name}(): {value!r} is not {what}; choose one of {listed}")
+    previous = getter()
+    setter(value)
+    return _Restore(name, value, previous, setter)
+
+
+def use_isa(name: str) -> AbstractContextManager[None]:
+    r"""Run relucore's kernels with the kernel set ``name``, process-wide, from now on.
+
+    Every kernel is compiled once per instruction set; at import relucore picks the best one the CPU
+    supports (or ``RELUCORE_ISA``). The choice holds for every thread. Each call reads the settings
+    once, at its start. Used as a context manager, the setting found at the call comes back when the
+    ``with`` block ends, also on an exception; such blocks nest.
+
+    Args:
+        name (str): one of ``runtime_info()["usable_isas"]``: ``"scalar"``, ``"avx2"`` (AVX2 + FMA)
+            or ``"avx512"``, as far as this build and CPU have them.
+
+    Returns:
+        A context manager; entering it does nothing more, leaving it restores the previous kernel set.
+
+    Raises:
+        TypeError: ``name`` is not a str.
+        ValueError: ``name`` is not usable on this build and CPU (the message lists the usable ones).
+
+    Example::
+
+        >>> import relucore as rc
+        >>> with rc.use_isa("scalar"):
+        ...     y = rc.relu(x)           # the portable kernels
+        >>> rc.use_isa("avx2")           # from now on, until changed
+    """
+    return _use("use_isa", name, tuple(_core.usable_isas()), "a kernel set usable on this build and CPU",
+                _core.get_isa, _core.set_isa)
+
+
+def get_isa() -> str:
+    """The kernel set in use: ``"scalar"``, ``"avx2"`` or ``"avx512"`` (see :func:`use_isa`)."""
+    return str(_core.get_isa())
+
+
+def use_gemm(name: str) -> AbstractContextManager[None]:
+    r"""Choose the GEMM behind ``conv2d``, ``conv2d_backward``, ``linear`` and ``linear_backward``,
+    process-wide, from now on.
+
+    ``"own"`` is relucore's packed register-tile GEMM (im2col blocks built inside it), ``"blas"`` is
+    OpenBLAS from scipy-openblas32, and ``"auto"`` takes relucore's own on the avx512 kernel set and
+    OpenBLAS on the others. Both give the same results up to float rounding (summation order).
+    ``runtime_info()["gemm"]`` names the one in use. Used as a context manager, the setting found at
+    the call comes back when the ``with`` block ends, also on an exception; such blocks nest.
+
+    Args:
+        name (str): ``"auto"`` (the default at import, unless ``RELUCORE_GEMM`` says otherwise),
+            ``"own"`` or ``"blas"``.
+
+    Returns:
+        A context manager; entering it does nothing more, leaving it restores the previous GEMM.
+
+    Raises:
+        TypeError: ``name`` is not a str.
+        ValueError: ``name`` is not one of the three.
+
+    Example::
+
+        >>> with rc.use_gemm("blas"):
+        ...     y = rc.linear(x, w)      # through OpenBLAS
+    """
+    return _use("use_gemm", name, _GEMMS, "a GEMM", _core.get_gemm, _core.set_gemm)
+
+
+def get_gemm() -> str:
+    """The GEMM setting: ``"auto"``, ``"own"`` or ``"blas"`` (see :func:`use_gemm`;
+    ``runtime_info()["gemm"]`` names the GEMM ``"auto"`` resolves to)."""
+    return str(_core.get_gemm())
+
+
+def use_conv_algorithm(name: str) -> AbstractContextManager[None]:
+    r"""Choose how 3x3, stride-1, dilation-1 convolutions are computed, process-wide, from now on.
+
+    ``"winograd"`` runs Winograd F(2x2, 3x3) (2.25x fewer multiply-adds; rounding relative to each
+    2x2 output tile, see docs/api.md) for every such layer, ``"gemm"`` the direct sum through the
+    GEMM, and ``"auto"`` Winograd only where it measured faster (>= 16 channels per group and
+    enough work). Inputs with inf, NaN or values whose products could overflow always take the
+    GEMM. Used as a context manager, the setting found at the call comes back when the ``with``
+    block ends, also on an exception; such blocks nest.
+
+    Args:
+        name (str): ``"auto"`` (the default at import, unless ``RELUCORE_CONV`` says otherwise),
+            ``"gemm"`` or ``"winograd"``.
+
+    Returns:
+        A context manager; entering it does nothing more, leaving it restores the previous algorithm.
+
+    Raises:
+        TypeError: ``name`` is not a str.
+        ValueError: ``name`` is not one of the three.
+
+    Example::
+
+        >>> with rc.use_conv_algorithm("gemm"):
+        ...     y = rc.conv2d(x, w, padding=1)   # direct-sum rounding
+    """
+    return _use("use_conv_algorithm", name, _CONV_ALGORITHMS, "a convolution algorithm", _core.get_conv_algo,
+                _core.set_conv_algo)
+
+
+def get_conv_algorithm() -> str:
+    """The 3x3 convolution setting: ``"auto"``, ``"gemm"`` or ``"winograd"`` (see :func:`use_conv_algorithm`)."""
+    return str(_core.get_conv_algo())
+
+
+def release_scratch() -> None:
+    r"""Free the scratch buffers that convolution and linear layers keep between calls.
+
+    Each thread keeps its packed GEMM blocks, column gradients and Winograd buffers (a few MB) so
+    that the next call does not allocate them again, as PyTorch's caching allocator keeps its
+    blocks. This returns that memory; the next call allocates it again, with the same results.
+
+    Example::
+
+        >>> y = rc.conv2d(x, w)
+        >>> rc.release_scratch()
+    """
+    _core._release_scratch()

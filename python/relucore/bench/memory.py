@@ -2,7 +2,7 @@
 
 A case that asks for it (``peak_memory = True``) is run again by ``python -m relucore.bench.memory``:
 inputs built, one warm-up call (OpenMP threads, OpenBLAS's buffers, first-touch of code), then the
-scratch buffers relucore keeps between calls are freed (``_core._release_scratch``, so the measured
+scratch buffers relucore keeps between calls are freed (``relucore.release_scratch()``, so the measured
 call allocates them again), ``VmHWM`` (the peak resident set) is reset through
 ``/proc/self/clear_refs``, the call runs once more, and its peak over the resident set just before
 it is the call's extra memory. ``scratch`` is that minus the bytes of the returned arrays (outputs a
@@ -61,9 +61,7 @@ def measure_call(fn, inputs: tuple) -> Dict[str, int]:
     gc.collect()
     import relucore as rc
 
-    release = getattr(rc._core, "_release_scratch", None)
-    if release is not None:
-        release()
+    rc.release_scratch()
     if not reset_peak():
         raise OSError("cannot reset VmHWM (/proc/self/clear_refs not writable)")
     base = _status_kb("VmRSS")
