@@ -99,16 +99,14 @@ py::object backward_mask(int act_code, py::handle dy_h, py::handle mask_h, doubl
     if (!kHasMask[(int)act]) return py::none();
     View dy = plain(dy_h);
     if (!dy.a) return py::none();
-    auto& api = py::detail::npy_api::get();
-    if (Py_TYPE(mask_h.ptr()) != api.PyArray_Type_) return py::none();
-    auto* mp = py::detail::array_proxy(mask_h.ptr());
-    const int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_;
-    if (py::detail::array_descriptor_proxy(mp->descr)->type_num != 2 /* NPY_UBYTE */ || mp->nd != 1 ||
-        (mp->flags & need) != need || (i64)mp->dimensions[0] != (dy.size + 7) / 8)
+    if (Py_TYPE(mask_h.ptr()) != ndarray_type()) return py::none();
+    const auto mask = py::reinterpret_borrow<py::array>(mask_h);
+    if (mask.dtype().num() != 2 /* NPY_UBYTE */ || mask.ndim() != 1 || (mask.flags() & kCContiguous) == 0 ||
+        (i64)mask.shape(0) != (dy.size + 7) / 8)
         return py::none();
     View m;  // for the overlap test only
-    m.data = mp->data;
-    m.nbytes = (i64)mp->dimensions[0];
+    m.data = static_cast<char*>(const_cast<void*>(mask.data()));
+    m.nbytes = (i64)mask.shape(0);
     py::object out;
     View out_v;
     if (!take_out(out_h, dy, {&dy}, &m, out, out_v)) return py::none();

@@ -1,6 +1,6 @@
 """Convolution-path cases: conv2d forward / backward / forward+backward on CNN layers, linear, max-pool.
 
-The layers are the ones issue 3 states its targets for (:data:`LAYERS`); each gives three cases:
+The layers are the ones the convolution targets are stated for (:data:`LAYERS`); each gives three cases:
 ``conv2d`` (forward with bias), ``conv2d_backward`` (dx, dweight, dbias) and ``conv2d_fwdbwd`` (one
 call of each: the headline figure). ``--sizes`` does not apply here; ``--quick`` runs
 :data:`QUICK_LAYERS` only. Rates are GFLOP/s with ``flops = 2*N*F*(C/groups)*kh*kw*OH*OW`` for the
@@ -111,7 +111,7 @@ QUICK_LAYERS = ("mnist", "b1", "res14")
 LINEAR = (256, 1024, 1024)  # rows, in_features, out_features
 POOL_SHAPE = (16, 64, 56, 56)  # max_pool2d 2x2 (stride 2)
 
-# Targets (issue 3): forward+backward, float32.
+# Targets: forward+backward, float32.
 TARGET_VS_NUMPY = 3.0  # every layer
 TARGET_VS_TORCH_SMALL = 1.5  # MNIST-size and batch-1 layers
 TARGET_VS_TORCH_RESNET = 0.8  # ResNet 3x3 layers
@@ -432,7 +432,7 @@ def _fwdbwd(rows: List[dict]) -> List[dict]:
 
 
 def targets(rows: List[dict]) -> List[dict]:
-    """Issue 3's targets, judged on the forward+backward rows of this run (float32 only)."""
+    """The convolution targets, judged on the forward+backward rows of this run (float32 only)."""
     fb = [r for r in _fwdbwd(rows) if r["dtype"] == "float32"]
     out = []
 

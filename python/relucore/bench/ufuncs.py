@@ -146,7 +146,7 @@ def cases(sizes: Sequence[int], dtype, quick: bool = False) -> List[Case]:
 
 
 def targets(rows: List[dict]) -> List[dict]:
-    """Issue 8's target, float32: ``ufuncs.relu`` faster than ``np.maximum(x, 0)`` at every size."""
+    """The ufunc target, float32: ``ufuncs.relu`` faster than ``np.maximum(x, 0)`` at every size."""
     sel = [r for r in rows if r["op"] == "ufunc_relu" and r["dtype"] == "float32"]
     if not sel:
         return []
