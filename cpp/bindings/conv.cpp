@@ -1,6 +1,7 @@
 // Bindings of im2col/col2im, conv2d, pooling and linear. The Python layer (relucore.functional)
 // validates and parses every argument (so errors have one source) and passes C-contiguous arrays of
 // one dtype and plain ints; here they are only checked for memory safety.
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 
@@ -27,10 +28,23 @@ py::array empty(int type, std::vector<py::ssize_t> shape) {
 template <class T> T* ptr(const View& v) { return reinterpret_cast<T*>(v.data); }
 template <class T> T* ptr(py::array& a) { return reinterpret_cast<T*>(a.mutable_data()); }
 
+// a * b, or invalid_argument if it overflows int64 (sizes come from the caller, not from memory).
+i64 mul(i64 a, i64 b) {
+    i64 r;
+    if (__builtin_mul_overflow(a, b, &r)) throw std::invalid_argument("relucore internal: size overflows int64");
+    return r;
+}
+
+// Every value within [lo, 2**61], so that H + 2*ph cannot overflow; the span is checked.
 ConvGeom geom(i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw) {
+    const i64 top = i64(1) << 61;
+    for (i64 v : {kh, kw, sh, sw, dh, dw})
+        if (v < 1 || v > top) throw std::invalid_argument("relucore internal: kernel, stride or dilation out of range");
+    for (i64 v : {C, H, W, ph, pw})
+        if (v < 0 || v > top) throw std::invalid_argument("relucore internal: size or padding out of range");
     ConvGeom g{C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0};
-    g.OH = (H + 2 * ph - dh * (kh - 1) - 1) / sh + 1;
-    g.OW = (W + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
+    g.OH = (H + 2 * ph - mul(dh, kh - 1) - 1) / sh + 1;
+    g.OW = (W + 2 * pw - mul(dw, kw - 1) - 1) / sw + 1;
     if (g.OH < 1 || g.OW < 1) throw std::invalid_argument("relucore internal: empty convolution output");
     return g;
 }
@@ -58,7 +72,7 @@ py::array col2im(py::handle cols_h, i64 N, i64 C, i64 H, i64 W, i64 kh, i64 kw, 
                  i64 dw) {
     View cols = need(cols_h, "cols");
     const ConvGeom g = geom(C, H, W, kh, kw, sh, sw, ph, pw, dh, dw);
-    if (cols.size != N * C * kh * kw * g.OH * g.OW) throw std::invalid_argument("relucore internal: cols size");
+    if (N < 0 || cols.size != mul(mul(mul(N, C), mul(kh, kw)), mul(g.OH, g.OW))) throw std::invalid_argument("relucore internal: cols size");
     py::array x = empty(cols.type, {N, C, H, W});
     by_type(cols.type, [&](auto t) {
         using T = decltype(t);
@@ -100,7 +114,7 @@ py::tuple conv2d_backward(py::handle dy_h, py::handle x_h, py::handle w_h, i64 s
                           i64 dw, i64 groups) {
     View dy = need(dy_h, "dy"), x = need(x_h, "x", dy.type), w = need(w_h, "weight", dy.type);
     const ops::Conv2dShape s = conv_shape(x, w, sh, sw, ph, pw, dh, dw, groups);
-    if (dy.size != s.N * s.F * s.g.OH * s.g.OW) throw std::invalid_argument("relucore internal: dy size");
+    if (dy.size != mul(mul(s.N, s.F), mul(s.g.OH, s.g.OW))) throw std::invalid_argument("relucore internal: dy size");
     std::vector<py::ssize_t> wshape(dims(w), dims(w) + 4);
     py::array dx = empty(dy.type, {s.N, s.C, s.H, s.W}), dwt = empty(dy.type, wshape), db = empty(dy.type, {s.F});
     by_type(dy.type, [&](auto t) {
@@ -133,7 +147,8 @@ py::object max_pool2d_backward(py::handle dy_h, py::array_t<int64_t, py::array::
                                i64 W) {
     View dy = need(dy_h, "dy");
     if (idx.size() != dy.size) throw std::invalid_argument("relucore internal: indices size");
-    py::array dx = empty(dy.type, {N, C, H, W});
+    if (N < 0 || C < 0 || H < 0 || W < 0) throw std::invalid_argument("relucore internal: input_shape");
+    py::array dx = empty(dy.type, {N, C, H, W});  // NumPy refuses a shape too big for memory
     const i64 planes = N * C, out_plane = planes ? dy.size / planes : 0;
     bool ok = true;
     by_type(dy.type, [&](auto t) {
@@ -164,7 +179,7 @@ py::array avg_pool2d_backward(py::handle dy_h, i64 N, i64 C, i64 H, i64 W, i64 k
                               i64 pw, bool include_pad) {
     View dy = need(dy_h, "dy");
     const ConvGeom g = geom(1, H, W, kh, kw, sh, sw, ph, pw, 1, 1);
-    if (dy.size != N * C * g.OH * g.OW) throw std::invalid_argument("relucore internal: dy size");
+    if (N < 0 || dy.size != mul(mul(N, C), mul(g.OH, g.OW))) throw std::invalid_argument("relucore internal: dy size");
     py::array dx = empty(dy.type, {N, C, H, W});
     by_type(dy.type, [&](auto t) {
         using T = decltype(t);

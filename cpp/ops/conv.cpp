@@ -80,13 +80,19 @@ bool par_gemm(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a, i6
 
 }  // namespace
 
+// Empty work returns before any loop: a loop over N (or planes) with nothing behind it could run
+// for an absurd count (N = 2**40 images of 0 channels).
 template <class T> void im2col(const T* x, T* cols, i64 N, const ConvGeom& g) {
     const i64 in = g.C * g.H * g.W, out = g.C * g.kh * g.kw * g.OH * g.OW;
+    if (N == 0 || out == 0) return;
+    if (in == 0) return zero(cols, N * out);
     for_items<T>(N, 0, N * out, [&](i64 n, T*, int nt) { image_im2col(x + n * in, cols + n * out, g, nt); });
 }
 
 template <class T> void col2im(const T* cols, T* x, i64 N, const ConvGeom& g) {
     const i64 in = g.C * g.H * g.W, out = g.C * g.kh * g.kw * g.OH * g.OW;
+    if (N == 0 || in == 0) return;
+    if (out == 0) return zero(x, N * in);
     for_items<T>(N, 0, N * out, [&](i64 n, T*, int nt) { image_col2im(cols + n * out, x + n * in, g, nt); });
 }
 
@@ -132,6 +138,7 @@ void direct_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Co
 }
 
 template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
+    if (s.N == 0 || s.F == 0 || s.g.OH * s.g.OW == 0) return;
     if (use_direct(s)) return direct_forward(x, w, bias, y, s);
     if (winograd_forward(x, w, bias, y, s)) return;
     const ConvGeom& g = s.g;
@@ -173,6 +180,12 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     const ConvGeom& g = s.g;
     const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;
     const bool direct = is_pointwise(g);
+    if (s.N == 0 || s.F == 0 || OHW == 0) {  // no gradient flows
+        if (dx) zero(dx, s.N * s.C * s.H * s.W);
+        if (dw) zero(dw, s.F * CK);
+        if (db) zero(db, s.F);
+        return;
+    }
     if (db) {  // per channel, images in order: deterministic
         const int nt = threads_for(s.N * s.F * OHW, kGrainCopy);
         const auto sum = conv_kernels<T>().sum;
@@ -257,6 +270,7 @@ template <class T> void max_pool2d(const T* x, T* y, int64_t* idx, i64 planes, c
 
 template <class T>
 bool max_pool2d_backward(const T* dy, const int64_t* idx, T* dx, i64 planes, i64 out_plane, i64 in_plane) {
+    if (planes == 0 || in_plane == 0) return true;
     std::atomic<bool> ok{true};
     parallel_items(planes, threads_for(planes * in_plane, kGrainCopy), [&](i64 p) {
         T* d = dx + p * in_plane;
@@ -280,6 +294,7 @@ template <class T> void avg_pool2d(const T* x, T* y, i64 planes, const ConvGeom&
 template <class T> void avg_pool2d_backward(const T* dy, T* dx, i64 planes, const ConvGeom& g, bool count_include_pad) {
     const auto k = conv_kernels<T>().avg_pool_backward;
     const i64 in = g.H * g.W, out = g.OH * g.OW;
+    if (planes == 0 || in == 0) return;
     parallel_items(planes, threads_for(planes * in, kGrainCopy), [&](i64 p) {
         zero(dx + p * in, in);
         k(dy + p * out, dx + p * in, g, count_include_pad);
@@ -287,6 +302,7 @@ template <class T> void avg_pool2d_backward(const T* dy, T* dx, i64 planes, cons
 }
 
 template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 M, i64 in, i64 out) {
+    if (M == 0 || out == 0) return;
     if (bias)
         for (i64 m = 0; m < M; ++m) memcpy(y + m * out, bias, (size_t)out * sizeof(T));
     if (M == 0 || out == 0) return;
@@ -301,6 +317,12 @@ template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 
 
 template <class T>
 void linear_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, i64 M, i64 in, i64 out) {
+    if (M == 0 || out == 0) {  // no gradient flows
+        if (dx) zero(dx, M * in);
+        if (dw) zero(dw, out * in);
+        if (db) zero(db, out);
+        return;
+    }
     blas_threads(1);
     const int nt = max_threads();
     if (db) {
