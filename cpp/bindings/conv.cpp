@@ -35,11 +35,11 @@ i64 mul(i64 a, i64 b) {
     return r;
 }
 
-// Every value within [lo, 2**61], so that H + 2*ph cannot overflow; the span is checked.
+// Sizes and paddings within [0, 2**61], so that H + 2*ph cannot overflow; the span is checked.
 ConvGeom geom(i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw) {
     const i64 top = i64(1) << 61;
     for (i64 v : {kh, kw, sh, sw, dh, dw})
-        if (v < 1 || v > top) throw std::invalid_argument("relucore internal: kernel, stride or dilation out of range");
+        if (v < 1) throw std::invalid_argument("relucore internal: kernel, stride or dilation out of range");
     for (i64 v : {C, H, W, ph, pw})
         if (v < 0 || v > top) throw std::invalid_argument("relucore internal: size or padding out of range");
     ConvGeom g{C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0};
