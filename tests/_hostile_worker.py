@@ -2,8 +2,9 @@
 the native module and on relucore.reference, and judges the pair.
 
 Run as ``python _hostile_worker.py``: reads a pickled list of ``(name, kwargs, faults)`` recipes
-on stdin (``faults``: how many arguments were made hostile) and writes, per case, a pickled ``("start", i)`` before the call and ``("done", i, problem)``
-after it (``problem`` is None or a sentence). A crash or hang therefore leaves a "start" without
+on stdin (``faults``: how many arguments were made hostile) and writes, per case, a pickled
+``("start", i)`` before the call and ``("done", i, problem)`` after it (``problem`` is None or a
+sentence). A crash or hang therefore leaves a "start" without
 its "done", and the parent names that case. The address space is capped, so a genuinely huge
 request is a MemoryError here instead of swapping the machine.
 """

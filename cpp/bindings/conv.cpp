@@ -72,7 +72,8 @@ py::array col2im(py::handle cols_h, i64 N, i64 C, i64 H, i64 W, i64 kh, i64 kw, 
                  i64 dw) {
     View cols = need(cols_h, "cols");
     const ConvGeom g = geom(C, H, W, kh, kw, sh, sw, ph, pw, dh, dw);
-    if (N < 0 || cols.size != mul(mul(mul(N, C), mul(kh, kw)), mul(g.OH, g.OW))) throw std::invalid_argument("relucore internal: cols size");
+    if (N < 0 || cols.size != mul(mul(mul(N, C), mul(kh, kw)), mul(g.OH, g.OW)))
+        throw std::invalid_argument("relucore internal: cols size");
     py::array x = empty(cols.type, {N, C, H, W});
     by_type(cols.type, [&](auto t) {
         using T = decltype(t);

@@ -305,7 +305,6 @@ template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 
     if (M == 0 || out == 0) return;
     if (bias)
         for (i64 m = 0; m < M; ++m) memcpy(y + m * out, bias, (size_t)out * sizeof(T));
-    if (M == 0 || out == 0) return;
     if (in == 0) {
         if (!bias) zero(y, M * out);
         return;

@@ -9,10 +9,11 @@ function raises the error the API spec (docs/api.md) prescribes:
 and names the offending argument(s) in the message.
 
 Integer arguments (sizes, strides, paddings, dilations, groups, ``input_shape``) are Python or
-NumPy integers (``operator.index``; bools and floats are a TypeError, as in ``range()``) that fit in
-int64. Output sizes and the arrays a call needs (the padded input, the column matrix) are computed
-with Python ints before any work starts; one of more than :data:`MAX_BYTES` is a ValueError naming
-the arguments that make it so, never an overflow, a hang or an internal error.
+NumPy integers (``operator.index``; a bool or a float is a TypeError: a flag or a fraction where a
+size belongs is a mistake) that fit in int64. Output sizes and the arrays a call needs (the padded
+input, the column matrix) are computed with Python ints before any work starts; one of more than
+:data:`MAX_BYTES` is a ValueError naming the arguments that make it so, never an overflow, a hang
+or an internal error.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ import relucore as rc
 from relucore import ufuncs
 
 from .cases import Case
-from .noise import any_noisy
 from .elementwise import Inputs, _per_channel, np_prelu, np_relu
+from .noise import any_noisy
 
 DASK_N = 64 * 1024 * 1024  # elements of the dask array
 DASK_CHUNKS = 8  # chunks along the batch axis (8M elements each)
