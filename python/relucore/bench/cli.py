@@ -20,7 +20,7 @@ from .cases import IMPLS, Case, parse_size, size_label, snapshot
 from .limits import (BLAS_IDLE_TIME, REFERENCE_COPY_ELEMENTS, SGEMM_SIZE, Limits, copy_figure, gemm_call,
                      gemm_figure)
 from .machine import machine_info, usable_cores
-from .noise import check_machine, noisy_spreads, verdict
+from .noise import SPREAD_LIMIT, check_machine, noisy_spreads, verdict
 from .peers import load_torch, to_numpy, to_torch
 from .report import Progress, Table, fmt_num, write_json
 from .timing import TimerConfig, measure, measure_interleaved
@@ -316,6 +316,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     print(file=out)
     print("vs np / vs pt: NumPy's / PyTorch's median time over relucore's (above 1: relucore is faster)", file=out)
+    noisy = [f"{r['label']} {r['size']}" for r in rows if r.get("noisy")]
+    if noisy:
+        print(f"noisy (busy machine, or repeats spread over {SPREAD_LIMIT:.0%} of the median): "
+              + ", ".join(noisy), file=out)
     for line in row_target_lines(rows):
         print(line, file=out)
     targets: List[Dict[str, Any]] = []
