@@ -305,6 +305,7 @@ def test_hostile_arguments(name):
               phases=(Phase.explicit, Phase.generate), suppress_health_check=list(HealthCheck))
     @given(st.lists(strategy, min_size=BATCH, max_size=BATCH))
     def check(cases):
+        cases = list({repr(c): c for c in cases}.values())  # hypothesis's first batch repeats one case
         problems = run_batch(cases)
         assert not problems, f"{len(problems)} of {len(cases)} hostile calls misbehaved:\n" + "\n".join(problems[:10])
 
