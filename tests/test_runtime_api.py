@@ -139,7 +139,7 @@ BAD = [(None, TypeError), (1, TypeError), (b"auto", TypeError), (["auto"], TypeE
 def test_bad_name_raises_listing_the_choices(kind, bad, exc):
     use, get, values, _ = SETTINGS[kind]
     before = get()
-    start = f"{use.__name__}() takes a str" if exc is TypeError else f"{use.__name__}(): {bad!r} is not"
+    start = f"{use.__name__}(): name must be a str" if exc is TypeError else f"{use.__name__}(): name {bad!r} is not"
     with pytest.raises(exc, match=re.escape(start)) as e:
         use(bad)
     assert all(repr(v) in str(e.value) for v in values), str(e.value)

@@ -28,7 +28,8 @@ py::array col2im(py::handle cols_h, i64 N, i64 C, i64 H, i64 W, i64 kh, i64 kw, 
                  i64 dw) {
     View cols = need(cols_h, "cols");
     const ConvGeom g = geom(C, H, W, kh, kw, sh, sw, ph, pw, dh, dw);
-    if (cols.size != N * C * kh * kw * g.OH * g.OW) throw std::invalid_argument("relucore internal: cols size");
+    if (N < 0 || cols.size != mul(mul(mul(N, C), mul(kh, kw)), mul(g.OH, g.OW)))
+        throw std::invalid_argument("relucore internal: cols size");
     py::array x = empty(cols.type, {N, C, H, W});
     by_type(cols.type, [&](auto t) {
         using T = decltype(t);
@@ -70,7 +71,7 @@ py::tuple conv2d_backward(py::handle dy_h, py::handle x_h, py::handle w_h, i64 s
                           i64 dw, i64 groups) {
     View dy = need(dy_h, "dy"), x = need(x_h, "x", dy.type), w = need(w_h, "weight", dy.type);
     const ops::Conv2dShape s = conv_shape(x, w, sh, sw, ph, pw, dh, dw, groups);
-    if (dy.size != s.N * s.F * s.g.OH * s.g.OW) throw std::invalid_argument("relucore internal: dy size");
+    if (dy.size != mul(mul(s.N, s.F), mul(s.g.OH, s.g.OW))) throw std::invalid_argument("relucore internal: dy size");
     std::vector<py::ssize_t> wshape(dims(w), dims(w) + 4);
     py::array dx = empty(dy.type, {s.N, s.C, s.H, s.W}), dwt = empty(dy.type, wshape), db = empty(dy.type, {s.F});
     by_type(dy.type, [&](auto t) {

@@ -2,6 +2,7 @@
 // validates and parses every argument (so errors have one source) and passes C-contiguous arrays of
 // one dtype and plain ints; here they are only checked for memory safety.
 #pragma once
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,10 +27,23 @@ inline py::array empty(int type, std::vector<py::ssize_t> shape) {
 template <class T> T* ptr(const View& v) { return reinterpret_cast<T*>(v.data); }
 template <class T> T* ptr(py::array& a) { return reinterpret_cast<T*>(a.mutable_data()); }
 
+// a * b, or invalid_argument if it overflows int64 (sizes come from the caller, not from memory).
+inline i64 mul(i64 a, i64 b) {
+    i64 r;
+    if (__builtin_mul_overflow(a, b, &r)) throw std::invalid_argument("relucore internal: size overflows int64");
+    return r;
+}
+
+// Sizes and paddings within [0, 2**61], so that H + 2*ph cannot overflow; the span is checked.
 inline ConvGeom geom(i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw) {
+    const i64 top = i64(1) << 61;
+    for (i64 v : {kh, kw, sh, sw, dh, dw})
+        if (v < 1) throw std::invalid_argument("relucore internal: kernel, stride or dilation out of range");
+    for (i64 v : {C, H, W, ph, pw})
+        if (v < 0 || v > top) throw std::invalid_argument("relucore internal: size or padding out of range");
     ConvGeom g{C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0};
-    g.OH = (H + 2 * ph - dh * (kh - 1) - 1) / sh + 1;
-    g.OW = (W + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
+    g.OH = (H + 2 * ph - mul(dh, kh - 1) - 1) / sh + 1;
+    g.OW = (W + 2 * pw - mul(dw, kw - 1) - 1) / sw + 1;
     if (g.OH < 1 || g.OW < 1) throw std::invalid_argument("relucore internal: empty convolution output");
     return g;
 }

@@ -29,7 +29,8 @@ py::object max_pool2d_backward(py::handle dy_h, py::array_t<int64_t, py::array::
                                i64 W) {
     View dy = need(dy_h, "dy");
     if (idx.size() != dy.size) throw std::invalid_argument("relucore internal: indices size");
-    py::array dx = empty(dy.type, {N, C, H, W});
+    if (N < 0 || C < 0 || H < 0 || W < 0) throw std::invalid_argument("relucore internal: input_shape");
+    py::array dx = empty(dy.type, {N, C, H, W});  // NumPy refuses a shape too big for memory
     const i64 planes = N * C, out_plane = planes ? dy.size / planes : 0;
     bool ok = true;
     by_type(dy.type, [&](auto t) {
@@ -60,7 +61,7 @@ py::array avg_pool2d_backward(py::handle dy_h, i64 N, i64 C, i64 H, i64 W, i64 k
                               i64 pw, bool include_pad) {
     View dy = need(dy_h, "dy");
     const ConvGeom g = geom(1, H, W, kh, kw, sh, sw, ph, pw, 1, 1);
-    if (dy.size != N * C * g.OH * g.OW) throw std::invalid_argument("relucore internal: dy size");
+    if (N < 0 || dy.size != mul(mul(N, C), mul(g.OH, g.OW))) throw std::invalid_argument("relucore internal: dy size");
     py::array dx = empty(dy.type, {N, C, H, W});
     by_type(dy.type, [&](auto t) {
         using T = decltype(t);

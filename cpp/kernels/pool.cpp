@@ -24,6 +24,13 @@ inline void window_max(const T* x, i64 h0, i64 w0, const ConvGeom& g, T& best, i
         }
 }
 
+// First tap i with start + i*d >= 0, and one past the last with start + i*d < size (at most k).
+inline i64 tap_from(i64 start, i64 d) { return start >= 0 ? 0 : (-start + d - 1) / d; }
+inline i64 tap_to(i64 start, i64 d, i64 size, i64 k) {
+    const i64 n = start >= size ? 0 : (size - start + d - 1) / d;
+    return n < k ? n : k;
+}
+
 template <int KH, int KW, class T>
 void max_pool_sized(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
     // Outputs whose window lies wholly inside the image need no bounds checks.
@@ -40,12 +47,13 @@ void max_pool_sized(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
             } else {
                 best = -__builtin_inf();
                 at = -1;
-                for (i64 i = 0; i < g.kh; ++i) {
+                // only the taps inside the image: a window may be mostly padding (kernel 2**40)
+                const i64 i0 = tap_from(h0, g.dh), i1 = tap_to(h0, g.dh, g.H, g.kh);
+                const i64 j0 = tap_from(w0, g.dw), j1 = tap_to(w0, g.dw, g.W, g.kw);
+                for (i64 i = i0; i < i1; ++i) {
                     const i64 h = h0 + i * g.dh;
-                    if (h < 0 || h >= g.H) continue;
-                    for (i64 j = 0; j < g.kw; ++j) {
+                    for (i64 j = j0; j < j1; ++j) {
                         const i64 w = w0 + j * g.dw;
-                        if (w < 0 || w >= g.W) continue;
                         const T v = x[h * g.W + w];
                         if (at < 0) at = h * g.W + w;
                         if (v > best || v != v) best = v, at = h * g.W + w;

@@ -47,13 +47,19 @@ template <class T, class C> void image_col2im(C* cols, T* x, const ConvGeom& g, 
 
 }  // namespace
 
+// Empty work returns before any loop: a loop over N (or planes) with nothing behind it could run
+// for an absurd count (N = 2**40 images of 0 channels).
 template <class T> void im2col(const T* x, T* cols, i64 N, const ConvGeom& g) {
     const i64 in = g.C * g.H * g.W, out = g.C * g.kh * g.kw * g.OH * g.OW;
+    if (N == 0 || out == 0) return;
+    if (in == 0) return zero(cols, N * out);
     for_items<T>(N, 0, N * out, [&](i64 n, T*, int nt) { image_im2col(x + n * in, cols + n * out, g, nt); });
 }
 
 template <class T> void col2im(const T* cols, T* x, i64 N, const ConvGeom& g) {
     const i64 in = g.C * g.H * g.W, out = g.C * g.kh * g.kw * g.OH * g.OW;
+    if (N == 0 || in == 0) return;
+    if (out == 0) return zero(x, N * in);
     for_items<T>(N, 0, N * out, [&](i64 n, T*, int nt) { image_col2im(cols + n * out, x + n * in, g, nt); });
 }
 
@@ -99,6 +105,7 @@ void direct_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Co
 }
 
 template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
+    if (s.N == 0 || s.F == 0 || s.g.OH * s.g.OW == 0) return;
     if (use_direct(s)) return direct_forward(x, w, bias, y, s);
     if (winograd_forward(x, w, bias, y, s)) return;
     const ConvGeom& g = s.g;
@@ -140,6 +147,12 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     const ConvGeom& g = s.g;
     const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;
     const bool direct = is_pointwise(g);
+    if (s.N == 0 || s.F == 0 || OHW == 0) {  // no gradient flows
+        if (dx) zero(dx, s.N * s.C * s.H * s.W);
+        if (dw) zero(dw, s.F * CK);
+        if (db) zero(db, s.F);
+        return;
+    }
     if (db) {  // per channel, images in order: deterministic
         const int nt = threads_for(s.N * s.F * OHW, kGrainCopy);
         const auto sum = conv_kernels<T>().sum;

@@ -12,9 +12,9 @@ namespace relucore {
 namespace ops {
 
 template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 M, i64 in, i64 out) {
+    if (M == 0 || out == 0) return;
     if (bias)
         for (i64 m = 0; m < M; ++m) memcpy(y + m * out, bias, (size_t)out * sizeof(T));
-    if (M == 0 || out == 0) return;
     if (in == 0) {
         if (!bias) zero(y, M * out);
         return;
@@ -26,6 +26,12 @@ template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 
 
 template <class T>
 void linear_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, i64 M, i64 in, i64 out) {
+    if (M == 0 || out == 0) {  // no gradient flows
+        if (dx) zero(dx, M * in);
+        if (dw) zero(dw, out * in);
+        if (db) zero(db, out);
+        return;
+    }
     blas_threads(1);
     const int nt = max_threads();
     if (db) {

@@ -16,6 +16,7 @@ template <class T> void max_pool2d(const T* x, T* y, int64_t* idx, i64 planes, c
 
 template <class T>
 bool max_pool2d_backward(const T* dy, const int64_t* idx, T* dx, i64 planes, i64 out_plane, i64 in_plane) {
+    if (planes == 0 || in_plane == 0) return true;
     std::atomic<bool> ok{true};
     parallel_items(planes, threads_for(planes * in_plane, kGrainCopy), [&](i64 p) {
         T* d = dx + p * in_plane;
@@ -39,6 +40,7 @@ template <class T> void avg_pool2d(const T* x, T* y, i64 planes, const ConvGeom&
 template <class T> void avg_pool2d_backward(const T* dy, T* dx, i64 planes, const ConvGeom& g, bool count_include_pad) {
     const auto k = conv_kernels<T>().avg_pool_backward;
     const i64 in = g.H * g.W, out = g.OH * g.OW;
+    if (planes == 0 || in == 0) return;
     parallel_items(planes, threads_for(planes * in, kGrainCopy), [&](i64 p) {
         zero(dx + p * in, in);
         k(dy + p * out, dx + p * in, g, count_include_pad);

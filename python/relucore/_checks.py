@@ -7,6 +7,13 @@ function raises the error the API spec (docs/api.md) prescribes:
 * shape mismatch, bad size, read-only ``out``                        -> ValueError
 
 and names the offending argument(s) in the message.
+
+Integer arguments (sizes, strides, paddings, dilations, groups, ``input_shape``) are Python or
+NumPy integers (``operator.index``; a bool or a float is a TypeError: a flag or a fraction where a
+size belongs is a mistake) that fit in int64. Output sizes and the arrays a call needs (the padded
+input, the column matrix) are computed with Python ints before any work starts; one of more than
+:data:`MAX_BYTES` is a ValueError naming the arguments that make it so, never an overflow, a hang
+or an internal error.
 """
 
 from __future__ import annotations
@@ -45,10 +52,19 @@ __all__ = [
     "check_avg_pool_backward_args",
     "check_linear_args",
     "check_linear_backward_args",
+    "MAX_BYTES",
+    "check_nbytes",
+    "check_padded",
 ]
 
 #: The dtypes relucore computes in; anything else is rejected, never cast.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+#: The largest array (output, padded input, column matrix) a call may need, in bytes: far beyond
+#: any memory, and small enough that every size derived from it fits in int64 with room to spare.
+MAX_BYTES = 2**62
+
+_INT64_MAX = 2**63 - 1
 
 
 def check_float(name: str, a) -> np.ndarray:
@@ -184,13 +200,31 @@ def check_4d(name: str, a: np.ndarray, what: str = "(N, C, H, W)") -> np.ndarray
 
 
 def _int(name: str, v, what: str = "an int or a pair of ints", shown=None) -> int:
-    """``v`` as a Python int (bools and floats rejected); TypeError "{name} must be {what}"."""
+    """``v`` as a Python int (bools and floats rejected); TypeError "{name} must be {what}";
+    ValueError if it does not fit in int64."""
     if not isinstance(v, (bool, np.bool_)):
         try:
-            return operator.index(v)
+            i = operator.index(v)
         except TypeError:
             pass
+        else:
+            if -_INT64_MAX - 1 <= i <= _INT64_MAX:
+                return i
+            raise ValueError(f"{name} must fit in int64, got {v if shown is None else shown}")
     raise TypeError(f"{name} must be {what}, got {type(v).__name__ if shown is None else shown}")
+
+
+def check_nbytes(what: str, shape, itemsize: int) -> None:
+    """ValueError naming ``what`` if an array of ``shape`` would exceed :data:`MAX_BYTES`.
+
+    Zero dimensions count as 1, as in NumPy (an empty array's other dimensions must still fit).
+    """
+    n = itemsize
+    for d in shape:
+        n *= max(d, 1)
+    if n > MAX_BYTES:
+        raise ValueError(f"{what}: needs an array of shape {tuple(shape)} (about 2**{n.bit_length() - 1} "
+                         f"bytes), more than 2**62 bytes")
 
 
 def pair(name: str, v, minimum: int = 1) -> Pair:
@@ -261,6 +295,14 @@ def output_hw(hw, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
     return oh, ow
 
 
+def check_padded(shape, padding: Pair, itemsize: int, x_name: str = "x") -> None:
+    """ValueError naming ``padding`` if the zero-padded input ``(N, C, H+2ph, W+2pw)`` would
+    exceed :data:`MAX_BYTES` (the reference builds it; every window lies inside it)."""
+    n, c, h, w = shape
+    padded = (n, c, h + 2 * padding[0], w + 2 * padding[1])
+    check_nbytes(f"padding {tuple(padding)} of {x_name} {tuple(shape)}", padded, itemsize)
+
+
 def check_im2col_args(x, kernel_size, stride, padding, dilation):
     """im2col: returns ``(x, kernel, stride, padding, dilation, (OH, OW))``."""
     x = check_4d("x", check_float("x", x))
@@ -268,7 +310,11 @@ def check_im2col_args(x, kernel_size, stride, padding, dilation):
     s = pair("stride", stride)
     p = pair("padding", padding, minimum=0)
     d = pair("dilation", dilation)
-    return x, k, s, p, d, output_hw(x.shape[2:], k, s, p, d)
+    check_padded(x.shape, p, x.itemsize)
+    ohw = output_hw(x.shape[2:], k, s, p, d)
+    check_nbytes(f"im2col output for kernel_size {k}, stride {s}, padding {p}, dilation {d}",
+                 (x.shape[0], x.shape[1] * k[0] * k[1], ohw[0] * ohw[1]), x.itemsize)
+    return x, k, s, p, d, ohw
 
 
 def check_col2im_args(cols, input_shape, kernel_size, stride, padding, dilation):
@@ -283,6 +329,8 @@ def check_col2im_args(cols, input_shape, kernel_size, stride, padding, dilation)
     p = pair("padding", padding, minimum=0)
     d = pair("dilation", dilation)
     n, c, h, w = shape
+    check_nbytes("input_shape", shape, cols.itemsize)
+    check_padded(shape, p, cols.itemsize, "input_shape")
     oh, ow = output_hw((h, w), k, s, p, d, x_name="input_shape")
     expect = (n, c * k[0] * k[1], oh * ow)
     if cols.shape != expect:
@@ -339,7 +387,12 @@ def check_conv_args(x, weight, bias, stride, padding, dilation, groups) -> ConvA
     k = (weight.shape[2], weight.shape[3])
     if k[0] < 1 or k[1] < 1:
         raise ValueError(f"weight must have a non-empty kernel, got shape {weight.shape}")
+    check_padded(x.shape, p, x.itemsize)
     ohw = output_hw(x.shape[2:], k, s, p, d, kernel_name="weight")
+    n, isz = x.shape[0], x.itemsize
+    check_nbytes(f"conv2d output for weight {weight.shape}, stride {s}, padding {p}", (n, f) + ohw, isz)
+    check_nbytes(f"columns of x for weight {weight.shape}, stride {s}, padding {p}, dilation {d}",
+                 (n, c * k[0] * k[1], ohw[0] * ohw[1]), isz)
     return ConvArgs(x, weight, bias, s, p, d, g, k, ohw)
 
 
@@ -364,11 +417,13 @@ def check_pool_args(x, kernel_size, stride, padding):
     (``2 * padding <= kernel``, as PyTorch).
     """
     x = check_4d("x", check_float("x", x))
-    k, s, p, ohw = _pool_params(x.shape[2:], kernel_size, stride, padding, "x")
+    k, s, p, ohw = _pool_params(x.shape, kernel_size, stride, padding, "x", x.itemsize)
     return x, k, s, p, ohw
 
 
-def _pool_params(hw, kernel_size, stride, padding, x_name):
+def _pool_params(shape, kernel_size, stride, padding, x_name, itemsize):
+    if shape[2] == 0 or shape[3] == 0:  # a window of padding alone has no maximum (PyTorch refuses too)
+        raise ValueError(f"{x_name} must have a non-zero height and width for pooling, got {tuple(shape)}")
     k = pair("kernel_size", kernel_size)
     s = k if stride is None else pair("stride", stride)
     p = pair("padding", padding, minimum=0)
@@ -376,7 +431,8 @@ def _pool_params(hw, kernel_size, stride, padding, x_name):
         raise ValueError(
             f"padding must be at most half of kernel_size, got padding {p} and kernel_size {k}"
         )
-    return k, s, p, output_hw(hw, k, s, p, (1, 1), x_name=x_name)
+    check_padded(shape, p, itemsize, x_name)
+    return k, s, p, output_hw(shape[2:], k, s, p, (1, 1), x_name=x_name)
 
 
 def check_max_pool_backward_args(dy, indices, input_shape, check_range=True):
@@ -393,6 +449,7 @@ def check_max_pool_backward_args(dy, indices, input_shape, check_range=True):
     if indices.shape != dy.shape:
         raise ValueError(f"indices and dy must have the same shape, got {indices.shape} and {dy.shape}")
     shape = check_input_shape(input_shape)
+    check_nbytes("input_shape", shape, dy.itemsize)
     if shape[:2] != dy.shape[:2]:
         raise ValueError(
             f"input_shape {shape} does not match dy {dy.shape}: N and C must be equal"
@@ -411,7 +468,8 @@ def check_avg_pool_backward_args(dy, input_shape, kernel_size, stride, padding):
     dy must have the forward output's shape."""
     dy = check_4d("dy", check_float("dy", dy))
     shape = check_input_shape(input_shape)
-    k, s, p, ohw = _pool_params(shape[2:], kernel_size, stride, padding, "input_shape")
+    check_nbytes("input_shape", shape, dy.itemsize)
+    k, s, p, ohw = _pool_params(shape, kernel_size, stride, padding, "input_shape", dy.itemsize)
     expect = shape[:2] + ohw
     if dy.shape != expect:
         raise ValueError(
@@ -442,6 +500,8 @@ def check_linear_args(x, weight, bias):
         )
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"bias must have shape (out_features,) = ({weight.shape[0]},), got {bias.shape}")
+    check_nbytes(f"linear output for x {x.shape} and weight {weight.shape}",
+                 x.shape[:-1] + (weight.shape[0],), x.itemsize)
     return x, weight, bias
 
 

@@ -6,6 +6,8 @@ made C-contiguous, then one call into the compiled core. Docstrings are shared w
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _checks as C
@@ -46,19 +48,25 @@ def _conv_fits(a: C.ConvArgs):
 
 @_doc(_ref.im2col)
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
-    x, k, s, p, d, _ = C.check_im2col_args(x, kernel_size, stride, padding, dilation)
+    x, k, s, p, d, (oh, ow) = C.check_im2col_args(x, kernel_size, stride, padding, dilation)
+    if x.size == 0:  # all padding, or nothing: no loop over a count no memory backs
+        return np.zeros((x.shape[0], x.shape[1] * k[0] * k[1], oh * ow), x.dtype)
     return _core.im2col(_c(x), k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1])
 
 
 @_doc(_ref.col2im)
 def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1):
     cols, shape, k, s, p, d, _ = C.check_col2im_args(cols, input_shape, kernel_size, stride, padding, dilation)
+    if cols.size == 0:
+        return np.zeros(shape, cols.dtype)
     return _core.col2im(_c(cols), *shape, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1])
 
 
 @_doc(_ref.conv2d)
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     a = C.check_conv_args(x, weight, bias, stride, padding, dilation, groups)
+    if math.prod(a.out_shape) == 0:
+        return np.zeros(a.out_shape, a.x.dtype)
     _conv_fits(a)
     s, p, d = a.stride, a.padding, a.dilation
     return _core.conv2d(_c(a.x), _c(a.weight), _c(a.bias), s[0], s[1], p[0], p[1], d[0], d[1], a.groups)
@@ -67,6 +75,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 @_doc(_ref.conv2d_backward)
 def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
     a = C.check_conv_backward_args(dy, x, weight, stride, padding, dilation, groups)
+    if math.prod(a.out_shape) == 0:  # no gradient flows
+        dt = a.x.dtype
+        return np.zeros(a.x.shape, dt), np.zeros(a.weight.shape, dt), np.zeros(a.weight.shape[:1], dt)
     _conv_fits(a)
     s, p, d = a.stride, a.padding, a.dilation
     return _core.conv2d_backward(_c(np.asarray(dy)), _c(a.x), _c(a.weight), s[0], s[1], p[0], p[1], d[0], d[1],
@@ -82,6 +93,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
 @_doc(_ref.max_pool2d_backward)
 def max_pool2d_backward(dy, indices, input_shape):
     dy, indices, shape = C.check_max_pool_backward_args(dy, indices, input_shape, check_range=False)
+    if math.prod(shape) == 0:
+        return np.zeros(shape, dy.dtype)
     dx = _core.max_pool2d_backward(_c(dy), _c(indices), *shape)
     if dx is None:  # an index outside its plane: let the shared check say which
         C.check_max_pool_backward_args(dy, indices, input_shape)
@@ -98,6 +111,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
 @_doc(_ref.avg_pool2d_backward)
 def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
     dy, shape, k, s, p, _ = C.check_avg_pool_backward_args(dy, input_shape, kernel_size, stride, padding)
+    if math.prod(shape) == 0:
+        return np.zeros(shape, dy.dtype)
     return _core.avg_pool2d_backward(_c(dy), *shape, k[0], k[1], s[0], s[1], p[0], p[1], bool(count_include_pad))
 
 
@@ -105,7 +120,9 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, co
 def linear(x, weight, bias=None):
     x, weight, bias = C.check_linear_args(x, weight, bias)
     lead, n_in = x.shape[:-1], x.shape[-1]
-    x2 = _c(x.reshape(-1, n_in))
+    if math.prod(lead) * weight.shape[0] == 0:
+        return np.zeros(lead + weight.shape[:1], x.dtype)
+    x2 = _c(x.reshape(math.prod(lead), n_in))  # not -1: in_features may be 0
     _blas_fits(rows=x2.shape[0], in_features=n_in, out_features=weight.shape[0])
     y = _core.linear(x2, _c(weight), _c(bias))
     return y.reshape(lead + (weight.shape[0],))
@@ -115,7 +132,10 @@ def linear(x, weight, bias=None):
 def linear_backward(dy, x, weight):
     dy, x, weight = C.check_linear_backward_args(dy, x, weight)
     n_in, n_out = x.shape[-1], weight.shape[0]
-    x2, dy2 = _c(x.reshape(-1, n_in)), _c(dy.reshape(-1, n_out))
+    if dy.size == 0:  # no gradient flows
+        return np.zeros(x.shape, x.dtype), np.zeros(weight.shape, x.dtype), np.zeros(n_out, x.dtype)
+    rows = math.prod(x.shape[:-1])
+    x2, dy2 = _c(x.reshape(rows, n_in)), _c(dy.reshape(rows, n_out))
     _blas_fits(rows=x2.shape[0], in_features=n_in, out_features=n_out)
     dx, dw, db = _core.linear_backward(dy2, x2, _c(weight))
     return dx.reshape(x.shape), dw, db

@@ -136,9 +136,9 @@ def _use(name: str, value: object, choices: Sequence[str], what: str, getter: Ca
     """Check ``value`` against ``choices``, set it, and return the guard that restores the old value."""
     listed = ", ".join(repr(c) for c in choices)
     if not isinstance(value, str):
-        raise TypeError(f"{name}() takes a str naming {what} (one of {listed}), got {type(value).__name__}")
+        raise TypeError(f"{name}(): name must be a str naming {what} (one of {listed}), got {type(value).__name__}")
     if value not in choices:
-        raise ValueError(f"{name}(): {value!r} is not {what}; choose one of {listed}")
+        raise ValueError(f"{name}(): name {value!r} is not {what}; choose one of {listed}")
     previous = getter()
     setter(value)
     return _Restore(name, value, previous, setter)

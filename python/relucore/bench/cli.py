@@ -19,7 +19,8 @@ from . import cases as cases_mod
 from .cases import IMPLS, Case, parse_size, size_label, snapshot
 from .limits import (BLAS_IDLE_TIME, REFERENCE_COPY_ELEMENTS, SGEMM_SIZE, Limits, copy_figure, gemm_call,
                      gemm_figure)
-from .machine import machine_info
+from .machine import machine_info, usable_cores
+from .noise import SPREAD_LIMIT, check_machine, noisy_spreads, verdict
 from .peers import load_torch, to_numpy, to_torch
 from .report import Progress, Table, fmt_num, write_json
 from .timing import TimerConfig, measure, measure_interleaved
@@ -120,8 +121,11 @@ def _print_limits(out, limits: Limits, sizes: Sequence[int], dtype: str, pct_of:
 
 
 def run_case(case: Case, config: TimerConfig, limits: Limits, torch: Any, pct_of: str,
-             warn=lambda msg: None, memory: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """Check relucore against NumPy once, then time every implementation; return the row."""
+             warn=lambda msg: None, memory: Optional[Dict[str, Any]] = None, busy: bool = False) -> Dict[str, Any]:
+    """Check relucore against NumPy once, then time every implementation; return the row.
+
+    ``row["noisy"]``: the machine was busy, or a timing's repeats spread too far to trust the row.
+    """
     where = f"{case.label} ({case.size}, {case.dtype}, shape {case.shape})"
     inputs = case.make_inputs()
     want = snapshot(case.numpy(*inputs))
@@ -172,7 +176,9 @@ def run_case(case: Case, config: TimerConfig, limits: Limits, torch: Any, pct_of
         "rate": None, "pct": None, "pct_of": pct_of, "copy_same_size": None, "pct_of_copy_same_size": None,
         f"pct_of_copy_{REF_LABEL}": None,
         "target_pct": case.target_pct, "target_met": None,
+        "spread": {k: t.spread for k, t in timings.items()},
     }
+    row["noisy"] = noisy_spreads(row["spread"], busy)
     if case.bytes:
         rate = case.bytes / t_rc.median / 1e9
         copy = copy_figure(case.n, case.dtype, timings["copy"])
@@ -195,6 +201,18 @@ def run_case(case: Case, config: TimerConfig, limits: Limits, torch: Any, pct_of
     if memory is not None:
         row["memory"] = memory.get(case.id)
     return row
+
+
+def row_target_lines(rows: List[Dict[str, Any]]) -> List[str]:
+    """The verdict of each row with a target of its own (a % of copy bandwidth)."""
+    lines = []
+    for row in rows:
+        if row["target_pct"] is not None:
+            got = row["pct_of_copy_same_size"]
+            lines.append(f"target: {row['label']} {row['size']} {row['dtype']} >= {row['target_pct']:.0f}% of "
+                         f"copy bandwidth (same-size copy, timed in turns): {fmt_num(got, 0, '%')} -> "
+                         f"{verdict(row['target_met'], row.get('noisy', False))}")
+    return lines
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -238,6 +256,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config = TimerConfig.quick() if args.quick else TimerConfig()
     machine = machine_info(rc, torch)
     _print_header(out, machine, args.dtype, args.quick, torch_note)
+    machine_check = check_machine(usable_cores())
+    print(machine_check.describe(), file=out)
     out.flush()
 
     gemm_dtypes = sorted({c.dtype for c in cases if c.limit == "sgemm"})
@@ -281,7 +301,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       memory=memory is not None)
         for case in cases:
             progress.step(f"{case.label} {case.size}")
-            row = run_case(case, config, limits, torch, args.pct_of, warn, memory)
+            row = run_case(case, config, limits, torch, args.pct_of, warn, memory, machine_check.busy)
             rows.append(row)
             progress.clear()
             table.row(row)
@@ -296,12 +316,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     print(file=out)
     print("vs np / vs pt: NumPy's / PyTorch's median time over relucore's (above 1: relucore is faster)", file=out)
-    for row in rows:
-        if row["target_pct"] is not None:
-            got = row["pct_of_copy_same_size"]
-            print(f"target: {row['label']} {row['size']} {row['dtype']} >= {row['target_pct']:.0f}% of "
-                  f"copy bandwidth (same-size copy, timed in turns): {fmt_num(got, 0, '%')} -> "
-                  f"{'met' if row['target_met'] else 'NOT met'}", file=out)
+    noisy = [f"{r['label']} {r['size']}" for r in rows if r.get("noisy")]
+    if noisy:
+        print(f"noisy (busy machine, or repeats spread over {SPREAD_LIMIT:.0%} of the median): "
+              + ", ".join(noisy), file=out)
+    for line in row_target_lines(rows):
+        print(line, file=out)
     targets: List[Dict[str, Any]] = []
     for name in cases_mod.SUITES:  # a suite's own footnotes and targets, judged on its rows
         module = importlib.import_module(name)
@@ -315,8 +335,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for t in module.targets(mine):
                 t = dict(t, suite=name)
                 targets.append(t)
-                verdict = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
-                print(f"target: {t['target']}: {t['detail']} -> {verdict}", file=out)
+                print(f"target: {t['target']}: {t['detail']} -> {verdict(t['met'], t.get('noisy', False))}",
+                      file=out)
 
     if args.json:
         document = {
@@ -332,6 +352,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "speedup": "other implementation's median time / relucore's median time",
             },
             "machine": machine,
+            "machine_check": machine_check.as_dict(),
             "limits": limits.as_dict(),
             "rows": rows,
             "targets": targets,

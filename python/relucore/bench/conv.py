@@ -33,6 +33,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 import relucore as rc
 
 from .cases import Case, assert_results_match
+from .noise import any_noisy
 
 
 def _ref():
@@ -446,7 +447,8 @@ def targets(rows: List[dict]) -> List[dict]:
             return
         worst = min(got, key=got.get)
         detail = ", ".join(f"{k} {v:.2f}x" for k, v in got.items())
-        out.append({"target": text, "met": got[worst] >= want, "values": got, "worst": worst, "detail": detail})
+        out.append({"target": text, "met": got[worst] >= want, "values": got, "worst": worst, "detail": detail,
+                    "noisy": any_noisy(sel)})
 
     judge(f"conv2d fwd+bwd >= {TARGET_VS_NUMPY:g}x NumPy im2col+matmul everywhere", fb,
           "speedup_vs_numpy", TARGET_VS_NUMPY)

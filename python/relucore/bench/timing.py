@@ -43,9 +43,26 @@ class Timing:
     min: float  # seconds per call (fastest sample)
     samples: int  # how many samples
     number: int  # calls per sample
+    spread: float = 0.0  # (p90 - p10) / median of the samples: how far one repeat can be trusted
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (linear interpolation between order statistics)."""
+    s = sorted(values)
+    pos = q * (len(s) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def spread(samples: Sequence[float]) -> float:
+    """``(p90 - p10) / median``: 0 for identical repeats; inf when the median is 0."""
+    med = statistics.median(samples)
+    width = quantile(samples, 0.9) - quantile(samples, 0.1)
+    return width / med if med > 0 else (0.0 if width == 0 else float("inf"))
 
 
 def _run(fn: Callable[..., Any], args: Sequence[Any], number: int) -> float:
@@ -98,7 +115,7 @@ def measure_interleaved(calls: Sequence[Tuple[Callable[..., Any], Sequence[Any]]
     finally:
         if gc_was_enabled:
             gc.enable()
-    return [Timing(median=statistics.median(s), min=min(s), samples=len(s), number=n)
+    return [Timing(median=statistics.median(s), min=min(s), samples=len(s), number=n, spread=spread(s))
             for s, n in zip(samples, numbers)]
 
 

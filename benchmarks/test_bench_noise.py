@@ -1,0 +1,96 @@
+"""relucore-bench's noise reporting, on fake timers (no real timing): the spread of repeats, the
+busy-machine check, and "noisy, rerun" instead of "NOT met" when a figure cannot be trusted."""
+
+import itertools
+
+import pytest
+
+from relucore.bench import cli, noise, timing
+
+
+def fake_clock(durations):
+    """A perf_counter whose successive start/stop pairs are ``durations`` apart (then 1 ms)."""
+    now = [0.0]
+    steps = itertools.chain(durations, itertools.repeat(1e-3))
+    pending = [None]
+
+    def clock():
+        if pending[0] is None:  # a start: remember, return now
+            pending[0] = next(steps)
+            return now[0]
+        now[0] += pending[0]  # a stop: time has moved by the duration
+        pending[0] = None
+        return now[0]
+
+    return clock
+
+
+def test_spread_of_repeats():
+    assert timing.spread([1.0] * 7) == 0
+    assert timing.spread([1.0, 1.0, 1.0, 2.0, 1.0]) == pytest.approx(0.6)  # p90 1.6, p10 1.0, median 1
+    assert timing.quantile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert timing.spread([0.0, 0.0]) == 0 and timing.spread([0.0, 0.0, 1.0]) == float("inf")
+
+
+def test_measure_keeps_the_spread(monkeypatch):
+    # every sample takes 1 ms except the fourth and fifth, which take 3 ms per call
+    durations = iter([1e-3] * 3 + [3e-3] * 2 + [1e-3] * 100)
+    monkeypatch.setattr(timing, "_run", lambda fn, args, number: next(durations) * number)
+    monkeypatch.setattr(timing.time, "sleep", lambda s: None)
+    config = timing.TimerConfig(warmup_time=0, sample_time=1e-3, min_samples=7, min_time=0, max_time=1,
+                                settle_time=0)
+    t = timing.measure(lambda: None, (), config)
+    assert t.median == pytest.approx(1e-3) and t.samples == 7
+    assert t.spread > noise.SPREAD_LIMIT  # two of seven repeats 3x slower: not a trustworthy figure
+
+
+def test_quiet_machine():
+    check = noise.check_machine(2, timer=fake_clock([0.010, 0.011, 0.010, 0.0105, 0.010]),
+                                load=lambda: 0.3, spin=lambda: None)
+    assert not check.busy and check.spin_spread == pytest.approx(0.1)
+    assert "quiet" in check.describe() and "load 0.30 on 2 cores" in check.describe()
+
+
+@pytest.mark.parametrize("durations, load, reason", [
+    ([0.010] * 5, 2.5, "load 2.50 >= 2 cores"),
+    ([0.010, 0.025, 0.010, 0.010, 0.010], 0.1, "spin-loop times differ by 150%"),
+])
+def test_busy_machine(durations, load, reason):
+    check = noise.check_machine(2, timer=fake_clock(durations), load=lambda: load, spin=lambda: None)
+    assert check.busy and reason in check.reason and "figures may be noisy" in check.describe()
+
+
+def test_no_loadavg_still_checks_the_spin_loop():
+    check = noise.check_machine(2, timer=fake_clock([0.01] * 5), load=lambda: None, spin=lambda: None)
+    assert not check.busy and check.load is None and "load unknown" in check.describe()
+
+
+def test_verdicts():
+    assert noise.verdict(True, True) == "met"
+    assert noise.verdict(False, False) == "NOT met"
+    assert noise.verdict(False, True) == "noisy, rerun"
+    assert noise.verdict(None, True) == "not measured"
+    assert noise.noisy_spreads({"relucore": 0.05, "numpy": 0.3}, busy=False)
+    assert noise.noisy_spreads({"relucore": 0.05}, busy=True)
+    assert not noise.noisy_spreads({"relucore": 0.05, "copy": 0.1}, busy=False)
+
+
+def _row(met, noisy):
+    return {"target_pct": 90.0, "pct_of_copy_same_size": 95.0 if met else 50.0, "label": "relu out=",
+            "size": "16M", "dtype": "float32", "target_met": met, "noisy": noisy}
+
+
+def test_row_targets_say_noisy_instead_of_not_met():
+    lines = cli.row_target_lines([_row(False, True), _row(False, False), _row(True, True),
+                                  dict(_row(True, False), target_pct=None)])
+    assert [line.rsplit("-> ", 1)[1] for line in lines] == ["noisy, rerun", "NOT met", "met"]
+
+
+def test_suite_targets_carry_the_noise_of_their_rows():
+    from relucore.bench import ufuncs
+
+    rows = [{"op": "ufunc_relu", "dtype": "float32", "size": s, "speedup_vs_numpy": v, "noisy": n}
+            for s, v, n in (("1K", 0.9, True), ("1M", 1.5, False))]
+    (t,) = ufuncs.targets(rows)
+    assert t["met"] is False and t["noisy"] is True
+    assert noise.verdict(t["met"], t["noisy"]) == "noisy, rerun"
