@@ -53,6 +53,8 @@ def in_namespace(mangled: str, isa: str) -> bool:
     Read from the mangled form rather than the demangled one, whose return types and template
     arguments may themselves name namespaces: the entity's own scope is the first nested name.
     """
+    if mangled.startswith("__Z"):
+        mangled = mangled[1:]  # Mach-O prefixes every C-level name with one more underscore
     if not mangled.startswith("_Z"):
         return False
     s = mangled[2:]

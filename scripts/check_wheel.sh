@@ -5,7 +5,7 @@
 # the extension's RPATH $ORIGIN/../scipy_openblas32/lib), installs it with the test extras into a
 # fresh venv where no compiler can run, and runs the test suite from a copy of tests/ outside the
 # source tree. The same steps as [tool.cibuildwheel] in pyproject.toml, without docker.
-# Run by .ci/run. WHEELHOUSE=dir keeps the repaired wheel; extra arguments go to pytest.
+# WHEELHOUSE=dir keeps the repaired wheel; extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD

@@ -106,6 +106,7 @@ def checker():
         ("_ZGVZN8relucore4avx23fooEvE1x", "avx2", True),                 # guard of a local static
         ("_ZZN8relucore4avx23fooEvE1x", "avx2", True),                   # local static
         ("_ZThn8_N8relucore4avx21X1fEv", "avx2", True),                  # thunk
+        ("__ZN8relucore4avx23fooEv", "avx2", True),                     # Mach-O spelling
         ("_ZN8relucore5avx213fooEv", "avx2", False),                     # namespace avx21
         ("_ZN8relucore3ops3fooEv", "avx2", False),
         ("_ZN8relucore3fooIN8relucore4avx21XEEEvv", "avx2", False),      # relucore:: template of an ISA type
