@@ -8,7 +8,6 @@
 # WHEELHOUSE=dir keeps the repaired wheel; extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$PWD
 python=${PYTHON:-python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
