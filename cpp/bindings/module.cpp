@@ -29,6 +29,14 @@ void bind_gemm(py::module_& m);
 
 namespace {
 
+// {isa: [features]} for every compiled ISA: those dispatch verifies, or those the compiler enabled.
+py::dict isa_feature_lists(bool compiled) {
+    py::dict d;
+    for (const relucore::IsaFeatures& f : relucore::isa_features())
+        d[py::str(f.isa)] = compiled ? f.compiled : f.required;
+    return d;
+}
+
 py::dict tiles() {
     py::dict d;
     const relucore::KernelTable& k = relucore::active_kernels();
@@ -56,6 +64,13 @@ PYBIND11_MODULE(_core, m) {
     });
     m.def("compiled_isas", &relucore::compiled_isas);
     m.def("usable_isas", &relucore::usable_isas);
+    m.def("_isa_features", [] { return isa_feature_lists(false); },
+          "{isa: [CPU features dispatch verifies before using it]}, from CMakeLists.txt's feature list");
+    m.def("_compiled_features", [] { return isa_feature_lists(true); },
+          "{isa: [CPU features the compiler enabled in its objects]}");
+    m.def("_cpu_features", &relucore::cpu_features, "the CPU features dispatch knows that this CPU and OS support");
+    m.def("_usable_isas_with", &relucore::usable_isas_with, py::arg("features"),
+          "the ISAs dispatch would use on a CPU with exactly these features");
     m.def("tiles", &tiles, "elements per main-loop iteration of the active ISA's kernels, by dtype");
     m.def("_set_stream_threshold", &relucore::ops::set_stream_threshold,
           "bytes above which outputs bypass the cache (-1: last-level cache size); for benchmarks");

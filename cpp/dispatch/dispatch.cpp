@@ -2,13 +2,53 @@
 #include "relucore/dispatch.h"
 
 #include <atomic>
+#include <stdexcept>
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
 #define RC_X86 1
 #endif
 
+#include "isa_features.h"  // generated: RC_FOR_EACH_ISA, RC_ISA_FEATURES_<isa>
+
 namespace relucore {
+
+// Each ISA's objects report the features their compiler enabled (cpp/dispatch/compiled_features.cpp).
+#define RC_DECLARE_PROBE(isa) namespace isa { const char* compiled_features(); }
+RC_FOR_EACH_ISA(RC_DECLARE_PROBE)
+#undef RC_DECLARE_PROBE
+
 namespace {
+
+enum Reg : unsigned { EAX, EBX, ECX, EDX };
+// XCR0 bits the OS must set for the feature's registers to survive a context switch.
+constexpr uint64_t kYmm = 0x6;    // SSE + AVX state
+constexpr uint64_t kZmm = 0xE6;   // + opmask, ZMM_Hi256, Hi16_ZMM
+
+// Every feature an ISA may list in CMakeLists.txt (RC_FEATURES_<isa>): name, CPUID leaf (subleaf 0),
+// register, bit, and the XCR0 state it needs.
+#define RC_X86_FEATURES(X)                                                                    \
+    X(SSE3, 1, ECX, 0, 0) X(SSSE3, 1, ECX, 9, 0) X(SSE4_1, 1, ECX, 19, 0) X(SSE4_2, 1, ECX, 20, 0) \
+    X(POPCNT, 1, ECX, 23, 0) X(XSAVE, 1, ECX, 26, 0) X(AVX, 1, ECX, 28, kYmm)                  \
+    X(FMA, 1, ECX, 12, kYmm) X(F16C, 1, ECX, 29, kYmm) X(AVX2, 7, EBX, 5, kYmm)                \
+    X(BMI1, 7, EBX, 3, 0) X(BMI2, 7, EBX, 8, 0) X(AVX512F, 7, EBX, 16, kZmm)                   \
+    X(AVX512DQ, 7, EBX, 17, kZmm) X(AVX512BW, 7, EBX, 30, kZmm) X(AVX512VL, 7, EBX, 31, kZmm)
+
+enum class Feature : unsigned {
+#define RC_ENUM(name, leaf, reg, bit, xcr0) name,
+    RC_X86_FEATURES(RC_ENUM)
+#undef RC_ENUM
+    count
+};
+static_assert((unsigned)Feature::count <= 64, "features are kept in a 64-bit mask");
+
+struct CpuidBit { const char* name; unsigned leaf; Reg reg; unsigned bit; uint64_t xcr0; };
+constexpr CpuidBit kCpuidBits[] = {
+#define RC_ROW(name, leaf, reg, bit, xcr0) {#name, leaf, reg, bit, xcr0},
+    RC_X86_FEATURES(RC_ROW)
+#undef RC_ROW
+};
+
+constexpr uint64_t bit(Feature f) { return uint64_t{1} << (unsigned)f; }
 
 #if RC_X86
 uint64_t xgetbv0() {
@@ -16,42 +56,51 @@ uint64_t xgetbv0() {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return ((uint64_t)hi << 32) | lo;
 }
-
-struct Features { bool avx2 = false, avx512 = false; };
-
-Features detect() {
-    Features f;
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
-    const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
-    if (!osxsave || !avx) return f;
-    const uint64_t xcr0 = xgetbv0();
-    const bool ymm_state = (xcr0 & 0x6) == 0x6;     // SSE + AVX state saved by the OS
-    const bool zmm_state = (xcr0 & 0xE6) == 0xE6;   // + opmask, ZMM_Hi256, Hi16_ZMM
-    if (__get_cpuid_max(0, nullptr) < 7) return f;
-    __cpuid_count(7, 0, a, b, c, d);
-    const bool avx2 = b & (1u << 5), bmi2 = b & (1u << 8);
-    const bool f512 = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30), vl = b & (1u << 31);
-    f.avx2 = ymm_state && avx2 && fma && bmi2;
-    f.avx512 = f.avx2 && zmm_state && f512 && dq && bw && vl;
-    return f;
-}
 #endif
+
+// The features of kCpuidBits this CPU has and the OS has enabled, as a mask of bit(Feature).
+uint64_t detect() {
+    uint64_t mask = 0;
+#if RC_X86
+    unsigned r1[4] = {}, r7[4] = {};
+    if (!__get_cpuid(1, &r1[EAX], &r1[EBX], &r1[ECX], &r1[EDX])) return 0;
+    if (__get_cpuid_max(0, nullptr) >= 7) __cpuid_count(7, 0, r7[EAX], r7[EBX], r7[ECX], r7[EDX]);
+    const bool osxsave = r1[ECX] & (1u << 27);
+    const uint64_t xcr0 = osxsave ? xgetbv0() : 0;  // xgetbv faults unless the OS enabled XSAVE
+    for (unsigned i = 0; i < (unsigned)Feature::count; ++i) {
+        const CpuidBit& b = kCpuidBits[i];
+        const unsigned* r = b.leaf == 1 ? r1 : r7;
+        if ((r[b.reg] >> b.bit & 1u) && (xcr0 & b.xcr0) == b.xcr0) mask |= uint64_t{1} << i;
+    }
+#endif
+    return mask;
+}
+
+std::vector<std::string> names(uint64_t mask) {
+    std::vector<std::string> v;
+    for (unsigned i = 0; i < (unsigned)Feature::count; ++i)
+        if (mask >> i & 1u) v.push_back(kCpuidBits[i].name);
+    return v;
+}
+
+// Each compiled ISA with the features its objects were compiled for, from the same CMake list as
+// their -m flags.
+struct IsaSpec { const char* name; const KernelTable* (*table)(); uint64_t required; const char* (*compiled)(); };
+#define RC_FEATURE(name) | bit(Feature::name)
+#define RC_SPEC(isa) {#isa, &isa::kernel_table, 0 RC_ISA_FEATURES_##isa, &isa::compiled_features},
+constexpr IsaSpec kIsas[] = {RC_FOR_EACH_ISA(RC_SPEC)};
+#undef RC_SPEC
+#undef RC_FEATURE
+
+// An ISA is usable only when the CPU has every feature it was compiled for.
+bool usable(const IsaSpec& s, uint64_t cpu) { return (s.required & ~cpu) == 0; }
 
 struct Entry { const char* name; const KernelTable* (*table)(); bool usable; };
 
 std::vector<Entry> entries() {
+    const uint64_t cpu = detect();
     std::vector<Entry> e;
-    e.push_back({"scalar", &scalar::kernel_table, true});
-#if RC_HAVE_AVX2 || RC_HAVE_AVX512
-    const Features f = detect();
-#endif
-#if RC_HAVE_AVX2
-    e.push_back({"avx2", &avx2::kernel_table, f.avx2});
-#endif
-#if RC_HAVE_AVX512
-    e.push_back({"avx512", &avx512::kernel_table, f.avx512});
-#endif
+    for (const IsaSpec& s : kIsas) e.push_back({s.name, s.table, usable(s, cpu)});
     return e;
 }
 
@@ -101,6 +150,36 @@ std::vector<std::string> usable_isas() {
     std::vector<std::string> v;
     for (const Entry& e : all())
         if (e.usable) v.push_back(e.name);
+    return v;
+}
+
+std::vector<IsaFeatures> isa_features() {
+    std::vector<IsaFeatures> v;
+    for (const IsaSpec& s : kIsas) {
+        IsaFeatures f{s.name, names(s.required), {}};
+        std::string all = s.compiled(), word;
+        for (char c : all + " ") {
+            if (c != ' ') word += c;
+            else if (!word.empty()) f.compiled.push_back(word), word.clear();
+        }
+        v.push_back(f);
+    }
+    return v;
+}
+
+std::vector<std::string> cpu_features() { return names(detect()); }
+
+std::vector<std::string> usable_isas_with(const std::vector<std::string>& features) {
+    uint64_t cpu = 0;
+    for (const std::string& name : features) {
+        unsigned i = 0;
+        while (i < (unsigned)Feature::count && name != kCpuidBits[i].name) ++i;
+        if (i == (unsigned)Feature::count) throw std::invalid_argument("unknown CPU feature '" + name + "'");
+        cpu |= uint64_t{1} << i;
+    }
+    std::vector<std::string> v;
+    for (const IsaSpec& s : kIsas)
+        if (usable(s, cpu)) v.push_back(s.name);
     return v;
 }
 

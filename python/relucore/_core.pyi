@@ -36,6 +36,14 @@ def set_isa(name: str, /) -> None:
 
 def compiled_isas() -> list[str]: ...
 def usable_isas() -> list[str]: ...
+def _isa_features() -> dict[str, list[str]]:
+    """{isa: [CPU features dispatch verifies before using it]}, from CMakeLists.txt's feature list."""
+def _compiled_features() -> dict[str, list[str]]:
+    """{isa: [CPU features the compiler enabled in its objects]}."""
+def _cpu_features() -> list[str]:
+    """The CPU features dispatch knows that this CPU and OS support."""
+def _usable_isas_with(features: list[str]) -> list[str]:
+    """The ISAs dispatch would use on a CPU with exactly these features (ValueError: unknown name)."""
 def tiles() -> dict[str, int]:
     """Elements per main-loop iteration of the active ISA's kernels, by dtype name."""
 

@@ -20,4 +20,16 @@ bool set_isa(const std::string& name);               // false if not compiled or
 std::vector<std::string> compiled_isas();            // in increasing capability
 std::vector<std::string> usable_isas();              // compiled and supported by this CPU
 
+// CPU features, by dispatch's names (SSE4_2, AVX2, AVX512F, ...), for tests and diagnostics.
+struct IsaFeatures {
+    std::string isa;
+    std::vector<std::string> required;   // what dispatch verifies before using the ISA
+    std::vector<std::string> compiled;   // what the compiler enabled in the ISA's objects
+};
+std::vector<IsaFeatures> isa_features();             // per compiled ISA, in increasing capability
+std::vector<std::string> cpu_features();             // those this CPU has and the OS enables
+// The ISAs dispatch would find usable on a CPU with exactly these features (std::invalid_argument
+// for a name dispatch does not know).
+std::vector<std::string> usable_isas_with(const std::vector<std::string>& features);
+
 }  // namespace relucore
