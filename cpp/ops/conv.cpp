@@ -81,11 +81,13 @@ bool par_gemm(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a, i6
 }  // namespace
 
 template <class T> void im2col(const T* x, T* cols, i64 N, const ConvGeom& g) {
+    const SettingsScope settings;  // one kernel table, GEMM and algorithm for the whole call
     const i64 in = g.C * g.H * g.W, out = g.C * g.kh * g.kw * g.OH * g.OW;
     for_items<T>(N, 0, N * out, [&](i64 n, T*, int nt) { image_im2col(x + n * in, cols + n * out, g, nt); });
 }
 
 template <class T> void col2im(const T* cols, T* x, i64 N, const ConvGeom& g) {
+    const SettingsScope settings;  // one kernel table, GEMM and algorithm for the whole call
     const i64 in = g.C * g.H * g.W, out = g.C * g.kh * g.kw * g.OH * g.OW;
     for_items<T>(N, 0, N * out, [&](i64 n, T*, int nt) { image_col2im(cols + n * out, x + n * in, g, nt); });
 }
@@ -132,6 +134,7 @@ void direct_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Co
 }
 
 template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
+    const SettingsScope settings;  // one kernel table, GEMM and algorithm for the whole call
     if (use_direct(s)) return direct_forward(x, w, bias, y, s);
     if (winograd_forward(x, w, bias, y, s)) return;
     const ConvGeom& g = s.g;
@@ -170,6 +173,7 @@ template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, cons
 
 template <class T>
 void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, const Conv2dShape& s) {
+    const SettingsScope settings;  // one kernel table, GEMM and algorithm for the whole call
     const ConvGeom& g = s.g;
     const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;
     const bool direct = is_pointwise(g);
@@ -287,6 +291,7 @@ template <class T> void avg_pool2d_backward(const T* dy, T* dx, i64 planes, cons
 }
 
 template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 M, i64 in, i64 out) {
+    const SettingsScope settings;  // one kernel table, GEMM and algorithm for the whole call
     if (bias)
         for (i64 m = 0; m < M; ++m) memcpy(y + m * out, bias, (size_t)out * sizeof(T));
     if (M == 0 || out == 0) return;
@@ -301,6 +306,7 @@ template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 
 
 template <class T>
 void linear_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, i64 M, i64 in, i64 out) {
+    const SettingsScope settings;  // one kernel table, GEMM and algorithm for the whole call
     blas_threads(1);
     const int nt = max_threads();
     if (db) {

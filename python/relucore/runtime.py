@@ -3,7 +3,10 @@ RELUCORE_GEMM overrides."""
 
 from __future__ import annotations
 
+import importlib.util
+import operator
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -53,18 +56,89 @@ def _apply_choice(var: str, setter, choices) -> None:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of OpenMP threads relucore's kernels may use (like ``torch.set_num_threads``)."""
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    _core.set_num_threads(n)
+    """Set the number of threads relucore's ops use, for the whole process (like
+    ``torch.set_num_threads``): every Python thread's later calls use it.
+
+    The default is ``OMP_NUM_THREADS`` when it is set, else the number of CPUs the process may run
+    on (``os.sched_getaffinity``). ``threadpoolctl.threadpool_limits`` changes the same setting.
+
+    Args:
+        n (int): the thread count, from 1 to ``relucore._core.thread_limit()`` (the larger of 256
+            and four times the CPU count).
+
+    Raises:
+        TypeError: if ``n`` is not an integer (``bool`` included).
+        ValueError: if ``n`` lies outside that range.
+    """
+    if isinstance(n, bool) or not hasattr(type(n), "__index__"):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    _core.set_num_threads(operator.index(n))
 
 
 def get_num_threads() -> int:
-    """The number of threads relucore's kernels may use (OMP_NUM_THREADS, threadpoolctl and
-    :func:`set_num_threads` all set it)."""
+    """The number of threads relucore's ops use (process-wide; set by :func:`set_num_threads`,
+    ``OMP_NUM_THREADS`` at import or ``threadpoolctl``)."""
     return int(_core.get_num_threads())
 
+
+def _register_threadpoolctl(threadpoolctl) -> None:
+    """Make relucore's thread count visible to ``threadpoolctl`` (>= 3.5: ``register`` and
+    ``LibController``) as user_api ``"relucore"``, through the extension's plain C entry points."""
+    base, register = getattr(threadpoolctl, "LibController", None), getattr(threadpoolctl, "register", None)
+    if base is None or register is None:
+        return
+
+    class RelucoreController(base):
+        user_api = "relucore"
+        internal_api = "relucore"
+        filename_prefixes = ("_core",)  # relucore/_core.<abi>.so; other _core modules lack the symbols
+        check_symbols = ("relucore_get_num_threads", "relucore_set_num_threads")
+
+        def get_num_threads(self):
+            return self.dynlib.relucore_get_num_threads()
+
+        def set_num_threads(self, num_threads):
+            return self.dynlib.relucore_set_num_threads(int(num_threads))
+
+        def get_version(self):
+            from . import __version__
+
+            return __version__
+
+    register(RelucoreController)
+
+
+class _ThreadpoolctlHook:
+    """Registers relucore with threadpoolctl when that is imported, so that importing relucore does
+    not import threadpoolctl (or require it)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "threadpoolctl":
+            return None
+        sys.meta_path[:] = [f for f in sys.meta_path if f is not _ThreadpoolctlHook]
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _register_threadpoolctl(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def _hook_threadpoolctl() -> None:
+    """Register with threadpoolctl now if it is imported, else as soon as it is."""
+    if "threadpoolctl" in sys.modules:
+        _register_threadpoolctl(sys.modules["threadpoolctl"])
+    elif _ThreadpoolctlHook not in sys.meta_path:
+        sys.meta_path.insert(0, _ThreadpoolctlHook)
+
+
+_hook_threadpoolctl()
 
 def runtime_info() -> dict:
     """A dict describing the native core: ``isa`` (chosen), ``compiled_isas``, ``usable_isas``,
