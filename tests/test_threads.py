@@ -80,19 +80,19 @@ def test_thread_count_is_used_by_other_threads(restore_threads):
     x = np.random.default_rng(0).standard_normal((1, 64, 56, 56)).astype(np.float32)
     w = np.random.default_rng(1).standard_normal((64, 64, 3, 3)).astype(np.float32)
 
-    def most_threads(calls):
+    def most_threads(seconds):
+        """Calls until a job ran on 2 threads (on a busy machine the pool uses fewer threads for a
+        while after a straggler, then tries again)."""
         rc._core._reset_pool_stats()
-        deadline = time.monotonic() + 20
-        for _ in range(calls):
+        deadline = time.monotonic() + seconds
+        while rc._core._pool_stats()["most_threads"] < 2 and time.monotonic() < deadline:
             rc.conv2d(x, w, padding=1)
-            if rc._core._pool_stats()["most_threads"] >= 2 or time.monotonic() > deadline:
-                break
         return rc._core._pool_stats()["most_threads"]
 
     rc.set_num_threads(1)
-    assert _in_thread(lambda: most_threads(5)) == 0  # no job ran on two threads
+    assert _in_thread(lambda: most_threads(0.2)) == 0  # no job ran on two threads
     rc.set_num_threads(2)
-    assert _in_thread(lambda: most_threads(1000)) == 2
+    assert _in_thread(lambda: most_threads(30)) == 2
 
 
 @pytest.mark.parametrize("bad", [1.7, "2", True, False, None, 2.0, [2]])

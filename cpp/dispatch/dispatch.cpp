@@ -84,7 +84,8 @@ const KernelTable* global_table() {
 
 Settings current_settings() {
     if (t_settings) return *t_settings;
-    return Settings{global_table(), g_gemm.load(std::memory_order_acquire), g_conv_algo.load(std::memory_order_acquire)};
+    return Settings{global_table(), g_gemm.load(std::memory_order_acquire), g_conv_algo.load(std::memory_order_acquire),
+                    threads_now()};
 }
 
 SettingsScope::SettingsScope() : own_(current_settings()), outer_(t_settings) {

@@ -9,7 +9,7 @@
 namespace relucore {
 namespace ops {
 
-// The process-wide thread count (set_num_threads, OMP_NUM_THREADS, threadpoolctl).
+// The threads the current call may use: its settings snapshot's count (relucore/dispatch.h).
 int max_threads();
 
 // Threads worth using for `work` units when each thread should get at least `grain` of them.
@@ -28,7 +28,7 @@ void run_pieces(int64_t pieces, int nt, void (*fn)(void* ctx, int64_t piece, int
 
 // Pieces per thread of a parallel_range: more lets the others take over a descheduled thread's
 // share, fewer costs less per piece (each GEMM block packs its operand again).
-constexpr int64_t kPiecesPerThread = 4;
+constexpr int64_t kPiecesPerThread = 2;
 
 // f(begin, end, thread) on pieces of [0, n), each boundary a multiple of `align` and each piece at
 // least `grain` long (unless n is shorter); a thread may run several pieces, one after another.

@@ -33,17 +33,20 @@ using PieceFn = void (*)(void*, int64_t, int);
 constexpr int64_t kWorkerSpinNs = 50000;  // an idle worker's spin before it sleeps: back-to-back calls
 constexpr int64_t kCallerSpinNs = 20000;  // the caller's spin for pieces still running elsewhere
 constexpr int kMaxLimit = 4096;           // thread_limit() never exceeds it (16 bits in the gate word)
-// A worker that keeps the caller waiting much longer than a piece takes was descheduled holding
-// one: the machine is busier than our thread count assumes. Calls then run on the calling thread
-// alone for a while (a whole scheduler tick per straggler costs more than the second thread saves).
-constexpr int64_t kStragglerNs = 200000;    // waiting beyond 2 pieces' time + this is a straggler
-constexpr int64_t kAloneNs = 50000000;      // then calls run alone this long before trying again
+// A job whose wall time far exceeds the caller's own CPU time in it means a thread of ours was
+// descheduled: a worker holding a piece (the caller waits for it) or the caller itself (woken
+// workers took its core). The machine is busier than our thread count assumes, so calls starting
+// in the next while use half the threads (a lost scheduler tick costs more than the thread saves).
+constexpr int64_t kStragglerNs = 200000;    // wall time beyond 2 x the caller's CPU time + this
+constexpr int64_t kFewerNs = 50000000;      // then calls use fewer threads this long
 
-int64_t now_ns() {
+int64_t clock_ns(clockid_t clock) {
     timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+int64_t now_ns() { return clock_ns(CLOCK_MONOTONIC); }
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -118,7 +121,7 @@ struct Pool {
 
 std::atomic<Pool*> g_pool{nullptr};
 std::atomic<int> g_threads{0};  // 0: not yet read from the environment
-std::atomic<int64_t> g_alone_until{0};  // now_ns() before which calls run alone
+std::atomic<int64_t> g_fewer_until{0};  // now_ns() before which calls use fewer threads
 std::atomic<int64_t> g_parallel_jobs{0};
 std::atomic<int> g_most_threads{0};
 thread_local bool t_in_job = false;
@@ -140,11 +143,10 @@ Pool* pool() {
     return p;
 }
 
-// Runs pieces until none is left; returns how many.
-int64_t run_claims(Job& j, int t) {
+void run_claims(Job& j, int t) {
     for (int64_t ran = 0;; ++ran) {
         const int64_t i = j.next.fetch_add(1, std::memory_order_relaxed);
-        if (i >= j.pieces) return ran;
+        if (i >= j.pieces) return;
         if (ran == 0) j.working.fetch_add(1, std::memory_order_relaxed);
         if (j.failed.load(std::memory_order_relaxed)) continue;  // drain: the call is failing anyway
         try {
@@ -225,17 +227,17 @@ void publish(Pool* p, int limit, int wake) {
     if (p->sleepers.load() > 0) futex_wake(p->epoch, wake);
 }
 
-// Closes the job to late joiners, waits until every worker that joined is done with it (longer
-// than `patience_ns`: a straggler), releases the pool and rethrows the first exception a piece threw.
-void finish(Pool* p, int64_t patience_ns) {
+// Closes the job to late joiners, waits until every worker that joined is done with it (if that
+// is later than `deadline_ns`: a straggler), releases the pool and rethrows the first exception a
+// piece threw.
+void finish(Pool* p, int64_t deadline_ns) {
     uint64_t w = p->gate.load(std::memory_order_relaxed);
     while (!p->gate.compare_exchange_weak(w, w & ~(uint64_t)0xffff0000, std::memory_order_acq_rel)) {
     }
     const int joined = (int)(w & 0xffff);
-    const int64_t start = now_ns();
     wait_for(p->left, (uint32_t)(joined - 1), p->caller_sleeping);
     const int64_t end = now_ns();
-    if (end - start > patience_ns) g_alone_until.store(end + kAloneNs, std::memory_order_relaxed);
+    if (end > deadline_ns) g_fewer_until.store(end + kFewerNs, std::memory_order_relaxed);
     const int working = p->job.working.load(std::memory_order_relaxed);
     if (working > 1) {
         g_parallel_jobs.fetch_add(1, std::memory_order_relaxed);
@@ -282,15 +284,25 @@ int default_threads() {
     return n < thread_limit() ? n : thread_limit();
 }
 
-int max_threads() {
+}  // namespace ops
+
+int threads_now() {
+    const int n = ops::get_num_threads();
+    if (n == 1 || ops::now_ns() >= ops::g_fewer_until.load(std::memory_order_relaxed)) return n;
+    return n / 2;
+}
+
+namespace ops {
+
+int max_threads() { return current_settings().threads; }
+
+int get_num_threads() {
     int n = g_threads.load(std::memory_order_relaxed);
     if (n > 0) return n;
     int unset = 0;
     g_threads.compare_exchange_strong(unset, default_threads());
     return g_threads.load(std::memory_order_relaxed);
 }
-
-int get_num_threads() { return max_threads(); }
 
 void set_num_threads(int n) {
     const int limit = thread_limit();
@@ -299,7 +311,6 @@ void set_num_threads(int n) {
 
 void run_pieces(int64_t pieces, int nt, PieceFn fn, void* ctx) {
     if (nt > pieces) nt = (int)pieces;
-    if (nt > 1 && now_ns() < g_alone_until.load(std::memory_order_relaxed)) nt = 1;
     Pool* p = nt > 1 && !t_in_job ? pool() : nullptr;
     if (p && acquire(p)) {
         const SettingsScope settings;  // the caller's snapshot, handed to the workers by publish
@@ -312,13 +323,12 @@ void run_pieces(int64_t pieces, int nt, PieceFn fn, void* ctx) {
             j.ctx = ctx;
             j.each = nullptr;
             j.pieces = pieces;
+            const int64_t start = now_ns(), cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
             publish(p, nt, nt - 1);
             t_in_job = true;
-            const int64_t start = now_ns();
-            const int64_t ran = run_claims(j, 0);
-            const int64_t piece_ns = (now_ns() - start) / (ran > 0 ? ran : 1);
+            run_claims(j, 0);
             t_in_job = false;
-            finish(p, 2 * piece_ns + kStragglerNs);
+            finish(p, start + 2 * (clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu) + kStragglerNs);
             return;
         }
         p->busy.store(false, std::memory_order_release);
@@ -341,7 +351,7 @@ void on_every_worker(void (*fn)()) {
     publish(p, n + 1, n);
     // Every worker must take part: wait (yielding) until all have joined, then close as usual.
     while ((int)(p->gate.load(std::memory_order_acquire) & 0xffff) < n + 1) sched_yield();
-    finish(p, INT64_MAX);
+    finish(p, INT64_MAX);  // waits on purpose: not a straggler
 }
 
 PoolStats pool_stats() {
