@@ -5,7 +5,8 @@ padding 1), call by call, once quiet and once while a ``while True: pass`` proce
 runs (pinned to one CPU with ``--pin``), and prints the median and 90th percentile of each,
 with both as multiples of the quiet median. Several builds (``--python``, one interpreter each, e.g.
 one venv with the old build and one with the new) are measured in turns, round after round, so
-that other load on the machine falls on all of them alike.
+that other load on the machine falls on all of them alike. ``--one-thread`` adds each build run with
+``OMP_NUM_THREADS=1``: what the machine gives one thread at the same moments.
 
     python benchmarks/under_load.py --python /venv-old/bin/python --python /venv-new/bin/python --rounds 3
 
@@ -62,9 +63,11 @@ def busy(pin: int | None) -> subprocess.Popen:
     return p
 
 
-def run_child(python: str, calls: int) -> dict:
+def run_child(build: str, calls: int) -> dict:
+    python, _, threads = build.partition(" threads=")
+    env = dict(os.environ, OMP_NUM_THREADS=threads) if threads else None
     r = subprocess.run([python, os.path.abspath(__file__), "--measure", str(calls)], capture_output=True, text=True,
-                       check=True, cwd=os.path.dirname(os.path.abspath(__file__)) + "/..")
+                       check=True, env=env, cwd=os.path.dirname(os.path.abspath(__file__)) + "/..")
     return json.loads(r.stdout.splitlines()[-1])
 
 
@@ -73,6 +76,7 @@ def main() -> None:
     ap.add_argument("--python", action="append", help="interpreter of a build to time (repeatable; default: this one)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of (every build quiet, then loaded)")
     ap.add_argument("--calls", type=int, default=200, help="timed calls per case and measurement")
+    ap.add_argument("--one-thread", action="store_true", help="also time each build with OMP_NUM_THREADS=1")
     ap.add_argument("--pin", type=int, default=None, help="pin the busy process to this CPU")
     ap.add_argument("--measure", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -80,6 +84,8 @@ def main() -> None:
         print(json.dumps(measure(a.measure)))
         return
     builds = a.python or [sys.executable]
+    if a.one_thread:
+        builds = [v for b in builds for v in (b, b + " threads=1")]
     # results[build][state][case] = every call's seconds, over all rounds
     results = {b: {"quiet": {c: [] for c in CASES}, "loaded": {c: [] for c in CASES}} for b in builds}
     per_round = []

@@ -67,7 +67,7 @@ template <class F> bool par_blocks(int nt, i64 m, i64 n, i64 k, F&& f) {
     return ok;
 }
 
-// GEMM split over our own OpenMP threads (the BLAS stays single-threaded: two thread pools on
+// GEMM split over our own pool's threads (the BLAS stays single-threaded: two thread pools on
 // the same cores fight, see docs/performance.md), block by block as par_blocks splits C.
 template <class T>
 bool par_gemm(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta,
@@ -87,7 +87,7 @@ template <class T> void im2col(const T* x, T* cols, i64 N, const ConvGeom& g) {
 }
 
 template <class T> void col2im(const T* cols, T* x, i64 N, const ConvGeom& g) {
-    const SettingsScope settings;  // one kernel table, GEMM and algorithm for the whole call
+    const SettingsScope settings;
     const i64 in = g.C * g.H * g.W, out = g.C * g.kh * g.kw * g.OH * g.OW;
     for_items<T>(N, 0, N * out, [&](i64 n, T*, int nt) { image_col2im(cols + n * out, x + n * in, g, nt); });
 }
@@ -134,7 +134,7 @@ void direct_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Co
 }
 
 template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
-    const SettingsScope settings;  // one kernel table, GEMM and algorithm for the whole call
+    const SettingsScope settings;
     if (use_direct(s)) return direct_forward(x, w, bias, y, s);
     if (winograd_forward(x, w, bias, y, s)) return;
     const ConvGeom& g = s.g;
@@ -173,7 +173,7 @@ template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, cons
 
 template <class T>
 void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, const Conv2dShape& s) {
-    const SettingsScope settings;  // one kernel table, GEMM and algorithm for the whole call
+    const SettingsScope settings;
     const ConvGeom& g = s.g;
     const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;
     const bool direct = is_pointwise(g);
@@ -291,7 +291,7 @@ template <class T> void avg_pool2d_backward(const T* dy, T* dx, i64 planes, cons
 }
 
 template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 M, i64 in, i64 out) {
-    const SettingsScope settings;  // one kernel table, GEMM and algorithm for the whole call
+    const SettingsScope settings;
     if (bias)
         for (i64 m = 0; m < M; ++m) memcpy(y + m * out, bias, (size_t)out * sizeof(T));
     if (M == 0 || out == 0) return;
@@ -306,7 +306,7 @@ template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 
 
 template <class T>
 void linear_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, i64 M, i64 in, i64 out) {
-    const SettingsScope settings;  // one kernel table, GEMM and algorithm for the whole call
+    const SettingsScope settings;
     blas_threads(1);
     const int nt = max_threads();
     if (db) {

@@ -22,7 +22,7 @@ bool gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const dou
 // (thread splits fall on multiples of it).
 int64_t gemm_align();
 
-// Frees the scratch buffers kept between calls on the calling thread and relucore's OpenMP
+// Frees the scratch buffers kept between calls on the calling thread and relucore's pool
 // worker threads (defined here: it reaches the GEMM kernels' buffers too).
 void release_scratch();
 
