@@ -78,6 +78,7 @@ PYBIND11_MODULE(_core, m) {
         d["parallel_jobs"] = s.parallel_jobs;
         d["most_threads"] = s.most_threads;
         d["workers"] = s.workers;
+        d["stragglers"] = s.stragglers;
         return d;
     }, "thread pool counters since _reset_pool_stats (for tests)");
     m.def("_reset_pool_stats", &relucore::ops::reset_pool_stats);

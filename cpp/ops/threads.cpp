@@ -35,10 +35,11 @@ constexpr int64_t kCallerSpinNs = 20000;  // the caller's spin for pieces still 
 constexpr int kMaxLimit = 4096;           // thread_limit() never exceeds it (16 bits in the gate word)
 // A job whose wall time far exceeds the caller's own CPU time in it means a thread of ours was
 // descheduled: a worker holding a piece (the caller waits for it) or the caller itself (woken
-// workers took its core). The machine is busier than our thread count assumes, so calls starting
-// in the next while use half the threads (a lost scheduler tick costs more than the thread saves).
+// workers took its core). The machine is busier than our thread count assumes, so jobs starting
+// in the next while run on half the threads (a lost scheduler tick costs more than the thread
+// saves). The work is still cut into the same pieces: results do not change.
 constexpr int64_t kStragglerNs = 200000;    // wall time beyond 2 x the caller's CPU time + this
-constexpr int64_t kFewerNs = 50000000;      // then calls use fewer threads this long
+constexpr int64_t kFewerNs = 50000000;      // then jobs run on fewer threads this long
 
 int64_t clock_ns(clockid_t clock) {
     timespec ts;
@@ -121,8 +122,9 @@ struct Pool {
 
 std::atomic<Pool*> g_pool{nullptr};
 std::atomic<int> g_threads{0};  // 0: not yet read from the environment
-std::atomic<int64_t> g_fewer_until{0};  // now_ns() before which calls use fewer threads
+std::atomic<int64_t> g_fewer_until{0};  // now_ns() before which jobs run on fewer threads
 std::atomic<int64_t> g_parallel_jobs{0};
+std::atomic<int64_t> g_stragglers{0};
 std::atomic<int> g_most_threads{0};
 thread_local bool t_in_job = false;
 
@@ -237,8 +239,11 @@ void finish(Pool* p, int64_t deadline_ns) {
     const int joined = (int)(w & 0xffff);
     wait_for(p->left, (uint32_t)(joined - 1), p->caller_sleeping);
     const int64_t end = now_ns();
-    if (end > deadline_ns) g_fewer_until.store(end + kFewerNs, std::memory_order_relaxed);
     const int working = p->job.working.load(std::memory_order_relaxed);
+    if (working > 1 && end > deadline_ns) {  // with no worker's piece, the caller's delays are not ours
+        g_fewer_until.store(end + kFewerNs, std::memory_order_relaxed);
+        g_stragglers.fetch_add(1, std::memory_order_relaxed);
+    }
     if (working > 1) {
         g_parallel_jobs.fetch_add(1, std::memory_order_relaxed);
         int most = g_most_threads.load(std::memory_order_relaxed);
@@ -286,11 +291,7 @@ int default_threads() {
 
 }  // namespace ops
 
-int threads_now() {
-    const int n = ops::get_num_threads();
-    if (n == 1 || ops::now_ns() >= ops::g_fewer_until.load(std::memory_order_relaxed)) return n;
-    return n / 2;
-}
+int threads_now() { return ops::get_num_threads(); }
 
 namespace ops {
 
@@ -311,6 +312,7 @@ void set_num_threads(int n) {
 
 void run_pieces(int64_t pieces, int nt, PieceFn fn, void* ctx) {
     if (nt > pieces) nt = (int)pieces;
+    if (nt > 1 && now_ns() < g_fewer_until.load(std::memory_order_relaxed)) nt /= 2;
     Pool* p = nt > 1 && !t_in_job ? pool() : nullptr;
     if (p && acquire(p)) {
         const SettingsScope settings;  // the caller's snapshot, handed to the workers by publish
@@ -356,12 +358,13 @@ void on_every_worker(void (*fn)()) {
 
 PoolStats pool_stats() {
     Pool* p = g_pool.load(std::memory_order_acquire);
-    return PoolStats{g_parallel_jobs.load(), g_most_threads.load(), p ? p->workers.load() : 0};
+    return PoolStats{g_parallel_jobs.load(), g_most_threads.load(), p ? p->workers.load() : 0, g_stragglers.load()};
 }
 
 void reset_pool_stats() {
     g_parallel_jobs.store(0);
     g_most_threads.store(0);
+    g_stragglers.store(0);
 }
 
 }  // namespace ops

@@ -25,6 +25,7 @@ struct PoolStats {
     int64_t parallel_jobs;
     int most_threads;
     int workers;  // pool threads started in this process
+    int64_t stragglers;  // jobs that took far longer than the caller's CPU time in them
 };
 PoolStats pool_stats();
 void reset_pool_stats();

@@ -85,7 +85,7 @@ def set_num_threads(n: int) -> None:
     """Set the process-wide thread count: TypeError unless an int, ValueError outside [1, thread_limit()]."""
 def thread_limit() -> int: ...
 def _pool_stats() -> dict[str, int]:
-    """Thread pool counters since _reset_pool_stats: parallel_jobs, most_threads, workers."""
+    """Thread pool counters since _reset_pool_stats: parallel_jobs, most_threads, workers, stragglers."""
 def _reset_pool_stats() -> None: ...
 
 openmp: Final[bool]  # False: parallelism is relucore's own thread pool

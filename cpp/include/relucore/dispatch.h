@@ -14,11 +14,10 @@ struct Settings {
     const KernelTable* kernels;  // set_isa
     int gemm;                    // set_gemm_backend (cpp/ops/gemm.cpp's values)
     int conv_algo;               // set_conv_algo (cpp/ops/winograd.cpp's values)
-    int threads;                 // threads a call may use (buffers are sized by it): see threads_now
+    int threads;                 // set_num_threads (work splits and per-thread buffers follow it)
 };
 
-// The thread count a call starting now may use: set_num_threads' count, or half of it for a
-// while after a pool worker straggled on a busy machine (defined in cpp/ops/threads.cpp).
+// The process-wide thread count (defined in cpp/ops/threads.cpp).
 int threads_now();
 
 // The calling thread's snapshot while a SettingsScope is active on it, else the switches now.
