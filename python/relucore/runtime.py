@@ -140,6 +140,7 @@ def _hook_threadpoolctl() -> None:
 
 _hook_threadpoolctl()
 
+
 def runtime_info() -> dict:
     """A dict describing the native core: ``isa`` (chosen), ``compiled_isas``, ``usable_isas``,
     ``num_threads``, ``openmp``, ``gemm`` (the GEMM in use: relucore's own register tile on avx512,
