@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import relucore as rc
 
-core = rc._core
+core = rc.runtime  # the private feature hooks live there
 COMPILED = rc.runtime_info()["compiled_isas"]
 
 # dispatch's feature names -> the flag Linux shows in /proc/cpuinfo for the same CPUID bit

@@ -162,23 +162,32 @@ def test_results_do_not_depend_on_thread_count(isa, threads, dtype):
     assert_bitwise(results[0][2], c)
 
 
-def test_threadpoolctl_sees_openmp():
-    code = """
-        import threadpoolctl
-        before = {d["user_api"] for d in threadpoolctl.threadpool_info()}
-        import relucore
-        after = threadpoolctl.threadpool_info()
-        print(int("openmp" in before), int(any(d["user_api"] == "openmp" for d in after)))
-        with threadpoolctl.threadpool_limits(1):
+def test_threadpoolctl_sees_relucore():
+    """Imported before or after relucore, threadpoolctl lists it and its limits apply to it."""
+    for first in ("threadpoolctl", "relucore"):
+        second = "relucore" if first == "threadpoolctl" else "threadpoolctl"
+        code = f"""
+            import {first}, {second}
+            info = [d for d in threadpoolctl.threadpool_info() if d["user_api"] == "relucore"]
+            print(len(info), info[0]["num_threads"], info[0]["version"] == relucore.__version__)
+            with threadpoolctl.threadpool_limits(1):
+                print(relucore.get_num_threads())
+            with threadpoolctl.threadpool_limits(limits=1, user_api="relucore"):
+                print(relucore.get_num_threads())
             print(relucore.get_num_threads())
-        print(relucore.get_num_threads())
-    """
-    r = _run(code, OMP_NUM_THREADS="2")
+        """
+        r = _run(code, OMP_NUM_THREADS="3")
+        assert r.returncode == 0, r.stderr
+        listed, inside, inside_api, outside = r.stdout.splitlines()
+        assert listed == "1 3 True", (first, listed)
+        assert inside == inside_api == "1"
+        assert outside == "3"
+
+
+def test_import_does_not_import_threadpoolctl():
+    r = _run("import sys, relucore; print('threadpoolctl' in sys.modules)")
     assert r.returncode == 0, r.stderr
-    first, inside, outside = r.stdout.splitlines()
-    assert first.split()[1] == "1", "no OpenMP runtime listed after importing relucore"
-    assert inside == "1"
-    assert outside == "2"
+    assert r.stdout.strip() == "False"
 
 
 def test_threadpool_limits_in_process(threads):

@@ -13,6 +13,7 @@
 #include "relucore/blas.h"
 #include "relucore/dispatch.h"
 #include "relucore/ops.h"
+#include "relucore/threads.h"
 
 namespace py = pybind11;
 
@@ -45,6 +46,17 @@ py::dict tiles() {
     return d;
 }
 
+// Takes any object so that a wrong type is a plain TypeError, never pybind11's overload listing.
+void set_num_threads(const py::object& n) {
+    if (!py::isinstance<py::int_>(n) || py::isinstance<py::bool_>(n))
+        throw py::type_error("n must be an int, got " + std::string(py::str(py::type::of(n).attr("__name__"))));
+    const int limit = relucore::ops::thread_limit();
+    const bool in_range = py::int_(1) <= n && n <= py::int_(limit);
+    if (!in_range)
+        throw py::value_error("n must be in [1, " + std::to_string(limit) + "], got " + std::string(py::str(n)));
+    relucore::ops::set_num_threads(n.cast<int>());
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -75,12 +87,19 @@ PYBIND11_MODULE(_core, m) {
     m.def("_set_stream_threshold", &relucore::ops::set_stream_threshold,
           "bytes above which outputs bypass the cache (-1: last-level cache size); for benchmarks");
     m.def("blas_info", [] { return std::string(relucore::ops::blas_name()) + " (" + relucore::ops::blas_config() + ")"; });
-    m.def("get_num_threads", &relucore::ops::get_num_threads);
-    m.def("set_num_threads", &relucore::ops::set_num_threads);
-#ifdef _OPENMP
-    m.attr("openmp") = true;
-#else
-    m.attr("openmp") = false;
-#endif
+    m.def("get_num_threads", &relucore::ops::get_num_threads, "the process-wide thread count");
+    m.def("set_num_threads", &set_num_threads, py::arg("n"),
+          "set the process-wide thread count (an int in [1, thread_limit()])");
+    m.def("thread_limit", &relucore::ops::thread_limit, "the largest thread count set_num_threads accepts");
+    m.def("_pool_stats", [] {
+        const relucore::ops::PoolStats s = relucore::ops::pool_stats();
+        py::dict d;
+        d["parallel_jobs"] = s.parallel_jobs;
+        d["most_threads"] = s.most_threads;
+        d["workers"] = s.workers;
+        d["stragglers"] = s.stragglers;
+        return d;
+    }, "thread pool counters since _reset_pool_stats (for tests)");
+    m.def("_reset_pool_stats", &relucore::ops::reset_pool_stats);
     m.attr("compiler") = __VERSION__;
 }

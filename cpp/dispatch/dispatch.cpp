@@ -117,17 +117,38 @@ const KernelTable* best() {
 }
 
 std::atomic<const KernelTable*> g_active{nullptr};
+std::atomic<int> g_gemm{0}, g_conv_algo{0};
+thread_local const Settings* t_settings = nullptr;
 
-}  // namespace
-
-const KernelTable& active_kernels() {
+const KernelTable* global_table() {
     const KernelTable* t = g_active.load(std::memory_order_acquire);
     if (!t) {
         t = best();
         g_active.store(t, std::memory_order_release);
     }
-    return *t;
+    return t;
 }
+
+}  // namespace
+
+Settings current_settings() {
+    if (t_settings) return *t_settings;
+    return Settings{global_table(), g_gemm.load(std::memory_order_acquire), g_conv_algo.load(std::memory_order_acquire),
+                    threads_now()};
+}
+
+SettingsScope::SettingsScope() : own_(current_settings()), outer_(t_settings) {
+    if (!outer_) t_settings = &own_;
+}
+
+SettingsScope::SettingsScope(const Settings& s) : own_(s), outer_(t_settings) { t_settings = &own_; }
+
+SettingsScope::~SettingsScope() { t_settings = outer_; }
+
+void set_gemm_switch(int value) { g_gemm.store(value, std::memory_order_release); }
+void set_conv_algo_switch(int value) { g_conv_algo.store(value, std::memory_order_release); }
+
+const KernelTable& active_kernels() { return t_settings ? *t_settings->kernels : *global_table(); }
 
 std::string active_isa() { return active_kernels().isa; }
 

@@ -1,5 +1,5 @@
 // GEMM from scipy-openblas32 (row-major, 32-bit indices), and control of its thread pool so that it
-// never runs threads inside our OpenMP regions (relucore/blas.h).
+// never runs threads inside our thread pool's jobs.
 #pragma once
 #include <stdint.h>
 

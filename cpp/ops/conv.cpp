@@ -50,6 +50,7 @@ template <class T, class C> void image_col2im(C* cols, T* x, const ConvGeom& g, 
 // Empty work returns before any loop: a loop over N (or planes) with nothing behind it could run
 // for an absurd count (N = 2**40 images of 0 channels).
 template <class T> void im2col(const T* x, T* cols, i64 N, const ConvGeom& g) {
+    const SettingsScope settings;  // one kernel table, GEMM and algorithm for the whole call
     const i64 in = g.C * g.H * g.W, out = g.C * g.kh * g.kw * g.OH * g.OW;
     if (N == 0 || out == 0) return;
     if (in == 0) return zero(cols, N * out);
@@ -57,6 +58,7 @@ template <class T> void im2col(const T* x, T* cols, i64 N, const ConvGeom& g) {
 }
 
 template <class T> void col2im(const T* cols, T* x, i64 N, const ConvGeom& g) {
+    const SettingsScope settings;
     const i64 in = g.C * g.H * g.W, out = g.C * g.kh * g.kw * g.OH * g.OW;
     if (N == 0 || in == 0) return;
     if (out == 0) return zero(x, N * in);
@@ -105,6 +107,7 @@ void direct_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Co
 }
 
 template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
+    const SettingsScope settings;
     if (s.N == 0 || s.F == 0 || s.g.OH * s.g.OW == 0) return;
     if (use_direct(s)) return direct_forward(x, w, bias, y, s);
     if (winograd_forward(x, w, bias, y, s)) return;
@@ -144,6 +147,7 @@ template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, cons
 
 template <class T>
 void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, const Conv2dShape& s) {
+    const SettingsScope settings;
     const ConvGeom& g = s.g;
     const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;
     const bool direct = is_pointwise(g);

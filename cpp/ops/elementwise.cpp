@@ -70,17 +70,7 @@ typename ElementwiseKernels<T>::Backward backward_kernel(Act a) {
     return elementwise_kernels<T>().backward[(int)a];
 }
 
-int get_num_threads() { return max_threads(); }
-
 void set_stream_threshold(i64 bytes) { g_stream_bytes = bytes; }
-
-void set_num_threads(int n) {
-#ifdef _OPENMP
-    omp_set_num_threads(n < 1 ? 1 : n);
-#else
-    (void)n;
-#endif
-}
 
 template <class T>
 void forward(Act act, const T* x, T* y, i64 n, T param, uint8_t* mask, i64* counts, i64 channels, i64 inner) {

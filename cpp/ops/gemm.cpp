@@ -1,19 +1,17 @@
 #include "gemm.h"
 
-#include <atomic>
-
-#include "parallel.h"
 #include "relucore/dispatch.h"
+#include "threads.h"
 
 namespace relucore {
 namespace ops {
 namespace {
 enum Backend { kAuto = 0, kOwn = 1, kBlas = 2 };
-std::atomic<int> g_backend{kAuto};
 
 template <class T>
 bool run(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b, int64_t ldb,
          T beta, T* c, int64_t ldc) {
+    const SettingsScope settings;  // one backend and table for the whole product
     if (gemm_uses_own())
         return gemm_kernels<T>().gemm(ta == Tr::T, tb == Tr::T, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -22,8 +20,9 @@ bool run(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int
 }  // namespace
 
 bool gemm_uses_own() {
-    const int b = g_backend.load(std::memory_order_relaxed);
-    return b == kOwn || (b == kAuto && active_kernels().f32.gemm.beats_blas);
+    const Settings s = current_settings();
+    const int b = s.gemm;
+    return b == kOwn || (b == kAuto && s.kernels->f32.gemm.beats_blas);
 }
 
 bool gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
@@ -38,10 +37,7 @@ bool gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const dou
 
 void release_scratch() {
     release_thread_scratch();  // the calling thread (it may not be one of the pool's)
-#ifdef _OPENMP
-#pragma omp parallel num_threads(max_threads())
-    release_thread_scratch();
-#endif
+    on_every_worker([] { release_thread_scratch(); });
 }
 
 int64_t gemm_align() { return gemm_uses_own() ? active_kernels().f32.gemm.nr : 64; }
@@ -49,12 +45,12 @@ int64_t gemm_align() { return gemm_uses_own() ? active_kernels().f32.gemm.nr : 6
 bool set_gemm_backend(const std::string& name) {
     const int b = name == "auto" ? kAuto : name == "own" ? kOwn : name == "blas" ? kBlas : -1;
     if (b < 0) return false;
-    g_backend.store(b);
+    set_gemm_switch(b);
     return true;
 }
 
 std::string gemm_backend() {
-    const int b = g_backend.load();
+    const int b = current_settings().gemm;
     return b == kOwn ? "own" : b == kBlas ? "blas" : "auto";
 }
 

@@ -6,12 +6,14 @@
 #include <vector>
 
 #include "gemm.h"
+#include "relucore/dispatch.h"
 #include "relucore/linear.h"
 
 namespace relucore {
 namespace ops {
 
 template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 M, i64 in, i64 out) {
+    const SettingsScope settings;  // one kernel table and GEMM for the whole call
     if (M == 0 || out == 0) return;
     if (bias)
         for (i64 m = 0; m < M; ++m) memcpy(y + m * out, bias, (size_t)out * sizeof(T));
@@ -26,6 +28,7 @@ template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 
 
 template <class T>
 void linear_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, i64 M, i64 in, i64 out) {
+    const SettingsScope settings;
     if (M == 0 || out == 0) {  // no gradient flows
         if (dx) zero(dx, M * in);
         if (dw) zero(dw, out * in);

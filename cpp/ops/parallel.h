@@ -1,21 +1,16 @@
-// OpenMP helpers for cpp/ops: contiguous static partitions with a grain size, so small arrays run
-// on the calling thread and never pay for a parallel region.
+// Parallel loops for cpp/ops on relucore's own thread pool (threads.cpp): pieces claimed from an
+// atomic counter by the calling thread and up to nt - 1 pool workers, so a descheduled thread
+// delays only the piece it holds; a grain size keeps small arrays on the calling thread.
 #pragma once
 #include <stdint.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+
+#include <type_traits>
 
 namespace relucore {
 namespace ops {
 
-inline int max_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+// The threads the current call may use: its settings snapshot's count (relucore/dispatch.h).
+int max_threads();
 
 // Threads worth using for `work` units when each thread should get at least `grain` of them.
 inline int threads_for(int64_t work, int64_t grain) {
@@ -24,41 +19,48 @@ inline int threads_for(int64_t work, int64_t grain) {
     return t < 1 ? 1 : (t > m ? m : (int)t);
 }
 
-// f(begin, end, thread) on nt pieces of [0, n), each boundary a multiple of `align`.
+// Runs fn(ctx, i, t) for every piece i in [0, pieces) on at most nt threads, the caller among them;
+// t in [0, nt) names the executing thread (distinct threads of one call get distinct t). Nested or
+// concurrent calls run on the calling thread alone (t = 0). Every thread of the call sees the
+// caller's settings snapshot (relucore/dispatch.h). An exception thrown by fn is rethrown here
+// after every thread has finished.
+void run_pieces(int64_t pieces, int nt, void (*fn)(void* ctx, int64_t piece, int t), void* ctx);
+
+// Pieces per thread of a parallel_range: more lets the others take over a descheduled thread's
+// share, fewer costs less per piece (each GEMM block packs its operand again).
+constexpr int64_t kPiecesPerThread = 2;
+
+// f(begin, end, thread) on pieces of [0, n), each boundary a multiple of `align` and each piece at
+// least `grain` long (unless n is shorter); a thread may run several pieces, one after another.
 template <class F>
 void parallel_range(int64_t n, int64_t grain, int64_t align, int nt_hint, F&& f) {
     const int nt = nt_hint > 0 ? nt_hint : threads_for(n, grain);
-    if (nt <= 1) {
-        if (n > 0) f((int64_t)0, n, 0);
+    if (n <= 0) return;
+    const int64_t a = align > 0 ? align : 1;
+    int64_t per = (n + nt * kPiecesPerThread - 1) / (nt * kPiecesPerThread);
+    if (per < grain) per = grain;
+    per = (per + a - 1) / a * a;
+    if (nt <= 1 || per >= n) {
+        f((int64_t)0, n, 0);
         return;
     }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-    {
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-        const int64_t per = ((n + T - 1) / T + align - 1) / align * align;
-        const int64_t b = (int64_t)t * per < n ? (int64_t)t * per : n;
-        const int64_t e = b + per < n ? b + per : n;
-        if (b < e) f(b, e, t);
-    }
-#else
-    f((int64_t)0, n, 0);
-#endif
+    struct Ctx { F& f; int64_t n, per; } c{f, n, per};
+    run_pieces((n + per - 1) / per, nt, [](void* p, int64_t i, int t) {
+        Ctx& c = *static_cast<Ctx*>(p);
+        const int64_t b = i * c.per, e = b + c.per < c.n ? b + c.per : c.n;
+        c.f(b, e, t);
+    }, &c);
 }
 
-// f(item) for item in [0, items), statically scheduled.
+// f(item) for item in [0, items), each item claimed by whichever thread is free.
 template <class F>
 void parallel_items(int64_t items, int nt, F&& f) {
-    if (nt <= 1) {
+    if (nt <= 1 || items <= 1) {
         for (int64_t i = 0; i < items; ++i) f(i);
         return;
     }
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < items; ++i) f(i);
-#else
-    for (int64_t i = 0; i < items; ++i) f(i);
-#endif
+    using G = std::remove_reference_t<F>;
+    run_pieces(items, nt, [](void* p, int64_t i, int) { (*static_cast<G*>(p))(i); }, &f);
 }
 
 }  // namespace ops

@@ -19,7 +19,6 @@ namespace ops {
 namespace {
 
 enum Algo { kAuto = 0, kGemm = 1, kWinograd = 2 };
-std::atomic<int> g_algo{kAuto};
 constexpr i64 kMinTiles = 96;         // GEMM columns of a work item (small images are grouped to reach it)
 constexpr i64 kBlockBytes = 1 << 20;  // transformed data of a block of kMinTiles tiles that stays near L2
 
@@ -35,7 +34,7 @@ constexpr double kMinMacs = 1 << 23;
 i64 tiles_per_image(const ConvGeom& g) { return ((g.OH + 1) / 2) * ((g.OW + 1) / 2); }
 
 bool shape_ok(const ConvGeom& g, i64 n, i64 cin, i64 cout, i64 groups, bool depthwise) {
-    const int a = g_algo.load(std::memory_order_relaxed);
+    const int a = current_settings().conv_algo;
     if (a == kGemm || depthwise) return false;
     if (!(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)) return false;
     if (a == kWinograd) return true;
@@ -234,12 +233,12 @@ template <class T> void run(const T* in, const Weights<T>& U, const T* bias, T* 
 bool set_conv_algo(const std::string& name) {
     const int a = name == "auto" ? kAuto : name == "gemm" ? kGemm : name == "winograd" ? kWinograd : -1;
     if (a < 0) return false;
-    g_algo.store(a);
+    set_conv_algo_switch(a);
     return true;
 }
 
 std::string conv_algo() {
-    const int a = g_algo.load();
+    const int a = current_settings().conv_algo;
     return a == kGemm ? "gemm" : a == kWinograd ? "winograd" : "auto";
 }
 

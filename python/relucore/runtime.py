@@ -4,7 +4,10 @@ RELUCORE_CONV overrides."""
 
 from __future__ import annotations
 
+import importlib.util
+import operator
 import os
+import sys
 import warnings
 from contextlib import AbstractContextManager
 from types import TracebackType
@@ -16,7 +19,9 @@ from . import _core
 
 # Test hooks with no public meaning: the GEMM itself (C = alpha op(A) op(B) + beta C, in place) and
 # the output size above which stores bypass the cache (-1: the last-level cache size).
-from ._core import _gemm, _set_stream_threshold  # noqa: F401
+from ._core import _gemm, _pool_stats, _reset_pool_stats, _set_stream_threshold  # noqa: F401
+# CPU features per ISA: required by dispatch, enabled by the compiler, present on this CPU.
+from ._core import _compiled_features, _cpu_features, _isa_features, _usable_isas_with  # noqa: F401
 
 __all__ = [
     "runtime_info", "show_runtime", "set_num_threads", "get_num_threads",
@@ -67,28 +72,113 @@ def _apply_choice(var: str, setter: Callable[[str], None], choices: Sequence[str
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of OpenMP threads relucore's kernels may use (like ``torch.set_num_threads``)."""
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    _core.set_num_threads(n)
+    """Set the number of threads relucore's ops use, for the whole process (like
+    ``torch.set_num_threads``): every Python thread's later calls use it.
+
+    The default is ``OMP_NUM_THREADS`` when it is set, else the number of CPUs the process may run
+    on (``os.sched_getaffinity``). ``threadpoolctl.threadpool_limits`` changes the same setting.
+
+    Args:
+        n (int): the thread count, from 1 to ``relucore.runtime.thread_limit()`` (the larger of 256
+            and four times the CPU count).
+
+    Raises:
+        TypeError: if ``n`` is not an integer (``bool`` included).
+        ValueError: if ``n`` lies outside that range.
+    """
+    if isinstance(n, bool) or not hasattr(type(n), "__index__"):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    _core.set_num_threads(operator.index(n))
+
+
+def thread_limit() -> int:
+    """The largest thread count :func:`set_num_threads` accepts: the larger of 256 and four times
+    the CPUs this process may use (at most 4096)."""
+    return int(_core.thread_limit())
 
 
 def get_num_threads() -> int:
-    """The number of threads relucore's kernels may use (OMP_NUM_THREADS, threadpoolctl and
-    :func:`set_num_threads` all set it)."""
+    """The number of threads relucore's ops use (process-wide; set by :func:`set_num_threads`,
+    ``OMP_NUM_THREADS`` at import or ``threadpoolctl``)."""
     return int(_core.get_num_threads())
 
 
+def _register_threadpoolctl(threadpoolctl) -> None:
+    """Make relucore's thread count visible to ``threadpoolctl`` (>= 3.5: ``register`` and
+    ``LibController``) as user_api ``"relucore"``, through the extension's plain C entry points."""
+    base, register = getattr(threadpoolctl, "LibController", None), getattr(threadpoolctl, "register", None)
+    if base is None or register is None:
+        return
+
+    class RelucoreController(base):
+        user_api = "relucore"
+        internal_api = "relucore"
+        filename_prefixes = ("_core",)  # relucore/_core.<abi>.so; other _core modules lack the symbols
+        check_symbols = ("relucore_get_num_threads", "relucore_set_num_threads")
+
+        def get_num_threads(self):
+            return self.dynlib.relucore_get_num_threads()
+
+        def set_num_threads(self, num_threads):
+            return self.dynlib.relucore_set_num_threads(int(num_threads))
+
+        def get_version(self):
+            from . import __version__
+
+            return __version__
+
+    register(RelucoreController)
+
+
+class _ThreadpoolctlHook:
+    """Registers relucore with threadpoolctl when that is imported, so that importing relucore does
+    not import threadpoolctl (or require it)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "threadpoolctl":
+            return None
+        sys.meta_path[:] = [f for f in sys.meta_path if f is not _ThreadpoolctlHook]
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _register_threadpoolctl(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def _hook_threadpoolctl() -> None:
+    """Register with threadpoolctl now if it is imported, else as soon as it is."""
+    if "threadpoolctl" in sys.modules:
+        _register_threadpoolctl(sys.modules["threadpoolctl"])
+    elif _ThreadpoolctlHook not in sys.meta_path:
+        sys.meta_path.insert(0, _ThreadpoolctlHook)
+
+
+_hook_threadpoolctl()
+
+
 def runtime_info() -> dict[str, Any]:
-    """A dict describing the native core: ``isa`` (chosen: :func:`use_isa`), ``compiled_isas``,
-    ``usable_isas``, ``num_threads``, ``openmp``, ``gemm`` (the GEMM in use: relucore's own register
-    tile on avx512, else the BLAS; :func:`use_gemm` chooses), ``blas`` (the BLAS library and its
-    configuration), ``conv_algo`` (3x3 stride-1 layers: ``auto`` = Winograd F(2x2, 3x3) when both
-    channel counts are >= 16, the layer is large enough (>= 48 output tiles of 2x2 in the batch,
-    >= 2**23 multiply-adds) and every value is finite, else the GEMM; :func:`use_conv_algorithm`
-    chooses), ``version``, ``numpy``, ``compiler`` and ``tiles`` (elements per kernel main-loop
-    iteration, by dtype)."""
+    """A dict describing the native core.
+
+    Keys: ``isa`` (the kernel set in use: :func:`use_isa`), ``compiled_isas``, ``usable_isas``,
+    ``num_threads`` (relucore's own thread pool), ``gemm`` (the GEMM in use: relucore's own
+    register tile on avx512, else the BLAS; :func:`use_gemm`), ``blas`` (the BLAS library and its
+    configuration), ``conv_algo`` (the 3x3 stride-1 algorithm setting, :func:`use_conv_algorithm`;
+    what ``"auto"`` picks: docs/api.md, Convolution), ``version``, ``numpy``, ``compiler`` and
+    ``tiles`` (elements per kernel main-loop iteration, by dtype).
+
+    Example::
+
+        >>> import relucore as rc
+        >>> rc.runtime_info()["isa"] in rc.runtime_info()["usable_isas"]
+        True
+    """
     from . import __version__
 
     return {
@@ -96,7 +186,6 @@ def runtime_info() -> dict[str, Any]:
         "compiled_isas": list(_core.compiled_isas()),
         "usable_isas": list(_core.usable_isas()),
         "num_threads": get_num_threads(),
-        "openmp": bool(_core.openmp),
         "gemm": _core.gemm_info(),
         "blas": _core.blas_info(),
         "conv_algo": _core.get_conv_algo(),

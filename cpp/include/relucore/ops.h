@@ -42,6 +42,8 @@ void prelu_backward(const T* dy, const T* x, const T* weight, T* dx, T* dweight,
 // Outputs above `bytes` use cache-bypassing stores; -1 restores the default (last-level cache size).
 void set_stream_threshold(i64 bytes);
 
+// The process-wide thread count of every op (cpp/ops/threads.cpp); set_num_threads clamps n to
+// [1, ops::thread_limit()].
 int get_num_threads();
 void set_num_threads(int n);
 

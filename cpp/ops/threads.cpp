@@ -1,0 +1,383 @@
+// relucore's thread pool. Workers are started on first need and sleep on a futex between jobs
+// after a short spin. A job is a count of pieces claimed from an atomic counter, so whoever is
+// running takes the next piece and the caller waits only for pieces already taken; a worker that
+// wakes after the last piece was claimed finds nothing to join. After fork the child forgets the
+// parent's pool (its threads do not exist there; its flags may be mid-job) and starts a new one
+// on its first parallel call.
+#include "threads.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
+
+#include <atomic>
+#include <exception>
+
+#include "relucore/dispatch.h"
+#include "relucore/ops.h"
+
+namespace relucore {
+namespace ops {
+namespace {
+
+using PieceFn = void (*)(void*, int64_t, int);
+
+constexpr int64_t kWorkerSpinNs = 50000;  // an idle worker's spin before it sleeps: back-to-back calls
+constexpr int64_t kCallerSpinNs = 20000;  // the caller's spin for pieces still running elsewhere
+constexpr int kMaxLimit = 4096;           // thread_limit() never exceeds it (16 bits in the gate word)
+// A job whose wall time far exceeds the caller's own CPU time in it means a thread of ours was
+// descheduled: a worker holding a piece (the caller waits for it) or the caller itself (woken
+// workers took its core). The machine is busier than our thread count assumes, so jobs starting
+// in the next while run on half the threads (a lost scheduler tick costs more than the thread
+// saves). The work is still cut into the same pieces: results do not change.
+constexpr int64_t kStragglerNs = 200000;    // wall time beyond 2 x the caller's CPU time + this
+constexpr int64_t kFewerNs = 50000000;      // then jobs run on fewer threads this long
+
+int64_t clock_ns(clockid_t clock) {
+    timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t now_ns() { return clock_ns(CLOCK_MONOTONIC); }
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+// True once done() holds, false after about ns nanoseconds of spinning without it.
+template <class Done> bool spin_until(Done done, int64_t ns) {
+    const int64_t start = now_ns();
+    for (int i = 1;; ++i) {
+        if (done()) return true;
+        cpu_relax();
+        if ((i & 63) == 0 && now_ns() - start > ns) return false;
+    }
+}
+
+// Sleeps while w == value (returns early on any change or signal); wakes up to n sleepers of w.
+void futex_wait(std::atomic<uint32_t>& w, uint32_t value) {
+#ifdef __linux__
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&w), FUTEX_WAIT_PRIVATE, value, nullptr, nullptr, 0);
+#else
+    if (w.load() == value) sched_yield();
+#endif
+}
+
+void futex_wake(std::atomic<uint32_t>& w, int n) {
+#ifdef __linux__
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&w), FUTEX_WAKE_PRIVATE, n, nullptr, nullptr, 0);
+#else
+    (void)w;
+    (void)n;
+#endif
+}
+
+// Sleeps (after a spin) until w == want; `sleeping` tells the threads that change w to wake us.
+void wait_for(std::atomic<uint32_t>& w, uint32_t want, std::atomic<uint32_t>& sleeping) {
+    if (spin_until([&] { return w.load(std::memory_order_acquire) == want; }, kCallerSpinNs)) return;
+    sleeping.store(1);
+    for (uint32_t cur; (cur = w.load()) != want;) futex_wait(w, cur);
+    sleeping.store(0);
+}
+
+struct Job {
+    PieceFn fn = nullptr;
+    void* ctx = nullptr;
+    void (*each)() = nullptr;  // on_every_worker: run once by every thread that joins
+    int64_t pieces = 0;
+    Settings settings{};
+    std::atomic<int64_t> next{0};
+    std::atomic<bool> failed{false};
+    std::atomic<int> working{0};  // threads that ran at least one piece
+    std::exception_ptr error;
+};
+
+// The gate word: generation (bits 32-63) | threads that may join (16-31) | threads joined (0-15).
+// Workers join with a compare-and-swap on it, so none can join a job once the caller closed it.
+constexpr uint64_t gate_word(uint32_t gen, int limit, int joined) {
+    return (uint64_t)gen << 32 | (uint64_t)limit << 16 | (uint64_t)joined;
+}
+
+struct Pool {
+    std::atomic<uint64_t> gate{0};
+    std::atomic<uint32_t> epoch{0};   // the generation of the latest job; idle workers sleep on it
+    std::atomic<uint32_t> left{0};    // workers that joined the current job and are done with it
+    std::atomic<uint32_t> caller_sleeping{0};
+    std::atomic<int> sleepers{0};     // workers asleep on epoch
+    std::atomic<bool> busy{false};    // a caller owns the pool (the others run alone)
+    std::atomic<int> workers{0};      // changed only by the owner
+    Job job;
+};
+
+std::atomic<Pool*> g_pool{nullptr};
+std::atomic<int> g_threads{0};  // 0: not yet read from the environment
+std::atomic<int64_t> g_fewer_until{0};  // now_ns() before which jobs run on fewer threads
+std::atomic<int64_t> g_parallel_jobs{0};
+std::atomic<int64_t> g_stragglers{0};
+std::atomic<int> g_most_threads{0};
+thread_local bool t_in_job = false;
+
+void after_fork_in_child() {
+    // The parent's pool (and its workers' state) is left behind untouched: its threads are gone
+    // and its flags may say "busy" forever. The child's first parallel call starts a new one.
+    g_pool.store(nullptr, std::memory_order_relaxed);
+}
+
+const int g_atfork = pthread_atfork(nullptr, nullptr, &after_fork_in_child);
+
+Pool* pool() {
+    Pool* p = g_pool.load(std::memory_order_acquire);
+    if (p) return p;
+    Pool* fresh = new Pool;
+    if (g_pool.compare_exchange_strong(p, fresh, std::memory_order_acq_rel)) return fresh;
+    delete fresh;  // another thread installed one first
+    return p;
+}
+
+void run_claims(Job& j, int t) {
+    for (int64_t ran = 0;; ++ran) {
+        const int64_t i = j.next.fetch_add(1, std::memory_order_relaxed);
+        if (i >= j.pieces) return;
+        if (ran == 0) j.working.fetch_add(1, std::memory_order_relaxed);
+        if (j.failed.load(std::memory_order_relaxed)) continue;  // drain: the call is failing anyway
+        try {
+            j.fn(j.ctx, i, t);
+        } catch (...) {
+            bool first = false;
+            if (j.failed.compare_exchange_strong(first, true)) j.error = std::current_exception();
+        }
+    }
+}
+
+// Joins the job in the gate if it is open and not the one joined last; runs its share.
+void join(Pool* p, uint32_t& last_gen) {
+    uint64_t w = p->gate.load(std::memory_order_acquire);
+    for (;;) {
+        const uint32_t gen = (uint32_t)(w >> 32);
+        if (gen == last_gen || (w & 0xffff) >= ((w >> 16) & 0xffff)) return;
+        if (p->gate.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) break;
+    }
+    last_gen = (uint32_t)(w >> 32);
+    Job& j = p->job;
+    {
+        const SettingsScope settings(j.settings);
+        t_in_job = true;
+        if (j.each) j.each();
+        else run_claims(j, (int)(w & 0xffff));
+        t_in_job = false;
+    }
+    p->left.fetch_add(1);  // the job's memory may be reused from here on
+    if (p->caller_sleeping.load()) futex_wake(p->left, 1);
+}
+
+void* worker_main(void* arg) {
+    Pool* p = static_cast<Pool*>(arg);
+    uint32_t last_gen = 0;
+    for (;;) {
+        const uint32_t e = p->epoch.load(std::memory_order_acquire);
+        join(p, last_gen);
+        if (spin_until([&] { return p->epoch.load(std::memory_order_relaxed) != e; }, kWorkerSpinNs)) continue;
+        p->sleepers.fetch_add(1);
+        while (p->epoch.load() == e) futex_wait(p->epoch, e);
+        p->sleepers.fetch_sub(1);
+    }
+    return nullptr;
+}
+
+// Starts workers until there are `want` (or thread creation fails); the pool's owner only.
+void grow(Pool* p, int want) {
+    int have = p->workers.load(std::memory_order_relaxed);
+    if (have >= want) return;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);  // workers inherit it: signals go to the other threads
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (; have < want; ++have) {
+        pthread_t id;
+        if (pthread_create(&id, &attr, &worker_main, p) != 0) break;
+    }
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    p->workers.store(have, std::memory_order_relaxed);
+}
+
+// Opens a job for `limit` threads (the caller is thread 0) and wakes sleeping workers.
+void publish(Pool* p, int limit, int wake) {
+    Job& j = p->job;
+    j.settings = current_settings();
+    j.next.store(0, std::memory_order_relaxed);
+    j.failed.store(false, std::memory_order_relaxed);
+    j.working.store(0, std::memory_order_relaxed);
+    j.error = nullptr;
+    p->left.store(0, std::memory_order_relaxed);
+    const uint32_t gen = p->epoch.load(std::memory_order_relaxed) + 1;
+    p->gate.store(gate_word(gen, limit, 1), std::memory_order_release);
+    p->epoch.store(gen);
+    if (p->sleepers.load() > 0) futex_wake(p->epoch, wake);
+}
+
+// Closes the job to late joiners, waits until every worker that joined is done with it (if that
+// is later than `deadline_ns`: a straggler), releases the pool and rethrows the first exception a
+// piece threw.
+void finish(Pool* p, int64_t deadline_ns) {
+    uint64_t w = p->gate.load(std::memory_order_relaxed);
+    while (!p->gate.compare_exchange_weak(w, w & ~(uint64_t)0xffff0000, std::memory_order_acq_rel)) {
+    }
+    const int joined = (int)(w & 0xffff);
+    wait_for(p->left, (uint32_t)(joined - 1), p->caller_sleeping);
+    const int64_t end = now_ns();
+    const int working = p->job.working.load(std::memory_order_relaxed);
+    if (working > 1 && end > deadline_ns) {  // with no worker's piece, the caller's delays are not ours
+        g_fewer_until.store(end + kFewerNs, std::memory_order_relaxed);
+        g_stragglers.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (working > 1) {
+        g_parallel_jobs.fetch_add(1, std::memory_order_relaxed);
+        int most = g_most_threads.load(std::memory_order_relaxed);
+        while (working > most && !g_most_threads.compare_exchange_weak(most, working)) {
+        }
+    }
+    std::exception_ptr error = p->job.error;
+    p->job.error = nullptr;
+    p->busy.store(false, std::memory_order_release);
+    if (error) std::rethrow_exception(error);
+}
+
+bool acquire(Pool* p) {
+    bool expected = false;
+    return p->busy.compare_exchange_strong(expected, true, std::memory_order_acquire);
+}
+
+int online_cpus() {
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+}  // namespace
+
+int thread_limit() {
+    const int four = 4 * online_cpus();
+    const int limit = four > 256 ? four : 256;
+    return limit < kMaxLimit ? limit : kMaxLimit;
+}
+
+int default_threads() {
+    int n = 0;
+    if (const char* env = getenv("OMP_NUM_THREADS")) {
+        char* end = nullptr;
+        const long v = strtol(env, &end, 10);  // "4" or the first level of "4,2"
+        if (end != env && v > 0) n = v < thread_limit() ? (int)v : thread_limit();
+    }
+#ifdef __linux__
+    cpu_set_t set;
+    if (n == 0 && sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+#endif
+    if (n == 0) n = online_cpus();
+    return n < thread_limit() ? n : thread_limit();
+}
+
+}  // namespace ops
+
+int threads_now() { return ops::get_num_threads(); }
+
+namespace ops {
+
+int max_threads() { return current_settings().threads; }
+
+int get_num_threads() {
+    int n = g_threads.load(std::memory_order_relaxed);
+    if (n > 0) return n;
+    int unset = 0;
+    g_threads.compare_exchange_strong(unset, default_threads());
+    return g_threads.load(std::memory_order_relaxed);
+}
+
+void set_num_threads(int n) {
+    const int limit = thread_limit();
+    g_threads.store(n < 1 ? 1 : n > limit ? limit : n, std::memory_order_relaxed);
+}
+
+void run_pieces(int64_t pieces, int nt, PieceFn fn, void* ctx) {
+    if (nt > pieces) nt = (int)pieces;
+    if (nt > 1 && now_ns() < g_fewer_until.load(std::memory_order_relaxed)) nt /= 2;
+    Pool* p = nt > 1 && !t_in_job ? pool() : nullptr;
+    if (p && acquire(p)) {
+        const SettingsScope settings;  // the caller's snapshot, handed to the workers by publish
+        grow(p, nt - 1);
+        const int workers = p->workers.load(std::memory_order_relaxed);
+        if (nt > workers + 1) nt = workers + 1;
+        if (nt > 1) {
+            Job& j = p->job;
+            j.fn = fn;
+            j.ctx = ctx;
+            j.each = nullptr;
+            j.pieces = pieces;
+            const int64_t start = now_ns(), cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+            publish(p, nt, nt - 1);
+            t_in_job = true;
+            run_claims(j, 0);
+            t_in_job = false;
+            finish(p, start + 2 * (clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu) + kStragglerNs);
+            return;
+        }
+        p->busy.store(false, std::memory_order_release);
+    }
+    for (int64_t i = 0; i < pieces; ++i) fn(ctx, i, 0);  // alone: nested, concurrent or one thread
+}
+
+void on_every_worker(void (*fn)()) {
+    Pool* p = g_pool.load(std::memory_order_acquire);
+    if (!p || t_in_job) return;
+    while (!acquire(p)) sched_yield();  // another thread's call: rare, and it ends
+    const int n = p->workers.load(std::memory_order_relaxed);
+    if (n == 0) {
+        p->busy.store(false, std::memory_order_release);
+        return;
+    }
+    Job& j = p->job;
+    j.each = fn;
+    j.pieces = 0;
+    publish(p, n + 1, n);
+    // Every worker must take part: wait (yielding) until all have joined, then close as usual.
+    while ((int)(p->gate.load(std::memory_order_acquire) & 0xffff) < n + 1) sched_yield();
+    finish(p, INT64_MAX);  // waits on purpose: not a straggler
+}
+
+PoolStats pool_stats() {
+    Pool* p = g_pool.load(std::memory_order_acquire);
+    return PoolStats{g_parallel_jobs.load(), g_most_threads.load(), p ? p->workers.load() : 0, g_stragglers.load()};
+}
+
+void reset_pool_stats() {
+    g_parallel_jobs.store(0);
+    g_most_threads.store(0);
+    g_stragglers.store(0);
+}
+
+}  // namespace ops
+}  // namespace relucore
+
+// Plain C entry points for threadpoolctl's relucore controller (python/relucore/runtime.py), found
+// in the extension module with ctypes.
+extern "C" __attribute__((visibility("default"))) int relucore_get_num_threads() {
+    return relucore::ops::get_num_threads();
+}
+
+// Sets the process-wide thread count (clamped to [1, the limit]); returns the count now in effect.
+extern "C" __attribute__((visibility("default"))) int relucore_set_num_threads(int n) {
+    relucore::ops::set_num_threads(n);
+    return relucore::ops::get_num_threads();
+}
