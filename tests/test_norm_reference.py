@@ -57,12 +57,17 @@ def test_training_forward_formula(shape, act):
     np.testing.assert_allclose(rv, 0.7 * rv0 + 0.3 * var * n / (n - 1), rtol=1e-12)
 
 
-@pytest.mark.parametrize("act", ACTS)
-def test_eval_forward_uses_running_buffers(act):
-    rng = np.random.default_rng(2)
+def _eval_case(seed):
+    """x (4, 3, 5), weight, bias and running buffers."""
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((4, 3, 5))
     w, b = _params(rng, 3)
-    rm, rv = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
+    return rng, x, w, b, rng.standard_normal(3), rng.uniform(0.5, 2, 3)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_eval_forward_uses_running_buffers(act):
+    _, x, w, b, rm, rv = _eval_case(2)
     keep = rm.copy(), rv.copy()
     y, mean, invstd = R.batch_norm(x, rm, rv, w, b, activation=act)
     np.testing.assert_array_equal(rm, keep[0])
@@ -157,10 +162,7 @@ def test_numeric_gradients(shape, act, training):
 
 @pytest.mark.parametrize("act", INVERTIBLE)
 def test_y_only_backward_matches_x_backward_eval(act):
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((4, 3, 5))
-    w, b = _params(rng, 3)
-    rm, rv = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
+    rng, x, w, b, rm, rv = _eval_case(6)
     y, mean, invstd = R.batch_norm(x, rm, rv, w, b, activation=act)
     dy = rng.standard_normal(x.shape)
     exp = R.batch_norm_backward(dy, x, w, mean, invstd, bias=b, activation=act, training=False)

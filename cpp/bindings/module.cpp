@@ -22,6 +22,7 @@ void bind_activations(py::module_& m);
 void bind_ufuncs(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_gemm(py::module_& m);
+void bind_norm(py::module_& m);
 }  // namespace bind
 }  // namespace relucore
 
@@ -46,6 +47,7 @@ PYBIND11_MODULE(_core, m) {
     relucore::bind::bind_ufuncs(m);
     relucore::bind::bind_conv(m);
     relucore::bind::bind_gemm(m);
+    relucore::bind::bind_norm(m);
     m.def("get_isa", &relucore::active_isa);
     m.def("set_isa", [](const std::string& name) {
         if (!relucore::set_isa(name)) throw py::value_error("ISA '" + name + "' is not usable here");

@@ -17,6 +17,7 @@ template <class T> ElementwiseKernels<T> make_elementwise();
 template <class T> ConvKernels<T> make_conv();
 template <class T> GemmKernels<T> make_gemm();
 template <class T> WinogradKernels<T> make_winograd();
+template <class T> NormKernels<T> make_norm();
 // Shared between conv.cpp and gemm.cpp (the fused im2col GEMMs): rows [r0, r1) x columns [j0, j1)
 // of one image's column matrix into dst with row stride ldd.
 template <class T>

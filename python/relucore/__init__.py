@@ -14,8 +14,9 @@ _apply_env_override()
 from . import reference  # noqa: E402
 from .convolution import *  # noqa: E402,F401,F403  (relucore.convolution.__all__)
 from .activations import *  # noqa: E402,F401,F403  (relucore.activations.__all__)
-from . import activations as _activations, convolution as _convolution  # noqa: E402
+from .norm import *  # noqa: E402,F401,F403  (relucore.norm.__all__)
+from . import activations as _activations, convolution as _convolution, norm as _norm  # noqa: E402
 
-__all__ = _activations.__all__ + _convolution.__all__ + [
+__all__ = _activations.__all__ + _convolution.__all__ + _norm.__all__ + [
     "runtime_info", "show_runtime", "set_num_threads", "get_num_threads", "reference",
 ]

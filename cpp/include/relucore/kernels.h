@@ -133,6 +133,41 @@ struct WinogradKernels {
     int lanes;
 };
 
+// Batch norm works on one channel at a time: `runs` runs of `len` contiguous elements, `stride`
+// apart (N images of an (N, C, spatial) array).
+struct NormRuns {
+    i64 runs, len, stride;
+};
+// The activations batch norm fuses.
+enum NormAct { kNormNone, kNormRelu, kNormLeaky, kNormElu, kNormActs };
+// Where the backward reads its second operand: the forward input x, or the output y alone.
+enum NormFrom { kFromX, kFromY, kNormFroms };
+
+// Per-channel constants of the backward (see NormKernels).
+template <class T>
+struct NormCoef {
+    T mean, scale, bias;  // from x: z = (x - mean) * scale + bias
+    T param;              // the activation's slope or alpha
+    T a, c0, c2;          // dx = a * g + c0 + c2 * u
+};
+
+template <class T>
+struct NormKernels {
+    // Sums of (x - shift) and (x - shift)^2 over one channel: in T within blocks of a run, in double
+    // across blocks, in a fixed order.
+    void (*moments)(const T* x, const NormRuns& r, T shift, double* s1, double* s2);
+    // y = act((x - mean) * scale + bias) over one channel; returns the number of y > 0 if count.
+    i64 (*normalize[kNormActs])(const T* x, T* y, const NormRuns& r, T mean, T scale, T bias, T param,
+                                int count);
+    // With g = dy * act'(z) and u = x - mean, z = u * scale + bias (from x) or z = act^-1(y),
+    // u = z - bias (from y): sums of g and g * u over one channel (double across blocks), and
+    // dx = a * g + c0 + c2 * u (dx = a * g if !training). Null for relu from y (not invertible).
+    void (*grad_sums[kNormActs][kNormFroms])(const T* dy, const T* s, const NormRuns& r, const NormCoef<T>& k,
+                                             double* sg, double* sgu);
+    void (*grad_input[kNormActs][kNormFroms])(const T* dy, const T* s, T* dx, const NormRuns& r,
+                                              const NormCoef<T>& k, int training);
+};
+
 // Every kernel family for one dtype.
 template <class T>
 struct Kernels {
@@ -140,6 +175,7 @@ struct Kernels {
     ConvKernels<T> conv;
     GemmKernels<T> gemm;
     WinogradKernels<T> wino;
+    NormKernels<T> norm;
 };
 
 struct KernelTable {
