@@ -186,3 +186,14 @@ def test_empty(isa, shape):
     exp = R.batch_norm_backward(x, x, None, exp[1], exp[2], activation="relu")
     for g, e in zip(got, exp):
         np.testing.assert_array_equal(g, e)
+
+
+def test_running_buffer_sharing_memory_with_weight(isa):
+    """The statistics use the weight as passed; the running buffer is written afterwards."""
+    x, w, b, _ = _data((4, 3, 6), np.float64)
+    shared = w.copy()
+    rv, erm, erv = np.ones(3), w.copy(), np.ones(3)
+    got = relucore.batch_norm(x, shared, rv, shared, b, True)
+    exp = R.batch_norm(x, erm, erv, w, b, True)
+    _close(got, exp, np.float64)
+    _close((shared, rv), (erm, erv), np.float64)

@@ -75,7 +75,13 @@ py::object batch_norm(py::handle x_h, py::handle rm_h, py::handle rv_h, py::hand
     const Vec w = vec(w_h, x, sh.C), b = vec(b_h, x, sh.C);
     if (!rm.ok || !rv.ok || !w.ok || !b.ok) return py::none();
     if (!training && (!rm.v.a || !rv.v.a)) return py::none();
-    if (rm.v.a && rv.v.a && !disjoint(rm.v, rv.v)) return py::none();
+    if (training && sh.N * sh.S == 1) return py::none();  // one value per channel: an error
+    if (!rm.v.a != !rv.v.a) return py::none();  // both or neither
+    // the running buffers are written while the other vectors are read
+    for (const View* other : {&rv.v, &w.v, &b.v})
+        if (rm.v.a && !disjoint(rm.v, *other)) return py::none();
+    for (const View* other : {&w.v, &b.v})
+        if (rv.v.a && !disjoint(rv.v, *other)) return py::none();
     py::object out;
     View y;
     if (!output(out_h, x, {&x, &rm.v, &rv.v, &w.v, &b.v}, out, y)) return py::none();

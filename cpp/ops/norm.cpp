@@ -42,7 +42,7 @@ void batch_norm_forward(const T* x, T* y, const BatchNormShape& sh, const T* wei
             var = s2 / (double)n - d * d;
             var = var > 0 ? var : 0;
             mean = (double)shift + d;
-            if (running_mean) {
+            if (running_mean && running_var) {
                 running_mean[c] = (T)((1 - momentum) * (double)running_mean[c] + momentum * mean);
                 running_var[c] = (T)((1 - momentum) * (double)running_var[c] +
                                      momentum * var * ((double)n / (double)(n > 1 ? n - 1 : 1)));
