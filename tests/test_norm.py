@@ -14,8 +14,8 @@ from test_norm_reference import _bn_error_cases
 
 ACTS = [None, "relu", ("leaky_relu", 0.1), ("elu", 0.7)]
 INVERTIBLE = [None, ("leaky_relu", 0.1), ("elu", 0.7)]
-# 2-D; spatial sizes around 8/16 lanes; 1x1; N = 1; C = 1; a run longer than the 4096-element block
-SHAPES = [(7, 3), (3, 2, 15), (2, 3, 16), (2, 2, 17), (2, 2, 33), (5, 2, 1, 1), (1, 3, 4, 5),
+# 2-D (channels across lanes: C around 8/16 lanes); spatial sizes around 8/16 lanes; 1x1; N = 1; C = 1; a run longer than the 4096-element block
+SHAPES = [(7, 3), (9, 17), (33, 37), (3, 2, 15), (2, 3, 16), (2, 2, 17), (2, 2, 33), (5, 2, 1, 1), (1, 3, 4, 5),
           (4, 1, 3, 3), (2, 2, 2, 3, 4), (2, 2, 4100)]
 
 
@@ -78,10 +78,11 @@ def test_running_buffers_over_steps_and_cumulative_average(isa):
     np.testing.assert_allclose(rv, erv, rtol=1e-13)
 
 
+@pytest.mark.parametrize("shape", [(8, 6, 40, 40), (2000, 45)])
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_one_and_two_threads_bitwise(isa, dtype, act):
-    x, w, b, dy = _data((8, 6, 40, 40), dtype, seed=1)
+def test_one_and_two_threads_bitwise(isa, dtype, act, shape):
+    x, w, b, dy = _data(shape, dtype, seed=1)
     results = []
     previous = relucore.get_num_threads()
     try:

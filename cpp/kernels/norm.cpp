@@ -207,8 +207,136 @@ void grad_input(const T* dy, const T* s, T* dx, const NormRuns& r, const NormCoe
     }
 }
 
+// ---- (N, C) arrays: lanes across channels ------------------------------------------------------
+
+// Adds the lanes of a to s[0 .. W::L).
+template <class T, class W> inline void flush_lanes(W a, double* s) {
+    T t[W::L];
+    a.store(t);
+    for (int l = 0; l < W::L; ++l) s[l] += (double)t[l];
+}
+
+// f.template at<W>(c) for whole vectors of channels from c0, then one channel at a time.
+template <class T, class F> inline void for_cols(i64 c0, i64 c1, F&& f) {
+    using V = typename VecOf<T>::type;
+    i64 c = c0;
+    for (; c + V::L <= c1; c += V::L) f.template at<V>(c);
+    for (; c < c1; ++c) f.template at<ScalarOf<T>>(c);
+}
+
+template <class T> struct ColMoments {
+    const T* x;
+    i64 rows, ld;
+    double *s1, *s2;
+    template <class W> void at(i64 c) {
+        const W shift = W::load(x + c);
+        for (int l = 0; l < W::L; ++l) s1[c + l] = s2[c + l] = 0;
+        for (i64 r0 = 0; r0 < rows; r0 += kBlock) {
+            const i64 r1 = r0 + kBlock < rows ? r0 + kBlock : rows;
+            W a1 = W::zero(), a2 = W::zero();
+            for (i64 r = r0; r < r1; ++r) {
+                W d = W::load(x + r * ld + c) - shift;
+                a1 = a1 + d;
+                a2 = mul_add(d, d, a2);
+            }
+            flush_lanes<T>(a1, s1 + c);
+            flush_lanes<T>(a2, s2 + c);
+        }
+    }
+};
+
+template <class T>
+void col_moments(const T* x, i64 rows, i64 ld, i64 c0, i64 c1, double* s1, double* s2) {
+    for_cols<T>(c0, c1, ColMoments<T>{x, rows, ld, s1, s2});
+}
+
+template <class T, class Op> struct ColNormalize {
+    const T* x;
+    T* y;
+    i64 rows, ld;
+    const NormCols<T>& k;
+    i64* counts;
+    template <class W> void at(i64 c) {
+        const Op op{k.param};
+        const W m = W::load(k.mean + c), s = W::load(k.scale + c), b = W::load(k.bias + c);
+        if (counts)
+            for (int l = 0; l < W::L; ++l) counts[c + l] = 0;
+        for (i64 r = 0; r < rows; ++r) {
+            W v = op.fwd(mul_add(W::load(x + r * ld + c) - m, s, b));
+            v.store(y + r * ld + c);
+            if (counts) {
+                const uint64_t pos = bits(v, gt(v, W::zero()));
+                for (int l = 0; l < W::L; ++l) counts[c + l] += (i64)((pos >> l) & 1);
+            }
+        }
+    }
+};
+
+template <class T, class Op>
+void col_normalize(const T* x, T* y, i64 rows, i64 ld, i64 c0, i64 c1, const NormCols<T>& k, i64* counts) {
+    for_cols<T>(c0, c1, ColNormalize<T, Op>{x, y, rows, ld, k, counts});
+}
+
+template <class T, class Op> struct ColGradSums {
+    const T *dy, *x;
+    i64 rows, ld;
+    const NormCols<T>& k;
+    double *sg, *sgu;
+    template <class W> void at(i64 c) {
+        const Op op{k.param};
+        const W m = W::load(k.mean + c), s = W::load(k.scale + c), b = W::load(k.bias + c);
+        for (int l = 0; l < W::L; ++l) sg[c + l] = sgu[c + l] = 0;
+        for (i64 r0 = 0; r0 < rows; r0 += kBlock) {
+            const i64 r1 = r0 + kBlock < rows ? r0 + kBlock : rows;
+            W ag = W::zero(), agu = W::zero();
+            for (i64 r = r0; r < r1; ++r) {
+                W u = W::load(x + r * ld + c) - m;
+                W g = op.bwd(W::load(dy + r * ld + c), mul_add(u, s, b));
+                ag = ag + g;
+                agu = mul_add(g, u, agu);
+            }
+            flush_lanes<T>(ag, sg + c);
+            flush_lanes<T>(agu, sgu + c);
+        }
+    }
+};
+
+template <class T, class Op>
+void col_grad_sums(const T* dy, const T* x, i64 rows, i64 ld, i64 c0, i64 c1, const NormCols<T>& k, double* sg,
+                   double* sgu) {
+    for_cols<T>(c0, c1, ColGradSums<T, Op>{dy, x, rows, ld, k, sg, sgu});
+}
+
+template <class T, class Op> struct ColGradInput {
+    const T *dy, *x;
+    T* dx;
+    i64 rows, ld;
+    const NormCols<T>& k;
+    bool training;
+    template <class W> void at(i64 c) {
+        const Op op{k.param};
+        const W m = W::load(k.mean + c), s = W::load(k.scale + c), b = W::load(k.bias + c);
+        const W a = W::load(k.a + c), c0 = W::load(k.c0 + c), c2 = W::load(k.c2 + c);
+        for (i64 r = 0; r < rows; ++r) {
+            W u = W::load(x + r * ld + c) - m;
+            W g = op.bwd(W::load(dy + r * ld + c), mul_add(u, s, b));
+            W d = training ? mul_add(a, g, mul_add(c2, u, c0)) : a * g;
+            d.store(dx + r * ld + c);
+        }
+    }
+};
+
+template <class T, class Op>
+void col_grad_input(const T* dy, const T* x, T* dx, i64 rows, i64 ld, i64 c0, i64 c1, const NormCols<T>& k,
+                    int training) {
+    for_cols<T>(c0, c1, ColGradInput<T, Op>{dy, x, dx, rows, ld, k, training != 0});
+}
+
 template <class T, class Op, class Inv>
 void set_act(NormKernels<T>& k, int act) {
+    k.col_normalize[act] = col_normalize<T, Op>;
+    k.col_grad_sums[act] = col_grad_sums<T, Op>;
+    k.col_grad_input[act] = col_grad_input<T, Op>;
     k.normalize[act] = normalize<T, Op>;
     k.grad_sums[act][kFromX] = grad_sums<T, Op, Inv, kFromX>;
     k.grad_input[act][kFromX] = grad_input<T, Op, Inv, kFromX>;
@@ -222,6 +350,8 @@ template <class T>
 NormKernels<T> make_norm() {
     NormKernels<T> k;
     k.moments = moments<T>;
+    k.col_moments = col_moments<T>;
+    k.lanes = VecOf<T>::type::L;
     set_act<T, Identity<T>, IdentityFromY<T>>(k, kNormNone);
     set_act<T, Relu<T>, IdentityFromY<T>>(k, kNormRelu);
     k.grad_sums[kNormRelu][kFromY] = nullptr;  // relu is not invertible

@@ -151,6 +151,14 @@ struct NormCoef {
     T a, c0, c2;          // dx = a * g + c0 + c2 * u
 };
 
+// Per-channel constants of the (N, C) kernels (see NormKernels), indexed by channel.
+template <class T>
+struct NormCols {
+    const T *mean, *scale, *bias;  // z = (x - mean) * scale + bias
+    const T *a, *c0, *c2;          // dx = a * g + c0 + c2 * (x - mean)
+    T param;
+};
+
 template <class T>
 struct NormKernels {
     // Sums of (x - shift) and (x - shift)^2 over one channel: in T within blocks of a run, in double
@@ -166,6 +174,18 @@ struct NormKernels {
                                              double* sg, double* sgu);
     void (*grad_input[kNormActs][kNormFroms])(const T* dy, const T* s, T* dx, const NormRuns& r,
                                               const NormCoef<T>& k, int training);
+    // The same for an (N, C) array (one value per image and channel), vectorized across channels
+    // [c0, c1) of `rows` rows `ld` apart; each channel summed down its column in a fixed order
+    // (vector lanes for whole vectors from c0, one lane for the rest: split at multiples of `lanes`).
+    // Statistics shifted by row 0, sums from x only.
+    void (*col_moments)(const T* x, i64 rows, i64 ld, i64 c0, i64 c1, double* s1, double* s2);
+    void (*col_normalize[kNormActs])(const T* x, T* y, i64 rows, i64 ld, i64 c0, i64 c1, const NormCols<T>& k,
+                                     i64* counts);
+    void (*col_grad_sums[kNormActs])(const T* dy, const T* x, i64 rows, i64 ld, i64 c0, i64 c1,
+                                     const NormCols<T>& k, double* sg, double* sgu);
+    void (*col_grad_input[kNormActs])(const T* dy, const T* x, T* dx, i64 rows, i64 ld, i64 c0, i64 c1,
+                                      const NormCols<T>& k, int training);
+    int lanes;
 };
 
 // Every kernel family for one dtype.
