@@ -224,24 +224,31 @@ template <class T, class F> inline void for_cols(i64 c0, i64 c1, F&& f) {
     for (; c < c1; ++c) f.template at<ScalarOf<T>>(c);
 }
 
+// Column sums of p and p * q down the rows, in W within blocks of kBlock rows, in double across
+// blocks; pq(r, p, q) gives row r's terms.
+template <class T, class W, class F> inline void col_sums(i64 rows, double* sp, double* spq, F&& pq) {
+    for (int l = 0; l < W::L; ++l) sp[l] = spq[l] = 0;
+    for (i64 r0 = 0; r0 < rows; r0 += kBlock) {
+        const i64 r1 = r0 + kBlock < rows ? r0 + kBlock : rows;
+        W ap = W::zero(), apq = W::zero();
+        for (i64 r = r0; r < r1; ++r) {
+            W p, q;
+            pq(r, p, q);
+            ap = ap + p;
+            apq = mul_add(p, q, apq);
+        }
+        flush_lanes<T>(ap, sp);
+        flush_lanes<T>(apq, spq);
+    }
+}
+
 template <class T> struct ColMoments {
     const T* x;
     i64 rows, ld;
     double *s1, *s2;
     template <class W> void at(i64 c) {
         const W shift = W::load(x + c);
-        for (int l = 0; l < W::L; ++l) s1[c + l] = s2[c + l] = 0;
-        for (i64 r0 = 0; r0 < rows; r0 += kBlock) {
-            const i64 r1 = r0 + kBlock < rows ? r0 + kBlock : rows;
-            W a1 = W::zero(), a2 = W::zero();
-            for (i64 r = r0; r < r1; ++r) {
-                W d = W::load(x + r * ld + c) - shift;
-                a1 = a1 + d;
-                a2 = mul_add(d, d, a2);
-            }
-            flush_lanes<T>(a1, s1 + c);
-            flush_lanes<T>(a2, s2 + c);
-        }
+        col_sums<T, W>(rows, s1 + c, s2 + c, [&](i64 r, W& d, W& d2) { d = d2 = W::load(x + r * ld + c) - shift; });
     }
 };
 
@@ -285,19 +292,10 @@ template <class T, class Op> struct ColGradSums {
     template <class W> void at(i64 c) {
         const Op op{k.param};
         const W m = W::load(k.mean + c), s = W::load(k.scale + c), b = W::load(k.bias + c);
-        for (int l = 0; l < W::L; ++l) sg[c + l] = sgu[c + l] = 0;
-        for (i64 r0 = 0; r0 < rows; r0 += kBlock) {
-            const i64 r1 = r0 + kBlock < rows ? r0 + kBlock : rows;
-            W ag = W::zero(), agu = W::zero();
-            for (i64 r = r0; r < r1; ++r) {
-                W u = W::load(x + r * ld + c) - m;
-                W g = op.bwd(W::load(dy + r * ld + c), mul_add(u, s, b));
-                ag = ag + g;
-                agu = mul_add(g, u, agu);
-            }
-            flush_lanes<T>(ag, sg + c);
-            flush_lanes<T>(agu, sgu + c);
-        }
+        col_sums<T, W>(rows, sg + c, sgu + c, [&](i64 r, W& g, W& u) {
+            u = W::load(x + r * ld + c) - m;
+            g = op.bwd(W::load(dy + r * ld + c), mul_add(u, s, b));
+        });
     }
 };
 
