@@ -1,6 +1,7 @@
-// Batch norm over one channel at a time, with its activation fused into the same passes: the
-// statistics (one read), the normalize+activation pass, the backward's two sums (one read of dy and
-// x or y) and the dx pass. Compiled once per ISA; the caller (cpp/ops/norm.cpp) threads over channels.
+// Batch norm with its activation fused into the same passes: the statistics (one read), the
+// normalize+activation pass, the backward's two sums (one read of dy and x or y) and the dx pass.
+// Over one channel's runs of an (N, C, S) array, or across channels in the vector lanes for an (N, C)
+// array. Compiled once per ISA; the caller (cpp/ops/norm.cpp) threads over channels.
 #include "isa.h"
 #include "act_ops.h"
 
