@@ -49,6 +49,8 @@ def _array(shape, dtype, seed, mods):
         a = rng.integers(0, 4, shape).astype(dt)
     else:
         a = np.empty(shape, dt)
+    if "positive" in mods and dt.kind == "f":  # variances, inverse standard deviations
+        a = np.abs(a) + dt.type(0.5)
     if "noncontig" in mods and a.ndim:
         buf = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dt)
         buf[..., ::2] = a

@@ -50,7 +50,7 @@ BAD_DTYPES = ["float16", "int32", "int64", "uint8", "bool", "complex64", ">f4", 
 MODS = ["readonly", "noncontig", "fortran", "subclass"]
 HUGE_VIEWS = [(2**40, 1, 1, 1), (1, 1, 2**20, 2**20), (2**62,), (2**31, 2**31)]
 
-ARRAY_ARGS = {"x", "dy", "y", "weight", "bias", "cols"}
+ARRAY_ARGS = {"x", "dy", "y", "weight", "bias", "cols", "running_mean", "running_var", "save_mean", "save_invstd"}
 GEOM_ARGS = {"kernel_size", "stride", "padding", "dilation"}
 SCALAR_ARGS = {"negative_slope", "alpha", "grad_at_zero"}
 FLAG_ARGS = {"return_mask", "return_counts", "count_include_pad"}
@@ -222,6 +222,27 @@ def linear_family(draw, name):
     return kw
 
 
+@st.composite
+def norm_family(draw, name):
+    dt = draw(st.sampled_from(FLOAT_DTYPES))
+    seed = draw(st.integers(0, 2**16))
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    spatial = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    shape = (n, c) + spatial
+    vec = lambda k, *mods: arr((c,), dt, seed + k, mods)  # noqa: E731
+    act = draw(st.sampled_from([None, "relu", ("leaky_relu", 0.1), ("elu", 1.0)]))
+    kw = dict(x=arr(shape, dt, seed), weight=draw(st.sampled_from([None, vec(1)])), activation=act)
+    if name == "batch_norm":
+        training = draw(st.booleans()) and n * max(1, int(np.prod(spatial))) > 1
+        kw.update(running_mean=vec(2), running_var=vec(3, "positive"), bias=draw(st.sampled_from([None, vec(4)])),
+                  training=training)
+    else:
+        kw.update(dy=arr(shape, dt, seed + 5), save_mean=vec(2), save_invstd=vec(3, "positive"), bias=vec(4))
+        if kw["weight"] is None:
+            kw["weight"] = vec(1)
+    return kw
+
+
 CONV = {"im2col", "col2im", "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
         "avg_pool2d_backward"}
 RUNTIME = {"runtime_info", "show_runtime", "get_num_threads", "get_isa", "get_gemm", "get_conv_algorithm",
@@ -237,6 +258,8 @@ def valid_call(name):
         return conv_family(name)
     if name in ("linear", "linear_backward"):
         return linear_family(name)
+    if name in ("batch_norm", "batch_norm_backward"):
+        return norm_family(name)
     if name in RUNTIME:
         return st.just({})
     if name in SETTINGS:

@@ -18,8 +18,10 @@ template <class T> ConvKernels<T> make_conv() {
 const KernelTable* kernel_table() {
     static const KernelTable table = {
         RC_ISA_NAME,
-        {make_elementwise<float>(), make_conv<float>(), make_gemm<float>(), make_winograd<float>()},
-        {make_elementwise<double>(), make_conv<double>(), make_gemm<double>(), make_winograd<double>()}};
+        {make_elementwise<float>(), make_conv<float>(), make_gemm<float>(), make_winograd<float>(),
+         make_norm<float>()},
+        {make_elementwise<double>(), make_conv<double>(), make_gemm<double>(), make_winograd<double>(),
+         make_norm<double>()}};
     return &table;
 }
 

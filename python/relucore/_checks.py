@@ -55,6 +55,14 @@ __all__ = [
     "MAX_BYTES",
     "check_nbytes",
     "check_padded",
+    # batch norm
+    "BN_ACTIVATIONS",
+    "BatchNormArgs",
+    "BatchNormBackwardArgs",
+    "check_activation",
+    "check_batch_norm_args",
+    "check_batch_norm_backward_args",
+    "check_num_batches_tracked",
 ]
 
 #: The dtypes relucore computes in; anything else is rejected, never cast.
@@ -520,3 +528,164 @@ def check_linear_backward_args(dy, x, weight):
             f"has output shape {expect}"
         )
     return dy, x, weight
+
+
+# --------------------------------------------------------------------------- batch norm
+# Shared by relucore.reference.norm and the native relucore.norm, so both raise the same errors.
+
+#: Activations batch norm can fuse: name -> default parameter (None: takes no parameter).
+BN_ACTIVATIONS = {"relu": None, "leaky_relu": 0.01, "elu": 1.0}
+
+
+class BatchNormArgs(NamedTuple):
+    """Parsed batch_norm arguments; ``act`` is None, "relu", "leaky_relu" or "elu"."""
+
+    x: np.ndarray
+    running_mean: Optional[np.ndarray]
+    running_var: Optional[np.ndarray]
+    weight: Optional[np.ndarray]
+    bias: Optional[np.ndarray]
+    momentum: Optional[float]
+    eps: float
+    act: Optional[str]
+    param: float
+
+
+def check_activation(activation) -> Tuple[Optional[str], float]:
+    """``None``, ``"relu"``, ``"leaky_relu"``/``("leaky_relu", slope)`` or ``"elu"``/``("elu", alpha)``
+    as ``(name, parameter)``."""
+    if activation is None:
+        return None, 0.0
+    if isinstance(activation, str):
+        name, param = activation, None
+    elif isinstance(activation, tuple) and len(activation) == 2 and isinstance(activation[0], str):
+        name, param = activation
+    else:
+        raise TypeError(
+            "activation must be None, 'relu', ('leaky_relu', slope) or ('elu', alpha), "
+            f"got {activation!r}"
+        )
+    if name not in BN_ACTIVATIONS:
+        raise ValueError(
+            f"activation must be one of {sorted(BN_ACTIVATIONS)} (or None), got {name!r}"
+        )
+    default = BN_ACTIVATIONS[name]
+    if default is None:
+        if param is not None:
+            raise ValueError(f"activation 'relu' takes no parameter, got {activation!r}")
+        return name, 0.0
+    what = "slope" if name == "leaky_relu" else "alpha"
+    return name, default if param is None else check_scalar(f"activation {what}", param)
+
+
+def _channel_vector(name: str, a, x: np.ndarray, writeable: bool = False) -> np.ndarray:
+    a = check_float(name, a)
+    check_dtypes(("x", x), (name, a))
+    c = x.shape[1]
+    if a.shape != (c,):
+        raise ValueError(f"{name} must have shape (C,) = ({c},) for x of shape {x.shape}, got {a.shape}")
+    if writeable and not (isinstance(a, np.ndarray) and a.flags.writeable):
+        raise ValueError(f"{name} must be a writeable array: training updates it in place")
+    return a
+
+
+def _bn_x(x) -> np.ndarray:
+    x = check_float("x", x)
+    if not 2 <= x.ndim <= 5:
+        raise ValueError(
+            f"x must be (N, C) or (N, C, *spatial) with 1 to 3 spatial dims, got shape {x.shape}"
+        )
+    return x
+
+
+def check_batch_norm_args(x, running_mean, running_var, weight, bias, training, momentum, eps,
+                          activation, num_batches_tracked=None) -> BatchNormArgs:
+    """batch_norm: x (N, C, *) float; running buffers, weight, bias (C,) of x's dtype or None.
+
+    Training needs more than one value per channel and writeable running buffers (both or neither);
+    eval needs both. ``momentum=None`` (cumulative average) needs ``num_batches_tracked``, which is
+    checked whenever given.
+    """
+    x = _bn_x(x)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must both be arrays or both be None")
+    if running_mean is not None:
+        running_mean = _channel_vector("running_mean", running_mean, x, writeable=training)
+        running_var = _channel_vector("running_var", running_var, x, writeable=training)
+    elif not training:
+        raise ValueError("running_mean and running_var are required in evaluation mode (training=False)")
+    if weight is not None:
+        weight = _channel_vector("weight", weight, x)
+    if bias is not None:
+        bias = _channel_vector("bias", bias, x)
+    if training:
+        per_channel = x.size // x.shape[1] if x.shape[1] else 0
+        if per_channel == 1:
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got x of shape {x.shape}"
+            )
+    if momentum is not None:
+        momentum = check_scalar("momentum", momentum)
+    if num_batches_tracked is not None or (momentum is None and training and running_mean is not None):
+        check_num_batches_tracked(num_batches_tracked)
+    act, param = check_activation(activation)
+    return BatchNormArgs(x, running_mean, running_var, weight, bias, momentum,
+                         check_scalar("eps", eps), act, param)
+
+
+def check_num_batches_tracked(n) -> np.ndarray:
+    """The batch counter for ``momentum=None``: a writeable 0-d int64 array."""
+    if not (isinstance(n, np.ndarray) and n.dtype == np.int64 and n.shape == ()):
+        raise ValueError(
+            "num_batches_tracked must be a 0-d int64 array (the batch counter, updated in place) "
+            f"when momentum is None, got {type(n).__name__ if not isinstance(n, np.ndarray) else n.dtype}"
+        )
+    if not n.flags.writeable:
+        raise ValueError("num_batches_tracked must be writeable: training increments it in place")
+    return n
+
+
+class BatchNormBackwardArgs(NamedTuple):
+    dy: np.ndarray
+    x: Optional[np.ndarray]
+    y: Optional[np.ndarray]
+    weight: Optional[np.ndarray]
+    bias: Optional[np.ndarray]
+    save_mean: np.ndarray
+    save_invstd: np.ndarray
+    act: Optional[str]
+    param: float
+
+
+def check_batch_norm_backward_args(dy, x, weight, save_mean, save_invstd, bias, activation,
+                                   y) -> BatchNormBackwardArgs:
+    """batch_norm_backward: dy like x (or y); exactly one of x and y; the y-only form needs an
+    invertible activation (none, leaky_relu with slope > 0, elu with alpha > 0) and a weight
+    without zeros."""
+    dy = _bn_x(dy)
+    if (x is None) == (y is None):
+        raise ValueError("pass exactly one of x (the forward input) and y (the forward output)")
+    s_name, s = ("x", x) if x is not None else ("y", y)
+    s = check_float(s_name, s)
+    check_same("dy", dy, s_name, s)
+    weight = None if weight is None else _channel_vector("weight", weight, dy)
+    bias = None if bias is None else _channel_vector("bias", bias, dy)
+    save_mean = _channel_vector("save_mean", save_mean, dy)
+    save_invstd = _channel_vector("save_invstd", save_invstd, dy)
+    act, param = check_activation(activation)
+    if x is None:
+        if act == "relu":
+            raise ValueError(
+                "the y-only backward (x=None) needs an invertible activation: relu maps every "
+                "negative input to 0, so x cannot be recovered from y; pass x, or use "
+                "('leaky_relu', slope > 0) or ('elu', alpha > 0)"
+            )
+        if act is not None and not param > 0:
+            raise ValueError(
+                f"the y-only backward (x=None) needs an invertible activation: {act} with "
+                f"parameter {param} is not (it must be > 0)"
+            )
+        if weight is not None and np.any(weight == 0):
+            raise ValueError("the y-only backward (x=None) divides by weight: it must have no zeros")
+    return BatchNormBackwardArgs(dy, x if x is None else s, y if y is None else s, weight, bias,
+                                 save_mean, save_invstd, act, param)

@@ -50,6 +50,7 @@ template <class T> const ElementwiseKernels<T>& elementwise_kernels() { return k
 template <class T> const ConvKernels<T>& conv_kernels() { return kernels<T>().conv; }
 template <class T> const GemmKernels<T>& gemm_kernels() { return kernels<T>().gemm; }
 template <class T> const WinogradKernels<T>& winograd_kernels() { return kernels<T>().wino; }
+template <class T> const NormKernels<T>& norm_kernels() { return kernels<T>().norm; }
 std::string active_isa();
 bool set_isa(const std::string& name);               // false if not compiled or the CPU lacks it
 std::vector<std::string> compiled_isas();            // in increasing capability

@@ -133,6 +133,61 @@ struct WinogradKernels {
     int lanes;
 };
 
+// Batch norm works on one channel at a time: `runs` runs of `len` contiguous elements, `stride`
+// apart (N images of an (N, C, spatial) array).
+struct NormRuns {
+    i64 runs, len, stride;
+};
+// The activations batch norm fuses.
+enum NormAct { kNormNone, kNormRelu, kNormLeaky, kNormElu, kNormActs };
+// Where the backward reads its second operand: the forward input x, or the output y alone.
+enum NormFrom { kFromX, kFromY, kNormFroms };
+
+// Per-channel constants of the backward (see NormKernels).
+template <class T>
+struct NormCoef {
+    T mean, scale, bias;  // from x: z = (x - mean) * scale + bias
+    T param;              // the activation's slope or alpha
+    T a, c0, c2;          // dx = a * g + c0 + c2 * u
+};
+
+// Per-channel constants of the (N, C) kernels (see NormKernels), indexed by channel.
+template <class T>
+struct NormCols {
+    const T *mean, *scale, *bias;  // z = (x - mean) * scale + bias
+    const T *a, *c0, *c2;          // dx = a * g + c0 + c2 * (x - mean)
+    T param;
+};
+
+template <class T>
+struct NormKernels {
+    // Sums of (x - shift) and (x - shift)^2 over one channel: in T within blocks of a run, in double
+    // across blocks, in a fixed order.
+    void (*moments)(const T* x, const NormRuns& r, T shift, double* s1, double* s2);
+    // y = act((x - mean) * scale + bias) over one channel; returns the number of y > 0 if count.
+    i64 (*normalize[kNormActs])(const T* x, T* y, const NormRuns& r, T mean, T scale, T bias, T param,
+                                int count);
+    // With g = dy * act'(z) and u = x - mean, z = u * scale + bias (from x) or z = act^-1(y),
+    // u = z - bias (from y): sums of g and g * u over one channel (double across blocks), and
+    // dx = a * g + c0 + c2 * u (dx = a * g if !training). Null for relu from y (not invertible).
+    void (*grad_sums[kNormActs][kNormFroms])(const T* dy, const T* s, const NormRuns& r, const NormCoef<T>& k,
+                                             double* sg, double* sgu);
+    void (*grad_input[kNormActs][kNormFroms])(const T* dy, const T* s, T* dx, const NormRuns& r,
+                                              const NormCoef<T>& k, int training);
+    // The same for an (N, C) array (one value per image and channel), vectorized across channels
+    // [c0, c1) of `rows` rows `ld` apart; each channel summed down its column in a fixed order
+    // (vector lanes for whole vectors from c0, one lane for the rest: split at multiples of `lanes`).
+    // Statistics shifted by row 0, sums from x only.
+    void (*col_moments)(const T* x, i64 rows, i64 ld, i64 c0, i64 c1, double* s1, double* s2);
+    void (*col_normalize[kNormActs])(const T* x, T* y, i64 rows, i64 ld, i64 c0, i64 c1, const NormCols<T>& k,
+                                     i64* counts);
+    void (*col_grad_sums[kNormActs])(const T* dy, const T* x, i64 rows, i64 ld, i64 c0, i64 c1,
+                                     const NormCols<T>& k, double* sg, double* sgu);
+    void (*col_grad_input[kNormActs])(const T* dy, const T* x, T* dx, i64 rows, i64 ld, i64 c0, i64 c1,
+                                      const NormCols<T>& k, int training);
+    int lanes;
+};
+
 // Every kernel family for one dtype.
 template <class T>
 struct Kernels {
@@ -140,6 +195,7 @@ struct Kernels {
     ConvKernels<T> conv;
     GemmKernels<T> gemm;
     WinogradKernels<T> wino;
+    NormKernels<T> norm;
 };
 
 struct KernelTable {

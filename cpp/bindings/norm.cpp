@@ -1,0 +1,157 @@
+// Bindings of batch norm (fast paths; see module.cpp for the contract). relucore.norm validates and
+// prepares; these take only plain arrays of one dtype and consistent shapes, and return None otherwise.
+#include "common.h"
+#include "relucore/norm.h"
+
+namespace relucore {
+namespace bind {
+namespace {
+
+// An optional (C,) vector of x's type: ok is false when it is given but not usable as is.
+struct Vec {
+    View v;
+    bool ok = true;
+    template <class T> T* ptr() const { return v.a ? reinterpret_cast<T*>(v.data) : nullptr; }
+};
+
+Vec vec(py::handle h, const View& like, i64 channels, bool writeable = false) {
+    Vec r;
+    if (h.is_none()) return r;
+    r.v = plain(h, writeable);
+    // a buffer written while x is read must not overlap it
+    r.ok = r.v.a && r.v.type == like.type && ndim(r.v) == 1 && r.v.size == channels &&
+           (!writeable || disjoint(r.v, like));
+    return r;
+}
+
+bool shape_of(const View& x, ops::BatchNormShape& sh) {
+    if (!x.a || ndim(x) < 2 || ndim(x) > 5) return false;
+    i64 outer, channels, inner;
+    geometry(x, outer, channels, inner);
+    sh = {outer, channels, inner};
+    return true;
+}
+
+py::array channel_array(const View& like, i64 channels) {
+    if (like.type == kF32) return py::array_t<float>((py::ssize_t)channels);
+    return py::array_t<double>((py::ssize_t)channels);
+}
+
+// out_h (None: a new array like `like`) if the kernel may write it: `like` itself or disjoint from
+// every input.
+bool output(py::handle out_h, const View& like, std::initializer_list<const View*> inputs, py::object& out,
+            View& out_v) {
+    if (out_h.is_none()) {
+        out = new_like(like);
+        out_v = plain(out, true);
+        return true;
+    }
+    out_v = plain(out_h, true);
+    if (!out_ok(out_v, like, inputs)) return false;
+    out = py::reinterpret_borrow<py::object>(out_h);
+    return true;
+}
+
+template <class T>
+void forward_typed(const View& x, const View& y, const ops::BatchNormShape& sh, const Vec& rm, const Vec& rv,
+                   const Vec& w, const Vec& b, bool training, double momentum, double eps, int act, double param,
+                   py::array& mean, py::array& invstd, int64_t* counts) {
+    T* pm = static_cast<T*>(mean.mutable_data());
+    T* pi = static_cast<T*>(invstd.mutable_data());
+    py::gil_scoped_release nogil;
+    ops::batch_norm_forward<T>(reinterpret_cast<const T*>(x.data), reinterpret_cast<T*>(y.data), sh, w.ptr<T>(),
+                               b.ptr<T>(), rm.ptr<T>(), rv.ptr<T>(), training, momentum, eps, (NormAct)act,
+                               (T)param, pm, pi, counts);
+}
+
+py::object batch_norm(py::handle x_h, py::handle rm_h, py::handle rv_h, py::handle w_h, py::handle b_h,
+                      bool training, double momentum, double eps, int act, double param, py::handle out_h,
+                      bool want_counts) {
+    if (act < 0 || act >= kNormActs) throw py::value_error("unknown batch norm activation code");
+    View x = plain(x_h);
+    ops::BatchNormShape sh;
+    if (!shape_of(x, sh)) return py::none();
+    const Vec rm = vec(rm_h, x, sh.C, training), rv = vec(rv_h, x, sh.C, training);
+    const Vec w = vec(w_h, x, sh.C), b = vec(b_h, x, sh.C);
+    if (!rm.ok || !rv.ok || !w.ok || !b.ok) return py::none();
+    if (!training && (!rm.v.a || !rv.v.a)) return py::none();
+    if (training && sh.N * sh.S == 1) return py::none();  // one value per channel: an error
+    if (!rm.v.a != !rv.v.a) return py::none();  // both or neither
+    // the running buffers are written while the other vectors are read
+    for (const View* other : {&rv.v, &w.v, &b.v})
+        if (rm.v.a && !disjoint(rm.v, *other)) return py::none();
+    for (const View* other : {&w.v, &b.v})
+        if (rv.v.a && !disjoint(rv.v, *other)) return py::none();
+    py::object out;
+    View y;
+    if (!output(out_h, x, {&x, &rm.v, &rv.v, &w.v, &b.v}, out, y)) return py::none();
+    py::array mean = channel_array(x, sh.C), invstd = channel_array(x, sh.C);
+    py::array_t<int64_t> counts;
+    int64_t* cp = nullptr;
+    if (want_counts) {
+        counts = py::array_t<int64_t>((py::ssize_t)sh.C);
+        cp = counts.mutable_data();
+    }
+    if (x.type == kF32)
+        forward_typed<float>(x, y, sh, rm, rv, w, b, training, momentum, eps, act, param, mean, invstd, cp);
+    else
+        forward_typed<double>(x, y, sh, rm, rv, w, b, training, momentum, eps, act, param, mean, invstd, cp);
+    if (want_counts) return py::make_tuple(out, mean, invstd, counts);
+    return py::make_tuple(out, mean, invstd);
+}
+
+template <class T>
+void backward_typed(const View& dy, const View& s, bool from_y, const View& dx, const ops::BatchNormShape& sh,
+                    const Vec& w, const Vec& b, const Vec& mean, const Vec& invstd, int act, double param,
+                    bool training, py::array& dw, py::array& db) {
+    T* pw = static_cast<T*>(dw.mutable_data());
+    T* pb = static_cast<T*>(db.mutable_data());
+    py::gil_scoped_release nogil;
+    ops::batch_norm_backward<T>(reinterpret_cast<const T*>(dy.data), reinterpret_cast<const T*>(s.data),
+                                from_y ? kFromY : kFromX, reinterpret_cast<T*>(dx.data), sh, w.ptr<T>(), b.ptr<T>(),
+                                mean.ptr<T>(), invstd.ptr<T>(), (NormAct)act, (T)param, training, pw, pb);
+}
+
+py::object batch_norm_backward(py::handle dy_h, py::handle s_h, bool from_y, py::handle w_h, py::handle b_h,
+                               py::handle mean_h, py::handle invstd_h, int act, double param, bool training,
+                               py::handle out_h) {
+    if (act < 0 || act >= kNormActs || (from_y && act == kNormRelu))
+        throw py::value_error("unknown batch norm activation code (or relu from y)");
+    View dy = plain(dy_h), s = plain(s_h);
+    ops::BatchNormShape sh;
+    if (!shape_of(dy, sh) || !s.a || s.type != dy.type || !same_shape(s, dy)) return py::none();
+    const Vec w = vec(w_h, dy, sh.C), b = vec(b_h, dy, sh.C);
+    const Vec mean = vec(mean_h, dy, sh.C), invstd = vec(invstd_h, dy, sh.C);
+    if (!w.ok || !b.ok || !mean.ok || !invstd.ok || !mean.v.a || !invstd.v.a) return py::none();
+    py::object out;
+    View dx;
+    if (!output(out_h, dy, {&dy, &s, &w.v, &b.v, &mean.v, &invstd.v}, out, dx)) return py::none();
+    py::array dw = channel_array(dy, sh.C), db = channel_array(dy, sh.C);
+    if (dy.type == kF32)
+        backward_typed<float>(dy, s, from_y, dx, sh, w, b, mean, invstd, act, param, training, dw, db);
+    else
+        backward_typed<double>(dy, s, from_y, dx, sh, w, b, mean, invstd, act, param, training, dw, db);
+    return py::make_tuple(out, dw, db);
+}
+
+}  // namespace
+
+void bind_norm(py::module_& m) {
+    m.def("batch_norm", &batch_norm, py::arg("x"), py::arg("running_mean"), py::arg("running_var"),
+          py::arg("weight"), py::arg("bias"), py::arg("training"), py::arg("momentum"), py::arg("eps"),
+          py::arg("act"), py::arg("param"), py::arg("out"), py::arg("return_counts"),
+          "Batch norm + activation on plain arrays: (y, save_mean, save_invstd[, counts]) or None");
+    m.def("batch_norm_backward", &batch_norm_backward, py::arg("dy"), py::arg("s"), py::arg("from_y"),
+          py::arg("weight"), py::arg("bias"), py::arg("save_mean"), py::arg("save_invstd"), py::arg("act"),
+          py::arg("param"), py::arg("training"), py::arg("out"),
+          "Batch norm + activation gradients on plain arrays: (dx, dweight, dbias) or None");
+    py::dict acts;
+    acts["none"] = (int)kNormNone;
+    acts["relu"] = (int)kNormRelu;
+    acts["leaky_relu"] = (int)kNormLeaky;
+    acts["elu"] = (int)kNormElu;
+    m.attr("NORM_ACTIVATIONS") = acts;
+}
+
+}  // namespace bind
+}  // namespace relucore

@@ -1,0 +1,44 @@
+// The activations that batch norm fuses (cpp/kernels/norm.cpp) besides the activation kernels
+// themselves (cpp/kernels/activations.cpp): written once against the wrapper type W.
+#pragma once
+#include "vmath.h"
+
+namespace relucore {
+namespace RC_NS {
+namespace {
+
+template <class W> inline uint64_t lanes_mask() { return W::L >= 64 ? ~0ull : ((1ull << W::L) - 1); }
+
+// ---- the ops -------------------------------------------------------------------------------------
+
+template <class T> struct Relu {
+    T g0;  // gradient at exactly 0 (backward)
+    template <class W> W fwd(W x) const { return max(W::zero(), x); }  // x < 0 ? 0 : x; keeps -0.0, NaN
+    template <class W> uint64_t pass_bits(W x) const { return bits(x, le(x, W::zero())) ^ lanes_mask<W>(); }
+    template <class W> W bwd(W dy, W x) const {
+        W g = select(le(x, W::zero()), W::zero(), dy);
+        return g0 == T(0) ? g : select(eq(x, W::zero()), W::set1(g0) * dy, g);
+    }
+    template <class W, class M> W bwd_mask(M pass, W dy) const { return select(pass, dy, W::zero()); }
+};
+
+template <class T> struct LeakyRelu {
+    T slope;
+    template <class W> W fwd(W x) const { return select(gt(x, W::zero()), x, x * W::set1(slope)); }
+    template <class W> uint64_t pass_bits(W x) const { return bits(x, gt(x, W::zero())); }
+    template <class W> W bwd(W dy, W x) const { return select(gt(x, W::zero()), dy, dy * W::set1(slope)); }
+    template <class W, class M> W bwd_mask(M pass, W dy) const { return select(pass, dy, dy * W::set1(slope)); }
+};
+
+template <class T> struct Elu {
+    T alpha;
+    template <class W> W fwd(W x) const { return select(le(x, W::zero()), W::set1(alpha) * vexpm1(x), x); }
+    template <class W> uint64_t pass_bits(W) const { return 0; }
+    template <class W> W bwd(W dy, W x) const {
+        return select(le(x, W::zero()), (dy * W::set1(alpha)) * vexp(x), dy);
+    }
+};
+
+}  // namespace
+}  // namespace RC_NS
+}  // namespace relucore
