@@ -33,9 +33,21 @@ ALLOWED = {
 LINKABLE_LOWERCASE = set("uivw")
 
 
+def defined(nm: str, obj: str) -> str:
+    return subprocess.run([nm, "--defined-only", obj], check=True, capture_output=True, text=True).stdout
+
+
+def static_initializers(nm: str, obj: str) -> list[str]:
+    """The dynamic initializers ``obj`` would run at load (``_GLOBAL__sub_I_*``, local symbols): in an
+    ISA's object they would execute that ISA's instructions on import, whatever the CPU."""
+    names = [line.split()[-1] for line in defined(nm, obj).splitlines() if "_GLOBAL__sub_I_" in line]
+    # _GLOBAL__sub_I_00099_... carry a priority: the sanitizers' own registration, not our code
+    return [n for n in names if not n.startswith("_GLOBAL__sub_I_000")]
+
+
 def linkable_symbols(nm: str, obj: str) -> list[str]:
     """The mangled names of the symbols ``obj`` defines that the linker may resolve against."""
-    out = subprocess.run([nm, "--defined-only", obj], check=True, capture_output=True, text=True).stdout
+    out = defined(nm, obj)
     names = []
     for line in out.splitlines():
         parts = line.split(maxsplit=2)
@@ -116,10 +128,13 @@ def main(argv: list[str]) -> int:
     isa_objects = {o for g, objs in groups.items() if g != "--base" for o in objs}
     definers: dict[str, set[str]] = defaultdict(set)  # symbol -> groups defining it
     outside: list[tuple[str, str, str]] = []  # (isa, object, symbol)
+    at_load: list[tuple[str, str, str]] = []  # (isa, object, initializer)
     for group, objs in groups.items():
         for obj in objs:
             if group == "--base" and obj in isa_objects:
                 continue
+            if group != "--base":
+                at_load += [(group, obj, name) for name in static_initializers(nm, obj)]
             for name in linkable_symbols(nm, obj):
                 if name in ALLOWED:
                     continue
@@ -127,6 +142,12 @@ def main(argv: list[str]) -> int:
                 if group != "--base" and not in_namespace(name, group):
                     outside.append((group, obj, name))
     shared = {n: g for n, g in definers.items() if len(g) > 1}
+    for isa, obj, name in at_load:
+        print(f"error: {os.path.basename(obj)} ({isa}) runs {name} at load: a namespace-scope object with a "
+              "dynamic initializer would execute this ISA's code on import; build it on first use instead",
+              file=sys.stderr)
+    if at_load:
+        return 1
     if not outside and not shared:
         n = sum(len(o) for g, o in groups.items() if g != "--base")
         print(f"check_isa_symbols: {n} ISA objects ({', '.join(g for g in groups if g != '--base')}): "

@@ -157,6 +157,7 @@ def test_symbol_check_passes_clean_objects(checker, tmp_path, capsys):
         ("avx2", "T", "_ZN8relucore6scalar3fooEv", "outside relucore::avx2::"),     # another ISA's namespace
         ("avx2", "u", "_ZNSt6vectorIfE9push_backEv", "outside relucore::avx2::"),   # std:: instance
         ("base", "W", "_ZN8relucore4avx212kernel_tableEv", "more than one of: avx2, baseline"),
+        ("avx2", "t", "_GLOBAL__sub_I_activations.cpp", "at load"),                # a dynamic initializer
     ],
 )
 def test_symbol_check_fails_on_a_shared_symbol(checker, tmp_path, capsys, where, kind, sym, message):

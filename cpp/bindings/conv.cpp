@@ -11,10 +11,10 @@ namespace bind {
 namespace {
 
 py::array im2col(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw) {
-    View x = need(x_h, "x");
+    View x = need(x_h, "x", 4);
     const auto* d = dims(x);
     const ConvGeom g = geom(d[1], d[2], d[3], kh, kw, sh, sw, ph, pw, dh, dw);
-    py::array cols = empty(x.type, {d[0], (py::ssize_t)(g.C * kh * kw), (py::ssize_t)(g.OH * g.OW)});
+    py::array cols = empty(x.type, {d[0], (py::ssize_t)mul(g.C, mul(kh, kw)), (py::ssize_t)mul(g.OH, g.OW)});
     by_type(x.type, [&](auto t) {
         using T = decltype(t);
         py::gil_scoped_release nogil;
@@ -26,7 +26,7 @@ py::array im2col(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw,
 
 py::array col2im(py::handle cols_h, i64 N, i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh,
                  i64 dw) {
-    View cols = need(cols_h, "cols");
+    View cols = need(cols_h, "cols", 3);
     const ConvGeom g = geom(C, H, W, kh, kw, sh, sw, ph, pw, dh, dw);
     if (N < 0 || cols.size != mul(mul(mul(N, C), mul(kh, kw)), mul(g.OH, g.OW)))
         throw std::invalid_argument("relucore internal: cols size");
@@ -43,6 +43,7 @@ py::array col2im(py::handle cols_h, i64 N, i64 C, i64 H, i64 W, i64 kh, i64 kw, 
 ops::Conv2dShape conv_shape(const View& x, const View& w, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw, i64 groups) {
     const auto* d = dims(x);
     const auto* wd = dims(w);
+    if (groups < 1) throw std::invalid_argument("relucore internal: groups");
     ops::Conv2dShape s;
     s.N = d[0], s.C = d[1], s.H = d[2], s.W = d[3], s.F = wd[0], s.groups = groups;
     s.g = geom(s.C / groups, s.H, s.W, wd[2], wd[3], sh, sw, ph, pw, dh, dw);
@@ -53,10 +54,9 @@ ops::Conv2dShape conv_shape(const View& x, const View& w, i64 sh, i64 sw, i64 ph
 
 py::array conv2d(py::handle x_h, py::handle w_h, py::handle b_h, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw,
                  i64 groups) {
-    View x = need(x_h, "x"), w = need(w_h, "weight", x.type);
-    View b;
-    if (!b_h.is_none()) b = need(b_h, "bias", x.type);
+    View x = need(x_h, "x", 4), w = need(w_h, "weight", 4, x.type);
     const ops::Conv2dShape s = conv_shape(x, w, sh, sw, ph, pw, dh, dw, groups);
+    const View b = need_bias(b_h, s.F, x.type);
     py::array y = empty(x.type, {s.N, s.F, s.g.OH, s.g.OW});
     by_type(x.type, [&](auto t) {
         using T = decltype(t);
@@ -69,7 +69,7 @@ py::array conv2d(py::handle x_h, py::handle w_h, py::handle b_h, i64 sh, i64 sw,
 
 py::tuple conv2d_backward(py::handle dy_h, py::handle x_h, py::handle w_h, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh,
                           i64 dw, i64 groups) {
-    View dy = need(dy_h, "dy"), x = need(x_h, "x", dy.type), w = need(w_h, "weight", dy.type);
+    View dy = need(dy_h, "dy", 4), x = need(x_h, "x", 4, dy.type), w = need(w_h, "weight", 4, dy.type);
     const ops::Conv2dShape s = conv_shape(x, w, sh, sw, ph, pw, dh, dw, groups);
     if (dy.size != mul(mul(s.N, s.F), mul(s.g.OH, s.g.OW))) throw std::invalid_argument("relucore internal: dy size");
     std::vector<py::ssize_t> wshape(dims(w), dims(w) + 4);

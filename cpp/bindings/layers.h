@@ -12,12 +12,22 @@
 namespace relucore {
 namespace bind {
 
-inline View need(py::handle h, const char* name, int type = 0) {
+// `h` as an array the kernels can use as is, with `nd` dimensions (the shape is read by index).
+inline View need(py::handle h, const char* name, int nd, int type = 0) {
     View v = plain(h);
-    if (!v.a || (type && v.type != type))
-        throw std::invalid_argument(std::string("relucore internal: ") + name +
-                                    " must be a C-contiguous float32/float64 array of the call's dtype");
+    if (!v.a || (type && v.type != type) || v.nd != nd)
+        throw std::invalid_argument(std::string("relucore internal: ") + name + " must be a C-contiguous " +
+                                    std::to_string(nd) + "-d float32/float64 array of the call's dtype");
     return v;
+}
+
+// An optional bias: None, or n elements of the call's dtype.
+inline View need_bias(py::handle h, i64 n, int type) {
+    View b;
+    if (h.is_none()) return b;
+    b = need(h, "bias", 1, type);
+    if (b.size != n) throw std::invalid_argument("relucore internal: bias size");
+    return b;
 }
 
 inline py::array empty(int type, std::vector<py::ssize_t> shape) {

@@ -9,11 +9,10 @@ namespace bind {
 namespace {
 
 py::array linear(py::handle x_h, py::handle w_h, py::handle b_h) {
-    View x = need(x_h, "x"), w = need(w_h, "weight", x.type);
-    View b;
-    if (!b_h.is_none()) b = need(b_h, "bias", x.type);
+    View x = need(x_h, "x", 2), w = need(w_h, "weight", 2, x.type);
     const i64 M = dims(x)[0], in = dims(x)[1], out = dims(w)[0];
     if (dims(w)[1] != in) throw std::invalid_argument("relucore internal: linear shapes");
+    const View b = need_bias(b_h, out, x.type);
     py::array y = empty(x.type, {M, out});
     by_type(x.type, [&](auto t) {
         using T = decltype(t);
@@ -25,9 +24,9 @@ py::array linear(py::handle x_h, py::handle w_h, py::handle b_h) {
 }
 
 py::tuple linear_backward(py::handle dy_h, py::handle x_h, py::handle w_h) {
-    View dy = need(dy_h, "dy"), x = need(x_h, "x", dy.type), w = need(w_h, "weight", dy.type);
+    View dy = need(dy_h, "dy", 2), x = need(x_h, "x", 2, dy.type), w = need(w_h, "weight", 2, dy.type);
     const i64 M = dims(x)[0], in = dims(x)[1], out = dims(w)[0];
-    if (dims(dy)[0] != M || dims(dy)[1] != out) throw std::invalid_argument("relucore internal: linear shapes");
+    if (dims(dy)[0] != M || dims(dy)[1] != out || dims(w)[1] != in) throw std::invalid_argument("relucore internal: linear shapes");
     py::array dx = empty(dy.type, {M, in}), dw = empty(dy.type, {out, in}), db = empty(dy.type, {out});
     by_type(dy.type, [&](auto t) {
         using T = decltype(t);

@@ -9,7 +9,7 @@ namespace bind {
 namespace {
 
 py::tuple max_pool2d(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw) {
-    View x = need(x_h, "x");
+    View x = need(x_h, "x", 4);
     const auto* d = dims(x);
     const ConvGeom g = geom(1, d[2], d[3], kh, kw, sh, sw, ph, pw, 1, 1);
     py::array y = empty(x.type, {d[0], d[1], g.OH, g.OW});
@@ -27,16 +27,18 @@ py::tuple max_pool2d(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64
 // None if an index lies outside its plane: the Python layer then names the bad values.
 py::object max_pool2d_backward(py::handle dy_h, py::array_t<int64_t, py::array::c_style> idx, i64 N, i64 C, i64 H,
                                i64 W) {
-    View dy = need(dy_h, "dy");
+    View dy = need(dy_h, "dy", 4);
     if (idx.size() != dy.size) throw std::invalid_argument("relucore internal: indices size");
     if (N < 0 || C < 0 || H < 0 || W < 0) throw std::invalid_argument("relucore internal: input_shape");
     py::array dx = empty(dy.type, {N, C, H, W});  // NumPy refuses a shape too big for memory
-    const i64 planes = N * C, out_plane = planes ? dy.size / planes : 0;
+    const i64 planes = mul(N, C), out_plane = planes ? dy.size / planes : 0;
+    if (mul(planes, out_plane) != dy.size) throw std::invalid_argument("relucore internal: dy size");
+    const i64 plane = mul(H, W);
     bool ok = true;
     by_type(dy.type, [&](auto t) {
         using T = decltype(t);
         py::gil_scoped_release nogil;
-        ok = ops::max_pool2d_backward<T>(ptr<T>(dy), idx.data(), ptr<T>(dx), planes, out_plane, H * W);
+        ok = ops::max_pool2d_backward<T>(ptr<T>(dy), idx.data(), ptr<T>(dx), planes, out_plane, plane);
         return 0;
     });
     if (!ok) return py::none();
@@ -44,7 +46,7 @@ py::object max_pool2d_backward(py::handle dy_h, py::array_t<int64_t, py::array::
 }
 
 py::array avg_pool2d(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, bool include_pad) {
-    View x = need(x_h, "x");
+    View x = need(x_h, "x", 4);
     const auto* d = dims(x);
     const ConvGeom g = geom(1, d[2], d[3], kh, kw, sh, sw, ph, pw, 1, 1);
     py::array y = empty(x.type, {d[0], d[1], g.OH, g.OW});
@@ -59,7 +61,7 @@ py::array avg_pool2d(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64
 
 py::array avg_pool2d_backward(py::handle dy_h, i64 N, i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph,
                               i64 pw, bool include_pad) {
-    View dy = need(dy_h, "dy");
+    View dy = need(dy_h, "dy", 4);
     const ConvGeom g = geom(1, H, W, kh, kw, sh, sw, ph, pw, 1, 1);
     if (N < 0 || dy.size != mul(mul(N, C), mul(g.OH, g.OW))) throw std::invalid_argument("relucore internal: dy size");
     py::array dx = empty(dy.type, {N, C, H, W});

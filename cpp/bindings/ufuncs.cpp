@@ -212,6 +212,7 @@ void sequential(Act act, bool backward, int nin, char** args, npy_intp const* st
 template <class T, Act A>
 void loop_f1(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     KeepFpFlags keep;
+    const SettingsScope settings;  // one kernel table for every run of the loop
     if (overlapping<T>(args, steps, dims[0], 1)) return sequential<T>(A, false, 1, args, steps, dims[0]);
     forward_run<T>(A, args[0], steps[0], args[1], steps[1], dims[0], T(0));
 }
@@ -220,6 +221,7 @@ void loop_f1(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
 template <class T, Act A>
 void loop_f2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     KeepFpFlags keep;
+    const SettingsScope settings;  // one kernel table for every run of the loop
     if (overlapping<T>(args, steps, dims[0], 2)) return sequential<T>(A, false, 2, args, steps, dims[0]);
     const npy_intp n = dims[0], sx = steps[0], sp = steps[1], sy = steps[2];
     const char *x = args[0], *p = args[1];
@@ -239,6 +241,7 @@ void loop_f2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
 template <class T, Act A>
 void loop_b2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     KeepFpFlags keep;
+    const SettingsScope settings;  // one kernel table for every run of the loop
     if (overlapping<T>(args, steps, dims[0], 2)) return sequential<T>(A, true, 2, args, steps, dims[0]);
     backward_run<T>(A, args[0], steps[0], args[1], steps[1], args[2], steps[2], dims[0], T(0));
 }
@@ -247,6 +250,7 @@ void loop_b2(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
 template <class T, Act A>
 void loop_b3(char** args, npy_intp const* dims, npy_intp const* steps, void*) {
     KeepFpFlags keep;
+    const SettingsScope settings;  // one kernel table for every run of the loop
     if (overlapping<T>(args, steps, dims[0], 3)) return sequential<T>(A, true, 3, args, steps, dims[0]);
     const npy_intp n = dims[0], sd = steps[0], sv = steps[1], sp = steps[2], so = steps[3];
     const char *dy = args[0], *v = args[1], *p = args[2];

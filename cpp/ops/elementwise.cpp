@@ -1,6 +1,7 @@
 // Elementwise ops over whole arrays: split into per-thread pieces, call the active kernel table.
 #include <stdio.h>
 
+#include <atomic>
 #include <vector>
 
 #include "parallel.h"
@@ -31,10 +32,11 @@ i64 llc_bytes() {
     return bytes;
 }
 
-i64 g_stream_bytes = -1;  // -1: the last-level cache size
+std::atomic<i64> g_stream_bytes{-1};  // -1: the last-level cache size (a benchmark hook may set it mid-call)
 
 template <class T> int stream_flag(i64 n) {
-    const i64 limit = g_stream_bytes >= 0 ? g_stream_bytes : llc_bytes();
+    const i64 set = g_stream_bytes.load(std::memory_order_relaxed);
+    const i64 limit = set >= 0 ? set : llc_bytes();
     return n * (i64)sizeof(T) > limit ? kStream : 0;
 }
 
@@ -70,7 +72,7 @@ typename ElementwiseKernels<T>::Backward backward_kernel(Act a) {
     return elementwise_kernels<T>().backward[(int)a];
 }
 
-void set_stream_threshold(i64 bytes) { g_stream_bytes = bytes; }
+void set_stream_threshold(i64 bytes) { g_stream_bytes.store(bytes, std::memory_order_relaxed); }
 
 template <class T>
 void forward(Act act, const T* x, T* y, i64 n, T param, uint8_t* mask, i64* counts, i64 channels, i64 inner) {

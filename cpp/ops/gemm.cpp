@@ -37,7 +37,7 @@ bool gemm(Tr ta, Tr tb, int64_t m, int64_t n, int64_t k, double alpha, const dou
 
 void release_scratch() {
     release_thread_scratch();  // the calling thread (it may not be one of the pool's)
-    on_every_worker([] { release_thread_scratch(); });
+    on_every_worker([]() noexcept { release_thread_scratch(); });
 }
 
 int64_t gemm_align() { return gemm_uses_own() ? active_kernels().f32.gemm.nr : 64; }

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <exception>
+#include <new>
 
 #include "relucore/dispatch.h"
 #include "relucore/ops.h"
@@ -94,7 +95,7 @@ void wait_for(std::atomic<uint32_t>& w, uint32_t want, std::atomic<uint32_t>& sl
 struct Job {
     PieceFn fn = nullptr;
     void* ctx = nullptr;
-    void (*each)() = nullptr;  // on_every_worker: run once by every thread that joins
+    void (*each)() noexcept = nullptr;  // on_every_worker: run once by every thread that joins
     int64_t pieces = 0;
     Settings settings{};
     std::atomic<int64_t> next{0};
@@ -136,10 +137,13 @@ void after_fork_in_child() {
 
 const int g_atfork = pthread_atfork(nullptr, nullptr, &after_fork_in_child);
 
+// Null if it cannot be allocated: the call then runs on the calling thread alone, so a parallel loop
+// never throws on its own account (the NumPy ufunc loops must not throw into NumPy's C frames).
 Pool* pool() {
     Pool* p = g_pool.load(std::memory_order_acquire);
     if (p) return p;
-    Pool* fresh = new Pool;
+    Pool* fresh = new (std::nothrow) Pool;
+    if (!fresh) return nullptr;
     if (g_pool.compare_exchange_strong(p, fresh, std::memory_order_acq_rel)) return fresh;
     delete fresh;  // another thread installed one first
     return p;
@@ -223,7 +227,8 @@ void publish(Pool* p, int limit, int wake) {
     j.working.store(0, std::memory_order_relaxed);
     j.error = nullptr;
     p->left.store(0, std::memory_order_relaxed);
-    const uint32_t gen = p->epoch.load(std::memory_order_relaxed) + 1;
+    uint32_t gen = p->epoch.load(std::memory_order_relaxed) + 1;
+    if (gen == 0) gen = 1;  // 0 is a new worker's "no job seen yet"
     p->gate.store(gate_word(gen, limit, 1), std::memory_order_release);
     p->epoch.store(gen);
     if (p->sleepers.load() > 0) futex_wake(p->epoch, wake);
@@ -315,6 +320,13 @@ void run_pieces(int64_t pieces, int nt, PieceFn fn, void* ctx) {
     if (nt > 1 && now_ns() < g_fewer_until.load(std::memory_order_relaxed)) nt /= 2;
     Pool* p = nt > 1 && !t_in_job ? pool() : nullptr;
     if (p && acquire(p)) {
+        struct Release {  // the pool goes back if anything before publish throws (finish releases it after)
+            Pool* p;
+            bool armed;
+            ~Release() {
+                if (armed) p->busy.store(false, std::memory_order_release);
+            }
+        } release{p, true};
         const SettingsScope settings;  // the caller's snapshot, handed to the workers by publish
         grow(p, nt - 1);
         const int workers = p->workers.load(std::memory_order_relaxed);
@@ -326,6 +338,7 @@ void run_pieces(int64_t pieces, int nt, PieceFn fn, void* ctx) {
             j.each = nullptr;
             j.pieces = pieces;
             const int64_t start = now_ns(), cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+            release.armed = false;
             publish(p, nt, nt - 1);
             t_in_job = true;
             run_claims(j, 0);
@@ -333,12 +346,11 @@ void run_pieces(int64_t pieces, int nt, PieceFn fn, void* ctx) {
             finish(p, start + 2 * (clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu) + kStragglerNs);
             return;
         }
-        p->busy.store(false, std::memory_order_release);
     }
     for (int64_t i = 0; i < pieces; ++i) fn(ctx, i, 0);  // alone: nested, concurrent or one thread
 }
 
-void on_every_worker(void (*fn)()) {
+void on_every_worker(void (*fn)() noexcept) {
     Pool* p = g_pool.load(std::memory_order_acquire);
     if (!p || t_in_job) return;
     while (!acquire(p)) sched_yield();  // another thread's call: rare, and it ends

@@ -15,7 +15,7 @@ int default_threads();
 
 // Runs fn once on every pool worker started so far (not on the calling thread) and returns when all
 // have; waits for a call in progress on another thread to finish first.
-void on_every_worker(void (*fn)());
+void on_every_worker(void (*fn)() noexcept);
 
 }  // namespace ops
 }  // namespace relucore
