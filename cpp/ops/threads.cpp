@@ -31,8 +31,8 @@ namespace {
 
 using PieceFn = void (*)(void*, int64_t, int);
 
-constexpr int64_t kWorkerSpinNs = 50000;  // an idle worker's spin before it sleeps: back-to-back calls
-constexpr int64_t kCallerSpinNs = 20000;  // the caller's spin for pieces still running elsewhere
+constexpr int64_t kWorkerSpinNs = 300000;  // an idle worker's spin before it sleeps: back-to-back calls
+constexpr int64_t kCallerSpinNs = 1000000;  // the caller's spin for pieces still running elsewhere
 constexpr int kMaxLimit = 4096;           // thread_limit() never exceeds it (16 bits in the gate word)
 // A job whose wall time far exceeds the caller's own CPU time in it means a thread of ours was
 // descheduled: a worker holding a piece (the caller waits for it) or the caller itself (woken
@@ -41,6 +41,7 @@ constexpr int kMaxLimit = 4096;           // thread_limit() never exceeds it (16
 // saves). The work is still cut into the same pieces: results do not change.
 constexpr int64_t kStragglerNs = 200000;    // wall time beyond 2 x the caller's CPU time + this
 constexpr int64_t kFewerNs = 50000000;      // then jobs run on fewer threads this long
+constexpr int kStrikes = 2;  // consecutive late jobs before that: one alone is noise on a quiet machine
 
 int64_t clock_ns(clockid_t clock) {
     timespec ts;
@@ -126,6 +127,7 @@ std::atomic<int> g_threads{0};  // 0: not yet read from the environment
 std::atomic<int64_t> g_fewer_until{0};  // now_ns() before which jobs run on fewer threads
 std::atomic<int64_t> g_parallel_jobs{0};
 std::atomic<int64_t> g_stragglers{0};
+std::atomic<int> g_strikes{0};  // late parallel jobs in a row
 std::atomic<int> g_most_threads{0};
 thread_local bool t_in_job = false;
 
@@ -246,8 +248,13 @@ void finish(Pool* p, int64_t deadline_ns) {
     const int64_t end = now_ns();
     const int working = p->job.working.load(std::memory_order_relaxed);
     if (working > 1 && end > deadline_ns) {  // with no worker's piece, the caller's delays are not ours
-        g_fewer_until.store(end + kFewerNs, std::memory_order_relaxed);
         g_stragglers.fetch_add(1, std::memory_order_relaxed);
+        if (g_strikes.fetch_add(1, std::memory_order_relaxed) + 1 >= kStrikes) {
+            g_fewer_until.store(end + kFewerNs, std::memory_order_relaxed);
+            g_strikes.store(0, std::memory_order_relaxed);
+        }
+    } else if (working > 1) {
+        g_strikes.store(0, std::memory_order_relaxed);
     }
     if (working > 1) {
         g_parallel_jobs.fetch_add(1, std::memory_order_relaxed);
