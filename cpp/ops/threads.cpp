@@ -31,8 +31,11 @@ namespace {
 
 using PieceFn = void (*)(void*, int64_t, int);
 
-constexpr int64_t kWorkerSpinNs = 300000;  // an idle worker's spin before it sleeps: back-to-back calls
-constexpr int64_t kCallerSpinNs = 1000000;  // the caller's spin for pieces still running elsewhere
+// Spins before sleeping. Waking a sleeping thread can take ~100 us (a halted vCPU), longer than many
+// whole calls: shorter spins let caller and worker fall into alternating sleeps, each call then
+// paying a wake-up and the worker arriving after the caller took every piece (docs/performance.md).
+constexpr int64_t kWorkerSpinNs = 300000;   // an idle worker's: back-to-back calls find it awake
+constexpr int64_t kCallerSpinNs = 1000000;  // a caller's, for pieces still running elsewhere
 constexpr int kMaxLimit = 4096;           // thread_limit() never exceeds it (16 bits in the gate word)
 // A job whose wall time far exceeds the caller's own CPU time in it means a thread of ours was
 // descheduled: a worker holding a piece (the caller waits for it) or the caller itself (woken

@@ -7,8 +7,10 @@ made C-contiguous, then one call into the compiled core. Docstrings are shared w
 from __future__ import annotations
 
 import math
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _checks as C
 from . import _core
@@ -19,6 +21,8 @@ __all__ = [
     "im2col", "col2im", "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward",
     "avg_pool2d", "avg_pool2d_backward", "linear", "linear_backward",
 ]
+
+IntOrPair = Union[int, Tuple[int, int]]
 
 _BLAS_MAX = 2**31 - 1  # scipy-openblas32 takes 32-bit sizes
 
@@ -47,7 +51,8 @@ def _conv_fits(a: C.ConvArgs):
 
 
 @_doc(_ref.im2col)
-def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+def im2col(x: ArrayLike, kernel_size: IntOrPair, stride: IntOrPair = 1, padding: IntOrPair = 0,
+           dilation: IntOrPair = 1) -> np.ndarray:
     x, k, s, p, d, (oh, ow) = C.check_im2col_args(x, kernel_size, stride, padding, dilation)
     if x.size == 0:  # all padding, or nothing: no loop over a count no memory backs
         return np.zeros((x.shape[0], x.shape[1] * k[0] * k[1], oh * ow), x.dtype)
@@ -55,7 +60,8 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
 
 
 @_doc(_ref.col2im)
-def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1):
+def col2im(cols: ArrayLike, input_shape: Sequence[int], kernel_size: IntOrPair, stride: IntOrPair = 1,
+           padding: IntOrPair = 0, dilation: IntOrPair = 1) -> np.ndarray:
     cols, shape, k, s, p, d, _ = C.check_col2im_args(cols, input_shape, kernel_size, stride, padding, dilation)
     if cols.size == 0:
         return np.zeros(shape, cols.dtype)
@@ -63,7 +69,8 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1):
 
 
 @_doc(_ref.conv2d)
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: IntOrPair = 1,
+           padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1) -> np.ndarray:
     a = C.check_conv_args(x, weight, bias, stride, padding, dilation, groups)
     if math.prod(a.out_shape) == 0:
         return np.zeros(a.out_shape, a.x.dtype)
@@ -73,7 +80,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 @_doc(_ref.conv2d_backward)
-def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_backward(dy: ArrayLike, x: ArrayLike, weight: ArrayLike, stride: IntOrPair = 1, padding: IntOrPair = 0,
+                    dilation: IntOrPair = 1, groups: int = 1) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     a = C.check_conv_backward_args(dy, x, weight, stride, padding, dilation, groups)
     if math.prod(a.out_shape) == 0:  # no gradient flows
         dt = a.x.dtype
@@ -85,13 +93,14 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
 
 
 @_doc(_ref.max_pool2d)
-def max_pool2d(x, kernel_size, stride=None, padding=0):
+def max_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0) -> Tuple[np.ndarray, np.ndarray]:
     x, k, s, p, _ = C.check_pool_args(x, kernel_size, stride, padding)
     return _core.max_pool2d(_c(x), k[0], k[1], s[0], s[1], p[0], p[1])
 
 
 @_doc(_ref.max_pool2d_backward)
-def max_pool2d_backward(dy, indices, input_shape):
+def max_pool2d_backward(dy: ArrayLike, indices: ArrayLike, input_shape: Sequence[int]) -> np.ndarray:
     dy, indices, shape = C.check_max_pool_backward_args(dy, indices, input_shape, check_range=False)
     if math.prod(shape) == 0:
         return np.zeros(shape, dy.dtype)
@@ -103,13 +112,16 @@ def max_pool2d_backward(dy, indices, input_shape):
 
 
 @_doc(_ref.avg_pool2d)
-def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+def avg_pool2d(x: ArrayLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None, padding: IntOrPair = 0,
+               count_include_pad: bool = True) -> np.ndarray:
     x, k, s, p, _ = C.check_pool_args(x, kernel_size, stride, padding)
     return _core.avg_pool2d(_c(x), k[0], k[1], s[0], s[1], p[0], p[1], bool(count_include_pad))
 
 
 @_doc(_ref.avg_pool2d_backward)
-def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+def avg_pool2d_backward(dy: ArrayLike, input_shape: Sequence[int], kernel_size: IntOrPair,
+                        stride: Optional[IntOrPair] = None, padding: IntOrPair = 0,
+                        count_include_pad: bool = True) -> np.ndarray:
     dy, shape, k, s, p, _ = C.check_avg_pool_backward_args(dy, input_shape, kernel_size, stride, padding)
     if math.prod(shape) == 0:
         return np.zeros(shape, dy.dtype)
@@ -117,7 +129,7 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, co
 
 
 @_doc(_ref.linear)
-def linear(x, weight, bias=None):
+def linear(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None) -> np.ndarray:
     x, weight, bias = C.check_linear_args(x, weight, bias)
     lead, n_in = x.shape[:-1], x.shape[-1]
     if math.prod(lead) * weight.shape[0] == 0:
@@ -129,7 +141,7 @@ def linear(x, weight, bias=None):
 
 
 @_doc(_ref.linear_backward)
-def linear_backward(dy, x, weight):
+def linear_backward(dy: ArrayLike, x: ArrayLike, weight: ArrayLike) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     dy, x, weight = C.check_linear_backward_args(dy, x, weight)
     n_in, n_out = x.shape[-1], weight.shape[0]
     if dy.size == 0:  # no gradient flows

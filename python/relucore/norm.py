@@ -10,12 +10,18 @@ shared with the twins.
 
 from __future__ import annotations
 
+from typing import Optional, Tuple, Union
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _checks as C
 from . import _core
 from .activations import _contiguous, _doc, _native
 from .reference import norm as _ref
+
+#: None, "relu", "leaky_relu", "elu", or (name, parameter).
+Activation = Union[None, str, Tuple[str, float]]
 
 __all__ = ["batch_norm", "batch_norm_backward"]
 
@@ -45,8 +51,11 @@ def _real(v) -> bool:
 
 
 @_doc(_ref.batch_norm)
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
-               eps=1e-5, *, activation=None, out=None, return_counts=False, num_batches_tracked=None):
+def batch_norm(x: ArrayLike, running_mean: Optional[np.ndarray], running_var: Optional[np.ndarray],
+               weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None, training: bool = False,
+               momentum: Optional[float] = 0.1, eps: float = 1e-5, *, activation: Activation = None,
+               out: Optional[np.ndarray] = None, return_counts: bool = False,
+               num_batches_tracked: Optional[np.ndarray] = None) -> Tuple[np.ndarray, ...]:
     act = _fast_act(activation)
     if act is not None and num_batches_tracked is None and _real(momentum) and _real(eps):
         # the core takes plain arrays of consistent shapes and returns None for anything else
@@ -79,8 +88,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
 
 
 @_doc(_ref.batch_norm_backward)
-def batch_norm_backward(dy, x, weight, save_mean, save_invstd, *, bias=None, activation=None, y=None,
-                        training=True, out=None):
+def batch_norm_backward(dy: ArrayLike, x: Optional[ArrayLike], weight: Optional[ArrayLike], save_mean: ArrayLike,
+                        save_invstd: ArrayLike, *, bias: Optional[ArrayLike] = None, activation: Activation = None,
+                        y: Optional[ArrayLike] = None, training: bool = True,
+                        out: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     act = _fast_act(activation)
     if act is not None and x is not None and y is None:
         r = _core.batch_norm_backward(dy, x, False, weight, bias, save_mean, save_invstd, act[0], act[1],
