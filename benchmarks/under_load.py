@@ -6,7 +6,9 @@ runs (pinned to one CPU with ``--pin``), and prints the median and 90th percenti
 with both as multiples of the quiet median. Several builds (``--python``, one interpreter each, e.g.
 one venv with the old build and one with the new) are measured in turns, round after round, so
 that other load on the machine falls on all of them alike. ``--one-thread`` adds each build run with
-``OMP_NUM_THREADS=1``: what the machine gives one thread at the same moments.
+``OMP_NUM_THREADS=1``: what the machine gives one thread at the same moments. ``--torch`` adds
+PyTorch's relu and conv2d in the same interpreters (the first ``--python`` must have torch), timed
+the same way under the same load.
 
     python benchmarks/under_load.py --python /venv-old/bin/python --python /venv-new/bin/python --rounds 3
 
@@ -25,8 +27,8 @@ import time
 CASES = ("relu 1M", "conv 1x64x56x56")
 
 
-def measure(calls: int) -> dict:
-    """Per-call seconds of each case in this interpreter (the child side)."""
+def measure(calls: int, peer: str = "relucore") -> dict:
+    """Per-call seconds of each case in this interpreter (the child side), of relucore or PyTorch."""
     import numpy as np
     import relucore as rc
 
@@ -36,6 +38,13 @@ def measure(calls: int) -> dict:
     img = rng.standard_normal((1, 64, 56, 56)).astype(np.float32)
     w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32) * 0.05
     run = {CASES[0]: lambda: rc.relu(x, out=y), CASES[1]: lambda: rc.conv2d(img, w, padding=1)}
+    if peer == "torch":
+        import torch
+
+        torch.set_grad_enabled(False)
+        tx, ty, timg, tw = (torch.from_numpy(a) for a in (x, y, img, w))
+        run = {CASES[0]: lambda: torch.relu(tx, out=ty),
+               CASES[1]: lambda: torch.nn.functional.conv2d(timg, tw, padding=1)}
     out = {}
     for name, f in run.items():
         for _ in range(max(10, calls // 10)):
@@ -64,10 +73,12 @@ def busy(pin: int | None) -> subprocess.Popen:
 
 
 def run_child(build: str, calls: int) -> dict:
+    build, torch = (build[:-len(" torch")], True) if build.endswith(" torch") else (build, False)
     python, _, threads = build.partition(" threads=")
     env = dict(os.environ, OMP_NUM_THREADS=threads) if threads else None
-    r = subprocess.run([python, os.path.abspath(__file__), "--measure", str(calls)], capture_output=True, text=True,
-                       check=True, env=env, cwd=os.path.dirname(os.path.abspath(__file__)) + "/..")
+    cmd = [python, os.path.abspath(__file__), "--measure", str(calls)] + (["--peer", "torch"] if torch else [])
+    r = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env,
+                       cwd=os.path.dirname(os.path.abspath(__file__)) + "/..")
     return json.loads(r.stdout.splitlines()[-1])
 
 
@@ -78,14 +89,18 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=200, help="timed calls per case and measurement")
     ap.add_argument("--one-thread", action="store_true", help="also time each build with OMP_NUM_THREADS=1")
     ap.add_argument("--pin", type=int, default=None, help="pin the busy process to this CPU")
+    ap.add_argument("--torch", action="store_true", help="also time PyTorch's relu and conv2d (first --python)")
     ap.add_argument("--measure", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--peer", default="relucore", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.measure is not None:
-        print(json.dumps(measure(a.measure)))
+        print(json.dumps(measure(a.measure, a.peer)))
         return
     builds = a.python or [sys.executable]
     if a.one_thread:
         builds = [v for b in builds for v in (b, b + " threads=1")]
+    if a.torch:
+        builds.append(builds[0] + " torch")
     # results[build][state][case] = every call's seconds, over all rounds
     results = {b: {"quiet": {c: [] for c in CASES}, "loaded": {c: [] for c in CASES}} for b in builds}
     per_round = []
