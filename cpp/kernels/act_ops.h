@@ -1,5 +1,6 @@
-// The activations that batch norm fuses (cpp/kernels/norm.cpp) besides the activation kernels
-// themselves (cpp/kernels/activations.cpp): written once against the wrapper type W.
+// The activation functors, each written once against the wrapper type W: fwd(x), bwd(dy, s), and
+// for ops with a mask pass_bits(x) and bwd_mask(pass, dy). Used by the activation kernels
+// (activations.cpp, one per line of relucore/activations.inc) and by batch norm's fused passes.
 #pragma once
 #include "vmath.h"
 
@@ -37,6 +38,37 @@ template <class T> struct Elu {
     template <class W> W bwd(W dy, W x) const {
         return select(le(x, W::zero()), (dy * W::set1(alpha)) * vexp(x), dy);
     }
+};
+
+template <class T> struct Sigmoid {
+    T unused;  // every op is built as Op{param}
+    template <class W> W fwd(W x) const { return W::set1(1) / (W::set1(1) + vexp(W::zero() - x)); }
+    template <class W> uint64_t pass_bits(W) const { return 0; }
+    template <class W> W bwd(W dy, W y) const { return (dy * y) * (W::set1(1) - y); }
+};
+
+template <class T> struct Tanh {
+    T unused;
+    template <class W> W fwd(W x) const {
+        W a = abs(x);
+        W e = vexpm1(a + a);  // tanh|x| = expm1(2|x|) / (expm1(2|x|) + 2), accurate near 0
+        return copy_sign(e / (e + W::set1(2)), x);
+    }
+    template <class W> uint64_t pass_bits(W) const { return 0; }
+    template <class W> W bwd(W dy, W y) const { return dy * (W::set1(1) - y * y); }
+};
+
+template <class T> struct Relu6 {
+    T unused;
+    // max(0, x) keeps -0.0 and NaN; min(6, y) keeps NaN (the second operand wins when unordered)
+    template <class W> W fwd(W x) const { return min(W::set1(6), max(W::zero(), x)); }
+    template <class W> uint64_t pass_bits(W x) const {
+        return (bits(x, le(x, W::zero())) | bits(x, le(W::set1(6), x))) ^ lanes_mask<W>();
+    }
+    template <class W> W bwd(W dy, W x) const {
+        return select(le(x, W::zero()), W::zero(), select(le(W::set1(6), x), W::zero(), dy));
+    }
+    template <class W, class M> W bwd_mask(M pass, W dy) const { return select(pass, dy, W::zero()); }
 };
 
 }  // namespace

@@ -1,5 +1,5 @@
-// The ReLU family, sigmoid and tanh: each op written once as a functor over the wrapper type W
-// (the ISA's vector or its one-lane Scalar), driven by one forward and one backward loop.
+// The activation kernels: every op of relucore/activations.inc (its functor in act_ops.h) driven by
+// one forward and one backward loop over the wrapper type W (the ISA's vector or its one-lane Scalar).
 // Compiled once per ISA (see CMakeLists.txt): RC_NS names the ISA, the wrapper header comes from it.
 #include "isa.h"
 #include "act_ops.h"
@@ -14,39 +14,6 @@ inline void put_bit(uint8_t* mask, i64 pos, bool on) {
     if (on) mask[pos >> 3] |= b; else mask[pos >> 3] &= (uint8_t)~b;
 }
 inline bool get_bit(const uint8_t* mask, i64 pos) { return (mask[pos >> 3] >> (pos & 7)) & 1u; }
-
-// ---- the ops -------------------------------------------------------------------------------------
-
-template <class T> struct Sigmoid {
-    T unused;  // every op is built as Op{param}
-    template <class W> W fwd(W x) const { return W::set1(1) / (W::set1(1) + vexp(W::zero() - x)); }
-    template <class W> uint64_t pass_bits(W) const { return 0; }
-    template <class W> W bwd(W dy, W y) const { return (dy * y) * (W::set1(1) - y); }
-};
-
-template <class T> struct Tanh {
-    T unused;
-    template <class W> W fwd(W x) const {
-        W a = abs(x);
-        W e = vexpm1(a + a);  // tanh|x| = expm1(2|x|) / (expm1(2|x|) + 2), accurate near 0
-        return copy_sign(e / (e + W::set1(2)), x);
-    }
-    template <class W> uint64_t pass_bits(W) const { return 0; }
-    template <class W> W bwd(W dy, W y) const { return dy * (W::set1(1) - y * y); }
-};
-
-template <class T> struct Relu6 {
-    T unused;
-    // max(0, x) keeps -0.0 and NaN; min(6, y) keeps NaN (the second operand wins when unordered)
-    template <class W> W fwd(W x) const { return min(W::set1(6), max(W::zero(), x)); }
-    template <class W> uint64_t pass_bits(W x) const {
-        return (bits(x, le(x, W::zero())) | bits(x, le(W::set1(6), x))) ^ lanes_mask<W>();
-    }
-    template <class W> W bwd(W dy, W x) const {
-        return select(le(x, W::zero()), W::zero(), select(le(W::set1(6), x), W::zero(), dy));
-    }
-    template <class W, class M> W bwd_mask(M pass, W dy) const { return select(pass, dy, W::zero()); }
-};
 
 // ---- the loops ------------------------------------------------------------------------------------
 
