@@ -44,6 +44,11 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
     return np.array(a, order="C", copy=True, subok=False)
 
 
+def _c(a):
+    """``a`` as a C-contiguous aligned ndarray (None stays None): what the compiled core takes."""
+    return None if a is None else _contiguous(np.asarray(a))
+
+
 def _native(call, out):
     """Run ``call(out)``; if the kernel cannot write ``out`` directly, compute fresh and copy."""
     r = call(out)

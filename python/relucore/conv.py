@@ -14,7 +14,7 @@ from numpy.typing import ArrayLike
 
 from . import _checks as C
 from . import _core
-from .activations import _contiguous
+from .activations import _c, _doc
 from .reference import conv as _ref
 
 __all__ = [
@@ -25,17 +25,6 @@ __all__ = [
 IntOrPair = Union[int, Tuple[int, int]]
 
 _BLAS_MAX = 2**31 - 1  # scipy-openblas32 takes 32-bit sizes
-
-
-def _doc(twin):
-    def attach(f):
-        f.__doc__ = twin.__doc__
-        return f
-    return attach
-
-
-def _c(a):
-    return None if a is None else _contiguous(np.asarray(a))
 
 
 def _blas_fits(**sizes):

@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 
 from . import _checks as C
 from . import _core
-from .activations import _contiguous, _doc, _native
+from .activations import _c, _doc, _native
 from .reference import norm as _ref
 
 #: None, "relu", "leaky_relu", "elu", or (name, parameter).
@@ -27,10 +27,6 @@ __all__ = ["batch_norm", "batch_norm_backward"]
 
 _ACT = _core.NORM_ACTIVATIONS  # name -> code, from cpp/include/relucore/kernels.h NormAct
 _PARAM_ACTS = ("leaky_relu", "elu")
-
-
-def _c(a):
-    return None if a is None else _contiguous(a)
 
 
 def _fast_act(activation):
