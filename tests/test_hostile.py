@@ -61,6 +61,8 @@ EXEMPT = {
     "set_num_threads": "its argument validation has its own tests (tests/test_runtime.py)",
     "runtime": "a module (its public functions are checked here by their top-level names)",
     "ufuncs": "a module of numpy.ufunc objects: NumPy validates their arguments",
+    "nn": "a module of layer classes over the functions checked here (tests/test_nn*.py check its errors)",
+    "optim": "a module of optimizers over relucore.nn parameters (tests/test_optim.py checks its errors)",
 }
 
 

@@ -3,7 +3,8 @@
 ``import relucore as rc`` then call ``rc.relu(x)`` and friends on float32/float64 NumPy arrays.
 ``relucore.reference`` holds the same functions in plain NumPy (the oracle and the "numpy" backend);
 ``relucore.ufuncs`` the elementwise ones as ``numpy.ufunc`` objects; ``relucore.runtime`` chooses
-the kernel set, GEMM and convolution algorithm.
+the kernel set, GEMM and convolution algorithm; ``relucore.nn`` and ``relucore.optim`` are layers,
+losses and optimizers over these functions.
 """
 
 from . import _core
@@ -23,19 +24,19 @@ from . import activations as _activations, conv as _conv, norm as _norm  # noqa:
 __all__ = _activations.__all__ + _conv.__all__ + _norm.__all__ + [
     "runtime_info", "show_runtime", "set_num_threads", "get_num_threads", "reference",
     "runtime", "use_isa", "get_isa", "use_gemm", "get_gemm", "use_conv_algorithm", "get_conv_algorithm",
-    "release_scratch", "ufuncs",
+    "release_scratch", "ufuncs", "nn", "optim",
 ]
 
-_LAZY = ("ufuncs", "__version__")
+_LAZY = ("ufuncs", "nn", "optim", "__version__")
 
 
 def __getattr__(name: str) -> object:
-    # PEP 562: ``relucore.ufuncs`` and ``__version__`` are loaded on first use, so plain
-    # ``import relucore`` pays for neither.
-    if name == "ufuncs":
+    # PEP 562: ``relucore.ufuncs``, ``nn``, ``optim`` and ``__version__`` are loaded on first use,
+    # so plain ``import relucore`` pays for none of them.
+    if name in ("ufuncs", "nn", "optim"):
         import importlib
 
-        return importlib.import_module(".ufuncs", __name__)  # also binds relucore.ufuncs
+        return importlib.import_module("." + name, __name__)  # also binds relucore.<name>
     if name == "__version__":
         global __version__
         __version__ = _installed_version()

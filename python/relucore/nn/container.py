@@ -1,0 +1,155 @@
+"""Containers: :class:`Sequential` (with batch norm + activation fusion) and :class:`Flatten`."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Iterator, Optional, Tuple, Union
+
+from .activation import ELU, LeakyReLU, ReLU
+from .module import Module, check_int
+from .norm import _BatchNorm
+
+__all__ = ["Sequential", "Flatten"]
+
+
+def fusable_activation(m: Module) -> Optional[Tuple[object, bool]]:
+    """``(activation, invertible)`` for ``rc.batch_norm`` if ``m`` can run fused into the batch norm
+    before it, else None. Exact types only: a subclass may compute something else."""
+    if type(m) is ReLU and m.grad_at_zero == 0:  # the fused backward uses ReLU'(0) = 0
+        return "relu", False
+    if type(m) is LeakyReLU:
+        return ("leaky_relu", m.negative_slope), m.negative_slope > 0
+    if type(m) is ELU:
+        return ("elu", m.alpha), m.alpha > 0
+    return None
+
+
+class Sequential(Module):
+    r"""Modules run one after the other; backward runs their backward in reverse order.
+
+    A batch norm followed directly by a ReLU, LeakyReLU or ELU runs as one fused
+    ``batch_norm(..., activation=...)`` pass (one read and one write of the data instead of two of
+    each). For invertible activations (LeakyReLU with a positive slope, ELU) only the output is kept
+    for backward, not the input. ``fuse=False`` runs every module on its own; the results are the
+    same up to rounding.
+
+    Args:
+        *modules: the modules, or one ``OrderedDict`` of name -> module.
+        fuse: fuse batch norm + activation pairs. Default: ``True``.
+
+    Example::
+
+        >>> model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        ...                       nn.Flatten(), nn.Linear(8 * 28 * 28, 10))
+        >>> len(model), model[0]
+        (5, Conv2d(1, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)))
+    """
+
+    def __init__(self, *modules, fuse: bool = True) -> None:
+        super().__init__()
+        self.fuse = bool(fuse)
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            items = list(modules[0].items())
+        else:
+            items = [(str(i), m) for i, m in enumerate(modules)]
+        for name, m in items:
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: {name!r} is a {type(m).__name__}, not a Module")
+            setattr(self, name, m)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._modules.values()))
+
+    def _key(self, i: int) -> str:
+        n = len(self)
+        if isinstance(i, bool) or not -n <= i < n:
+            raise IndexError(f"index {i} is out of range for a Sequential of {n} modules")
+        return list(self._modules)[i % n]
+
+    def __getitem__(self, i: Union[int, slice]) -> Module:
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[i]), fuse=self.fuse)
+        return self._modules[self._key(i)]
+
+    def __setitem__(self, i: int, m: Module) -> None:
+        if not isinstance(m, Module):
+            raise TypeError(f"Sequential: cannot set a {type(m).__name__}, only a Module")
+        setattr(self, self._key(i), m)
+
+    def append(self, m: Module) -> "Sequential":
+        """Add ``m`` at the end; returns ``self``."""
+        if not isinstance(m, Module):
+            raise TypeError(f"Sequential: cannot append a {type(m).__name__}, only a Module")
+        setattr(self, str(len(self)), m)
+        return self
+
+    def forward(self, x):
+        mods = list(self._modules.values())
+        ran = []
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            fused = (fusable_activation(mods[i + 1]) if self.fuse and isinstance(m, _BatchNorm)
+                     and i + 1 < len(mods) else None)
+            if fused is not None:
+                x = m.forward_activation(x, *fused)
+                i += 2
+            else:
+                x = m(x)
+                i += 1
+            ran.append(m)
+        self._keep(ran)
+        return x
+
+    def backward(self, dy):
+        (ran,) = self._take()
+        for m in reversed(ran):
+            dy = m.backward(dy)
+        return dy
+
+    def _label(self) -> str:
+        return f"Sequential of {len(self)} modules"
+
+
+class Flatten(Module):
+    r"""Flattens the axes ``start_dim`` to ``end_dim`` into one.
+
+    Args:
+        start_dim: first axis to flatten. Default: ``1``.
+        end_dim: last axis to flatten. Default: ``-1``.
+
+    Shape:
+        - Input: :math:`(*, S_{start}, ..., S_{end}, *)`; Output: :math:`(*, \prod S, *)`.
+
+    Example::
+
+        >>> nn.Flatten()(np.zeros((32, 1, 5, 5))).shape
+        (32, 25)
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        self.start_dim = check_int("start_dim", start_dim, -(2**63))
+        self.end_dim = check_int("end_dim", end_dim, -(2**63))
+
+    def forward(self, x):
+        x = self._input(x, range(0, 33), "(*)")
+        nd = max(x.ndim, 1)
+        s, e = self.start_dim, self.end_dim
+        if not (-nd <= s < nd and -nd <= e < nd) or s % nd > e % nd:
+            raise ValueError(f"{self._label()}: cannot flatten axes {s}..{e} of an input of shape {x.shape}")
+        s, e = s % nd, e % nd
+        shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
+        self._keep(x.shape, shape)
+        return x.reshape(shape)
+
+    def backward(self, dy):
+        x_shape, y_shape = self._take()
+        return self._dy(dy, y_shape).reshape(x_shape)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

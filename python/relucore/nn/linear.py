@@ -1,0 +1,70 @@
+"""The fully connected layer :class:`Linear`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _functions as F
+from . import init
+from .module import Module, check_int, float_dtype
+
+__all__ = ["Linear"]
+
+
+class Linear(Module):
+    r"""Applies an affine map to the last axis: :math:`y = x W^T + b`.
+
+    Args:
+        in_features: size of each input sample.
+        out_features: size of each output sample.
+        bias: learn an additive bias. Default: ``True``.
+        dtype: float32 or float64. Default: ``np.float32``.
+        rng: :class:`numpy.random.Generator` for the initial values, or ``None`` for the default
+            generator (:func:`relucore.nn.manual_seed`). Default: ``None``.
+
+    Attributes:
+        weight: :math:`(\text{out\_features}, \text{in\_features})`, initialised from
+            :math:`\mathcal{U}(-k, k)`, :math:`k = 1/\sqrt{\text{in\_features}}` (PyTorch's
+            kaiming_uniform with ``a=sqrt(5)``).
+        bias: :math:`(\text{out\_features},)`, from :math:`\mathcal{U}(-k, k)`.
+
+    Shape:
+        - Input: :math:`(*, H_{in})`, :math:`H_{in} = \text{in\_features}`.
+        - Output: :math:`(*, H_{out})`, :math:`H_{out} = \text{out\_features}`.
+
+    Example::
+
+        >>> m = nn.Linear(20, 30)
+        >>> m(np.zeros((128, 20), np.float32)).shape
+        (128, 30)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype=np.float32,
+                 rng=None) -> None:
+        super().__init__()
+        self.in_features = check_int("in_features", in_features, 0)
+        self.out_features = check_int("out_features", out_features, 0)
+        w, b = init.layer_parameters((self.out_features, self.in_features), bias, float_dtype(dtype), rng)
+        self.weight = w
+        self.register_parameter("bias", b)
+
+    def forward(self, x):
+        x = self._input(x, range(1, 33), f"(*, {self.in_features})", dtype=self.weight.dtype)
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"{self._label()}: expected input of shape (*, {self.in_features}), got {x.shape}")
+        b = None if self.bias is None else self.bias.data
+        y = self._kernel(F.linear, x, self.weight.data, b)
+        self._keep(x)
+        return y
+
+    def backward(self, dy):
+        (x,) = self._take()
+        dy = self._dy(dy, x.shape[:-1] + (self.out_features,))
+        dx, dw, db = F.linear_backward(dy, x, self.weight.data)
+        self.weight.accumulate(dw)
+        if self.bias is not None:
+            self.bias.accumulate(db)
+        return dx
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -1,0 +1,137 @@
+"""Batch normalization layers :class:`BatchNorm1d` and :class:`BatchNorm2d`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from . import _functions as F
+from .module import Module, Parameter, check_int, float_dtype
+
+__all__ = ["BatchNorm1d", "BatchNorm2d"]
+
+
+class _BatchNorm(Module):
+    _ndims: tuple = ()
+    _layout: str = ""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, *, dtype=np.float32) -> None:
+        super().__init__()
+        self.num_features = c = check_int("num_features", num_features)
+        self.eps = float(eps)
+        self.momentum = None if momentum is None else float(momentum)
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        dtype = float_dtype(dtype)
+        self.register_parameter("weight", Parameter(np.ones(c), dtype) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(c), dtype) if affine else None)
+        if self.track_running_stats:
+            self.register_buffer("running_mean", np.zeros(c, dtype))
+            self.register_buffer("running_var", np.ones(c, dtype))
+            self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, no batches tracked."""
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def _dtype(self):
+        for a in (self.weight, self.running_mean):
+            if a is not None:
+                return a.dtype
+        return None
+
+    def forward(self, x):
+        return self.forward_activation(x)
+
+    def forward_activation(self, x, activation=None, keep_output: bool = False):
+        """Batch norm followed by ``activation`` (``None``, ``"relu"``, ``("leaky_relu", slope)`` or
+        ``("elu", alpha)``) in one pass. With ``keep_output`` (an invertible activation) backward
+        runs from the output alone and the input is not kept."""
+        x = self._input(x, self._ndims, self._layout.format(self.num_features), self.num_features, self._dtype())
+        w = None if self.weight is None else self.weight.data
+        b = None if self.bias is None else self.bias.data
+        training = self.training or self.running_mean is None
+        nbt = None
+        if self.training and self.track_running_stats:
+            if self.momentum is None:
+                nbt = self.num_batches_tracked  # the kernel counts it and averages with 1/count
+            else:
+                self.num_batches_tracked += 1
+        y, mean, invstd = self._kernel(F.batch_norm, x, self.running_mean, self.running_var, w, b, training,
+                                       self.momentum, self.eps, activation=activation, num_batches_tracked=nbt)
+        if keep_output and (w is None or np.all(w != 0)):  # y is invertible only without zero weights
+            self._keep(None, y, mean, invstd, activation, training)
+        else:
+            self._keep(x, None, mean, invstd, activation, training)
+        return y
+
+    def backward(self, dy):
+        x, y, mean, invstd, activation, training = self._take()
+        dy = self._dy(dy, (x if y is None else y).shape)
+        w = None if self.weight is None else self.weight.data
+        b = None if self.bias is None else self.bias.data
+        dx, dw, db = F.batch_norm_backward(dy, x, w, mean, invstd, bias=b, activation=activation, y=y,
+                                           training=training)
+        if self.affine:
+            self.weight.accumulate(dw)
+            self.bias.accumulate(db)
+        return dx
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+_DOC = r"""Batch normalization over {what}, as ``torch.nn.{name}``.
+
+    .. math::
+        y = \frac{{x - \mathrm{{E}}[x]}}{{\sqrt{{\mathrm{{Var}}[x] + \epsilon}}}} \gamma + \beta
+
+    per channel. In training the mean and (biased) variance are the batch's, taken over every axis
+    but the channel axis 1, and the running statistics are updated in place as
+    ``running = (1 - momentum) * running + momentum * batch`` (with the unbiased batch variance);
+    in evaluation the running statistics are used. A :class:`Sequential` runs a batch norm followed
+    by ReLU, LeakyReLU or ELU as one fused pass.
+
+    Args:
+        num_features: :math:`C`, the number of channels.
+        eps: added to the variance. Default: ``1e-5``.
+        momentum: the running statistics' update factor, or ``None`` for a cumulative average.
+            Default: ``0.1``.
+        affine: learn :math:`\gamma` (``weight``, initially 1) and :math:`\beta` (``bias``, initially
+            0). Default: ``True``.
+        track_running_stats: keep ``running_mean``, ``running_var`` and ``num_batches_tracked``;
+            without them batch statistics are used in evaluation too. Default: ``True``.
+        dtype: float32 or float64. Default: ``np.float32``.
+
+    Shape:
+        - Input: {shape}; Output: same.
+
+    Example::
+
+        >>> m = nn.{name}(100)
+        >>> m(np.random.default_rng(0).standard_normal({example}, dtype=np.float32)).shape
+        {example}
+    """
+
+
+class BatchNorm1d(_BatchNorm):
+    __doc__ = _DOC.format(what="a 2-D or 3-D input", name="BatchNorm1d", shape=r":math:`(N, C)` or :math:`(N, C, L)`",
+                          example="(20, 100)")
+    _ndims = (2, 3)
+    _layout = "(N, {0}) or (N, {0}, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    __doc__ = _DOC.format(what="a 4-D input (NCHW images)", name="BatchNorm2d", shape=r":math:`(N, C, H, W)`",
+                          example="(20, 100, 35, 45)")
+    _ndims = (4,)
+    _layout = "(N, {0}, H, W)"

@@ -1,0 +1,63 @@
+"""Stochastic gradient descent :class:`SGD`."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable
+
+import numpy as np
+
+from .optimizer import Optimizer, check_nonnegative
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with optional momentum, as ``torch.optim.SGD``.
+
+    For each parameter :math:`\theta` with gradient :math:`g` (step :math:`t`):
+
+    .. math::
+        g &\leftarrow g + \lambda \theta \\
+        b_t &= \begin{cases} g & t = 1 \\ \mu b_{t-1} + (1 - \tau) g & t > 1 \end{cases} \\
+        g &\leftarrow g + \mu b_t \text{ (Nesterov) or } b_t \text{ (momentum } \mu \ne 0) \\
+        \theta &\leftarrow \theta - \gamma g
+
+    Args:
+        params: parameters, or dicts defining parameter groups.
+        lr: :math:`\gamma`, the learning rate. Default: ``1e-3``.
+        momentum: :math:`\mu`. Default: ``0``.
+        dampening: :math:`\tau`. Default: ``0``.
+        weight_decay: :math:`\lambda` (L2 penalty). Default: ``0``.
+        nesterov: Nesterov momentum (needs momentum > 0 and dampening 0). Default: ``False``.
+
+    Example::
+
+        >>> opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        >>> model.zero_grad()
+        >>> model.backward(loss_fn.backward())
+        >>> opt.step()
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov))
+
+    def _check_group(self, group: Dict[str, Any]) -> None:
+        check_nonnegative(lr=group["lr"], momentum=group["momentum"], weight_decay=group["weight_decay"])
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("nesterov momentum requires momentum > 0 and dampening = 0")
+
+    def _update(self, p, grad, group, state) -> None:
+        wd, mu = group["weight_decay"], group["momentum"]
+        if wd != 0:
+            grad = grad + wd * p.data
+        if mu != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = np.array(grad)
+            else:
+                buf *= mu
+                buf += (1 - group["dampening"]) * grad
+            grad = grad + mu * buf if group["nesterov"] else buf
+        p.data -= group["lr"] * grad

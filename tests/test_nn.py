@@ -1,0 +1,292 @@
+"""relucore.nn layers: backward against central differences (float64), forward and backward against
+the same computation written with relucore.reference, and batch norm + activation fusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import relucore.nn as nn
+import relucore.reference as R
+from _nn_helpers import check_module_gradients
+
+
+def away_from_kinks(rng, shape):
+    """|x| in [0.1, 2]: no finite-difference step crosses 0."""
+    return rng.uniform(0.1, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def distinct(rng, shape):
+    """Values 0.1 apart in random order: a max pool's winner does not change under a small step."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * 0.1 - n * 0.05).reshape(shape)
+
+
+def bn_eval(num, cls=nn.BatchNorm2d):
+    m = cls(num, dtype=np.float64)
+    rng = np.random.default_rng(5)
+    m.running_mean[...] = rng.standard_normal(num)
+    m.running_var[...] = rng.uniform(0.5, 2.0, num)
+    m.weight.data[...] = rng.uniform(0.5, 1.5, num)
+    m.bias.data[...] = rng.standard_normal(num)
+    return m.eval()
+
+
+D = dict(dtype=np.float64)
+GRAD_CASES = {
+    "linear": (lambda: nn.Linear(5, 3, **D), (4, 5), away_from_kinks),
+    "linear_3d_nobias": (lambda: nn.Linear(5, 3, bias=False, **D), (2, 3, 5), away_from_kinks),
+    "conv_s2_p1_g2": (lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2, **D), (2, 4, 7, 7), away_from_kinks),
+    "conv_dil_nobias": (lambda: nn.Conv2d(3, 2, (2, 3), dilation=2, bias=False, **D), (1, 3, 6, 7), away_from_kinks),
+    "bn2d_train": (lambda: nn.BatchNorm2d(3, **D), (4, 3, 2, 3), away_from_kinks),
+    "bn2d_eval": (lambda: bn_eval(3), (4, 3, 2, 3), away_from_kinks),
+    "bn2d_no_affine": (lambda: nn.BatchNorm2d(3, affine=False, **D), (4, 3, 2, 2), away_from_kinks),
+    "bn1d_nc": (lambda: nn.BatchNorm1d(4, **D), (6, 4), away_from_kinks),
+    "bn1d_ncl": (lambda: nn.BatchNorm1d(2, momentum=None, **D), (3, 2, 5), away_from_kinks),
+    "relu": (lambda: nn.ReLU(), (3, 4, 5), away_from_kinks),
+    "relu_g0": (lambda: nn.ReLU(grad_at_zero=0.5), (3, 4, 5), away_from_kinks),
+    "relu6": (lambda: nn.ReLU6(), (3, 4, 5), away_from_kinks),
+    "leaky_relu": (lambda: nn.LeakyReLU(0.2), (3, 4, 5), away_from_kinks),
+    "elu": (lambda: nn.ELU(0.7), (3, 4, 5), away_from_kinks),
+    "sigmoid": (lambda: nn.Sigmoid(), (3, 4, 5), away_from_kinks),
+    "tanh": (lambda: nn.Tanh(), (3, 4, 5), away_from_kinks),
+    "prelu_channels": (lambda: nn.PReLU(3, 0.1, **D), (2, 3, 4, 2), away_from_kinks),
+    "prelu_shared": (lambda: nn.PReLU(**D), (5, 4), away_from_kinks),
+    "maxpool": (lambda: nn.MaxPool2d(2), (2, 3, 4, 6), distinct),
+    "maxpool_s2_p1": (lambda: nn.MaxPool2d(3, stride=2, padding=1), (1, 2, 5, 5), distinct),
+    "avgpool_nopad_count": (lambda: nn.AvgPool2d(3, 2, 1, count_include_pad=False), (1, 2, 5, 6), away_from_kinks),
+    "flatten": (lambda: nn.Flatten(), (2, 3, 2, 2), away_from_kinks),
+    "dropout_eval": (lambda: nn.Dropout(0.5).eval(), (3, 4), away_from_kinks),
+    "sequential_fused_relu": (lambda: nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, **D), nn.BatchNorm2d(3, **D),
+                                                    nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 2, **D)),
+                              (3, 2, 4, 4), away_from_kinks),
+    "sequential_fused_leaky_elu": (lambda: nn.Sequential(nn.Linear(4, 5, **D), nn.BatchNorm1d(5, **D), nn.LeakyReLU(0.1),
+                                                         nn.Linear(5, 3, **D), nn.BatchNorm1d(3, **D), nn.ELU()),
+                                   (6, 4), away_from_kinks),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GRAD_CASES))
+def test_backward_matches_central_differences(rc, case):
+    make, shape, data = GRAD_CASES[case]
+    rng = np.random.default_rng(sorted(GRAD_CASES).index(case))
+    nn.manual_seed(1)
+    check_module_gradients(make(), data(rng, shape), rng)
+
+
+def test_mse_loss_gradient(rng):
+    x, t = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    for reduction, scale in (("mean", 0.7), ("sum", 1.0)):
+        loss = nn.MSELoss(reduction)
+        expected = np.sum((x - t) ** 2) / (x.size if reduction == "mean" else 1)
+        assert loss(x, t) == pytest.approx(expected, rel=1e-12)
+        dx = loss.backward(scale)
+        np.testing.assert_allclose(dx, scale * 2 * (x - t) / (x.size if reduction == "mean" else 1), rtol=1e-12)
+    loss = nn.MSELoss("none")
+    np.testing.assert_allclose(loss(x, t), (x - t) ** 2, rtol=1e-12)
+    np.testing.assert_allclose(loss.backward(x), 2 * (x - t) * x, rtol=1e-12)
+
+
+# ------------------------------------------------------------------ against relucore.reference
+
+def _p(m, name):
+    p = getattr(m, name)
+    return None if p is None else p.data
+
+
+def _ref_conv(m, x, dy):
+    geo = dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups)
+    y = R.conv2d(x, m.weight.data, _p(m, "bias"), **geo)
+    dx, dw, db = R.conv2d_backward(dy, x, m.weight.data, **geo)
+    return y, dx, {"weight": dw, "bias": db}
+
+
+def _ref_linear(m, x, dy):
+    dx, dw, db = R.linear_backward(dy, x, m.weight.data)
+    return R.linear(x, m.weight.data, _p(m, "bias")), dx, {"weight": dw, "bias": db}
+
+
+def _ref_bn(m, x, dy):
+    rm, rv = np.array(m.running_mean), np.array(m.running_var)  # copies: the layer updates its own
+    y, mean, invstd = R.batch_norm(x, rm, rv, _p(m, "weight"), _p(m, "bias"), m.training, m.momentum, m.eps)
+    dx, dw, db = R.batch_norm_backward(dy, x, _p(m, "weight"), mean, invstd, bias=_p(m, "bias"), training=m.training)
+    return y, dx, {"weight": dw, "bias": db}
+
+
+def _ref_act(fwd, bwd):
+    def f(m, x, dy):
+        y = fwd(x)
+        return y, bwd(dy, x, y), {}
+    return f
+
+
+def _ref_prelu(m, x, dy):
+    dx, dw = R.prelu_backward(dy, x, m.weight.data)
+    return R.prelu(x, m.weight.data), dx, {"weight": dw}
+
+
+def _ref_maxpool(m, x, dy):
+    y, idx = R.max_pool2d(x, m.kernel_size, m.stride, m.padding)
+    return y, R.max_pool2d_backward(dy, idx, x.shape), {}
+
+
+def _ref_avgpool(m, x, dy):
+    args = (m.kernel_size, m.stride, m.padding, m.count_include_pad)
+    return R.avg_pool2d(x, *args), R.avg_pool2d_backward(dy, x.shape, *args), {}
+
+
+REF_CASES = {
+    "conv": (lambda dt: nn.Conv2d(3, 4, 3, stride=(1, 2), padding=1, dtype=dt), (2, 3, 6, 7), _ref_conv),
+    "conv_depthwise": (lambda dt: nn.Conv2d(4, 4, 3, groups=4, bias=False, dtype=dt), (2, 4, 5, 5), _ref_conv),
+    "linear": (lambda dt: nn.Linear(6, 5, dtype=dt), (4, 6), _ref_linear),
+    "bn2d_train": (lambda dt: nn.BatchNorm2d(3, dtype=dt), (4, 3, 3, 3), _ref_bn),
+    "bn1d_eval": (lambda dt: nn.BatchNorm1d(3, dtype=dt).eval(), (5, 3), _ref_bn),
+    "relu": (lambda dt: nn.ReLU(), (4, 5), _ref_act(R.relu, lambda dy, x, y: R.relu_backward(dy, x))),
+    "relu_g1": (lambda dt: nn.ReLU(grad_at_zero=1.0), (4, 5),
+                _ref_act(R.relu, lambda dy, x, y: R.relu_backward(dy, x, grad_at_zero=1.0))),
+    "relu6": (lambda dt: nn.ReLU6(), (4, 5), _ref_act(R.relu6, lambda dy, x, y: R.relu6_backward(dy, x))),
+    "leaky": (lambda dt: nn.LeakyReLU(0.3), (4, 5),
+              _ref_act(lambda x: R.leaky_relu(x, 0.3), lambda dy, x, y: R.leaky_relu_backward(dy, x, 0.3))),
+    "elu": (lambda dt: nn.ELU(1.5), (4, 5), _ref_act(lambda x: R.elu(x, 1.5), lambda dy, x, y: R.elu_backward(dy, x, 1.5))),
+    "sigmoid": (lambda dt: nn.Sigmoid(), (4, 5), _ref_act(R.sigmoid, lambda dy, x, y: R.sigmoid_backward(dy, y))),
+    "tanh": (lambda dt: nn.Tanh(), (4, 5), _ref_act(R.tanh, lambda dy, x, y: R.tanh_backward(dy, y))),
+    "prelu": (lambda dt: nn.PReLU(3, dtype=dt), (2, 3, 4), _ref_prelu),
+    "maxpool": (lambda dt: nn.MaxPool2d(3, 2, 1), (2, 3, 7, 6), _ref_maxpool),
+    "avgpool": (lambda dt: nn.AvgPool2d(2, padding=1, count_include_pad=False), (2, 3, 5, 5), _ref_avgpool),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REF_CASES))
+def test_layer_matches_reference_functions(rc, dtype, case, rng):
+    make, shape, ref = REF_CASES[case]
+    m = make(dtype)
+    x = rng.standard_normal(shape).astype(dtype)
+    x.reshape(-1)[::5] = 0  # exact zeros: ReLU'(0) and the masks
+    dy = rng.standard_normal(ref(m, x, np.zeros(m(x).shape, dtype))[0].shape).astype(dtype)
+    m.backward(dy)
+    y_ref, dx_ref, grads_ref = ref(m, x, dy)
+    y = m(x)
+    dx = m.backward(dy)
+    tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-12)
+    assert y.dtype == dx.dtype == dtype
+    np.testing.assert_allclose(y, y_ref, **tol)
+    np.testing.assert_allclose(dx, dx_ref, **tol)
+    for name, p in m.named_parameters():
+        assert p.grad.dtype == dtype
+        # the two backward calls accumulated: twice the reference's gradient
+        np.testing.assert_allclose(p.grad, 2 * grads_ref[name], **tol, err_msg=name)
+
+
+def test_noncontiguous_input(rc, rng):
+    m = nn.Conv2d(3, 2, 3, padding=1, dtype=np.float64)
+    x = rng.standard_normal((2, 6, 5, 8))[:, ::2, :, ::-1]
+    y = m(x)
+    np.testing.assert_allclose(y, R.conv2d(x, m.weight.data, m.bias.data, padding=1), rtol=1e-12, atol=1e-12)
+    dx = m.backward(np.ones_like(y))
+    np.testing.assert_allclose(dx, R.conv2d_backward(np.ones_like(y), x, m.weight.data, padding=1)[0], rtol=1e-12)
+
+
+# ------------------------------------------------------------------ batch norm + activation fusion
+
+FUSION = {
+    "relu": (lambda: nn.ReLU(), False),
+    "leaky": (lambda: nn.LeakyReLU(0.1), True),
+    "leaky_zero_slope": (lambda: nn.LeakyReLU(0.0), False),
+    "elu": (lambda: nn.ELU(0.8), True),
+}
+
+
+def _fusion_pair(dtype, bn_cls, act_factory, training, seed):
+    nn.manual_seed(seed)
+    layers = [nn.Linear(6, 4, dtype=dtype) if bn_cls is nn.BatchNorm1d else nn.Conv2d(2, 4, 3, dtype=dtype),
+              bn_cls(4, dtype=dtype), act_factory()]
+    model = nn.Sequential(*layers)
+    rng = np.random.default_rng(seed)
+    model[1].weight.data[...] = rng.uniform(0.5, 2.0, 4)
+    model[1].bias.data[...] = rng.standard_normal(4)
+    model[1].running_mean[...] = rng.standard_normal(4)
+    model[1].running_var[...] = rng.uniform(0.5, 2.0, 4)
+    return model.train(training)
+
+
+@pytest.mark.parametrize("act", sorted(FUSION))
+@pytest.mark.parametrize("bn_cls", [nn.BatchNorm1d, nn.BatchNorm2d], ids=["bn1d", "bn2d"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_sequential_fused_equals_unfused(rc, dtype, act, bn_cls, training, rng):
+    make_act, invertible = FUSION[act]
+    fused = _fusion_pair(dtype, bn_cls, make_act, training, 3)
+    plain = _fusion_pair(dtype, bn_cls, make_act, training, 3)
+    plain.fuse = False
+    x = rng.standard_normal((8, 6) if bn_cls is nn.BatchNorm1d else (4, 2, 5, 5)).astype(dtype)
+    y1, y2 = fused(x), plain(x)
+    bn = fused[1]
+    assert fused[2]._cache is None, "the fused activation must not run on its own"
+    assert plain[2]._cache is not None
+    # invertible activations keep only the output (and a weight without zeros allows it)
+    assert (bn._cache[0] is None) == invertible and (bn._cache[1] is None) != invertible
+    dy = rng.standard_normal(y1.shape).astype(dtype)
+    dx1, dx2 = fused.backward(dy), plain.backward(dy)
+    pairs = [(y1, y2, "y"), (dx1, dx2, "dx")] + [(p1.grad, p2.grad, n) for (n, p1), p2 in
+                                                 zip(fused.named_parameters(), plain.parameters())]
+    pairs += [(b1, b2, "buffer") for b1, b2 in zip(fused.buffers(), plain.buffers())]
+    # Relative to the largest value: the bias before a batch norm has a gradient of ~0 (cancellation),
+    # and float32 ELU outputs near -alpha invert to z with a few digits less.
+    scale = max(float(np.abs(want).max()) for _, want, _ in pairs)
+    tol = (1e-4 if act == "elu" else 1e-5) * scale if dtype == np.float32 else 1e-11 * scale
+    for got, want, what in pairs:
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=what)
+    if act in ("relu", "leaky", "leaky_zero_slope"):  # the same rounding: the same bits forward
+        np.testing.assert_array_equal(y1, y2)
+
+
+def test_fused_keeps_input_when_weight_has_zeros(rc):
+    model = nn.Sequential(nn.BatchNorm1d(3), nn.LeakyReLU(0.1))
+    model[0].weight.data[1] = 0
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    model(x)
+    assert model[0]._cache[0] is not None  # y cannot be inverted through a zero weight
+    dx = model.backward(np.ones((5, 3), np.float32))
+    assert np.isfinite(dx).all()
+
+
+def test_no_fusion_for_relu_with_grad_at_zero_or_subclass(rc):
+    class MyReLU(nn.ReLU):
+        pass
+
+    for act in (nn.ReLU(grad_at_zero=0.5), MyReLU()):
+        model = nn.Sequential(nn.BatchNorm1d(3), act)
+        model(np.ones((4, 3), np.float32))
+        assert act._cache is not None
+
+
+def test_backend_indirection_runs_every_layer_on_reference(rng):
+    """The layers reach their kernels only through relucore.nn._functions."""
+    from relucore.nn import _functions as F
+
+    nn.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, dtype=np.float64), nn.BatchNorm2d(4, dtype=np.float64),
+                          nn.ELU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 3, dtype=np.float64), nn.Tanh())
+    x = rng.standard_normal((3, 2, 4, 4))
+    y_native = model(x)
+    dx_native = model.backward(np.ones_like(y_native))
+    grads_native = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    calls = []
+
+    class Spy:
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(R, name)
+
+    previous = F.set_backend(Spy())
+    try:
+        y_ref = model(x)
+        dx_ref = model.backward(np.ones_like(y_ref))
+    finally:
+        F.set_backend(previous)
+    assert {"conv2d", "batch_norm", "max_pool2d", "linear", "tanh", "batch_norm_backward"} <= set(calls)
+    assert "elu" not in calls  # fused into batch_norm
+    np.testing.assert_allclose(y_ref, y_native, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx_ref, dx_native, rtol=1e-10, atol=1e-12)
+    for g, p in zip(grads_native, model.parameters()):
+        np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-12)
