@@ -290,3 +290,42 @@ def test_backend_indirection_runs_every_layer_on_reference(rng):
     np.testing.assert_allclose(dx_ref, dx_native, rtol=1e-10, atol=1e-12)
     for g, p in zip(grads_native, model.parameters()):
         np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-12)
+
+
+def test_against_torch_nn(rc, rng):
+    """The same network with the same weights through torch.nn: outputs, gradients, running stats."""
+    torch = pytest.importorskip("torch")
+    tnn = torch.nn
+    ours = nn.Sequential(nn.Conv2d(2, 4, 3, stride=1, padding=1, dtype=np.float64), nn.BatchNorm2d(4, dtype=np.float64),
+                         nn.LeakyReLU(0.1), nn.Conv2d(4, 4, 3, padding=1, groups=2, dtype=np.float64),
+                         nn.BatchNorm2d(4, momentum=None, dtype=np.float64), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.AvgPool2d(2, stride=1, padding=1, count_include_pad=False), nn.PReLU(4, dtype=np.float64),
+                         nn.Flatten(), nn.Linear(36, 8, dtype=np.float64), nn.BatchNorm1d(8, dtype=np.float64),
+                         nn.ELU(0.5), nn.Linear(8, 3, dtype=np.float64), nn.Tanh())
+    theirs = tnn.Sequential(tnn.Conv2d(2, 4, 3, padding=1), tnn.BatchNorm2d(4), tnn.LeakyReLU(0.1),
+                            tnn.Conv2d(4, 4, 3, padding=1, groups=2), tnn.BatchNorm2d(4, momentum=None), tnn.ReLU(),
+                            tnn.MaxPool2d(2), tnn.AvgPool2d(2, stride=1, padding=1, count_include_pad=False),
+                            tnn.PReLU(4), tnn.Flatten(), tnn.Linear(36, 8), tnn.BatchNorm1d(8), tnn.ELU(0.5),
+                            tnn.Linear(8, 3), tnn.Tanh()).double()
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    for step in range(2):  # running statistics after two batches
+        x = rng.standard_normal((6, 2, 4, 4))
+        tx = torch.tensor(x, requires_grad=True)
+        y, ty = ours(x), theirs(tx)
+        np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+        dy = rng.standard_normal(y.shape)
+        ours.zero_grad()
+        theirs.zero_grad()
+        dx = ours.backward(dy)
+        ty.backward(torch.tensor(dy))
+        np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-8, atol=1e-10)
+    tparams = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad, tparams[name].grad.numpy(), rtol=1e-8, atol=1e-10, err_msg=name)
+    tstate = theirs.state_dict()
+    for name, v in ours.state_dict().items():
+        np.testing.assert_allclose(v, tstate[name].numpy(), rtol=1e-12, err_msg=name)
+    ours.eval()
+    theirs.eval()
+    x = rng.standard_normal((3, 2, 4, 4))
+    np.testing.assert_allclose(ours(x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-12)

@@ -122,10 +122,12 @@ class Module:
             raise AttributeError(f"cannot assign {name!r} before Module.__init__() has run")
         params, buffers, modules = d["_parameters"], d["_buffers"], d["_modules"]
         if isinstance(value, Parameter):
-            self._forget(name)
+            if name not in params:  # a replacement keeps its place in the order
+                self._forget(name)
             params[name] = value
         elif isinstance(value, Module):
-            self._forget(name)
+            if name not in modules:
+                self._forget(name)
             modules[name] = value
         elif name in params:
             if value is not None:

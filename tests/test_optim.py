@@ -1,0 +1,225 @@
+"""relucore.optim: optimizer steps against the update rules written out here, state_dict, parameter
+groups, learning-rate schedules, errors; the same numbers through torch.optim when torch is installed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import relucore.nn as nn
+import relucore.optim as optim
+from relucore.optim.lr_scheduler import CosineAnnealingLR, StepLR
+
+STEPS = 4
+
+
+def _grads(seed=0, shape=(3, 4), steps=STEPS):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((steps,) + shape)
+
+
+def _run(opt_cls, p0, grads, **kw):
+    p = nn.Parameter(p0)
+    opt = opt_cls([p], **kw)
+    for g in grads:
+        p.grad = g.copy()
+        opt.step()
+    return p.data
+
+
+@pytest.mark.parametrize("kw", [dict(lr=0.1), dict(lr=0.05, weight_decay=0.1),
+                                dict(lr=0.1, momentum=0.9), dict(lr=0.1, momentum=0.8, dampening=0.3, weight_decay=0.01),
+                                dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.02)],
+                         ids=["plain", "wd", "momentum", "dampening", "nesterov"])
+def test_sgd_matches_formula(kw, dtype):
+    grads = _grads().astype(dtype)
+    p0 = _grads(1, steps=1)[0].astype(dtype)
+    lr, mu, tau, wd = kw["lr"], kw.get("momentum", 0), kw.get("dampening", 0), kw.get("weight_decay", 0)
+    theta, buf = p0.astype(np.float64), None
+    for g in grads.astype(np.float64):
+        g = g + wd * theta
+        if mu:
+            buf = g.copy() if buf is None else mu * buf + (1 - tau) * g
+            g = g + mu * buf if kw.get("nesterov") else buf
+        theta = theta - lr * g
+    got = _run(optim.SGD, p0, grads, **kw)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, theta, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+def _adam_formula(p0, grads, lr, betas, eps, wd, amsgrad, decoupled):
+    theta = p0.astype(np.float64)
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    vmax = np.zeros_like(theta)
+    b1, b2 = betas
+    for t, g in enumerate(grads.astype(np.float64), 1):
+        if decoupled:
+            theta = theta * (1 - lr * wd)
+        else:
+            g = g + wd * theta
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        vmax = np.maximum(vmax, v)
+        m_hat = m / (1 - b1**t)
+        v_hat = (vmax if amsgrad else v) / (1 - b2**t)
+        theta = theta - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return theta
+
+
+@pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
+@pytest.mark.parametrize("cls", [optim.Adam, optim.AdamW], ids=["Adam", "AdamW"])
+def test_adam_matches_formula(cls, amsgrad, dtype):
+    grads = _grads(2).astype(dtype)
+    grads[2] *= 0.1  # v shrinks: amsgrad's maximum matters
+    p0 = _grads(3, steps=1)[0].astype(dtype)
+    kw = dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1, amsgrad=amsgrad)
+    expected = _adam_formula(p0, grads, kw["lr"], kw["betas"], kw["eps"], kw["weight_decay"], amsgrad,
+                             decoupled=cls is optim.AdamW)
+    got = _run(cls, p0, grads, **kw)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-7)
+
+
+def test_adamw_default_weight_decay_is_pytorchs():
+    assert optim.AdamW([nn.Parameter(np.zeros(1))]).defaults["weight_decay"] == 0.01
+    assert optim.Adam([nn.Parameter(np.zeros(1))]).defaults["weight_decay"] == 0.0
+
+
+def test_param_groups_none_grads_and_zero_grad():
+    a, b, c = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))
+    opt = optim.SGD([{"params": [a]}, {"params": [b, c], "lr": 0.5}], lr=0.1)
+    a.grad, b.grad = np.ones(2), np.ones(2)  # c has no gradient: left alone
+    opt.step()
+    np.testing.assert_allclose(a.data, 0.9)
+    np.testing.assert_allclose(b.data, 0.5)
+    np.testing.assert_allclose(c.data, 1.0)
+    assert opt.param_groups[1]["momentum"] == 0.0
+    opt.zero_grad(set_to_none=False)
+    assert not a.grad.any()
+    opt.zero_grad()
+    assert a.grad is None and b.grad is None
+
+
+@pytest.mark.parametrize("cls,kw", [(optim.SGD, dict(lr=0.1, momentum=0.9)), (optim.Adam, dict(lr=0.01, amsgrad=True))],
+                         ids=["SGD", "Adam"])
+def test_state_dict_round_trip_continues_identically(cls, kw):
+    grads = _grads(4, steps=6)
+    p0 = _grads(5, steps=1)[0]
+    p = nn.Parameter(p0)
+    opt = cls([p], **kw)
+    for g in grads[:3]:
+        p.grad = g.copy()
+        opt.step()
+    saved, saved_p = opt.state_dict(), p.data.copy()
+    q = nn.Parameter(saved_p)
+    opt2 = cls([q], lr=123.0)
+    opt2.load_state_dict(saved)
+    assert opt2.param_groups[0]["lr"] == kw["lr"]
+    for g in grads[3:]:
+        p.grad, q.grad = g.copy(), g.copy()
+        opt.step()
+        opt2.step()
+    np.testing.assert_array_equal(p.data, q.data)
+    expected_state = {"momentum_buffer"} if cls is optim.SGD else {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
+    assert saved["state"][0].keys() == expected_state
+
+
+def test_optimizer_errors():
+    p = nn.Parameter(np.zeros(2))
+    with pytest.raises(ValueError, match="empty"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        optim.SGD([p], lr=-1)
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD([p], lr=0.1, momentum=0.9, dampening=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="betas"):
+        optim.Adam([p], betas=(0.9, 1.0))
+    with pytest.raises(TypeError, match="Parameter"):
+        optim.Adam([np.zeros(2)])
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        optim.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
+    opt = optim.SGD([p], lr=0.1)
+    with pytest.raises(ValueError, match="parameter groups"):
+        opt.load_state_dict({"state": {}, "param_groups": []})
+    p.grad = np.zeros(3)
+    with pytest.raises(ValueError, match="shape"):
+        opt.step()
+
+
+# ------------------------------------------------------------------ learning-rate schedules
+
+def _opt(lr=0.1):
+    return optim.SGD([nn.Parameter(np.zeros(1))], lr=lr)
+
+
+def test_step_lr():
+    opt = _opt()
+    sched = StepLR(opt, step_size=3, gamma=0.5)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(10):
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    np.testing.assert_allclose(lrs, [0.1 * 0.5 ** (e // 3) for e in range(11)], rtol=1e-15)
+    assert sched.get_last_lr() == [lrs[-1]]
+
+
+def test_cosine_annealing_lr():
+    opt = _opt()
+    sched = CosineAnnealingLR(opt, T_max=5, eta_min=0.01)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(15):
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    closed = [0.01 + (0.1 - 0.01) * (1 + math.cos(math.pi * e / 5)) / 2 for e in range(16)]
+    np.testing.assert_allclose(lrs, closed, rtol=1e-12, atol=1e-15)
+
+
+def test_scheduler_state_dict():
+    opt = _opt()
+    sched = StepLR(opt, 2)
+    for _ in range(3):
+        sched.step()
+    state = sched.state_dict()
+    opt2 = _opt()
+    sched2 = StepLR(opt2, 2)
+    sched2.load_state_dict(state)
+    assert sched2.last_epoch == 3 and sched2.get_last_lr() == sched.get_last_lr()
+    with pytest.raises(ValueError, match="step_size"):
+        StepLR(opt, 0)
+
+
+# ------------------------------------------------------------------ the same numbers through torch.optim
+
+TORCH_CASES = [
+    (optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.2, weight_decay=0.01)),
+    (optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
+    (optim.Adam, dict(lr=0.01, weight_decay=0.1)),
+    (optim.Adam, dict(lr=0.01, betas=(0.8, 0.9), amsgrad=True)),
+    (optim.AdamW, dict(lr=0.01)),
+    (optim.AdamW, dict(lr=0.01, weight_decay=0.2, amsgrad=True)),
+]
+
+
+@pytest.mark.parametrize("cls,kw", TORCH_CASES, ids=[f"{c.__name__}{i}" for i, (c, _) in enumerate(TORCH_CASES)])
+@pytest.mark.parametrize("sched", ["step", "cosine"])
+def test_against_torch_optim(cls, kw, sched, dtype):
+    torch = pytest.importorskip("torch")
+    grads = _grads(6, steps=8).astype(dtype)
+    p0 = _grads(7, steps=1)[0].astype(dtype)
+    p, tp = nn.Parameter(p0), torch.nn.Parameter(torch.tensor(p0))
+    opt, topt = cls([p], **kw), getattr(torch.optim, cls.__name__)([tp], **kw)
+    if sched == "step":
+        s, ts = StepLR(opt, 3, 0.5), torch.optim.lr_scheduler.StepLR(topt, 3, 0.5)
+    else:
+        s, ts = CosineAnnealingLR(opt, 3, 1e-3), torch.optim.lr_scheduler.CosineAnnealingLR(topt, 3, 1e-3)
+    for g in grads:
+        p.grad, tp.grad = g.copy(), torch.tensor(g)
+        opt.step()
+        topt.step()
+        s.step()
+        ts.step()
+        assert s.get_last_lr() == ts.get_last_lr()
+    np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-7)
