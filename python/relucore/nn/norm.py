@@ -54,7 +54,9 @@ class _BatchNorm(Module):
     def forward_activation(self, x, activation=None, keep_output: bool = False):
         """Batch norm followed by ``activation`` (``None``, ``"relu"``, ``("leaky_relu", slope)`` or
         ``("elu", alpha)``) in one pass. With ``keep_output`` (an invertible activation) backward
-        runs from the output alone and the input is not kept."""
+        runs from the output alone and the input is not kept, for inputs with a spatial extent:
+        on ``(N, C)`` (or 1x1) input that backward runs one value at a time, 9-18x slower than
+        from x, while the memory it saves is small."""
         x = self._input(x, self._ndims, self._layout.format(self.num_features), self.num_features, self._dtype())
         w = None if self.weight is None else self.weight.data
         b = None if self.bias is None else self.bias.data
@@ -67,7 +69,8 @@ class _BatchNorm(Module):
                 self.num_batches_tracked += 1
         y, mean, invstd = self._kernel(F.batch_norm, x, self.running_mean, self.running_var, w, b, training,
                                        self.momentum, self.eps, activation=activation, num_batches_tracked=nbt)
-        if keep_output and (w is None or np.all(w != 0)):  # y is invertible only without zero weights
+        spatial = x.ndim > 2 and x[0, 0].size > 1
+        if keep_output and spatial and (w is None or np.all(w != 0)):  # no y inverts through a zero weight
             self._keep(None, y, mean, invstd, activation, training)
         else:
             self._keep(x, None, mean, invstd, activation, training)
