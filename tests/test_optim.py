@@ -155,24 +155,25 @@ def _opt(lr=0.1):
     return optim.SGD([nn.Parameter(np.zeros(1))], lr=lr)
 
 
-def test_step_lr():
+def _schedule(make, epochs):
+    """The learning rate at epochs 0..epochs of ``make(optimizer)``'s schedule."""
     opt = _opt()
-    sched = StepLR(opt, step_size=3, gamma=0.5)
+    sched = make(opt)
     lrs = [opt.param_groups[0]["lr"]]
-    for _ in range(10):
+    for _ in range(epochs):
         sched.step()
         lrs.append(opt.param_groups[0]["lr"])
-    np.testing.assert_allclose(lrs, [0.1 * 0.5 ** (e // 3) for e in range(11)], rtol=1e-15)
     assert sched.get_last_lr() == [lrs[-1]]
+    return lrs
+
+
+def test_step_lr():
+    lrs = _schedule(lambda opt: StepLR(opt, step_size=3, gamma=0.5), 10)
+    np.testing.assert_allclose(lrs, [0.1 * 0.5 ** (e // 3) for e in range(11)], rtol=1e-15)
 
 
 def test_cosine_annealing_lr():
-    opt = _opt()
-    sched = CosineAnnealingLR(opt, T_max=5, eta_min=0.01)
-    lrs = [opt.param_groups[0]["lr"]]
-    for _ in range(15):
-        sched.step()
-        lrs.append(opt.param_groups[0]["lr"])
+    lrs = _schedule(lambda opt: CosineAnnealingLR(opt, T_max=5, eta_min=0.01), 15)
     closed = [0.01 + (0.1 - 0.01) * (1 + math.cos(math.pi * e / 5)) / 2 for e in range(16)]
     np.testing.assert_allclose(lrs, closed, rtol=1e-12, atol=1e-15)
 

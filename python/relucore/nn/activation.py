@@ -161,7 +161,21 @@ class ELU(_Elementwise):
         return f"alpha={self.alpha}"
 
 
-class Sigmoid(_Elementwise):
+class _KeepsOutput(_Elementwise):
+    """An activation whose derivative is a function of its output, kept for backward."""
+
+    _functions = ("", "")  # names of the forward and backward kernel functions
+
+    def forward(self, x):
+        y = self._kernel(getattr(F, self._functions[0]), x)
+        return self._finish(y, y)
+
+    def backward(self, dy):
+        y, dy = self._grad(dy)
+        return getattr(F, self._functions[1])(dy, y)
+
+
+class Sigmoid(_KeepsOutput):
     r"""Applies :math:`\sigma(x) = 1 / (1 + \exp(-x))` elementwise; backward keeps the output.
 
     Shape:
@@ -173,16 +187,10 @@ class Sigmoid(_Elementwise):
         array([0.5])
     """
 
-    def forward(self, x):
-        y = self._kernel(F.sigmoid, x)
-        return self._finish(y, y)
-
-    def backward(self, dy):
-        y, dy = self._grad(dy)
-        return F.sigmoid_backward(dy, y)
+    _functions = ("sigmoid", "sigmoid_backward")
 
 
-class Tanh(_Elementwise):
+class Tanh(_KeepsOutput):
     r"""Applies :math:`\tanh(x)` elementwise; backward keeps the output.
 
     Shape:
@@ -194,13 +202,7 @@ class Tanh(_Elementwise):
         array([0.])
     """
 
-    def forward(self, x):
-        y = self._kernel(F.tanh, x)
-        return self._finish(y, y)
-
-    def backward(self, dy):
-        y, dy = self._grad(dy)
-        return F.tanh_backward(dy, y)
+    _functions = ("tanh", "tanh_backward")
 
 
 class PReLU(Module):

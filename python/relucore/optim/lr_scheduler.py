@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List
 
+from ..nn.module import check_int
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR"]
@@ -75,9 +76,7 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"step_size must be an int >= 1, got {step_size!r}")
-        self.step_size, self.gamma = step_size, float(gamma)
+        self.step_size, self.gamma = check_int("step_size", step_size), float(gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> List[float]:
@@ -106,9 +105,7 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
-        if isinstance(T_max, bool) or not isinstance(T_max, int) or T_max < 1:
-            raise ValueError(f"T_max must be an int >= 1, got {T_max!r}")
-        self.T_max, self.eta_min = T_max, float(eta_min)
+        self.T_max, self.eta_min = check_int("T_max", T_max), float(eta_min)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> List[float]:
