@@ -50,9 +50,10 @@ BAD_DTYPES = ["float16", "int32", "int64", "uint8", "bool", "complex64", ">f4", 
 MODS = ["readonly", "noncontig", "fortran", "subclass"]
 HUGE_VIEWS = [(2**40, 1, 1, 1), (1, 1, 2**20, 2**20), (2**62,), (2**31, 2**31)]
 
-ARRAY_ARGS = {"x", "dy", "y", "weight", "bias", "cols", "running_mean", "running_var", "save_mean", "save_invstd"}
+ARRAY_ARGS = {"x", "dy", "y", "weight", "bias", "cols", "running_mean", "running_var", "save_mean", "save_invstd",
+              "logits"}
 GEOM_ARGS = {"kernel_size", "stride", "padding", "dilation"}
-SCALAR_ARGS = {"negative_slope", "alpha", "grad_at_zero"}
+SCALAR_ARGS = {"negative_slope", "alpha", "grad_at_zero", "label_smoothing"}
 FLAG_ARGS = {"return_mask", "return_counts", "count_include_pad"}
 
 #: Public names that are not array functions, with why they have no entry here.
@@ -121,6 +122,13 @@ def hostile_value(name, value):
     if name == "mask":
         return st.sampled_from([arr((1,), "uint8"), arr((100,), "uint8"), arr((3,), "bool"), arr((2, 2), "uint8"),
                                 ("mask", arr((9,)))])
+    if name == "target":
+        return st.sampled_from([arr((2,), "float32"), arr((2, 3), "int32"), arr((1, 1), "int64"), np.array(1.5),
+                                np.full(2, 2**62), np.full(2, -1), np.full(2, -(2**63)),
+                                np.array([2**64 - 1, 0], np.uint64), arr((2,), "bool"), arr((2,), "complex64"),
+                                ("bcast", (2**40,), "int64"), [0, 1], None, "0"])
+    if name == "reduction":
+        return st.sampled_from(["MEAN", "", None, 0, b"sum", "elementwise_mean"])
     if name == "indices":
         one = (1, 1, 1, 1)
         return st.sampled_from([arr(one, "int32"), arr(one, "float32"), np.full(one, -1), np.full(one, 2**62),
@@ -245,6 +253,37 @@ def norm_family(draw, name):
     return kw
 
 
+@st.composite
+def loss_family(draw, name):
+    dt = draw(st.sampled_from(FLOAT_DTYPES))
+    seed = draw(st.integers(0, 2**16))
+    shape = tuple(draw(st.lists(st.integers(0 if name != "cross_entropy" else 1, 4), min_size=1, max_size=4)))
+    if name != "cross_entropy":
+        kw = {p: arr(shape, dt, seed + i) for i, p in enumerate(("dy", "y") if "backward" in name else ("x",))}
+        kw["axis"] = draw(st.integers(-len(shape), len(shape) - 1))
+        if draw(st.booleans()):
+            first = "dy" if "dy" in kw else "x"
+            kw["out"] = draw(st.sampled_from([("same", first), ("overlap", first), arr(shape, dt, 99)]))
+        return kw
+    c = shape[1] if len(shape) > 1 else shape[0]
+    positions = shape[:1] + shape[2:] if len(shape) > 1 else ()
+    rng = np.random.default_rng(seed)
+    target = draw(st.sampled_from(["index", "prob"]))
+    if target == "index":
+        t = rng.integers(0, c, positions)
+        if t.size and draw(st.booleans()):
+            t.flat[0] = -100
+    else:
+        t = arr(shape, dt, seed + 1, ("positive",))
+    kw = dict(logits=arr(shape, dt, seed), target=t, reduction=draw(st.sampled_from(["mean", "sum", "none"])))
+    if draw(st.booleans()):
+        kw["label_smoothing"] = draw(st.sampled_from([0.0, 0.1, 1.0]))
+    if draw(st.booleans()):
+        kw["out"] = draw(st.sampled_from([("same", "logits"), ("overlap", "logits"), arr(shape, dt, 99)]))
+    return kw
+
+
+LOSS = {"softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy"}
 CONV = {"im2col", "col2im", "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
         "avg_pool2d_backward"}
 RUNTIME = {"runtime_info", "show_runtime", "get_num_threads", "get_isa", "get_gemm", "get_conv_algorithm",
@@ -262,6 +301,8 @@ def valid_call(name):
         return linear_family(name)
     if name in ("batch_norm", "batch_norm_backward"):
         return norm_family(name)
+    if name in LOSS:
+        return loss_family(name)
     if name in RUNTIME:
         return st.just({})
     if name in SETTINGS:

@@ -19,9 +19,10 @@ from . import reference, runtime  # noqa: E402
 from .conv import *  # noqa: E402,F401,F403  (relucore.conv.__all__)
 from .activations import *  # noqa: E402,F401,F403  (relucore.activations.__all__)
 from .norm import *  # noqa: E402,F401,F403  (relucore.norm.__all__)
-from . import activations as _activations, conv as _conv, norm as _norm  # noqa: E402
+from .loss import *  # noqa: E402,F401,F403  (relucore.loss.__all__)
+from . import activations as _activations, conv as _conv, loss as _loss, norm as _norm  # noqa: E402
 
-__all__ = _activations.__all__ + _conv.__all__ + _norm.__all__ + [
+__all__ = _activations.__all__ + _conv.__all__ + _norm.__all__ + _loss.__all__ + [
     "runtime_info", "show_runtime", "set_num_threads", "get_num_threads", "reference",
     "runtime", "use_isa", "get_isa", "use_gemm", "get_gemm", "use_conv_algorithm", "get_conv_algorithm",
     "release_scratch", "ufuncs", "nn", "optim",

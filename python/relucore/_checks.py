@@ -63,6 +63,12 @@ __all__ = [
     "check_batch_norm_args",
     "check_batch_norm_backward_args",
     "check_num_batches_tracked",
+    # losses
+    "REDUCTIONS",
+    "check_axis",
+    "check_softmax_backward_args",
+    "CrossEntropyArgs",
+    "check_cross_entropy_args",
 ]
 
 #: The dtypes relucore computes in; anything else is rejected, never cast.
@@ -689,3 +695,108 @@ def check_batch_norm_backward_args(dy, x, weight, save_mean, save_invstd, bias, 
             raise ValueError("the y-only backward (x=None) divides by weight: it must have no zeros")
     return BatchNormBackwardArgs(dy, x if x is None else s, y if y is None else s, weight, bias,
                                  save_mean, save_invstd, act, param)
+
+
+# --------------------------------------------------------------------------- losses
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_axis(axis, ndim: int) -> int:
+    """``axis`` as an index in ``[0, ndim)`` (negative counts from the end; a 0-d array has the one
+    axis 0 of its single value)."""
+    try:
+        a = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"axis must be an int, got {type(axis).__name__}") from None
+    n = max(ndim, 1)
+    if not -n <= a < n:
+        raise ValueError(f"axis {a} is out of range for an array of {ndim} dimensions")
+    return a % n
+
+
+def check_softmax_backward_args(dy, y, axis) -> Tuple[np.ndarray, np.ndarray, int]:
+    """dy and the forward output y: float, same dtype and shape."""
+    dy = check_float("dy", dy)
+    y = check_float("y", y)
+    check_same("dy", dy, "y", y)
+    return dy, y, check_axis(axis, dy.ndim)
+
+
+class CrossEntropyArgs(NamedTuple):
+    """Parsed cross_entropy arguments: logits as (N, C, S) with N, S the batch and spatial sizes
+    (``shape`` is the caller's), target as int64 (N, S) class indices or (N, C, S) probabilities."""
+
+    logits: np.ndarray
+    target: np.ndarray
+    probabilities: bool
+    reduction: str
+    label_smoothing: float
+    ignore_index: int
+    shape: tuple  # the loss's shape for reduction="none"
+
+
+def check_cross_entropy_args(logits, target, reduction, label_smoothing, ignore_index) -> CrossEntropyArgs:
+    """cross_entropy: logits (C,), (N, C) or (N, C, *); target class indices shaped like logits
+    without the class axis (integers in [0, C) or ``ignore_index``) or class probabilities shaped
+    like the logits, of their dtype."""
+    x = check_float("logits", logits)
+    if x.ndim == 0:
+        raise ValueError("logits must be (C,), (N, C) or (N, C, *spatial), got a 0-d array")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    eps = check_scalar("label_smoothing", label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {eps}")
+    if isinstance(ignore_index, (bool, np.bool_)):
+        raise TypeError("ignore_index must be an int, got bool")
+    try:
+        ignore = operator.index(ignore_index)
+    except TypeError:
+        raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}") from None
+    batched = x.ndim > 1
+    c = x.shape[1] if batched else x.shape[0]
+    if c == 0:
+        raise ValueError(f"logits must have at least one class, got shape {x.shape}")
+    x3 = x.reshape((x.shape[0], c, int(np.prod(x.shape[2:], dtype=np.int64))) if batched else (1, c, 1))
+    t = np.asarray(target)
+    loss_shape = (x.shape[:1] + x.shape[2:]) if batched else ()
+    if t.dtype.kind in "iu":
+        if t.shape != loss_shape:
+            raise ValueError(
+                f"target of class indices must have shape {loss_shape} for logits of shape {x.shape}, "
+                f"got {t.shape}"
+            )
+        t64 = t.astype(np.int64, copy=False)
+        bad = (t64 < 0) | (t64 >= c)
+        if -_INT64_MAX - 1 <= ignore <= _INT64_MAX:
+            bad &= t64 != ignore
+        if t.dtype == np.uint64:
+            bad |= t > _INT64_MAX  # would wrap in int64
+        if np.any(bad):
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"target has class {t[where]} at index {where}: logits have {c} classes "
+                f"(valid targets are 0..{c - 1} and ignore_index={ignore})"
+            )
+        if not -_INT64_MAX - 1 <= ignore <= _INT64_MAX:
+            ignore = -1  # matches no int64 target, and none is negative here
+        return CrossEntropyArgs(x3, t64.reshape(x3.shape[0], x3.shape[2]), False, reduction, eps, ignore,
+                                loss_shape)
+    if t.dtype.kind == "f":
+        if t.shape == loss_shape and t.shape != x.shape:
+            raise TypeError(
+                f"target of shape {t.shape} holds class indices, which must be integers, got dtype {t.dtype}"
+            )
+        if t.shape != x.shape:
+            raise ValueError(
+                f"target of class probabilities must have the logits' shape {x.shape}, got {t.shape}"
+            )
+        if t.dtype != x.dtype:
+            raise TypeError(
+                f"target of class probabilities must have the logits' dtype {x.dtype}, got {t.dtype}"
+            )
+        return CrossEntropyArgs(x3, t.reshape(x3.shape), True, reduction, eps, -1, loss_shape)
+    raise TypeError(
+        f"target must hold integer class indices or float32/float64 class probabilities, got dtype {t.dtype}"
+    )

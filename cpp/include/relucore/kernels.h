@@ -188,6 +188,36 @@ struct NormKernels {
     int lanes;
 };
 
+// The fused softmax cross-entropy's constants: the target distribution t' = keep * t + spread
+// (keep = 1 - label smoothing, spread = smoothing / classes), the gradient's scale (1 / count for a
+// mean), and the class index that marks a position to skip.
+template <class T>
+struct CeParams {
+    T keep, spread, scale;
+    i64 ignore;
+};
+
+template <class T>
+struct LossKernels {
+    // Over L classes: `rows` contiguous rows of L ("rows"), or the positions [i0, i1) of one (L, I)
+    // block, class stride I, across the vector lanes ("cols"). Outputs may be the inputs.
+    // y = softmax(x), or log_softmax(x) if log.
+    void (*softmax_rows)(const T* x, T* y, i64 rows, i64 L, int log);
+    void (*softmax_cols)(const T* x, T* y, i64 L, i64 I, i64 i0, i64 i1, int log);
+    // dx from dy and the forward output y: y * (dy - sum dy * y), or dy - exp(y) * sum dy if log.
+    void (*softmax_backward_rows)(const T* dy, const T* y, T* dx, i64 rows, i64 L, int log);
+    void (*softmax_backward_cols)(const T* dy, const T* y, T* dx, i64 L, i64 I, i64 i0, i64 i1, int log);
+    // Cross entropy of each position against a class index t (every index in [0, L) or
+    // p.ignore, checked by the caller) or class probabilities t (laid out like x): loss[position]
+    // in double (0 for an ignored one) and g = p.scale * (softmax(x) * sum t' - t').
+    void (*ce_index_rows)(const T* x, const i64* t, T* g, double* loss, i64 rows, i64 L, const CeParams<T>& p);
+    void (*ce_index_cols)(const T* x, const i64* t, T* g, double* loss, i64 L, i64 I, i64 i0, i64 i1,
+                          const CeParams<T>& p);
+    void (*ce_prob_rows)(const T* x, const T* t, T* g, double* loss, i64 rows, i64 L, const CeParams<T>& p);
+    void (*ce_prob_cols)(const T* x, const T* t, T* g, double* loss, i64 L, i64 I, i64 i0, i64 i1,
+                         const CeParams<T>& p);
+};
+
 // Every kernel family for one dtype.
 template <class T>
 struct Kernels {
@@ -196,6 +226,7 @@ struct Kernels {
     GemmKernels<T> gemm;
     WinogradKernels<T> wino;
     NormKernels<T> norm;
+    LossKernels<T> loss;
 };
 
 struct KernelTable {

@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence
 import numpy as np
 
 #: Modules that provide ``cases(sizes, dtype)``, in table order.
-SUITES = ("relucore.bench.elementwise", "relucore.bench.ufuncs", "relucore.bench.conv", "relucore.bench.norm")
+SUITES = ("relucore.bench.elementwise", "relucore.bench.ufuncs", "relucore.bench.conv", "relucore.bench.norm",
+          "relucore.bench.loss")
 
 IMPLS = ("relucore", "numpy", "torch")
 
