@@ -50,6 +50,8 @@ GRAD_CASES = {
     "elu": (lambda: nn.ELU(0.7), (3, 4, 5), away_from_kinks),
     "sigmoid": (lambda: nn.Sigmoid(), (3, 4, 5), away_from_kinks),
     "tanh": (lambda: nn.Tanh(), (3, 4, 5), away_from_kinks),
+    "softmax": (lambda: nn.Softmax(dim=1), (3, 4, 5), away_from_kinks),
+    "log_softmax": (lambda: nn.LogSoftmax(), (3, 4), away_from_kinks),
     "prelu_channels": (lambda: nn.PReLU(3, 0.1, **D), (2, 3, 4, 2), away_from_kinks),
     "prelu_shared": (lambda: nn.PReLU(**D), (5, 4), away_from_kinks),
     "maxpool": (lambda: nn.MaxPool2d(2), (2, 3, 4, 6), distinct),
@@ -72,6 +74,44 @@ def test_backward_matches_central_differences(rc, case):
     rng = np.random.default_rng(sorted(GRAD_CASES).index(case))
     nn.manual_seed(1)
     check_module_gradients(make(), data(rng, shape), rng)
+
+
+@pytest.mark.parametrize("kw", [{}, dict(reduction="sum", label_smoothing=0.2), dict(ignore_index=1)],
+                         ids=["mean", "sum_smoothing", "ignore"])
+@pytest.mark.parametrize("shape", [(4, 5), (2, 3, 2, 2), (5,)], ids=["NC", "NCHW", "C"])
+def test_cross_entropy_loss_gradient(rc, kw, shape, rng):
+    from _nn_helpers import numeric_grad
+
+    x = rng.standard_normal(shape)
+    # unbatched: one class index, not the ignored one
+    target = np.int64(2) if len(shape) == 1 else rng.integers(0, shape[1], shape[:1] + shape[2:])
+    loss_fn = nn.CrossEntropyLoss(**kw)
+    loss = loss_fn(x, target)
+    assert isinstance(loss, float)
+    dx = loss_fn.backward(0.5)
+    np.testing.assert_allclose(dx, 0.5 * numeric_grad(lambda: nn.CrossEntropyLoss(**kw)(x, target), x),
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_cross_entropy_loss_none_and_probabilities(rc, rng):
+    x = rng.standard_normal((4, 3, 2))
+    target = rng.integers(0, 3, (4, 2))
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
+    losses = loss_fn(x, target)
+    ref_loss, ref_grad = R.cross_entropy(x, target, reduction="none")
+    np.testing.assert_allclose(losses, ref_loss, rtol=1e-12)
+    g = rng.standard_normal((4, 2))
+    np.testing.assert_allclose(loss_fn.backward(g), ref_grad * g[:, None, :], rtol=1e-12)
+    with pytest.raises(ValueError, match="backward"):
+        loss_fn(x, target)
+        loss_fn.backward(np.ones(3))
+    probs = R.softmax(rng.standard_normal((4, 3, 2)), axis=1)
+    loss = nn.CrossEntropyLoss()(x, probs)
+    assert loss == pytest.approx(float(-(probs * R.log_softmax(x, axis=1)).sum(axis=1).mean()), rel=1e-12)
+    with pytest.raises(ValueError, match="CrossEntropyLoss"):
+        nn.CrossEntropyLoss()(x, np.full((4, 2), 7))
+    with pytest.raises(TypeError, match="CrossEntropyLoss"):
+        nn.CrossEntropyLoss()(x, target.astype(np.float64))
 
 
 def test_mse_loss_gradient(rng):
@@ -150,6 +190,10 @@ REF_CASES = {
     "elu": (lambda dt: nn.ELU(1.5), (4, 5), _ref_act(lambda x: R.elu(x, 1.5), lambda dy, x, y: R.elu_backward(dy, x, 1.5))),
     "sigmoid": (lambda dt: nn.Sigmoid(), (4, 5), _ref_act(R.sigmoid, lambda dy, x, y: R.sigmoid_backward(dy, y))),
     "tanh": (lambda dt: nn.Tanh(), (4, 5), _ref_act(R.tanh, lambda dy, x, y: R.tanh_backward(dy, y))),
+    "softmax": (lambda dt: nn.Softmax(dim=1), (4, 5, 3),
+                _ref_act(lambda x: R.softmax(x, 1), lambda dy, x, y: R.softmax_backward(dy, y, 1))),
+    "log_softmax": (lambda dt: nn.LogSoftmax(0), (4, 5),
+                    _ref_act(lambda x: R.log_softmax(x, 0), lambda dy, x, y: R.log_softmax_backward(dy, y, 0))),
     "prelu": (lambda dt: nn.PReLU(3, dtype=dt), (2, 3, 4), _ref_prelu),
     "maxpool": (lambda dt: nn.MaxPool2d(3, 2, 1), (2, 3, 7, 6), _ref_maxpool),
     "avgpool": (lambda dt: nn.AvgPool2d(2, padding=1, count_include_pad=False), (2, 3, 5, 5), _ref_avgpool),
@@ -334,3 +378,23 @@ def test_against_torch_nn(rc, rng):
     theirs.eval()
     x = rng.standard_normal((3, 2, 4, 4))
     np.testing.assert_allclose(ours(x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(label_smoothing=0.1, ignore_index=2), dict(reduction="sum")],
+                         ids=["mean", "smoothing_ignore", "sum"])
+def test_cross_entropy_and_softmax_against_torch(rc, kw, rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((6, 4, 3)).astype(np.float32)
+    target = rng.integers(0, 4, (6, 3))
+    tx = torch.tensor(x, requires_grad=True)
+    tloss = torch.nn.CrossEntropyLoss(**kw)(tx, torch.tensor(target))
+    tloss.backward(torch.tensor(0.5))
+    loss_fn = nn.CrossEntropyLoss(**kw)
+    assert loss_fn(x, target) == pytest.approx(tloss.item(), rel=1e-5)
+    np.testing.assert_allclose(loss_fn.backward(0.5), tx.grad.numpy(), rtol=1e-5, atol=1e-7)
+    for ours, theirs in ((nn.Softmax(1), torch.nn.Softmax(1)), (nn.LogSoftmax(1), torch.nn.LogSoftmax(1))):
+        tx = torch.tensor(x, requires_grad=True)
+        ty = theirs(tx)
+        ty.backward(torch.tensor(x))
+        np.testing.assert_allclose(ours(x), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ours.backward(x), tx.grad.numpy(), rtol=1e-5, atol=1e-6)

@@ -338,7 +338,7 @@ def test_constructor_errors():
 # ------------------------------------------------------------------ training
 
 def _softmax_cross_entropy(logits, target):
-    """Mean cross-entropy and its gradient, written out (the loss module is not used here)."""
+    """Mean cross-entropy and its gradient, written out."""
     z = logits - logits.max(axis=1, keepdims=True)
     p = np.exp(z)
     p /= p.sum(axis=1, keepdims=True)
@@ -356,6 +356,15 @@ def _blobs(rng, n=300):
     return x, y
 
 
+def test_cross_entropy_loss_matches_the_written_out_formula(rng):
+    logits = rng.standard_normal((16, 5)).astype(np.float32)
+    target = rng.integers(0, 5, 16)
+    loss_fn = nn.CrossEntropyLoss()
+    loss, dlogits = _softmax_cross_entropy(logits.astype(np.float64), target)
+    assert loss_fn(logits, target) == pytest.approx(loss, rel=1e-6)
+    np.testing.assert_allclose(loss_fn.backward(), dlogits, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("opt_name", ["sgd", "adam"])
 def test_two_layer_mlp_learns(opt_name):
     x, y = _blobs(np.random.default_rng(0))
@@ -363,16 +372,17 @@ def test_two_layer_mlp_learns(opt_name):
     model = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 3))
     opt = (optim.SGD(model.parameters(), lr=0.1, momentum=0.9) if opt_name == "sgd"
            else optim.Adam(model.parameters(), lr=0.02))
+    loss_fn = nn.CrossEntropyLoss()
     first = None
     for epoch in range(30):
         for i in range(0, len(x), 50):
-            loss, dlogits = _softmax_cross_entropy(model(x[i:i + 50]), y[i:i + 50])
+            loss = loss_fn(model(x[i:i + 50]), y[i:i + 50])
             first = loss if first is None else first
             model.zero_grad()
-            model.backward(dlogits.astype(np.float32))
+            model.backward(loss_fn.backward())
             opt.step()
     model.eval()
-    final, _ = _softmax_cross_entropy(model(x), y)
+    final = loss_fn(model(x), y)
     accuracy = (model(x).argmax(axis=1) == y).mean()
     assert first > 0.9 and final < 0.1, (first, final)
     assert accuracy > 0.9

@@ -14,19 +14,20 @@ Example::
 """
 
 from . import init
-from .activation import ELU, LeakyReLU, PReLU, ReLU, ReLU6, Sigmoid, Tanh
+from .activation import ELU, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, Sigmoid, Softmax, Tanh
 from .container import Flatten, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
 from .init import manual_seed
 from .linear import Linear
-from .loss import MSELoss
+from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
 from .norm import BatchNorm1d, BatchNorm2d
 from .pooling import AvgPool2d, MaxPool2d
 
 __all__ = [
     "Module", "Parameter", "Sequential", "Flatten", "Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
-    "ReLU6", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "MaxPool2d", "AvgPool2d", "Dropout", "MSELoss",
+    "ReLU6", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "MaxPool2d", "AvgPool2d",
+    "Dropout", "CrossEntropyLoss", "MSELoss",
     "init", "manual_seed",
 ]

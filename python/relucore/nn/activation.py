@@ -1,7 +1,8 @@
-"""Activation layers: ReLU, ReLU6, LeakyReLU, PReLU, ELU, Sigmoid and Tanh.
+"""Activation layers: ReLU, ReLU6, LeakyReLU, PReLU, ELU, Sigmoid, Tanh, Softmax and LogSoftmax.
 
 ReLU, ReLU6 and LeakyReLU keep only the 1-bit mask of their input's sign for backward (32x less
-memory than float32 ``x``); Sigmoid and Tanh keep their output, ELU and PReLU their input.
+memory than float32 ``x``); Sigmoid, Tanh, Softmax and LogSoftmax keep their output, ELU and PReLU
+their input.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 from . import _functions as F
 from .module import Module, Parameter, check_int, float_dtype
 
-__all__ = ["ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh"]
+__all__ = ["ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"]
 
 
 def _real(name: str, v) -> float:
@@ -203,6 +204,66 @@ class Tanh(_KeepsOutput):
     """
 
     _functions = ("tanh", "tanh_backward")
+
+
+class _AlongAxis(_Elementwise):
+    """Softmax and log-softmax: an output-keeping activation over one axis ``dim``."""
+
+    _functions = ("", "")
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = check_int("dim", dim, -(2**63))
+
+    def forward(self, x):
+        y = self._kernel(getattr(F, self._functions[0]), x, self.dim)
+        return self._finish(y, (y, self.dim))
+
+    def backward(self, dy):
+        (y, dim), dy = self._grad(dy)
+        return getattr(F, self._functions[1])(dy, y, dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Softmax(_AlongAxis):
+    r"""Applies softmax along ``dim``: :math:`\text{Softmax}(x)_i = \exp(x_i) / \sum_j \exp(x_j)`,
+    so each slice is a probability distribution; backward keeps the output.
+
+    Args:
+        dim: the axis to normalise. Default: ``-1`` (PyTorch asks for it explicitly).
+
+    Shape:
+        - Input: :math:`(*)`; Output: same.
+
+    Example::
+
+        >>> nn.Softmax(dim=1)(np.zeros((2, 4)))
+        array([[0.25, 0.25, 0.25, 0.25],
+               [0.25, 0.25, 0.25, 0.25]])
+    """
+
+    _functions = ("softmax", "softmax_backward")
+
+
+class LogSoftmax(_AlongAxis):
+    r"""Applies :math:`\log(\text{Softmax}(x))` along ``dim``, computed without forming the softmax
+    (stable for large logits); backward keeps the output.
+
+    Args:
+        dim: the axis to normalise. Default: ``-1`` (PyTorch asks for it explicitly).
+
+    Shape:
+        - Input: :math:`(*)`; Output: same.
+
+    Example::
+
+        >>> nn.LogSoftmax(dim=1)(np.zeros((1, 2)))
+        array([[-0.69314718, -0.69314718]])
+    """
+
+    _functions = ("log_softmax", "log_softmax_backward")
 
 
 class PReLU(Module):
