@@ -296,12 +296,15 @@ def test_errors_name_the_layer():
     y = conv(np.zeros((1, 3, 8, 8), np.float32))
     with pytest.raises(ValueError, match=r"backward\(\) expected dy of shape \(1, 8, 6, 6\)"):
         conv.backward(np.zeros((1, 8, 5, 5), np.float32))
-    conv(np.zeros((1, 3, 8, 8), np.float32))
-    conv.backward(np.zeros_like(y))
+    conv.backward(np.zeros_like(y))  # the forward is still there after a wrong dy
     with pytest.raises(RuntimeError, match="each forward"):  # one backward per forward
         conv.backward(np.zeros_like(y))
     with pytest.raises(ValueError, match=r"BatchNorm2d\(4.*expected input of shape \(N, 4, H, W\)"):
         nn.BatchNorm2d(4)(np.zeros((2, 3, 4, 4), np.float32))
+    bn = nn.BatchNorm1d(3)
+    with pytest.raises(ValueError, match=r"BatchNorm1d\(3.*more than 1 value per channel"):
+        bn(np.zeros((1, 3), np.float32))
+    assert bn.num_batches_tracked == 0, "a failed forward counted a batch"
     with pytest.raises(ValueError, match=r"BatchNorm1d\(4.*\(N, 4\) or \(N, 4, L\)"):
         nn.BatchNorm1d(4)(np.zeros((2, 4, 4, 4), np.float32))
     with pytest.raises(ValueError, match=r"Linear\(in_features=5.*\(\*, 5\), got \(2, 4\)"):
@@ -314,6 +317,9 @@ def test_errors_name_the_layer():
         nn.MaxPool2d(2).backward(np.zeros((1, 1, 1, 1)))
     with pytest.raises(RuntimeError, match="Sequential"):
         nn.Sequential(nn.ReLU()).backward(np.zeros(2))
+    relu = nn.ReLU()
+    with pytest.raises(ValueError, match="appears twice"):
+        nn.Sequential(relu, nn.Linear(2, 2), relu)(np.zeros((1, 2), np.float32))
 
 
 def test_constructor_errors():
@@ -405,3 +411,13 @@ def test_small_cnn_trains_on_both_dtypes():
             model.backward(dlogits.astype(dtype))
             opt.step()
         assert losses[-1] < 0.3 * losses[0], (dtype, losses[0], losses[-1])
+
+
+def test_empty_batch_runs_through(rc):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ELU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(4, 2)).eval()
+    y = model(np.zeros((0, 3, 4, 4), np.float32))
+    assert y.shape == (0, 2)
+    dx = model.backward(y)
+    assert dx.shape == (0, 3, 4, 4)
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())

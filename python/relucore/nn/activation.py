@@ -29,8 +29,8 @@ class _Elementwise(Module):
         return y
 
     def _grad(self, dy):
-        kept, shape = self._take()
-        return kept, self._dy(dy, shape)
+        saved = self._take()
+        return saved[0], self._dy(dy, saved[1], saved)
 
 
 class ReLU(_Elementwise):
@@ -296,7 +296,7 @@ class PReLU(Module):
         self.weight = Parameter(np.full(self.num_parameters, _real("init", init)), float_dtype(dtype))
 
     def forward(self, x):
-        x = self._input(x, range(0, 33), "(N, C, *)", dtype=self.weight.dtype)
+        x = self._input(x, "(N, C, *)", dtype=self.weight.dtype)
         if self.num_parameters > 1 and (x.ndim < 2 or x.shape[1] != self.num_parameters):
             raise ValueError(f"{self._label()}: expected input of shape (N, {self.num_parameters}, *), "
                              f"got {x.shape}")
@@ -305,8 +305,9 @@ class PReLU(Module):
         return y
 
     def backward(self, dy):
-        (x,) = self._take()
-        dx, dw = F.prelu_backward(self._dy(dy, x.shape), x, self.weight.data)
+        saved = self._take()
+        x = saved[0]
+        dx, dw = F.prelu_backward(self._dy(dy, x.shape, saved), x, self.weight.data)
         self.weight.accumulate(dw)
         return dx
 

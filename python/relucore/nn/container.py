@@ -88,7 +88,10 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        mods = list(self._modules.values())
+        mods = [m for m in self._modules.values() if m is not None]
+        if len({id(m) for m in mods}) != len(mods):
+            raise ValueError("Sequential: a module appears twice; each instance keeps one forward's state "
+                             "for its backward, so use a separate instance at each place")
         ran = []
         i = 0
         while i < len(mods):
@@ -137,7 +140,7 @@ class Flatten(Module):
         self.end_dim = check_int("end_dim", end_dim, -(2**63))
 
     def forward(self, x):
-        x = self._input(x, range(0, 33), "(*)")
+        x = self._input(x, "(*)")
         nd = max(x.ndim, 1)
         s, e = self.start_dim, self.end_dim
         if not (-nd <= s < nd and -nd <= e < nd) or s % nd > e % nd:
@@ -148,8 +151,8 @@ class Flatten(Module):
         return x.reshape(shape)
 
     def backward(self, dy):
-        x_shape, y_shape = self._take()
-        return self._dy(dy, y_shape).reshape(x_shape)
+        saved = x_shape, y_shape = self._take()
+        return self._dy(dy, y_shape, saved).reshape(x_shape)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

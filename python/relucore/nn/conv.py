@@ -86,15 +86,16 @@ class Conv2d(Module):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
     def forward(self, x):
-        x = self._input(x, (4,), f"(N, {self.in_channels}, H, W)", self.in_channels, self.weight.dtype)
+        x = self._input(x, f"(N, {self.in_channels}, H, W)", (4,), channels=self.in_channels,
+                        dtype=self.weight.dtype)
         b = None if self.bias is None else self.bias.data
         y = self._kernel(F.conv2d, x, self.weight.data, b, **self._geometry())
         self._keep(x, y.shape)
         return y
 
     def backward(self, dy):
-        x, y_shape = self._take()
-        dy = self._dy(dy, y_shape)
+        saved = x, y_shape = self._take()
+        dy = self._dy(dy, y_shape, saved)
         dx, dw, db = F.conv2d_backward(dy, x, self.weight.data, **self._geometry())
         self.weight.accumulate(dw)
         if self.bias is not None:

@@ -41,7 +41,7 @@ class Dropout(Module):
         self.rng = None if rng is None else init.generator(rng)
 
     def forward(self, x):
-        x = self._input(x, range(0, 33), "(*)")
+        x = self._input(x, "(*)")
         if not self.training or self.p == 0:
             self._keep(None, x.shape)
             return x
@@ -54,8 +54,8 @@ class Dropout(Module):
         return np.multiply(a, scale, where=keep, out=np.zeros_like(a))
 
     def backward(self, dy):
-        keep, shape = self._take()
-        dy = self._dy(dy, shape)
+        saved = keep, shape = self._take()
+        dy = self._dy(dy, shape, saved)
         return dy if keep is None else self._apply(dy, keep)
 
     def extra_repr(self) -> str:

@@ -13,6 +13,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .module import Parameter
+
 __all__ = [
     "manual_seed", "default_generator", "calculate_gain", "uniform_", "normal_", "constant_", "zeros_",
     "ones_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
@@ -139,8 +141,6 @@ def layer_parameters(weight_shape: Tuple[int, ...], bias: bool, dtype, rng):
     r"""A new ``(weight, bias)`` pair of Parameters (bias ``None`` when not wanted) with PyTorch's
     default for convolution and linear layers: kaiming_uniform(a=sqrt(5)) for the weight
     (:math:`\mathcal{U}(-1/\sqrt{fan\_in}, 1/\sqrt{fan\_in})`) and the same bound for the bias."""
-    from .module import Parameter
-
     rng = generator(rng)
     w = Parameter(np.zeros(weight_shape), dtype)
     b = Parameter(np.zeros(weight_shape[:1]), dtype) if bias else None

@@ -49,7 +49,7 @@ class Linear(Module):
         self.register_parameter("bias", b)
 
     def forward(self, x):
-        x = self._input(x, range(1, 33), f"(*, {self.in_features})", dtype=self.weight.dtype)
+        x = self._input(x, f"(*, {self.in_features})", min_ndim=1, dtype=self.weight.dtype)
         if x.shape[-1] != self.in_features:
             raise ValueError(f"{self._label()}: expected input of shape (*, {self.in_features}), got {x.shape}")
         b = None if self.bias is None else self.bias.data
@@ -58,8 +58,9 @@ class Linear(Module):
         return y
 
     def backward(self, dy):
-        (x,) = self._take()
-        dy = self._dy(dy, x.shape[:-1] + (self.out_features,))
+        saved = self._take()
+        x = saved[0]
+        dy = self._dy(dy, x.shape[:-1] + (self.out_features,), saved)
         dx, dw, db = F.linear_backward(dy, x, self.weight.data)
         self.weight.accumulate(dw)
         if self.bias is not None:

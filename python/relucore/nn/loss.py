@@ -52,7 +52,7 @@ class MSELoss(_Loss):
     """
 
     def forward(self, input, target):
-        x = self._input(input, range(0, 33), "(*)")
+        x = self._input(input, "(*)")
         t = np.asarray(target)
         if t.shape != x.shape:
             raise ValueError(f"{self._label()}: target shape {t.shape} differs from input shape {x.shape}")
@@ -65,9 +65,10 @@ class MSELoss(_Loss):
         return float(total / max(sq.size, 1)) if self.reduction == "mean" else float(total)
 
     def backward(self, grad=1.0):
-        (diff,) = self._take()
+        saved = self._take()
+        diff = saved[0]
         if self.reduction == "none":
-            return 2 * diff * self._dy(grad, diff.shape)
+            return 2 * diff * self._dy(grad, diff.shape, saved)
         scale = 2.0 * float(grad) / (max(diff.size, 1) if self.reduction == "mean" else 1)
         return diff * diff.dtype.type(scale)
 
@@ -110,7 +111,7 @@ class CrossEntropyLoss(_Loss):
         self.ignore_index = int(ignore_index)
 
     def forward(self, input, target):
-        x = self._input(input, range(1, 33), "(C), (N, C) or (N, C, *)")
+        x = self._input(input, "(C), (N, C) or (N, C, *)", min_ndim=1)
         loss, dlogits = self._kernel(F.cross_entropy, x, target, reduction=self.reduction,
                                      label_smoothing=self.label_smoothing, ignore_index=self.ignore_index)
         self._keep(dlogits, np.shape(loss))
@@ -119,11 +120,11 @@ class CrossEntropyLoss(_Loss):
     def backward(self, grad=1.0):
         """The gradient with respect to the logits, times ``grad`` (the loss's upstream gradient: a
         number, or an array shaped like the loss for ``"none"``)."""
-        dlogits, loss_shape = self._take()
+        saved = dlogits, loss_shape = self._take()
         if self.reduction != "none" or not loss_shape:
             g = float(grad)
             return dlogits if g == 1.0 else dlogits * dlogits.dtype.type(g)
-        g = self._dy(grad, loss_shape).astype(dlogits.dtype, copy=False)
+        g = self._dy(grad, loss_shape, saved).astype(dlogits.dtype, copy=False)
         return dlogits * np.expand_dims(g, 1)  # the class axis
 
     def extra_repr(self) -> str:

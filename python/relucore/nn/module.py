@@ -61,7 +61,8 @@ class Parameter:
     size = property(lambda self: self.data.size)
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        a = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return a.copy() if copy and a is self.data else a
 
     def __repr__(self) -> str:
         return f"Parameter containing:\n{self.data!r}"
@@ -91,8 +92,9 @@ class Module:
     A layer implements :meth:`forward` (keeping what its backward needs) and :meth:`backward`, which
     takes the gradient of the loss with respect to the layer's output, *adds* the gradients of its
     parameters to their ``grad`` and returns the gradient with respect to its input. Each
-    ``forward`` allows one ``backward``. Parameters, buffers and modules assigned as attributes are
-    registered by name, as in PyTorch.
+    ``forward`` allows one ``backward``, and an instance keeps only its last forward's state: use
+    a separate instance at each place in a network. Parameters, buffers and modules assigned as
+    attributes are registered by name, as in PyTorch.
 
     Example::
 
@@ -355,25 +357,29 @@ class Module:
         """How errors name this layer: its one-line repr."""
         return f"{type(self).__name__}({self.extra_repr()})"
 
-    def _input(self, x, ndims: Tuple[int, ...], layout: str, channels: Optional[int] = None,
-               dtype: Optional[np.dtype] = None) -> np.ndarray:
+    def _input(self, x, layout: str, ndims: Optional[Tuple[int, ...]] = None, min_ndim: int = 0,
+               channels: Optional[int] = None, dtype: Optional[np.dtype] = None) -> np.ndarray:
         """``x`` as an array after the checks every layer makes, with errors naming the layer: a
-        float32/float64 dtype (``dtype`` if the layer has one), a rank in ``ndims`` and ``channels``
-        on axis 1 (``layout`` is the expected shape, e.g. "(N, 3, H, W)")."""
+        float32/float64 dtype (``dtype`` if the layer has one), a rank in ``ndims`` (any if None)
+        and at least ``min_ndim``, ``channels`` on axis 1 (``layout`` is the expected shape, e.g.
+        "(N, 3, H, W)")."""
         x = x if isinstance(x, np.ndarray) else np.asarray(x)
         if x.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{self._label()}: input dtype must be float32 or float64, got {x.dtype}")
-        if x.ndim not in ndims or (channels is not None and x.shape[1] != channels):
+        if ((ndims is not None and x.ndim not in ndims) or x.ndim < min_ndim
+                or (channels is not None and x.shape[1] != channels)):
             raise ValueError(f"{self._label()}: expected input of shape {layout}, got {x.shape}")
         if dtype is not None and x.dtype != dtype:
             raise TypeError(f"{self._label()}: input is {x.dtype} but the layer's parameters are {dtype} "
                             f"(convert the input, or the layer with .to(np.{x.dtype}))")
         return x
 
-    def _dy(self, dy, shape: Tuple[int, ...]) -> np.ndarray:
-        """``dy`` as an array shaped like the forward output (``shape``), else a ValueError."""
+    def _dy(self, dy, shape: Tuple[int, ...], saved: tuple) -> np.ndarray:
+        """``dy`` as an array shaped like the forward output (``shape``), else a ValueError; then
+        ``saved`` (what :meth:`_take` returned) is kept again, so a corrected backward can follow."""
         dy = dy if isinstance(dy, np.ndarray) else np.asarray(dy)
         if dy.shape != tuple(shape):
+            self._keep(*saved)
             raise ValueError(f"{self._label()}: backward() expected dy of shape {tuple(shape)} (the forward "
                              f"output's), got {dy.shape}")
         return dy
@@ -383,7 +389,7 @@ class Module:
         try:
             return f(*args, **kwargs)
         except (TypeError, ValueError) as e:
-            raise type(e)(f"{self._label()}: {e}") from e
+            raise (TypeError if isinstance(e, TypeError) else ValueError)(f"{self._label()}: {e}") from e
 
     def extra_repr(self) -> str:
         """The arguments shown inside this module's repr."""

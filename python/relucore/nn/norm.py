@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
@@ -57,19 +58,19 @@ class _BatchNorm(Module):
         runs from the output alone and the input is not kept, for inputs with a spatial extent:
         on ``(N, C)`` (or 1x1) input that backward runs one value at a time, 9-18x slower than
         from x, while the memory it saves is small."""
-        x = self._input(x, self._ndims, self._layout.format(self.num_features), self.num_features, self._dtype())
+        x = self._input(x, self._layout.format(self.num_features), self._ndims, channels=self.num_features,
+                        dtype=self._dtype())
         w = None if self.weight is None else self.weight.data
         b = None if self.bias is None else self.bias.data
         training = self.training or self.running_mean is None
-        nbt = None
-        if self.training and self.track_running_stats:
-            if self.momentum is None:
-                nbt = self.num_batches_tracked  # the kernel counts it and averages with 1/count
-            else:
-                self.num_batches_tracked += 1
+        tracking = self.training and self.track_running_stats
+        # with momentum=None the kernel counts the batch and averages with 1/count
+        nbt = self.num_batches_tracked if tracking and self.momentum is None else None
         y, mean, invstd = self._kernel(F.batch_norm, x, self.running_mean, self.running_var, w, b, training,
                                        self.momentum, self.eps, activation=activation, num_batches_tracked=nbt)
-        spatial = x.ndim > 2 and x[0, 0].size > 1
+        if tracking and nbt is None:
+            self.num_batches_tracked += 1
+        spatial = math.prod(x.shape[2:]) > 1
         if keep_output and spatial and (w is None or np.all(w != 0)):  # no y inverts through a zero weight
             self._keep(None, y, mean, invstd, activation, training)
         else:
@@ -77,8 +78,8 @@ class _BatchNorm(Module):
         return y
 
     def backward(self, dy):
-        x, y, mean, invstd, activation, training = self._take()
-        dy = self._dy(dy, (x if y is None else y).shape)
+        saved = x, y, mean, invstd, activation, training = self._take()
+        dy = self._dy(dy, (x if y is None else y).shape, saved)
         w = None if self.weight is None else self.weight.data
         b = None if self.bias is None else self.bias.data
         dx, dw, db = F.batch_norm_backward(dy, x, w, mean, invstd, bias=b, activation=activation, y=y,

@@ -19,7 +19,7 @@ class _Pool2d(Module):
         self.padding = pair("padding", padding, 0)
 
     def _check(self, x):
-        return self._input(x, (4,), "(N, C, H, W)")
+        return self._input(x, "(N, C, H, W)", (4,))
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -56,8 +56,8 @@ class MaxPool2d(_Pool2d):
         return y
 
     def backward(self, dy):
-        indices, x_shape = self._take()
-        return F.max_pool2d_backward(self._dy(dy, indices.shape), indices, x_shape)
+        saved = indices, x_shape = self._take()
+        return F.max_pool2d_backward(self._dy(dy, indices.shape, saved), indices, x_shape)
 
 
 class AvgPool2d(_Pool2d):
@@ -100,8 +100,8 @@ class AvgPool2d(_Pool2d):
         return y
 
     def backward(self, dy):
-        x_shape, y_shape = self._take()
-        return F.avg_pool2d_backward(self._dy(dy, y_shape), x_shape, *self._args())
+        saved = x_shape, y_shape = self._take()
+        return F.avg_pool2d_backward(self._dy(dy, y_shape, saved), x_shape, *self._args())
 
     def extra_repr(self) -> str:
         s = super().extra_repr()
