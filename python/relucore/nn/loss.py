@@ -101,8 +101,11 @@ class CrossEntropyLoss(_Loss):
     Example::
 
         >>> loss_fn = nn.CrossEntropyLoss()
-        >>> loss = loss_fn(model(x), labels)
-        >>> model.backward(loss_fn.backward())
+        >>> loss_fn(np.zeros((2, 4)), np.array([1, 3]))      # log(4)
+        1.3862943611198906
+        >>> loss_fn.backward()                                 # (softmax - one_hot) / N
+        array([[ 0.125, -0.375,  0.125,  0.125],
+               [ 0.125,  0.125,  0.125, -0.375]])
     """
 
     def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0, ignore_index: int = -100) -> None:

@@ -41,7 +41,7 @@ class Parameter:
 
     Example::
 
-        >>> p = Parameter(np.zeros((3, 4)))
+        >>> p = nn.Parameter(np.zeros((3, 4)))
         >>> p.shape, p.dtype, p.grad
         ((3, 4), dtype('float64'), None)
     """
@@ -98,14 +98,18 @@ class Module:
 
     Example::
 
-        >>> class TwoLayer(Module):
+        >>> class TwoLayer(nn.Module):
         ...     def __init__(self):
         ...         super().__init__()
-        ...         self.fc1, self.act, self.fc2 = Linear(4, 8), ReLU(), Linear(8, 2)
+        ...         self.fc1, self.act, self.fc2 = nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)
         ...     def forward(self, x):
         ...         return self.fc2(self.act(self.fc1(x)))
         ...     def backward(self, dy):
         ...         return self.fc1.backward(self.act.backward(self.fc2.backward(dy)))
+        >>> m = TwoLayer()
+        >>> y = m(np.ones((3, 4), np.float32))
+        >>> m.backward(np.ones_like(y)).shape, [n for n, _ in m.named_parameters()]
+        ((3, 4), ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias'])
     """
 
     training: bool

@@ -32,8 +32,12 @@ _MATH = r"""
 
     Example::
 
-        >>> opt = optim.{name}(model.parameters(), lr=1e-3)
-        >>> opt.step()
+        >>> p = nn.Parameter(np.array([1.0, 2.0]))
+        >>> opt = optim.{name}([p], lr=0.1, weight_decay=0.0)
+        >>> p.grad = np.array([3.0, -0.5])
+        >>> opt.step()   # the first step moves each element by lr (times the gradient's sign)
+        >>> p.data
+        array([0.9, 2.1])
 """
 
 

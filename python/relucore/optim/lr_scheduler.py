@@ -69,10 +69,13 @@ class StepLR(LRScheduler):
 
     Example::
 
-        >>> sched = optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.1)
-        >>> for epoch in range(100):
-        ...     train_one_epoch()
+        >>> opt = optim.SGD([nn.Parameter(np.zeros(2))], lr=0.1)
+        >>> sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
+        >>> for epoch in range(4):
+        ...     opt.step()     # an epoch of training
         ...     sched.step()
+        >>> sched.get_last_lr()
+        [0.0010000000000000002]
     """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
@@ -101,7 +104,11 @@ class CosineAnnealingLR(LRScheduler):
 
     Example::
 
-        >>> sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=50)
+        >>> opt = optim.SGD([nn.Parameter(np.zeros(2))], lr=0.1)
+        >>> sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=2)
+        >>> sched.step()
+        >>> sched.get_last_lr()   # half way: (0.1 + 0) / 2
+        [0.05]
     """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:

@@ -32,10 +32,12 @@ class SGD(Optimizer):
 
     Example::
 
-        >>> opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        >>> model.zero_grad()
-        >>> model.backward(loss_fn.backward())
+        >>> p = nn.Parameter(np.array([1.0, 2.0]))
+        >>> opt = optim.SGD([p], lr=0.1, momentum=0.9)
+        >>> p.grad = np.array([1.0, -1.0])
         >>> opt.step()
+        >>> p.data
+        array([0.9, 2.1])
     """
 
     def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
