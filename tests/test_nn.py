@@ -298,12 +298,16 @@ def test_fused_keeps_input_when_weight_has_zeros(rc):
     assert np.isfinite(dx).all()
 
 
-def test_no_fusion_for_relu_with_grad_at_zero_or_subclass(rc):
+def test_no_fusion_for_relu_with_grad_at_zero_or_subclasses(rc):
     class MyReLU(nn.ReLU):
         pass
 
-    for act in (nn.ReLU(grad_at_zero=0.5), MyReLU()):
-        model = nn.Sequential(nn.BatchNorm1d(3), act)
+    class MyBatchNorm(nn.BatchNorm1d):
+        pass
+
+    for bn, act in ((nn.BatchNorm1d(3), nn.ReLU(grad_at_zero=0.5)), (nn.BatchNorm1d(3), MyReLU()),
+                    (MyBatchNorm(3), nn.ReLU())):
+        model = nn.Sequential(bn, act)
         model(np.ones((4, 3), np.float32))
         assert act._cache is not None
 

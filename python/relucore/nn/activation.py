@@ -22,7 +22,8 @@ def _real(name: str, v) -> float:
 
 
 class _Elementwise(Module):
-    """An activation whose backward is ``backward_fn(dy, kept, **params)``."""
+    """An activation that keeps one thing for backward (a mask, its input or its output) with the
+    output's shape."""
 
     def _finish(self, y, kept):
         self._keep(kept, y.shape)

@@ -8,14 +8,15 @@ from typing import Iterator, Optional, Tuple, Union
 
 from .activation import ELU, LeakyReLU, ReLU
 from .module import Module, check_int
-from .norm import _BatchNorm
+from .norm import BatchNorm1d, BatchNorm2d
 
 __all__ = ["Sequential", "Flatten"]
 
 
 def fusable_activation(m: Module) -> Optional[Tuple[object, bool]]:
     """``(activation, invertible)`` for ``rc.batch_norm`` if ``m`` can run fused into the batch norm
-    before it, else None. Exact types only: a subclass may compute something else."""
+    before it, else None. Exact types only (here and for the batch norm): a subclass may compute
+    something else."""
     if type(m) is ReLU and m.grad_at_zero == 0:  # the fused backward uses ReLU'(0) = 0
         return "relu", False
     if type(m) is LeakyReLU:
@@ -96,7 +97,7 @@ class Sequential(Module):
         i = 0
         while i < len(mods):
             m = mods[i]
-            fused = (fusable_activation(mods[i + 1]) if self.fuse and isinstance(m, _BatchNorm)
+            fused = (fusable_activation(mods[i + 1]) if self.fuse and type(m) in (BatchNorm1d, BatchNorm2d)
                      and i + 1 < len(mods) else None)
             if fused is not None:
                 x = m.forward_activation(x, *fused)
