@@ -201,6 +201,24 @@ def test_layer_object_without_parameters():
     assert report.passed and len(report.checks) == 1
 
 
+def test_first_layer_without_dx_and_numpy_tolerances():
+    class Bias:  # a first layer may return no input gradient
+        def __init__(self):
+            self.b = Param(np.arange(3.0))
+
+        def parameters(self):
+            return [self.b]
+
+        def forward(self, x):
+            return x + self.b.data
+
+        def backward(self, dy):
+            self.b.grad = dy.sum(0)
+
+    report = relucore.gradcheck(Bias(), np.ones((2, 3)), rtol=np.float32(1e-5), atol=np.float64(1e-7))
+    assert report.passed and [c.name for c in report.checks] == ["parameters[0]"]
+
+
 def test_bad_arguments():
     x, w = data()
     pair = tanh_pair()
@@ -232,6 +250,10 @@ def test_bad_arguments():
     m32.w.data = m32.w.data.astype(np.float32)
     with pytest.raises(TypeError, match="float64"):
         relucore.gradcheck(m32, np.ones((2, 4)))
+    strided = Affine(np.random.default_rng(0))
+    strided.w.data = np.ones((4, 6))[:, ::2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        relucore.gradcheck(strided, np.ones((2, 4)))
 
 
 def test_exported_from_relucore():
@@ -241,3 +263,14 @@ def test_exported_from_relucore():
     assert gradcheck is relucore.gradcheck
     for section in ("Args:", "Returns:", "Raises:", "Example::"):
         assert section in gradcheck.__doc__
+
+
+def test_docs_example_runs(capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    section = text[text.index("### Gradient checks"):]
+    code = re.search(r"^```python\n(.*?)^```$", section, re.M | re.S).group(1)
+    exec(compile(code, "docs/api.md", "exec"), {})
+    assert "GradcheckReport(passed=True" in capsys.readouterr().out

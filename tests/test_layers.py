@@ -296,7 +296,9 @@ def test_course_names_are_aliases():
     assert L.max_pool_forward_naive is L.max_pool_forward_fast
     assert L.max_pool_backward_naive is L.max_pool_backward_fast
     for name in L.__all__:
-        assert getattr(L, name).__doc__, name
+        doc = getattr(L, name).__doc__
+        for section in ("Args:", "Returns:", "Shape:", "Example::"):
+            assert section in doc, (name, section)
 
 
 @pytest.mark.parametrize("pool_param", [POOL, {"pool_height": 3, "pool_width": 2, "stride": 1}])

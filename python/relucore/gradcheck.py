@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -146,11 +147,10 @@ def gradcheck(f: Union[Tuple[Callable, Callable], Any], inputs: Union[np.ndarray
         >>> report.passed
         True
     """
-    for name, v, low in (("eps", eps, 0.0), ("rtol", rtol, 0.0)):
-        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > low and np.isfinite(v)):
-            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-    if not (isinstance(atol, (int, float)) and not isinstance(atol, bool) and 0 <= atol < np.inf):
-        raise ValueError(f"atol must be a finite number >= 0, got {atol!r}")
+    for name, v, positive in (("eps", eps, True), ("rtol", rtol, True), ("atol", atol, False)):
+        if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
+                and (v > 0 if positive else v >= 0)):
+            raise ValueError(f"{name} must be a finite number {'>' if positive else '>='} 0, got {v!r}")
     if max_entries is not None and (isinstance(max_entries, bool) or not isinstance(max_entries, (int, np.integer))
                                     or max_entries < 1):
         raise ValueError(f"max_entries must be None or an int >= 1, got {max_entries!r}")
@@ -197,7 +197,7 @@ def _pair_targets(forward, backward, inputs, dout, rng):
             continue
         if not _is_float_array(args[i]):
             raise ValueError(f"backward returned a gradient for inputs[{i}], which is not a float array")
-        targets.append((f"inputs[{i}]", args[i], g))
+        targets.append(_target(f"inputs[{i}]", args[i], g))
 
     def objective() -> float:
         return float(np.sum(_output(forward(*args), "forward")[0] * d))
@@ -219,8 +219,9 @@ def _module_targets(module, inputs, dout, rng):
         params = []
     for name, p in params:
         if not (isinstance(p.data, np.ndarray) and p.data.dtype == np.float64):
-            raise TypeError(f"parameter {name!r} must hold float64 data for a gradient check, "
-                            f"got {getattr(p.data, 'dtype', type(p.data).__name__)}")
+            raise TypeError(f"parameter {name!r} must hold float64 data for a gradient check, got "
+                            f"{getattr(p.data, 'dtype', type(p.data).__name__)} (convert the layer first, "
+                            "e.g. module.to(np.float64))")
     out, _, _ = _output(module.forward(x), "forward")
     d = _upstream(out, dout, rng)
     if callable(getattr(module, "zero_grad", None)):
@@ -229,8 +230,8 @@ def _module_targets(module, inputs, dout, rng):
         for _, p in params:
             p.grad = None
     dx = module.backward(d)
-    targets = [("input", x, dx)]
-    targets += [(name, p.data, np.zeros_like(p.data) if p.grad is None else p.grad) for name, p in params]
+    targets = [] if dx is None else [_target("input", x, dx)]
+    targets += [_target(name, p.data, np.zeros_like(p.data) if p.grad is None else p.grad) for name, p in params]
 
     def objective() -> float:
         return float(np.sum(_output(module.forward(x), "forward")[0] * d))
@@ -238,14 +239,18 @@ def _module_targets(module, inputs, dout, rng):
     return targets, objective
 
 
-def _compare(name, a: np.ndarray, g, objective, eps, rtol, atol, max_entries, rng) -> GradientCheck:
+def _target(name: str, a: np.ndarray, g) -> Tuple[str, np.ndarray, np.ndarray]:
+    """(name, the array to perturb, a float64 copy of its analytic gradient), checked."""
     g = np.asarray(g)
     if g.shape != a.shape:
         raise ValueError(f"the gradient of {name} has shape {g.shape}, but {name} has shape {a.shape}")
-    g = g.astype(np.float64)
-    flat = a.reshape(-1)  # a view: a is a contiguous float64 array owned by the check or the layer
-    if not np.shares_memory(flat, a):
-        raise ValueError(f"{name} must be a contiguous array to be perturbed in place")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be a C-contiguous array to be perturbed in place")
+    return name, a, g.astype(np.float64)  # a copy: later forward calls cannot change it
+
+
+def _compare(name, a: np.ndarray, g, objective, eps, rtol, atol, max_entries, rng) -> GradientCheck:
+    flat = a.reshape(-1)  # a view (a is C-contiguous): perturbs a in place
     chosen = np.arange(a.size)
     if max_entries is not None and a.size > max_entries:
         chosen = np.sort(rng.choice(a.size, size=max_entries, replace=False))

@@ -13,7 +13,8 @@ Dtypes: float32 and float64 arrays are computed natively in their own dtype and 
 dtype is a ``TypeError`` naming the supported ones. Class labels ``y`` are integer arrays.
 
 The course's naive, im2col and "fast" variants are one function each here (the names are aliases):
-``conv_forward_naive``, ``conv_forward_im2col`` and ``conv_forward_fast`` are the same function.
+``conv_forward_naive``, ``conv_forward_im2col`` and ``conv_forward_fast`` are the same function, as
+are ``batchnorm_backward`` and ``batchnorm_backward_alt``.
 """
 
 from __future__ import annotations
@@ -297,6 +298,7 @@ def batchnorm_backward(dout: np.ndarray, cache: Any) -> Tuple[np.ndarray, np.nda
     :math:`d\beta = \sum dout`, :math:`d\gamma = \sum dout \cdot \hat x`, and in ``'train'`` mode
     :math:`dx = \frac{\gamma}{\sqrt{\sigma^2 + \epsilon}} (dout - \frac{d\beta}{N} - \hat x \frac{d\gamma}{N})`
     (in ``'test'`` mode the statistics are constants: :math:`dx = \gamma\, dout / \sqrt{\sigma^2 + \epsilon}`).
+    That is the course's simplified form, so ``batchnorm_backward_alt`` is this same function.
 
     Args:
         dout: upstream gradient, :math:`(N, D)`.
@@ -315,25 +317,7 @@ def batchnorm_backward(dout: np.ndarray, cache: Any) -> Tuple[np.ndarray, np.nda
     return _batchnorm_backward(dout, cache)
 
 
-def batchnorm_backward_alt(dout: np.ndarray, cache: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Gradients of :func:`batchnorm_forward` by the simplified closed form; the same numbers as
-    :func:`batchnorm_backward`, which already uses that form.
-
-    Args:
-        dout: upstream gradient, :math:`(N, D)`.
-        cache: the forward's cache.
-
-    Returns:
-        ``(dx, dgamma, dbeta)``.
-
-    Shape:
-        - dout, dx: :math:`(N, D)`; dgamma, dbeta: :math:`(D,)`.
-
-    Example::
-
-        >>> dx, dgamma, dbeta = batchnorm_backward_alt(np.ones_like(out), cache)
-    """
-    return _batchnorm_backward(dout, cache)
+batchnorm_backward_alt = batchnorm_backward  # the course's name for the simplified-formula backward
 
 
 def spatial_batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
