@@ -74,6 +74,16 @@ def ref_batchnorm_backward(dout, x, gamma, eps=1e-5):
     return dx, dgamma, dbeta
 
 
+def ref_groupnorm(x, gamma, beta, groups, eps=1e-5):
+    """Layer norm for (N, D) with groups=1, group norm for (N, C, H, W): row by row, group by group."""
+    out = np.empty_like(x, dtype=np.float64)
+    for i in range(x.shape[0]):
+        for g, part in enumerate(np.split(x[i], groups)):
+            sl = slice(g * part.shape[0], (g + 1) * part.shape[0])
+            out[i, sl] = (part - part.mean()) / np.sqrt(part.var() + eps)
+    return out * gamma + beta
+
+
 def ref_conv(x, w, b, conv_param):
     s, p = conv_param["stride"], conv_param["pad"]
     n, _, h, wd = x.shape
@@ -278,6 +288,29 @@ def test_batchnorm_test_mode_backward(isa):
     close(dgamma, (dout * (x - param["running_mean"]) / np.sqrt(param["running_var"] + 1e-5)).sum(0), np.float64)
 
 
+@pytest.mark.parametrize("kind", ["layernorm", "groupnorm"])
+def test_layernorm_and_groupnorm(isa, dtype, rng, kind):
+    if kind == "layernorm":
+        x, gamma, beta = randn(rng, (5, 8), dtype), randn(rng, 8, dtype), randn(rng, 8, dtype)
+        out, cache = L.layernorm_forward(x, gamma, beta, {"eps": 1e-4})
+        want = ref_groupnorm(x.astype(float), gamma.astype(float), beta.astype(float), 1, eps=1e-4)
+        grads = L.layernorm_backward
+    else:
+        x = randn(rng, (3, 6, 4, 5), dtype)
+        gamma, beta = randn(rng, (1, 6, 1, 1), dtype), randn(rng, (1, 6, 1, 1), dtype)
+        out, cache = L.spatial_groupnorm_forward(x, gamma, beta, 2, {})
+        want = ref_groupnorm(x.astype(float), gamma.astype(float), beta.astype(float), 2)
+        grads = L.spatial_groupnorm_backward
+    close(out, want, dtype)
+    dout = randn(rng, x.shape, dtype)
+    dx, dgamma, dbeta = grads(dout, cache)
+    axes = 0 if kind == "layernorm" else (0, 2, 3)
+    xhat = (want - beta.astype(float)) / gamma.astype(float)
+    close(dgamma, np.sum(dout * xhat, axis=axes).reshape(gamma.shape), dtype)
+    close(dbeta, np.sum(dout, axis=axes).reshape(gamma.shape), dtype)
+    assert dx.shape == x.shape and dx.dtype == dtype  # dx: numeric gradients below
+
+
 @pytest.mark.parametrize("stride,pad", [(1, 1), (2, 1), (1, 0), (2, 2)])
 def test_conv(isa, dtype, rng, stride, pad):
     x, w, b = randn(rng, (2, 3, 7, 7), dtype), randn(rng, (4, 3, 3, 3), dtype), randn(rng, 4, dtype)
@@ -291,10 +324,13 @@ def test_conv(isa, dtype, rng, stride, pad):
 
 
 def test_course_names_are_aliases():
-    assert L.conv_forward_naive is L.conv_forward_im2col is L.conv_forward_fast
-    assert L.conv_backward_naive is L.conv_backward_im2col is L.conv_backward_fast
+    assert L.conv_forward_naive is L.conv_forward_im2col is L.conv_forward_strides is L.conv_forward_fast
+    assert L.conv_backward_naive is L.conv_backward_im2col is L.conv_backward_strides is L.conv_backward_fast
+    assert L.max_pool_forward_naive is L.max_pool_forward_reshape is L.max_pool_forward_im2col
     assert L.max_pool_forward_naive is L.max_pool_forward_fast
+    assert L.max_pool_backward_naive is L.max_pool_backward_reshape is L.max_pool_backward_im2col
     assert L.max_pool_backward_naive is L.max_pool_backward_fast
+    assert L.batchnorm_backward_alt is L.batchnorm_backward
     for name in L.__all__:
         doc = getattr(L, name).__doc__
         for section in ("Args:", "Returns:", "Shape:", "Example::"):
@@ -393,6 +429,9 @@ GRAD_CASES = {
     "batchnorm_alt": (L.batchnorm_forward, L.batchnorm_backward_alt, [(5, 3), (3,), (3,)], ({"mode": "train"},)),
     "spatial_batchnorm": (L.spatial_batchnorm_forward, L.spatial_batchnorm_backward, [(3, 2, 3, 3), (2,), (2,)],
                           ({"mode": "train"},)),
+    "layernorm": (L.layernorm_forward, L.layernorm_backward, [(4, 6), (6,), (6,)], ({},)),
+    "groupnorm": (lambda x, g, b: L.spatial_groupnorm_forward(x, g, b, 2, {}), L.spatial_groupnorm_backward,
+                  [(2, 4, 3, 3), (1, 4, 1, 1), (1, 4, 1, 1)], ()),
     "conv": (L.conv_forward_fast, L.conv_backward_fast, [(2, 2, 5, 5), (3, 2, 3, 3), (3,)],
              ({"stride": 2, "pad": 1},)),
     "conv_relu": (L.conv_relu_forward, L.conv_relu_backward, [(2, 2, 4, 4), (3, 2, 3, 3), (3,)], (CONV,)),
@@ -474,6 +513,16 @@ def test_bad_shapes_and_params_raise_value_error():
         L.spatial_batchnorm_forward(x, g, g, {"mode": "train"})
     with pytest.raises(ValueError, match="running_mean"):
         L.batchnorm_forward(x, g, g, {"mode": "test", "running_mean": np.zeros(2), "running_var": np.ones(3)})
+    with pytest.raises(ValueError, match="2-D"):
+        L.layernorm_forward(np.ones((2, 3, 4)), np.ones(4), np.ones(4), {})
+    with pytest.raises(ValueError, match="one value per normalized group"):
+        L.layernorm_forward(np.ones((3, 1)), np.ones(1), np.ones(1), {})
+    gn = np.ones((1, 6, 1, 1))
+    for groups in (4, 0, 2.0, True):
+        with pytest.raises(ValueError, match="G must"):
+            L.spatial_groupnorm_forward(np.ones((2, 6, 2, 2)), gn, gn, groups, {})
+    with pytest.raises(ValueError, match="4-D"):
+        L.spatial_groupnorm_forward(np.ones((2, 6)), gn, gn, 2, {})
     with pytest.raises(ValueError, match="no 'pad'"):
         L.conv_forward_fast(np.ones((1, 3, 4, 4)), np.ones((2, 3, 3, 3)), np.ones(2), {"stride": 1})
     with pytest.raises(TypeError, match="conv_param must be a dict"):

@@ -13,8 +13,9 @@ Dtypes: float32 and float64 arrays are computed natively in their own dtype and 
 dtype is a ``TypeError`` naming the supported ones. Class labels ``y`` are integer arrays.
 
 The course's naive, im2col and "fast" variants are one function each here (the names are aliases):
-``conv_forward_naive``, ``conv_forward_im2col`` and ``conv_forward_fast`` are the same function, as
-are ``batchnorm_backward`` and ``batchnorm_backward_alt``.
+``conv_forward_naive``, ``conv_forward_im2col``, ``conv_forward_strides`` and ``conv_forward_fast``
+are the same function, as are the ``max_pool_*`` variants and ``batchnorm_backward`` and
+``batchnorm_backward_alt``.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ __all__ = [
     "affine_forward", "affine_backward", "relu_forward", "relu_backward",
     "affine_relu_forward", "affine_relu_backward",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
-    "spatial_batchnorm_forward", "spatial_batchnorm_backward",
+    "spatial_batchnorm_forward", "spatial_batchnorm_backward", "layernorm_forward", "layernorm_backward",
+    "spatial_groupnorm_forward", "spatial_groupnorm_backward",
     "conv_forward_fast", "conv_backward_fast", "conv_forward_naive", "conv_backward_naive",
-    "conv_forward_im2col", "conv_backward_im2col",
+    "conv_forward_im2col", "conv_backward_im2col", "conv_forward_strides", "conv_backward_strides",
     "conv_relu_forward", "conv_relu_backward", "conv_relu_pool_forward", "conv_relu_pool_backward",
     "max_pool_forward_fast", "max_pool_backward_fast", "max_pool_forward_naive", "max_pool_backward_naive",
+    "max_pool_forward_reshape", "max_pool_backward_reshape", "max_pool_forward_im2col", "max_pool_backward_im2col",
     "softmax_loss", "svm_loss", "dropout_forward", "dropout_backward",
 ]
 
@@ -367,6 +370,133 @@ def spatial_batchnorm_backward(dout: np.ndarray, cache: Any) -> Tuple[np.ndarray
     return _batchnorm_backward(dout, cache)
 
 
+def _normalize_rows(x, gamma, beta, rows, eps, axes):
+    """Normalize each of ``rows`` equal slices of x (C order) with batch_norm's statistics, then
+    scale and shift by gamma and beta broadcast against x."""
+    size = x.size // rows if rows else 0
+    if size == 1:
+        raise ValueError(f"x of shape {x.shape} leaves one value per normalized group: nothing to normalize")
+    x3 = x.reshape(1, rows, size)  # batch_norm's channels are the slices
+    xhat, mean, invstd = rc.batch_norm(x3, None, None, training=True, eps=eps)
+    xhat = xhat.reshape(x.shape)
+    return xhat * gamma + beta, (x3, xhat, gamma, mean, invstd, axes)
+
+
+def _normalize_rows_backward(dout, cache):
+    x3, xhat, gamma, mean, invstd, axes = cache
+    dout = _float("dout", dout)
+    dgamma = np.sum(dout * xhat, axis=axes).reshape(np.shape(gamma))
+    dbeta = np.sum(dout, axis=axes).reshape(np.shape(gamma))
+    dxhat = (dout * gamma).reshape(x3.shape)
+    dx, _, _ = rc.batch_norm_backward(dxhat, x3, None, mean, invstd)
+    return dx.reshape(dout.shape), dgamma, dbeta
+
+
+def layernorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                      ln_param: Dict[str, Any]) -> Tuple[np.ndarray, Any]:
+    r"""Layer normalization: each example (row) normalized over its features, then scaled and shifted
+    per feature. The same in training and at test time (no running averages).
+
+    .. math:: out_{ij} = \gamma_j \frac{x_{ij} - \mu_i}{\sqrt{\sigma_i^2 + \epsilon}} + \beta_j
+
+    with :math:`\mu_i`, :math:`\sigma_i^2` the mean and biased variance of row :math:`i`.
+
+    Args:
+        x: input, :math:`(N, D)`.
+        gamma: scale, :math:`(D,)`.
+        beta: shift, :math:`(D,)`.
+        ln_param: dict with optional ``'eps'`` (default ``1e-5``).
+
+    Returns:
+        ``(out, cache)``: out shaped like x.
+
+    Shape:
+        - x, out: :math:`(N, D)`; gamma, beta: :math:`(D,)`.
+
+    Example::
+
+        >>> out, cache = layernorm_forward(np.random.randn(4, 5), np.ones(5), np.zeros(5), {})
+        >>> np.allclose(out.mean(axis=1), 0)
+        True
+    """
+    x = _float("x", x)
+    if x.ndim != 2:
+        raise ValueError(f"x must be 2-D (N, D) for layernorm_forward, got shape {x.shape}")
+    return _normalize_rows(x, gamma, beta, x.shape[0], _param(ln_param, "ln_param", "eps", 1e-5), 0)
+
+
+def layernorm_backward(dout: np.ndarray, cache: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Gradients of :func:`layernorm_forward`.
+
+    Args:
+        dout: upstream gradient, :math:`(N, D)`.
+        cache: the forward's cache.
+
+    Returns:
+        ``(dx, dgamma, dbeta)``.
+
+    Shape:
+        - dout, dx: :math:`(N, D)`; dgamma, dbeta: :math:`(D,)`.
+
+    Example::
+
+        >>> dx, dgamma, dbeta = layernorm_backward(np.ones_like(out), cache)
+    """
+    return _normalize_rows_backward(dout, cache)
+
+
+def spatial_groupnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, G: int,
+                              gn_param: Dict[str, Any]) -> Tuple[np.ndarray, Any]:
+    r"""Group normalization: the channels of each example split into ``G`` groups of ``C // G``,
+    each group normalized over its channels and positions, then scaled and shifted per channel.
+
+    Args:
+        x: input, :math:`(N, C, H, W)`.
+        gamma: scale, :math:`(1, C, 1, 1)`.
+        beta: shift, :math:`(1, C, 1, 1)`.
+        G: number of groups, an int dividing C.
+        gn_param: dict with optional ``'eps'`` (default ``1e-5``).
+
+    Returns:
+        ``(out, cache)``: out shaped like x.
+
+    Shape:
+        - x, out: :math:`(N, C, H, W)`; gamma, beta: :math:`(1, C, 1, 1)`.
+
+    Example::
+
+        >>> out, cache = spatial_groupnorm_forward(np.random.randn(2, 6, 4, 4), np.ones((1, 6, 1, 1)),
+        ...                                        np.zeros((1, 6, 1, 1)), 3, {})
+    """
+    x = _float("x", x)
+    if x.ndim != 4:
+        raise ValueError(f"x must be 4-D (N, C, H, W) for spatial_groupnorm_forward, got shape {x.shape}")
+    if isinstance(G, bool) or not isinstance(G, (int, np.integer)) or G < 1 or x.shape[1] % G:
+        raise ValueError(f"G must be an int >= 1 dividing C = {x.shape[1]}, got {G!r}")
+    eps = _param(gn_param, "gn_param", "eps", 1e-5)
+    return _normalize_rows(x, gamma, beta, x.shape[0] * int(G), eps, (0, 2, 3))
+
+
+def spatial_groupnorm_backward(dout: np.ndarray, cache: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Gradients of :func:`spatial_groupnorm_forward`.
+
+    Args:
+        dout: upstream gradient, :math:`(N, C, H, W)`.
+        cache: the forward's cache.
+
+    Returns:
+        ``(dx, dgamma, dbeta)``; dgamma and dbeta shaped like gamma.
+
+    Shape:
+        - dout, dx: :math:`(N, C, H, W)`; dgamma, dbeta: :math:`(1, C, 1, 1)`.
+
+    Example::
+
+        >>> dx, dgamma, dbeta = spatial_groupnorm_backward(np.ones_like(out), cache)
+    """
+    return _normalize_rows_backward(dout, cache)
+
+
 # --------------------------------------------------------------------------- convolution and pooling
 
 def conv_forward_fast(x: np.ndarray, w: np.ndarray, b: np.ndarray,
@@ -374,7 +504,7 @@ def conv_forward_fast(x: np.ndarray, w: np.ndarray, b: np.ndarray,
     r"""Convolution (cross-correlation, as the course and PyTorch) of ``F`` filters over ``x``.
 
     :math:`H' = 1 + (H + 2\,pad - HH) // stride` and likewise :math:`W'`.
-    Also exported as ``conv_forward_naive`` and ``conv_forward_im2col``.
+    Also exported as ``conv_forward_naive``, ``conv_forward_im2col`` and ``conv_forward_strides``.
 
     Args:
         x: input, :math:`(N, C, H, W)`.
@@ -401,8 +531,8 @@ def conv_forward_fast(x: np.ndarray, w: np.ndarray, b: np.ndarray,
 
 
 def conv_backward_fast(dout: np.ndarray, cache: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Gradients of :func:`conv_forward_fast`. Also exported as ``conv_backward_naive`` and
-    ``conv_backward_im2col``.
+    r"""Gradients of :func:`conv_forward_fast`. Also exported as ``conv_backward_naive``,
+    ``conv_backward_im2col`` and ``conv_backward_strides``.
 
     Args:
         dout: upstream gradient, :math:`(N, F, H', W')`.
@@ -422,8 +552,8 @@ def conv_backward_fast(dout: np.ndarray, cache: Any) -> Tuple[np.ndarray, np.nda
     return rc.conv2d_backward(dout, x, w, stride, pad)
 
 
-conv_forward_naive = conv_forward_im2col = conv_forward_fast
-conv_backward_naive = conv_backward_im2col = conv_backward_fast
+conv_forward_naive = conv_forward_im2col = conv_forward_strides = conv_forward_fast
+conv_backward_naive = conv_backward_im2col = conv_backward_strides = conv_backward_fast
 
 
 def max_pool_forward_fast(x: np.ndarray, pool_param: Dict[str, Any]) -> Tuple[np.ndarray, Any]:
@@ -431,7 +561,8 @@ def max_pool_forward_fast(x: np.ndarray, pool_param: Dict[str, Any]) -> Tuple[np
 
     :math:`H' = 1 + (H - pool\_height) // stride` and likewise :math:`W'`. In the backward a tie
     within a window sends the gradient to its first maximum (row-major), as PyTorch.
-    Also exported as ``max_pool_forward_naive``.
+    Also exported as ``max_pool_forward_naive``, ``max_pool_forward_reshape`` and
+    ``max_pool_forward_im2col`` (any window and stride, unlike the course's reshape version).
 
     Args:
         x: input, :math:`(N, C, H, W)`.
@@ -460,7 +591,8 @@ def max_pool_forward_fast(x: np.ndarray, pool_param: Dict[str, Any]) -> Tuple[np
 
 def max_pool_backward_fast(dout: np.ndarray, cache: Any) -> np.ndarray:
     r"""Gradient of :func:`max_pool_forward_fast`: each ``dout`` entry goes to its window's maximum.
-    Also exported as ``max_pool_backward_naive``.
+    Also exported as ``max_pool_backward_naive``, ``max_pool_backward_reshape`` and
+    ``max_pool_backward_im2col``.
 
     Args:
         dout: upstream gradient, :math:`(N, C, H', W')`.
@@ -480,8 +612,8 @@ def max_pool_backward_fast(dout: np.ndarray, cache: Any) -> np.ndarray:
     return rc.max_pool2d_backward(dout, indices, shape)
 
 
-max_pool_forward_naive = max_pool_forward_fast
-max_pool_backward_naive = max_pool_backward_fast
+max_pool_forward_naive = max_pool_forward_reshape = max_pool_forward_im2col = max_pool_forward_fast
+max_pool_backward_naive = max_pool_backward_reshape = max_pool_backward_im2col = max_pool_backward_fast
 
 
 def conv_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray,
