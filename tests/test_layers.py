@@ -552,3 +552,37 @@ def test_layers_is_a_lazy_submodule():
             "from relucore import layers; import relucore.layers as l2; assert layers is l2 is relucore.layers; "
             "assert 'layers' in relucore.__all__ and 'layers' in dir(relucore)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_course_style_network_end_to_end(isa):
+    """affine - batchnorm - relu - dropout - affine - softmax loss, composed as coursework does; the
+    whole loss's gradients against numeric ones, then a few SGD steps lower the loss."""
+    rng = np.random.default_rng(9)
+    x, y = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
+
+    def net(w1, b1, gamma, beta, w2, b2):
+        h, c1 = L.affine_forward(x, w1, b1)
+        h, c2 = L.batchnorm_forward(h, gamma, beta, {"mode": "train"})
+        h, c3 = L.relu_forward(h)
+        h, c4 = L.dropout_forward(h, {"p": 0.75, "mode": "train", "seed": 5})
+        scores, c5 = L.affine_forward(h, w2, b2)
+        loss, dscores = L.softmax_loss(scores, y)
+        return loss, (dscores, c1, c2, c3, c4, c5)
+
+    def grads(dloss, cache):
+        dscores, c1, c2, c3, c4, c5 = cache
+        dh, dw2, db2 = L.affine_backward(dscores * dloss, c5)
+        dh, dgamma, dbeta = L.batchnorm_backward(L.relu_backward(L.dropout_backward(dh, c4), c3), c2)
+        _, dw1, db1 = L.affine_backward(dh, c1)
+        return dw1, db1, dgamma, dbeta, dw2, db2
+
+    params = [rng.standard_normal((6, 5)), rng.standard_normal(5), np.ones(5), np.zeros(5),
+              rng.standard_normal((5, 3)), rng.standard_normal(3)]
+    report = relucore.gradcheck((net, grads), params, dout=np.array(1.0))
+    assert report.passed, report
+    first = net(*params)[0]
+    for _ in range(20):
+        loss, cache = net(*params)
+        for p, g in zip(params, grads(1.0, cache)):
+            p -= 0.1 * g
+    assert net(*params)[0] < 0.8 * first

@@ -21,7 +21,7 @@ from .activations import *  # noqa: E402,F401,F403  (relucore.activations.__all_
 from .norm import *  # noqa: E402,F401,F403  (relucore.norm.__all__)
 from .loss import *  # noqa: E402,F401,F403  (relucore.loss.__all__)
 from . import activations as _activations, conv as _conv, loss as _loss, norm as _norm  # noqa: E402
-from .gradcheck import gradcheck  # noqa: E402  (the function shadows its module; "from relucore.gradcheck import" still works)
+from .gradcheck import gradcheck  # noqa: E402  (shadows the submodule; "from relucore.gradcheck import X" works)
 
 __all__ = _activations.__all__ + _conv.__all__ + _norm.__all__ + _loss.__all__ + [
     "runtime_info", "show_runtime", "set_num_threads", "get_num_threads", "reference",

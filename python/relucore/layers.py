@@ -68,7 +68,8 @@ def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Tuple[np.ndar
     flattened to one row per example.
 
     ``w`` has NumPy's ``(in, out)`` layout; it is handed to :func:`relucore.linear` as the view
-    ``w.T`` (PyTorch's ``(out, in)`` layout), so no transposed copy is made by this function.
+    ``w.T`` (PyTorch's ``(out, in)`` layout). :func:`relucore.linear` makes a C-contiguous copy of
+    such a view before its GEMM, here and in :func:`affine_backward`; this function makes none.
 
     Args:
         x: input, :math:`(N, d_1, \ldots, d_k)`.
