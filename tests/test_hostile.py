@@ -62,6 +62,8 @@ EXEMPT = {
     "set_num_threads": "its argument validation has its own tests (tests/test_runtime.py)",
     "runtime": "a module (its public functions are checked here by their top-level names)",
     "ufuncs": "a module of numpy.ufunc objects: NumPy validates their arguments",
+    "layers": "a module of CS231n-style wrappers over the public functions (tests/test_layers.py: bad arguments)",
+    "gradcheck": "takes callables; its own tests cover bad arguments (tests/test_gradcheck.py)",
     "nn": "a module of layer classes over the functions checked here (tests/test_nn*.py check its errors)",
     "optim": "a module of optimizers over relucore.nn parameters (tests/test_optim.py checks its errors)",
 }

@@ -266,10 +266,8 @@ def test_sequential_fused_equals_unfused(rc, dtype, act, bn_cls, training, rng):
     bn = fused[1]
     assert fused[2]._cache is None, "the fused activation must not run on its own"
     assert plain[2]._cache is not None
-    # invertible activations keep only the output on images ((N, C) input keeps x: the y-only
-    # backward is much slower there)
-    y_only = invertible and bn_cls is nn.BatchNorm2d
-    assert (bn._cache[0] is None) == y_only and (bn._cache[1] is None) != y_only
+    # invertible activations keep only the output
+    assert (bn._cache[0] is None) == invertible and (bn._cache[1] is None) != invertible
     dy = rng.standard_normal(y1.shape).astype(dtype)
     dx1, dx2 = fused.backward(dy), plain.backward(dy)
     pairs = [(y1, y2, "y"), (dx1, dx2, "dx")] + [(p1.grad, p2.grad, n) for (n, p1), p2 in

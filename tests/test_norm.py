@@ -78,7 +78,8 @@ def test_running_buffers_over_steps_and_cumulative_average(isa):
     np.testing.assert_allclose(rv, erv, rtol=1e-13)
 
 
-@pytest.mark.parametrize("shape", [(8, 6, 40, 40), (2000, 45)])
+# per-channel runs, the column layout of small spatial sizes, (N, C)
+@pytest.mark.parametrize("shape", [(8, 6, 40, 40), (64, 37, 4, 4), (2000, 45)])
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_and_two_threads_bitwise(isa, dtype, act, shape):
@@ -97,14 +98,17 @@ def test_one_and_two_threads_bitwise(isa, dtype, act, shape):
         np.testing.assert_array_equal(a, e)
 
 
-def test_large_offset_float32_accuracy(isa):
+@pytest.mark.parametrize("shape", [(16, 3, 30, 30), (64, 3, 5, 5), (512, 3)])
+def test_large_offset_float32_accuracy(isa, shape):
     """x = 1e4 + N(0, 1) in float32 against float64 NumPy on the same values."""
     rng = np.random.default_rng(4)
-    x = (1e4 + rng.standard_normal((16, 3, 30, 30))).astype(np.float32)
+    x = (1e4 + rng.standard_normal(shape)).astype(np.float32)
     y, mean, invstd = relucore.batch_norm(x, None, None, training=True)
     xd = x.astype(np.float64)
-    m, v = xd.mean(axis=(0, 2, 3)), xd.var(axis=(0, 2, 3))
-    exp = (xd - m[:, None, None]) / np.sqrt(v[:, None, None] + 1e-5)
+    axes = (0,) + tuple(range(2, x.ndim))
+    m, v = xd.mean(axis=axes), xd.var(axis=axes)
+    bc = (1, -1) + (1,) * (x.ndim - 2)
+    exp = (xd - m.reshape(bc)) / np.sqrt(v.reshape(bc) + 1e-5)
     assert np.abs(y - exp).max() < 1e-5
     np.testing.assert_allclose(mean, m, rtol=1e-7)
     np.testing.assert_allclose(invstd, 1 / np.sqrt(v + 1e-5), rtol=1e-5)

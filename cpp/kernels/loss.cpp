@@ -79,7 +79,7 @@ template <class T> void softmax_rows(const T* x, T* y, i64 rows, i64 L, int log)
         if (log) {
             each_block<T>(L, [&](auto w, i64 i) {
                 using W = decltype(w);
-                s.add(vexp(W::load(xr + i) - W::set1(m)));
+                s.add(vexp_nonpositive(W::load(xr + i) - W::set1(m)));
             }, flush);
             const T ls = (T)log_of(s.total);
             // (x - m) is exact near the maximum; subtracting m + log s rounded to T would not be
@@ -90,7 +90,7 @@ template <class T> void softmax_rows(const T* x, T* y, i64 rows, i64 L, int log)
         } else {
             each_block<T>(L, [&](auto w, i64 i) {
                 using W = decltype(w);
-                const W e = vexp(W::load(xr + i) - W::set1(m));
+                const W e = vexp_nonpositive(W::load(xr + i) - W::set1(m));
                 e.store(yr + i);
                 s.add(e);
             }, flush);
@@ -138,7 +138,7 @@ void ce_index_rows(const T* x, const i64* t, T* g, double* loss, i64 rows, i64 L
         each_block<T>(L, [&](auto w, i64 i) {
             using W = decltype(w);
             const W x1 = W::load(xr + i);
-            const W e = vexp(x1 - W::set1(m));
+            const W e = vexp_nonpositive(x1 - W::set1(m));
             e.store(gr + i);
             s.add(e);
             if (smooth) sd.add(W::set1(m) - x1);
@@ -168,7 +168,7 @@ void ce_prob_rows(const T* x, const T* t, T* g, double* loss, i64 rows, i64 L, c
         each_block<T>(L, [&](auto w, i64 i) {
             using W = decltype(w);
             const W x1 = W::load(xr + i);
-            const W e = vexp(x1 - W::set1(m));
+            const W e = vexp_nonpositive(x1 - W::set1(m));
             const W tp = W::load(tr + i) * W::set1(p.keep) + W::set1(p.spread);
             e.store(gr + i);
             s.add(e);
@@ -224,7 +224,7 @@ template <class T> void softmax_cols(const T* x, T* y, i64 L, i64 I, i64 i0, i64
         const W m = col_max<T, W>(x, L, I, i);
         double s[W::L];
         col_sum<T, W>(L, s, [&](i64 l) {
-            const W e = vexp(W::load(x + l * I + i) - m);
+            const W e = vexp_nonpositive(W::load(x + l * I + i) - m);
             if (!log) e.store(y + l * I + i);
             return e;
         });
@@ -274,14 +274,14 @@ void ce_index_cols(const T* x, const i64* t, T* g, double* loss, i64 L, i64 I, i
         m.store(mt);
         double s[n], sd[n];
         col_sum<T, W>(L, s, [&](i64 l) {
-            const W e = vexp(W::load(x + l * I + i) - m);
+            const W e = vexp_nonpositive(W::load(x + l * I + i) - m);
             if (!smooth) e.store(g + l * I + i);  // with smoothing x is read once more below
             return e;
         });
         if (smooth) {
             col_sum<T, W>(L, sd, [&](i64 l) {
                 const W x1 = W::load(x + l * I + i);
-                vexp(x1 - m).store(g + l * I + i);
+                vexp_nonpositive(x1 - m).store(g + l * I + i);
                 return m - x1;
             });
         }
@@ -310,14 +310,14 @@ void ce_prob_cols(const T* x, const T* t, T* g, double* loss, i64 L, i64 I, i64 
         const W m = col_max<T, W>(x, L, I, i);
         double s[n], st[n], stx[n];
         col_sum<T, W>(L, s, [&](i64 l) {
-            const W e = vexp(W::load(x + l * I + i) - m);
+            const W e = vexp_nonpositive(W::load(x + l * I + i) - m);
             return e;
         });
         col_sum<T, W>(L, st, [&](i64 l) { return W::load(t + l * I + i) * W::set1(p.keep) + W::set1(p.spread); });
         col_sum<T, W>(L, stx, [&](i64 l) {
             const W x1 = W::load(x + l * I + i);
             const W tp = W::load(t + l * I + i) * W::set1(p.keep) + W::set1(p.spread);
-            vexp(x1 - m).store(g + l * I + i);  // g may be x: the last read of x
+            vexp_nonpositive(x1 - m).store(g + l * I + i);  // g may be x: the last read of x
             return tp * (m - x1);
         });
         for (int j = 0; j < n; ++j) loss[i + j] = log_of(s[j]) * st[j] + stx[j];

@@ -1,7 +1,7 @@
 // Batch norm with its activation fused into the same passes: the statistics (one read), the
 // normalize+activation pass, the backward's two sums (one read of dy and x or y) and the dx pass.
-// Over one channel's runs of an (N, C, S) array, or across channels in the vector lanes for an (N, C)
-// array. Compiled once per ISA; the caller (cpp/ops/norm.cpp) threads over channels.
+// Over runs of one channel's values, or across the columns of an (N, C) (or (N, C*S)) matrix in the
+// vector lanes. Compiled once per ISA; the caller (cpp/ops/norm.cpp) lays out and threads the work.
 #include "isa.h"
 #include "act_ops.h"
 
@@ -12,6 +12,8 @@ namespace {
 // Elements summed in T before the partial sums move to double: short enough that float32
 // accumulation stays accurate, long enough that the flush costs nothing.
 constexpr i64 kBlock = 1 << 12;
+
+template <class T> using Vec = typename VecOf<T>::type;
 
 template <class T> struct Identity {
     T unused;
@@ -42,10 +44,12 @@ template <class T> struct EluFromY {
     }
 };
 
-// Calls f.vec(offset) for whole vectors and f.one(offset) for the tail of every run, and
-// f.flush() after each block of kBlock elements and at the end of each run.
+// Calls f.vec(offset) for whole vectors and f.one(offset) for the tail of every run, and f.flush()
+// once at least kBlock elements have been summed since the last flush, and at the end (the
+// summation order depends only on the shape).
 template <class V, class F> inline void for_runs(const NormRuns& r, F& f) {
     constexpr int L = V::L;
+    i64 pending = 0;
     for (i64 n = 0; n < r.runs; ++n) {
         const i64 base = n * r.stride;
         for (i64 b = 0; b < r.len; b += kBlock) {
@@ -53,9 +57,14 @@ template <class V, class F> inline void for_runs(const NormRuns& r, F& f) {
             i64 i = b;
             for (; i + L <= e; i += L) f.vec(base + i);
             for (; i < e; ++i) f.one(base + i);
-            f.flush();
+            pending += e - b;
+            if (pending >= kBlock) {
+                f.flush();
+                pending = 0;
+            }
         }
     }
+    f.flush();
 }
 
 template <class T> struct Moments {
@@ -209,133 +218,132 @@ void grad_input(const T* dy, const T* s, T* dx, const NormRuns& r, const NormCoe
 }
 
 // ---- (N, C) arrays: lanes across channels ------------------------------------------------------
+// Swept row by row over chunks of kChunk channels: walking down one channel's column instead would
+// touch one cache line per row, `ld` apart, and with ld a multiple of 1-2 KiB every row maps to the
+// same few L1 sets (measured 5-8x slower for (256, 512)). Per-channel partial sums live in small
+// arrays of T for one chunk, moved to double every kBlock rows: each channel is still summed in
+// row order, whatever the chunking or thread count.
 
-// Adds the lanes of a to s[0 .. W::L).
-template <class T, class W> inline void flush_lanes(W a, double* s) {
-    T t[W::L];
-    a.store(t);
-    for (int l = 0; l < W::L; ++l) s[l] += (double)t[l];
+constexpr i64 kChunk = 512;
+
+// f(W(), c) for whole vectors (W = V) of [b, e), then one column at a time.
+template <class T, class V, class F> inline void each_col(i64 b, i64 e, F&& f) {
+    i64 c = b;
+    for (; c + V::L <= e; c += V::L) f(V(), c);
+    for (; c < e; ++c) f(ScalarOf<T>(), c);
 }
 
-// f.template at<W>(c) for whole vectors of channels from c0, then one channel at a time.
-template <class T, class F> inline void for_cols(i64 c0, i64 c1, F&& f) {
-    using V = typename VecOf<T>::type;
-    i64 c = c0;
-    for (; c + V::L <= c1; c += V::L) f.template at<V>(c);
-    for (; c < c1; ++c) f.template at<ScalarOf<T>>(c);
-}
-
-// Column sums of p and p * q down the rows, in W within blocks of kBlock rows, in double across
-// blocks; pq(r, p, q) gives row r's terms.
-template <class T, class W, class F> inline void col_sums(i64 rows, double* sp, double* spq, F&& pq) {
-    for (int l = 0; l < W::L; ++l) sp[l] = spq[l] = 0;
-    for (i64 r0 = 0; r0 < rows; r0 += kBlock) {
-        const i64 r1 = r0 + kBlock < rows ? r0 + kBlock : rows;
-        W ap = W::zero(), apq = W::zero();
-        for (i64 r = r0; r < r1; ++r) {
-            W p, q;
-            pq(r, p, q);
-            ap = ap + p;
-            apq = mul_add(p, q, apq);
-        }
-        flush_lanes<T>(ap, sp);
-        flush_lanes<T>(apq, spq);
-    }
-}
-
-template <class T> struct ColMoments {
-    const T* x;
-    i64 rows, ld;
-    double *s1, *s2;
-    template <class W> void at(i64 c) {
-        const W shift = W::load(x + c);
-        col_sums<T, W>(rows, s1 + c, s2 + c, [&](i64 r, W& d, W& d2) { d = d2 = W::load(x + r * ld + c) - shift; });
-    }
-};
-
-template <class T>
-void col_moments(const T* x, i64 rows, i64 ld, i64 c0, i64 c1, double* s1, double* s2) {
-    for_cols<T>(c0, c1, ColMoments<T>{x, rows, ld, s1, s2});
-}
-
-template <class T, class Op> struct ColNormalize {
-    const T* x;
-    T* y;
-    i64 rows, ld;
-    const NormCols<T>& k;
-    i64* counts;
-    template <class W> void at(i64 c) {
-        const Op op{k.param};
-        const W m = W::load(k.mean + c), s = W::load(k.scale + c), b = W::load(k.bias + c);
-        if (counts)
-            for (int l = 0; l < W::L; ++l) counts[c + l] = 0;
-        for (i64 r = 0; r < rows; ++r) {
-            W v = op.fwd(mul_add(W::load(x + r * ld + c) - m, s, b));
-            v.store(y + r * ld + c);
-            if (counts) {
-                const uint64_t pos = bits(v, gt(v, W::zero()));
-                for (int l = 0; l < W::L; ++l) counts[c + l] += (i64)((pos >> l) & 1);
+// Column sums of p and p * q down the rows: pq(w, r, c, p, q) gives row r's terms for the W at
+// column c. In T within blocks of kBlock rows, in double across blocks.
+template <class T, class V, class F>
+inline void col_sums(i64 rows, i64 c0, i64 c1, double* sp, double* spq, F&& pq) {
+    T ap[kChunk], apq[kChunk];
+    for (i64 b = c0; b < c1; b += kChunk) {
+        const i64 e = b + kChunk < c1 ? b + kChunk : c1;
+        for (i64 c = b; c < e; ++c) sp[c] = spq[c] = 0;
+        for (i64 r0 = 0; r0 < rows; r0 += kBlock) {
+            const i64 r1 = r0 + kBlock < rows ? r0 + kBlock : rows;
+            for (i64 c = 0; c < e - b; ++c) ap[c] = apq[c] = 0;
+            for (i64 r = r0; r < r1; ++r)
+                each_col<T, V>(b, e, [&](auto w, i64 c) {
+                    using W = decltype(w);
+                    W p, q;
+                    pq(w, r, c, p, q);
+                    (W::load(ap + c - b) + p).store(ap + c - b);
+                    mul_add(p, q, W::load(apq + c - b)).store(apq + c - b);
+                });
+            for (i64 c = b; c < e; ++c) {
+                sp[c] += (double)ap[c - b];
+                spq[c] += (double)apq[c - b];
             }
         }
     }
-};
+}
+
+// Shifted by row 0 (no cancellation when |mean| >> spread).
+template <class T>
+void col_moments(const T* x, i64 rows, i64 ld, i64 c0, i64 c1, double* s1, double* s2) {
+    col_sums<T, Vec<T>>(rows, c0, c1, s1, s2, [&](auto w, i64 r, i64 c, auto& d, auto& d2) {
+        using W = decltype(w);
+        d = d2 = W::load(x + r * ld + c) - W::load(x + c);
+    });
+}
 
 template <class T, class Op>
 void col_normalize(const T* x, T* y, i64 rows, i64 ld, i64 c0, i64 c1, const NormCols<T>& k, i64* counts) {
-    for_cols<T>(c0, c1, ColNormalize<T, Op>{x, y, rows, ld, k, counts});
-}
-
-template <class T, class Op> struct ColGradSums {
-    const T *dy, *x;
-    i64 rows, ld;
-    const NormCols<T>& k;
-    double *sg, *sgu;
-    template <class W> void at(i64 c) {
-        const Op op{k.param};
-        const W m = W::load(k.mean + c), s = W::load(k.scale + c), b = W::load(k.bias + c);
-        col_sums<T, W>(rows, sg + c, sgu + c, [&](i64 r, W& g, W& u) {
-            u = W::load(x + r * ld + c) - m;
-            g = op.bwd(W::load(dy + r * ld + c), mul_add(u, s, b));
-        });
-    }
-};
-
-template <class T, class Op>
-void col_grad_sums(const T* dy, const T* x, i64 rows, i64 ld, i64 c0, i64 c1, const NormCols<T>& k, double* sg,
-                   double* sgu) {
-    for_cols<T>(c0, c1, ColGradSums<T, Op>{dy, x, rows, ld, k, sg, sgu});
-}
-
-template <class T, class Op> struct ColGradInput {
-    const T *dy, *x;
-    T* dx;
-    i64 rows, ld;
-    const NormCols<T>& k;
-    bool training;
-    template <class W> void at(i64 c) {
-        const Op op{k.param};
-        const W m = W::load(k.mean + c), s = W::load(k.scale + c), b = W::load(k.bias + c);
-        const W a = W::load(k.a + c), c0 = W::load(k.c0 + c), c2 = W::load(k.c2 + c);
-        for (i64 r = 0; r < rows; ++r) {
-            W u = W::load(x + r * ld + c) - m;
-            W g = op.bwd(W::load(dy + r * ld + c), mul_add(u, s, b));
-            W d = training ? mul_add(a, g, mul_add(c2, u, c0)) : a * g;
-            d.store(dx + r * ld + c);
+    const Op op{k.param};
+    T pos[kChunk];  // positives per channel since the last move to counts (exact below 2^24 in float)
+    for (i64 b = c0; b < c1; b += kChunk) {
+        const i64 e = b + kChunk < c1 ? b + kChunk : c1;
+        if (counts)
+            for (i64 c = b; c < e; ++c) counts[c] = 0;
+        for (i64 r0 = 0; r0 < rows; r0 += kBlock) {
+            const i64 r1 = r0 + kBlock < rows ? r0 + kBlock : rows;
+            for (i64 c = 0; c < e - b; ++c) pos[c] = 0;
+            for (i64 r = r0; r < r1; ++r)
+                each_col<T, Vec<T>>(b, e, [&](auto w, i64 c) {
+                    using W = decltype(w);
+                    const W z = mul_add(W::load(x + r * ld + c) - W::load(k.mean + c), W::load(k.scale + c),
+                                        W::load(k.bias + c));
+                    const W v = op.fwd(z);
+                    v.store(y + r * ld + c);
+                    if (counts)
+                        (W::load(pos + c - b) + select(gt(v, W::zero()), W::set1(1), W::zero())).store(pos + c - b);
+                });
+            if (counts)
+                for (i64 c = b; c < e; ++c) counts[c] += (i64)pos[c - b];
         }
     }
-};
+}
 
-template <class T, class Op>
-void col_grad_input(const T* dy, const T* x, T* dx, i64 rows, i64 ld, i64 c0, i64 c1, const NormCols<T>& k,
+// g and u of one vector of channels (see NormKernels): from x through Op, from y through Inv.
+template <class T, class Op, class Inv, int kFrom, class W>
+inline void col_terms(const Op& op, const Inv& inv, W dy, W s, W m, W sc, W b, W& g, W& u) {
+    if constexpr (kFrom == kFromX) {
+        u = s - m;
+        g = op.bwd(dy, mul_add(u, sc, b));
+    } else {
+        u = inv.inv(s) - b;
+        g = inv.grad(dy, s);
+    }
+}
+
+template <class T, class Op, class Inv, int kFrom>
+void col_grad_sums(const T* dy, const T* s, i64 rows, i64 ld, i64 c0, i64 c1, const NormCols<T>& k, double* sg,
+                   double* sgu) {
+    const Op op{k.param};
+    const Inv inv{k.param};
+    col_sums<T, typename VecFor<T, Inv, kFrom>::type>(rows, c0, c1, sg, sgu, [&](auto w, i64 r, i64 c, auto& g, auto& u) {
+        using W = decltype(w);
+        col_terms<T, Op, Inv, kFrom>(op, inv, W::load(dy + r * ld + c), W::load(s + r * ld + c), W::load(k.mean + c),
+                                     W::load(k.scale + c), W::load(k.bias + c), g, u);
+    });
+}
+
+template <class T, class Op, class Inv, int kFrom>
+void col_grad_input(const T* dy, const T* s, T* dx, i64 rows, i64 ld, i64 c0, i64 c1, const NormCols<T>& k,
                     int training) {
-    for_cols<T>(c0, c1, ColGradInput<T, Op>{dy, x, dx, rows, ld, k, training != 0});
+    const Op op{k.param};
+    const Inv inv{k.param};
+    for (i64 r = 0; r < rows; ++r)
+        each_col<T, typename VecFor<T, Inv, kFrom>::type>(c0, c1, [&](auto w, i64 c) {
+            using W = decltype(w);
+            W g, u;
+            col_terms<T, Op, Inv, kFrom>(op, inv, W::load(dy + r * ld + c), W::load(s + r * ld + c),
+                                         W::load(k.mean + c), W::load(k.scale + c), W::load(k.bias + c), g, u);
+            const W a = W::load(k.a + c);
+            const W d = training ? mul_add(a, g, mul_add(W::load(k.c2 + c), u, W::load(k.c0 + c))) : a * g;
+            d.store(dx + r * ld + c);
+        });
 }
 
 template <class T, class Op, class Inv>
 void set_act(NormKernels<T>& k, int act) {
     k.col_normalize[act] = col_normalize<T, Op>;
-    k.col_grad_sums[act] = col_grad_sums<T, Op>;
-    k.col_grad_input[act] = col_grad_input<T, Op>;
+    k.col_grad_sums[act][kFromX] = col_grad_sums<T, Op, Inv, kFromX>;
+    k.col_grad_input[act][kFromX] = col_grad_input<T, Op, Inv, kFromX>;
+    k.col_grad_sums[act][kFromY] = col_grad_sums<T, Op, Inv, kFromY>;
+    k.col_grad_input[act][kFromY] = col_grad_input<T, Op, Inv, kFromY>;
     k.normalize[act] = normalize<T, Op>;
     k.grad_sums[act][kFromX] = grad_sums<T, Op, Inv, kFromX>;
     k.grad_input[act][kFromX] = grad_input<T, Op, Inv, kFromX>;
@@ -355,6 +363,8 @@ NormKernels<T> make_norm() {
     set_act<T, Relu<T>, IdentityFromY<T>>(k, kNormRelu);
     k.grad_sums[kNormRelu][kFromY] = nullptr;  // relu is not invertible
     k.grad_input[kNormRelu][kFromY] = nullptr;
+    k.col_grad_sums[kNormRelu][kFromY] = nullptr;
+    k.col_grad_input[kNormRelu][kFromY] = nullptr;
     set_act<T, LeakyRelu<T>, LeakyFromY<T>>(k, kNormLeaky);
     set_act<T, Elu<T>, EluFromY<T>>(k, kNormElu);
     return k;

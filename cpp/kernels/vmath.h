@@ -13,6 +13,7 @@ template <> struct ExpConsts<float> {
     static constexpr float coef[7] = {0.5f, 1.66666672e-1f, 4.16666679e-2f, 8.33333377e-3f,
                                       1.38888892e-3f, 1.98412701e-4f, 2.48015876e-5f};
     static constexpr float exp_lo = -104.0f, exp_hi = 89.0f;      // beyond: 0 and inf
+    static constexpr float normal_lo = -87.0f;                     // exp is a normal number above
     static constexpr float expm1_lo = -40.0f, expm1_hi = 44.0f;   // beyond lo: -1 exactly
 };
 template <> struct ExpConsts<double> {
@@ -23,6 +24,7 @@ template <> struct ExpConsts<double> {
                                         1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800,
                                         1.0 / 479001600, 1.0 / 6227020800.0};
     static constexpr double exp_lo = -746.0, exp_hi = 710.0;
+    static constexpr double normal_lo = -708.0;
     static constexpr double expm1_lo = -40.0, expm1_hi = 44.0;
 };
 
@@ -59,6 +61,17 @@ template <class V> static inline V vexp(V x) {
     // 2^k in two halves so that overflow gives inf and underflow passes through subnormals.
     V k1 = round_int(k * V::set1(0.5));
     return (e * pow2_int(k1)) * pow2_int(k - k1);
+}
+
+// exp(x) for x <= 0 or NaN, as softmax needs after subtracting the maximum: one scaling step, since
+// nothing overflows, and 0 instead of a subnormal below normal_lo (an error of < 1e-38 relative to
+// the largest term, 1).
+template <class V> static inline V vexp_nonpositive(V x) {
+    using C = ExpConsts<typename V::type>;
+    const V lo = V::set1(C::normal_lo);
+    V k;
+    V e = expm1_reduced(max(lo, x), k) + V::set1(1);  // max keeps a NaN x (second operand)
+    return select(gt(lo, x), V::zero(), e * pow2_int(k));
 }
 
 }  // namespace RC_NS

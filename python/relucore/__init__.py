@@ -3,8 +3,9 @@
 ``import relucore as rc`` then call ``rc.relu(x)`` and friends on float32/float64 NumPy arrays.
 ``relucore.reference`` holds the same functions in plain NumPy (the oracle and the "numpy" backend);
 ``relucore.ufuncs`` the elementwise ones as ``numpy.ufunc`` objects; ``relucore.runtime`` chooses
-the kernel set, GEMM and convolution algorithm; ``relucore.nn`` and ``relucore.optim`` are layers,
-losses and optimizers over these functions.
+the kernel set, GEMM and convolution algorithm; ``relucore.layers`` has CS231n-style
+``(out, cache)`` layer functions and ``relucore.gradcheck`` checks backward passes numerically;
+``relucore.nn`` and ``relucore.optim`` are layers, losses and optimizers over these functions.
 """
 
 from . import _core
@@ -21,20 +22,21 @@ from .activations import *  # noqa: E402,F401,F403  (relucore.activations.__all_
 from .norm import *  # noqa: E402,F401,F403  (relucore.norm.__all__)
 from .loss import *  # noqa: E402,F401,F403  (relucore.loss.__all__)
 from . import activations as _activations, conv as _conv, loss as _loss, norm as _norm  # noqa: E402
+from .gradcheck import gradcheck  # noqa: E402  (shadows the submodule; "from relucore.gradcheck import X" works)
 
 __all__ = _activations.__all__ + _conv.__all__ + _norm.__all__ + _loss.__all__ + [
     "runtime_info", "show_runtime", "set_num_threads", "get_num_threads", "reference",
     "runtime", "use_isa", "get_isa", "use_gemm", "get_gemm", "use_conv_algorithm", "get_conv_algorithm",
-    "release_scratch", "ufuncs", "nn", "optim",
+    "release_scratch", "ufuncs", "layers", "gradcheck", "nn", "optim",
 ]
 
-_LAZY = ("ufuncs", "nn", "optim", "__version__")
+_LAZY = ("ufuncs", "layers", "nn", "optim", "__version__")
 
 
 def __getattr__(name: str) -> object:
-    # PEP 562: ``relucore.ufuncs``, ``nn``, ``optim`` and ``__version__`` are loaded on first use,
-    # so plain ``import relucore`` pays for none of them.
-    if name in ("ufuncs", "nn", "optim"):
+    # PEP 562: ``relucore.ufuncs``, ``layers``, ``nn``, ``optim`` and ``__version__`` are loaded on
+    # first use, so plain ``import relucore`` pays for none of them.
+    if name in ("ufuncs", "layers", "nn", "optim"):
         import importlib
 
         return importlib.import_module("." + name, __name__)  # also binds relucore.<name>

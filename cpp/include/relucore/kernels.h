@@ -133,8 +133,8 @@ struct WinogradKernels {
     int lanes;
 };
 
-// Batch norm works on one channel at a time: `runs` runs of `len` contiguous elements, `stride`
-// apart (N images of an (N, C, spatial) array).
+// Values of one channel: `runs` runs of `len` contiguous elements, `stride` apart (images of an
+// (N, C, spatial) array).
 struct NormRuns {
     i64 runs, len, stride;
 };
@@ -155,7 +155,7 @@ struct NormCoef {
 template <class T>
 struct NormCols {
     const T *mean, *scale, *bias;  // z = (x - mean) * scale + bias
-    const T *a, *c0, *c2;          // dx = a * g + c0 + c2 * (x - mean)
+    const T *a, *c0, *c2;          // dx = a * g + c0 + c2 * u (u: x - mean, or z - bias from y)
     T param;
 };
 
@@ -177,14 +177,14 @@ struct NormKernels {
     // The same for an (N, C) array (one value per image and channel), vectorized across channels
     // [c0, c1) of `rows` rows `ld` apart; each channel summed down its column in a fixed order
     // (vector lanes for whole vectors from c0, one lane for the rest: split at multiples of `lanes`).
-    // Statistics shifted by row 0, sums from x only.
+    // Statistics shifted by row 0; the backward from x or (not relu) from y, as above.
     void (*col_moments)(const T* x, i64 rows, i64 ld, i64 c0, i64 c1, double* s1, double* s2);
     void (*col_normalize[kNormActs])(const T* x, T* y, i64 rows, i64 ld, i64 c0, i64 c1, const NormCols<T>& k,
                                      i64* counts);
-    void (*col_grad_sums[kNormActs])(const T* dy, const T* x, i64 rows, i64 ld, i64 c0, i64 c1,
-                                     const NormCols<T>& k, double* sg, double* sgu);
-    void (*col_grad_input[kNormActs])(const T* dy, const T* x, T* dx, i64 rows, i64 ld, i64 c0, i64 c1,
-                                      const NormCols<T>& k, int training);
+    void (*col_grad_sums[kNormActs][kNormFroms])(const T* dy, const T* s, i64 rows, i64 ld, i64 c0, i64 c1,
+                                                 const NormCols<T>& k, double* sg, double* sgu);
+    void (*col_grad_input[kNormActs][kNormFroms])(const T* dy, const T* s, T* dx, i64 rows, i64 ld, i64 c0, i64 c1,
+                                                  const NormCols<T>& k, int training);
     int lanes;
 };
 

@@ -31,9 +31,9 @@ class Sequential(Module):
 
     A batch norm followed directly by a ReLU, LeakyReLU or ELU runs as one fused
     ``batch_norm(..., activation=...)`` pass (one read and one write of the data instead of two of
-    each). For invertible activations (LeakyReLU with a positive slope, ELU) on inputs with spatial
-    axes only the output is kept for backward, not the input. ``fuse=False`` runs every module on
-    its own; the results are the same up to rounding.
+    each). For invertible activations (LeakyReLU with a positive slope, ELU) only the output is kept
+    for backward, not the input. ``fuse=False`` runs every module on its own; the results are the
+    same up to rounding.
 
     Args:
         *modules: the modules, or one ``OrderedDict`` of name -> module.
