@@ -1,6 +1,7 @@
 // Direct convolution of one plane with one kernel, and its two adjoints: the depthwise layers'
 // kernels (a GEMM would see one-row weight matrices there), written once against the vector wrapper.
 #include "isa.h"
+#include "act_ops.h"
 #include "window.h"
 
 namespace relucore {
@@ -39,12 +40,13 @@ template <class F> inline void for_taps(const ConvGeom& g, F&& f) {
     }
 }
 
-// Stride 1: each output vector accumulates every tap in a register and is stored once (the
-// per-tap sweep below re-loads and re-stores the output row once per tap). Columns whose taps
-// all fall inside the image take that path; the few edge columns are summed one by one.
-template <class T>
-void plane_conv_stride1(const T* x, const T* w, T* y, const ConvGeom& g) {
+// Stride 1: each output vector accumulates every tap in a register and is stored once, through
+// op (the per-tap sweep below re-loads and re-stores the output row once per tap). Columns whose
+// taps all fall inside the image take that path; the few edge columns are summed one by one.
+template <class T, class Op = Identity<T>>
+void plane_conv_stride1(const T* x, const T* w, T* y, const ConvGeom& g, Op op = Op{}) {
     using V = typename VecOf<T>::type;
+    using S = ScalarOf<T>;
     i64 lo = 0, hi = g.OW;
     for (i64 j = 0; j < g.kw; ++j) {
         i64 l, h;
@@ -65,7 +67,7 @@ void plane_conv_stride1(const T* x, const T* w, T* y, const ConvGeom& g) {
                     if (iw >= 0 && iw < g.W) s += w[i * g.kw + j] * x[ih * g.W + iw];
                 }
             }
-            yr[ow] = s;
+            yr[ow] = op.fwd(S::set1(s)).v;
         };
         for (i64 ow = 0; ow < lo; ++ow) edge(ow);
         i64 ow = lo;
@@ -81,21 +83,32 @@ void plane_conv_stride1(const T* x, const T* w, T* y, const ConvGeom& g) {
                     acc = mul_add(V::set1(w[i * g.kw + j]), xv, acc);
                 }
             }
+            acc = op.fwd(acc);
             if (n == V::L) acc.store(yr + ow); else acc.store_tail(yr + ow, n);
         }
         for (ow = hi; ow < g.OW; ++ow) edge(ow);
     }
 }
 
+// Strided: the taps sweep the plane one by one, so the activation is a pass over the finished
+// plane, which is still in cache (a plane of a depthwise layer is at most a few hundred KB).
 template <class T>
-void plane_conv(const T* x, const T* w, T* y, const ConvGeom& g) {
-    if (g.sh == 1 && g.sw == 1) return plane_conv_stride1(x, w, y, g);
-    for_taps(g, [&](i64 oh, i64 i, i64 j, i64 base, i64 lo, i64 hi) {
-        T* yr = y + oh * g.OW;
-        const T wv = w[i * g.kw + j];
-        if (g.sw == 1) axpy(yr + lo, x + base + lo, wv, hi - lo);
-        else
-            for (i64 ow = lo; ow < hi; ++ow) yr[ow] += wv * x[base + ow * g.sw];
+void plane_conv(const T* x, const T* w, T* y, const ConvGeom& g, int act, T param) {
+    with_act(act, param, [&](auto op) {
+        if (g.sh == 1 && g.sw == 1) return plane_conv_stride1(x, w, y, g, op);
+        for_taps(g, [&](i64 oh, i64 i, i64 j, i64 base, i64 lo, i64 hi) {
+            T* yr = y + oh * g.OW;
+            const T wv = w[i * g.kw + j];
+            if (g.sw == 1) axpy(yr + lo, x + base + lo, wv, hi - lo);
+            else
+                for (i64 ow = lo; ow < hi; ++ow) yr[ow] += wv * x[base + ow * g.sw];
+        });
+        if (act == kNormNone) return;
+        using V = typename VecOf<T>::type;
+        const i64 n = g.OH * g.OW;
+        i64 i = 0;
+        for (; i + V::L <= n; i += V::L) op.fwd(V::load(y + i)).store(y + i);
+        if (i < n) op.fwd(V::load_tail(y + i, n - i)).store_tail(y + i, n - i);
     });
 }
 

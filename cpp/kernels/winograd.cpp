@@ -6,6 +6,7 @@
 // The kernel gradient is the adjoint of the same identity in k (Y = A^T [(G k G^T) . V] A):
 //   dk = G^T [sum over tiles V . (A dy A^T)] G,  with V the forward's input transform of x.
 #include "isa.h"
+#include "act_ops.h"
 
 namespace relucore {
 namespace RC_NS {
@@ -48,10 +49,10 @@ void winograd_input(const T* xp, i64 ldx, i64 TH, i64 TW, T* v, i64 vs) {
         }
 }
 
-// m[xi * ms + th * TW + tw] -> y (OH x OW, row stride ldy) = A^T m A + bias; outputs past OH x OW
-// are not written.
-template <class T>
-void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW, i64 ldy) {
+// m[xi * ms + th * TW + tw] -> y (OH x OW, row stride ldy) = op(A^T m A + bias); outputs past
+// OH x OW are not written.
+template <class T, class Op>
+void winograd_output_op(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW, i64 ldy, Op op) {
     using V = typename VecOf<T>::type;
     constexpr i64 L = V::L;
     const V vb = V::set1(bias);
@@ -72,7 +73,7 @@ void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i
             const i64 w = OW - 2 * tw < 2 * L ? OW - 2 * tw : 2 * L;  // outputs of this row segment
             for (int i = 0; i < 2; ++i) {
                 if (2 * th + i >= OH) break;
-                const V y0 = s[i][0] + s[i][1] + s[i][2] + vb, y1 = s[i][1] - s[i][2] - s[i][3] + vb;
+                const V y0 = op.fwd(s[i][0] + s[i][1] + s[i][2] + vb), y1 = op.fwd(s[i][1] - s[i][2] - s[i][3] + vb);
                 const V lo = zip_lo(y0, y1), hi = zip_hi(y0, y1);
                 T* o = y + (2 * th + i) * ldy + 2 * tw;
                 if (w >= L) lo.store(o);
@@ -81,6 +82,11 @@ void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i
                 else if (w > L) hi.store_tail(o + L, w - L);
             }
         }
+}
+
+template <class T>
+void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW, i64 ldy, int act, T param) {
+    with_act(act, param, [&](auto op) { winograd_output_op(m, ms, TH, TW, bias, y, OH, OW, ldy, op); });
 }
 
 // Kernels' 9 contiguous values <-> one vector per value with one kernel per lane: ceil(9 / L)

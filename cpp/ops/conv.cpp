@@ -5,7 +5,9 @@
 // col2im split across the threads. With our own GEMM (gemm_uses_own) the forward and dweight GEMMs
 // build the column matrix block by block (memory: the GEMM's packed blocks per thread); with the
 // BLAS, im2col fills one image's columns per thread first. Scratch is kept between calls
-// (relucore/kernels.h).
+// (relucore/kernels.h). A fused activation is applied as each output element is stored (our
+// GEMM's register tiles, Winograd's output transform, the depthwise kernel) or, behind a GEMM with
+// no epilogue to hook, to each output block right after its GEMM, while it is in cache.
 #include <atomic>
 #include <new>
 #include <type_traits>
@@ -70,7 +72,8 @@ template <class T> void col2im(const T* cols, T* x, i64 N, const ConvGeom& g) {
 // column rows (1-channel images): measured slower there than the GEMM (docs/performance.md).
 bool use_direct(const Conv2dShape& s) { return s.groups == s.C && s.groups > 1; }
 
-template <class T> void direct_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
+template <class T>
+void direct_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
     const auto k = conv_kernels<T>().plane_conv;
     const ConvGeom& g = s.g;
     const i64 Cg = g.C, Fg = s.F / s.groups, K = g.kh * g.kw, in = s.H * s.W, out = g.OH * g.OW;
@@ -78,7 +81,8 @@ template <class T> void direct_forward(const T* x, const T* w, const T* bias, T*
         const i64 n = p / s.F, f = p % s.F, c0 = (f / Fg) * Cg;
         T* yp = y + p * out;
         for (i64 i = 0; i < out; ++i) yp[i] = bias ? bias[f] : T(0);
-        for (i64 cl = 0; cl < Cg; ++cl) k(x + (n * s.C + c0 + cl) * in, w + (f * Cg + cl) * K, yp, g);
+        for (i64 cl = 0; cl < Cg; ++cl)
+            k(x + (n * s.C + c0 + cl) * in, w + (f * Cg + cl) * K, yp, g, cl == Cg - 1 ? act : kNormNone, param);
     });
 }
 
@@ -106,11 +110,23 @@ void direct_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Co
         });
 }
 
-template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
+// y[0:rows, 0:cols] (row stride ld) = act(y), through the elementwise kernels.
+template <class T> void activate(T* y, i64 ld, i64 rows, i64 cols, int act, T param) {
+    if (act == kNormNone) return;
+    const Act a = act == kNormRelu ? Act::relu : act == kNormLeaky ? Act::leaky_relu : Act::elu;
+    const auto f = elementwise_kernels<T>().forward[(int)a];
+    for (i64 i = 0; i < rows; ++i) f(y + i * ld, y + i * ld, cols, param, nullptr, 0, 0);
+}
+
+// Output bytes a GEMM call writes before its block is activated: well inside L2.
+constexpr i64 kActBlockBytes = 128 << 10;
+
+template <class T>
+void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
     const SettingsScope settings;
     if (s.N == 0 || s.F == 0 || s.g.OH * s.g.OW == 0) return;
-    if (use_direct(s)) return direct_forward(x, w, bias, y, s);
-    if (winograd_forward(x, w, bias, y, s)) return;
+    if (use_direct(s)) return direct_forward(x, w, bias, y, s, act, param);
+    if (winograd_forward(x, w, bias, y, s, act, param)) return;
     const ConvGeom& g = s.g;
     const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;
     const bool direct = is_pointwise(g);
@@ -123,10 +139,11 @@ template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, cons
         const T* wg = w + gr * Fg * CK;
         T* yg = y + (n * s.F + gr * Fg) * OHW;
         const T* bg = bias ? bias + gr * Fg : nullptr;
-        if (fused) {  // bias added in the GEMM's first store
+        if (fused) {  // bias added in the GEMM's first store, the activation in its last
             const auto k = gemm_kernels<T>().conv_forward;
             if (!par_blocks(nt, Fg, OHW, CK, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
-                    return k(i1 - i0, wg + i0 * CK, CK, bg ? bg + i0 : nullptr, xg, g, j0, j1, yg + i0 * OHW, OHW);
+                    return k(i1 - i0, wg + i0 * CK, CK, bg ? bg + i0 : nullptr, xg, g, j0, j1, yg + i0 * OHW, OHW,
+                             act, param);
                 }))
                 ok = false;
             return;
@@ -136,11 +153,25 @@ template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, cons
                 for (i64 p = 0; p < OHW; ++p) yg[f * OHW + p] = bg[f];
         if (CK == 0) {
             if (!bias) zero(yg, Fg * OHW);
-            return;
+            return activate(yg, OHW, Fg, OHW, act, param);
         }
         const T beta = bias ? T(1) : T(0);
+        const T* b = direct ? xg : cols;
         if (!direct) image_im2col(xg, cols, g, nt);
-        if (!par_gemm(nt, Tr::N, Tr::N, Fg, OHW, CK, T(1), wg, CK, direct ? xg : cols, OHW, beta, yg, OHW)) ok = false;
+        if (!par_blocks(nt, Fg, OHW, CK, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
+                // with an activation, columns in chunks of about kActBlockBytes, each activated in cache
+                const i64 chunk = kActBlockBytes / (i64)sizeof(T) / (i1 - i0) / gemm_align() * gemm_align();
+                const i64 step = act == kNormNone || chunk == 0 ? j1 - j0 : chunk;
+                for (i64 j = j0; j < j1; j += step) {
+                    const i64 n = j1 - j < step ? j1 - j : step;
+                    T* yb = yg + i0 * OHW + j;
+                    if (!gemm(Tr::N, Tr::N, i1 - i0, n, CK, T(1), wg + i0 * CK, CK, b + j, OHW, beta, yb, OHW))
+                        return false;
+                    activate(yb, OHW, i1 - i0, n, act, param);
+                }
+                return true;
+            }))
+            ok = false;
     });
     if (!ok) throw std::bad_alloc();
 }
@@ -236,7 +267,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
 #define RC_INSTANTIATE(T)                                                                                     \
     template void im2col<T>(const T*, T*, i64, const ConvGeom&);                                              \
     template void col2im<T>(const T*, T*, i64, const ConvGeom&);                                              \
-    template void conv2d<T>(const T*, const T*, const T*, T*, const Conv2dShape&);                            \
+    template void conv2d<T>(const T*, const T*, const T*, T*, const Conv2dShape&, int, T);                    \
     template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&);
 RC_INSTANTIATE(float)
 RC_INSTANTIATE(double)
