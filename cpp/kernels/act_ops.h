@@ -79,6 +79,15 @@ template <class T> struct Identity {
     template <class W> W bwd(W dy, W) const { return dy; }
 };
 
+// y[i] = op.fwd(y[i]) for i < n, in vectors with a masked last one (a scalar remainder would
+// cost a whole vector's exp per element).
+template <class T, class Op> inline void fwd_in_place(const Op& op, T* y, i64 n) {
+    using V = typename VecOf<T>::type;
+    i64 i = 0;
+    for (; i + V::L <= n; i += V::L) op.fwd(V::load(y + i)).store(y + i);
+    if (i < n) op.fwd(V::load_tail(y + i, n - i)).store_tail(y + i, n - i);
+}
+
 // f(op) with the functor of a fused activation: kernels dispatch once per call, then run a loop
 // templated on the functor.
 template <class T, class F> inline auto with_act(int act, T param, F&& f) {

@@ -40,13 +40,12 @@ template <class F> inline void for_taps(const ConvGeom& g, F&& f) {
     }
 }
 
-// Stride 1: each output vector accumulates every tap in a register and is stored once, through
-// op (the per-tap sweep below re-loads and re-stores the output row once per tap). Columns whose
-// taps all fall inside the image take that path; the few edge columns are summed one by one.
-template <class T, class Op = Identity<T>>
-void plane_conv_stride1(const T* x, const T* w, T* y, const ConvGeom& g, Op op = Op{}) {
+// Stride 1: each output vector accumulates every tap in a register and is stored once (the
+// per-tap sweep below re-loads and re-stores the output row once per tap). Columns whose taps
+// all fall inside the image take that path; the few edge columns are summed one by one.
+template <class T>
+void plane_conv_stride1(const T* x, const T* w, T* y, const ConvGeom& g) {
     using V = typename VecOf<T>::type;
-    using S = ScalarOf<T>;
     i64 lo = 0, hi = g.OW;
     for (i64 j = 0; j < g.kw; ++j) {
         i64 l, h;
@@ -67,7 +66,7 @@ void plane_conv_stride1(const T* x, const T* w, T* y, const ConvGeom& g, Op op =
                     if (iw >= 0 && iw < g.W) s += w[i * g.kw + j] * x[ih * g.W + iw];
                 }
             }
-            yr[ow] = op.fwd(S::set1(s)).v;
+            yr[ow] = s;
         };
         for (i64 ow = 0; ow < lo; ++ow) edge(ow);
         i64 ow = lo;
@@ -83,19 +82,19 @@ void plane_conv_stride1(const T* x, const T* w, T* y, const ConvGeom& g, Op op =
                     acc = mul_add(V::set1(w[i * g.kw + j]), xv, acc);
                 }
             }
-            acc = op.fwd(acc);
             if (n == V::L) acc.store(yr + ow); else acc.store_tail(yr + ow, n);
         }
         for (ow = hi; ow < g.OW; ++ow) edge(ow);
     }
 }
 
-// Strided: the taps sweep the plane one by one, so the activation is a pass over the finished
-// plane, which is still in cache (a plane of a depthwise layer is at most a few hundred KB).
+// The activation is a pass over the plane just written, still in cache: applied to each vector as
+// it is stored, it measured slower (the stride-1 rows' masked edge and tail vectors each evaluate a
+// whole vector's exp; 8x64x56x56 ELU +1.2 ms against +0.24 ms).
 template <class T>
 void plane_conv(const T* x, const T* w, T* y, const ConvGeom& g, int act, T param) {
-    with_act(act, param, [&](auto op) {
-        if (g.sh == 1 && g.sw == 1) return plane_conv_stride1(x, w, y, g, op);
+    if (g.sh == 1 && g.sw == 1) plane_conv_stride1(x, w, y, g);
+    else
         for_taps(g, [&](i64 oh, i64 i, i64 j, i64 base, i64 lo, i64 hi) {
             T* yr = y + oh * g.OW;
             const T wv = w[i * g.kw + j];
@@ -103,13 +102,7 @@ void plane_conv(const T* x, const T* w, T* y, const ConvGeom& g, int act, T para
             else
                 for (i64 ow = lo; ow < hi; ++ow) yr[ow] += wv * x[base + ow * g.sw];
         });
-        if (act == kNormNone) return;
-        using V = typename VecOf<T>::type;
-        const i64 n = g.OH * g.OW;
-        i64 i = 0;
-        for (; i + V::L <= n; i += V::L) op.fwd(V::load(y + i)).store(y + i);
-        if (i < n) op.fwd(V::load_tail(y + i, n - i)).store_tail(y + i, n - i);
-    });
+    if (act != kNormNone) with_act(act, param, [&](auto op) { fwd_in_place(op, y, g.OH * g.OW); });
 }
 
 template <class T>

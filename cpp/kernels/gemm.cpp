@@ -336,6 +336,12 @@ bool conv_dweight(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i
     }, beta, dw + n0, lddw);
 }
 
+template <class T> void activate(T* c, i64 ldc, i64 m, i64 n, int act, T param) {
+    with_act(act, param, [&](auto op) {
+        for (i64 i = 0; i < m; ++i) fwd_in_place(op, c + i * ldc, n);
+    });
+}
+
 }  // namespace
 
 template <class T> GemmKernels<T> make_gemm() {
@@ -343,6 +349,7 @@ template <class T> GemmKernels<T> make_gemm() {
     g.gemm = &gemm<T>;
     g.conv_forward = &conv_forward<T>;
     g.conv_dweight = &conv_dweight<T>;
+    g.activate = &activate<T>;
     g.packed_a_size = &packed_a_size;
     g.gemm_packed_a = &gemm_packed_a<T>;
 #if defined(RC_ISA_AVX512)

@@ -110,14 +110,6 @@ void direct_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Co
         });
 }
 
-// y[0:rows, 0:cols] (row stride ld) = act(y), through the elementwise kernels.
-template <class T> void activate(T* y, i64 ld, i64 rows, i64 cols, int act, T param) {
-    if (act == kNormNone) return;
-    const Act a = act == kNormRelu ? Act::relu : act == kNormLeaky ? Act::leaky_relu : Act::elu;
-    const auto f = elementwise_kernels<T>().forward[(int)a];
-    for (i64 i = 0; i < rows; ++i) f(y + i * ld, y + i * ld, cols, param, nullptr, 0, 0);
-}
-
 // Output bytes a GEMM call writes before its block is activated: well inside L2.
 constexpr i64 kActBlockBytes = 128 << 10;
 
@@ -151,9 +143,11 @@ void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, i
         if (bias)  // the BLAS adds onto the bias rows (beta = 1)
             for (i64 f = 0; f < Fg; ++f)
                 for (i64 p = 0; p < OHW; ++p) yg[f * OHW + p] = bg[f];
+        const auto activate = gemm_kernels<T>().activate;
         if (CK == 0) {
             if (!bias) zero(yg, Fg * OHW);
-            return activate(yg, OHW, Fg, OHW, act, param);
+            if (act != kNormNone) activate(yg, OHW, Fg, OHW, act, param);
+            return;
         }
         const T beta = bias ? T(1) : T(0);
         const T* b = direct ? xg : cols;
@@ -167,7 +161,7 @@ void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, i
                     T* yb = yg + i0 * OHW + j;
                     if (!gemm(Tr::N, Tr::N, i1 - i0, n, CK, T(1), wg + i0 * CK, CK, b + j, OHW, beta, yb, OHW))
                         return false;
-                    activate(yb, OHW, i1 - i0, n, act, param);
+                    if (act != kNormNone) activate(yb, OHW, i1 - i0, n, act, param);
                 }
                 return true;
             }))

@@ -103,6 +103,9 @@ struct GemmKernels {
                          T* y, i64 ldy, int act, T param);
     bool (*conv_dweight)(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta,
                          T* dw, i64 lddw);
+    // c (m x n, row stride ldc) = act(c) for a NormAct and its parameter: the epilogue of a GEMM
+    // that has none to hook (OpenBLAS), run on a block it has just written.
+    void (*activate)(T* c, i64 ldc, i64 m, i64 n, int act, T param);
     // A given packed and reused (k <= one depth block, m <= one row block; else packed_a_size is
     // 0): C (m x n) = A B, B row-major, A (m x k) as panels of mr rows, each k x mr (depth-major),
     // rows past m zero.
