@@ -1,6 +1,7 @@
 """conv2d(..., activation=): the fused native convolution against the reference convolution followed
-by the reference activation, on every ISA, GEMM backend and 3x3 algorithm; the reference's own
-activation; and the batch-norm errors for bad spellings."""
+by the reference activation, and bitwise against the native convolution followed by the native
+activation, on every ISA, GEMM backend and 3x3 algorithm; the reference's own activation; and the
+batch-norm errors for bad spellings."""
 
 from __future__ import annotations
 
@@ -18,16 +19,16 @@ def act_id(act) -> str:
     return "none" if act is None else act if isinstance(act, str) else f"{act[0]}{act[1]}"
 
 
-def ref_activation(y, act):
-    """The reference activation the spelling names, applied to ``y``."""
+def ref_activation(y, act, m=R):
+    """The activation the spelling names, of module ``m`` (the reference or relucore), applied to ``y``."""
     name, param = (act, None) if act is None or isinstance(act, str) else act
     if name is None:
         return y
     if name == "relu":
-        return R.relu(y)
+        return m.relu(y)
     if name == "leaky_relu":
-        return R.leaky_relu(y, 0.01 if param is None else param)
-    return R.elu(y, 1.0 if param is None else param)
+        return m.leaky_relu(y, 0.01 if param is None else param)
+    return m.elu(y, 1.0 if param is None else param)
 
 
 def lipschitz(act) -> float:
@@ -39,9 +40,8 @@ def lipschitz(act) -> float:
 
 # Each output-writing path: depth blocks of the GEMM (C*kh*kw > 256 and > 512: the activation
 # follows the last one), planes wider than a column block (> 480 columns), 1x1 layers (GEMM on x
-# as is; 64 rows x 576 columns takes several activation chunks behind the BLAS), depthwise
-# (stride 1 in registers, stride 2 as a pass over the plane), groups, dilation, padding, and
-# 3x3 stride-1 layers that Winograd takes (odd output sizes: partial tiles).
+# as is, activated after the call), depthwise (stride 1 and 2, edge columns), groups, dilation,
+# padding, and 3x3 stride-1 layers that Winograd takes (odd output sizes: partial tiles).
 DEPTH2, DEPTH3 = Conv(2, 32, 6, 6, 8, 3, 1, 1), Conv(1, 64, 5, 5, 10, 3, 1, 1)  # 288 and 576 deep
 WIDE = Conv(1, 2, 25, 27, 9, 3, 1, 1)                          # 675 columns
 POINTWISE = Conv(1, 4, 24, 24, 64, 1)                          # 1x1, 576 columns
@@ -57,24 +57,27 @@ SHAPES = SPECIAL + [DEPTH2, DEPTH3, WIDE, POINTWISE, COLUMNS, DW_STRIDE2, DW_STR
                     WINO_GROUPS, STRIDE2]
 
 
-def check_fused(conv, cfg, x, w, b, acts, what=""):
-    """conv(..., activation=act) for each act against the reference activation of the reference
-    convolution, within the convolution's rounding bound times the activation's slope."""
+def check_fused(m, cfg, x, w, b, acts, what=""):
+    """m.conv2d(..., activation=act) for each act against the reference activation of the reference
+    convolution, within the convolution's rounding bound times the activation's slope, and bitwise
+    against m's own activation of m's own convolution."""
     pre = R.conv2d(x, w, b, *cfg.args)
+    plain = m.conv2d(x, w, b, *cfg.args)
     ab = None if b is None else np.abs(b.astype(np.float64))
     terms = R.conv2d(np.abs(x.astype(np.float64)), np.abs(w.astype(np.float64)), ab, *cfg.args)
     for act in acts:
-        got = conv(x, w, b, *cfg.args, activation=act)
-        assert_terms_close(got, ref_activation(pre, act), terms * lipschitz(act),
-                           f"conv2d {cfg} activation={act!r} {what}")
+        got = m.conv2d(x, w, b, *cfg.args, activation=act)
+        what_ = f"conv2d {cfg} activation={act!r} {what}"
+        assert_terms_close(got, ref_activation(pre, act), terms * lipschitz(act), what_)
+        assert_bitwise(got, ref_activation(plain, act, m), what_ + " (fused vs separate)")
 
 
 @pytest.mark.parametrize("cfg", SHAPES, ids=conv_id)
 def test_fused_activation_native(rc, gemm, conv_algo, cfg, dtype, rng):
     x, w, b = normal(rng, cfg.x_shape, dtype), normal(rng, cfg.w_shape, dtype), normal(rng, cfg.f, dtype)
     saved = [a.copy() for a in (x, w, b)]
-    check_fused(rc.conv2d, cfg, x, w, b, ACTIVATIONS)
-    check_fused(rc.conv2d, cfg, x, w, None, ["relu", "elu"], "no bias")
+    check_fused(rc, cfg, x, w, b, ACTIVATIONS)
+    check_fused(rc, cfg, x, w, None, ["relu", "elu"], "no bias")
     for a, s in zip((x, w, b), saved):
         assert_bitwise(a, s, "input modified")
 
@@ -89,15 +92,15 @@ def test_fused_activation_special_values(rc, gemm, conv_algo, cfg, dtype, rng):
     at = rng.choice(flat.size, size=max(4, flat.size // 40), replace=False)
     flat[at] = rng.choice(np.array([np.nan, np.inf, -np.inf, -0.0], dtype), size=at.size)
     w, b = normal(rng, cfg.w_shape, dtype), normal(rng, cfg.f, dtype)
-    check_fused(rc.conv2d, cfg, x, w, b, ACTIVATIONS[1:])
-    check_fused(rc.conv2d, cfg, np.full(cfg.x_shape, -0.0, dtype), w, None, ACTIVATIONS[1:], "x = -0.0")
+    check_fused(rc, cfg, x, w, b, ACTIVATIONS[1:])
+    check_fused(rc, cfg, np.full(cfg.x_shape, -0.0, dtype), w, None, ACTIVATIONS[1:], "x = -0.0")
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_fused_activation_layouts(rc, kind, dtype, rng):
     cfg = Conv(2, 4, 7, 6, 6, 3, 1, 1, 1, 2)
     x, w, b = normal(rng, cfg.x_shape, dtype), normal(rng, cfg.w_shape, dtype), normal(rng, cfg.f, dtype)
-    check_fused(rc.conv2d, cfg, view(x, kind), view(w, kind), view(b, kind), [("elu", 0.7)], kind)
+    check_fused(rc, cfg, view(x, kind), view(w, kind), view(b, kind), [("elu", 0.7)], kind)
 
 
 @pytest.mark.parametrize("act", [("leaky_relu", 2.0**100), ("leaky_relu", 1e-320), ("leaky_relu", np.nan), ("elu", np.inf),
@@ -108,7 +111,7 @@ def test_extreme_parameters(rc, act, dtype, rng):
     cfg = Conv(2, 3, 6, 6, 4, 3, 1, 1)
     x, w, b = normal(rng, cfg.x_shape, dtype), normal(rng, cfg.w_shape, dtype), normal(rng, cfg.f, dtype)
     with np.errstate(all="ignore"):
-        check_fused(rc.conv2d, cfg, x, w, b, [act])
+        check_fused(rc, cfg, x, w, b, [act])
 
 
 def test_activation_none_is_the_plain_convolution(rc, dtype, rng):

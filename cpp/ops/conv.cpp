@@ -110,9 +110,6 @@ void direct_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Co
         });
 }
 
-// Output bytes a GEMM call writes before its block is activated: well inside L2.
-constexpr i64 kActBlockBytes = 128 << 10;
-
 template <class T>
 void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
     const SettingsScope settings;
@@ -152,17 +149,13 @@ void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, i
         const T beta = bias ? T(1) : T(0);
         const T* b = direct ? xg : cols;
         if (!direct) image_im2col(xg, cols, g, nt);
+        // Each block activated right after its GEMM call, the calls those of the plain convolution
+        // (OpenBLAS rounds a call's edge columns differently: split them and y would change).
         if (!par_blocks(nt, Fg, OHW, CK, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
-                // with an activation, columns in chunks of about kActBlockBytes, each activated in cache
-                const i64 chunk = kActBlockBytes / (i64)sizeof(T) / (i1 - i0) / gemm_align() * gemm_align();
-                const i64 step = act == kNormNone || chunk == 0 ? j1 - j0 : chunk;
-                for (i64 j = j0; j < j1; j += step) {
-                    const i64 n = j1 - j < step ? j1 - j : step;
-                    T* yb = yg + i0 * OHW + j;
-                    if (!gemm(Tr::N, Tr::N, i1 - i0, n, CK, T(1), wg + i0 * CK, CK, b + j, OHW, beta, yb, OHW))
-                        return false;
-                    if (act != kNormNone) activate(yb, OHW, i1 - i0, n, act, param);
-                }
+                T* yb = yg + i0 * OHW + j0;
+                if (!gemm(Tr::N, Tr::N, i1 - i0, j1 - j0, CK, T(1), wg + i0 * CK, CK, b + j0, OHW, beta, yb, OHW))
+                    return false;
+                if (act != kNormNone) activate(yb, OHW, i1 - i0, j1 - j0, act, param);
                 return true;
             }))
             ok = false;
