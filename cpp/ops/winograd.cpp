@@ -189,7 +189,7 @@ void transform_input(const T* in, const Plan& p, const Tiles& t, const Item& it,
 // (groups x 16 x Cin_g x Cout_g, matrices `spaced` apart) + bias (or null)).
 template <class T>
 void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p, int act = kNormNone, T param = T(0)) {
-    const auto output = winograd_kernels<T>().output;
+    const auto output = winograd_kernels<T>().output[act];
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups;
     const Tiles t(p, sizeof(T));
     const i64 vsz = 16 * spaced<T>(Cg * t.max_cols()), msz = 16 * spaced<T>(Fg * t.max_cols());
@@ -222,7 +222,7 @@ void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p,
             segments(t, it.t0, it.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
                 const i64 width = p.OW - 2 * tw < 2 * n ? p.OW - 2 * tw : 2 * n;  // this segment's outputs only
                 output(M + f * NT + k * it.block() + off, ms, 1, n, b, y + 2 * th * p.OW + 2 * tw, p.OH - 2 * th,
-                       width, p.OW, act, param);
+                       width, p.OW, param);
             });
         });
     });

@@ -115,14 +115,17 @@ struct GemmKernels {
     int mr, nr;  // register tile (rows of C by columns): splits of C at multiples of nr keep full tiles
 };
 
+// The activations batch norm and conv2d fuse.
+enum NormAct { kNormNone, kNormRelu, kNormLeaky, kNormElu, kNormActs };
+
 template <class T>
 struct WinogradKernels {
     // F(2x2, 3x3) input transform of one zero-padded plane xp (row stride ldx, 2*TH + 2 rows, at
     // least 2*ceil(TW/lanes)*lanes + 2 readable elements a row): v[xi*vs + th*TW + tw], xi < 16.
     void (*input)(const T* xp, i64 ldx, i64 TH, i64 TW, T* v, i64 vs);
     // Output transform of m[xi*ms + th*TW + tw] into y (OH x OW, row stride ldy; nothing written
-    // past it), plus bias, then act (a NormAct with its parameter).
-    void (*output)(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW, i64 ldy, int act, T param);
+    // past it), plus bias, then the activation (indexed by NormAct) with its parameter.
+    void (*output[kNormActs])(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW, i64 ldy, T param);
     // Kernel transform G k G^T of a rows x cols grid of 3x3 kernels (kernel (r, c) row-major at
     // w[r*lr + c*lc ..+9], rotated by 180 degrees if flip) into 16 matrices u[xi*us ..], row-major
     // (mr = 0) or as panels of mr columns, each rows x mr (columns past cols zero); elements [e0, e1)
@@ -142,8 +145,6 @@ struct WinogradKernels {
 struct NormRuns {
     i64 runs, len, stride;
 };
-// The activations batch norm and conv2d fuse.
-enum NormAct { kNormNone, kNormRelu, kNormLeaky, kNormElu, kNormActs };
 // Where the backward reads its second operand: the forward input x, or the output y alone.
 enum NormFrom { kFromX, kFromY, kNormFroms };
 
