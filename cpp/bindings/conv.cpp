@@ -76,7 +76,7 @@ py::tuple conv2d_backward(py::handle dy_h, py::handle x_h, py::handle w_h, i64 s
     const ops::Conv2dShape s = conv_shape(x, w, sh, sw, ph, pw, dh, dw, groups);
     if (dy.size != mul(mul(s.N, s.F), mul(s.g.OH, s.g.OW))) throw std::invalid_argument("relucore internal: dy size");
     std::vector<py::ssize_t> wshape(dims(w), dims(w) + 4);
-    py::array dx, dwt, db;  // null handles for the gradients not asked for
+    py::array dx, dwt, db;  // empty placeholders for the gradients not asked for
     if (want_dx) dx = empty(dy.type, {s.N, s.C, s.H, s.W});
     if (want_dw) dwt = empty(dy.type, wshape);
     if (want_db) db = empty(dy.type, {s.F});

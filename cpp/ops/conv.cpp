@@ -6,8 +6,8 @@
 // build the column matrix block by block (memory: the GEMM's packed blocks per thread); with the
 // BLAS, im2col fills one image's columns per thread first. Scratch is kept between calls
 // (relucore/kernels.h). A fused activation is applied as each output element is stored (our
-// GEMM's register tiles, Winograd's output transform, the depthwise kernel) or, behind a GEMM with
-// no epilogue to hook, to each output block right after its GEMM, while it is in cache.
+// GEMM's register tiles, Winograd's output transform) or, behind a GEMM with no epilogue to hook
+// and in the depthwise kernel, to each output block right after it is written, while in cache.
 #include <atomic>
 #include <new>
 #include <type_traits>
