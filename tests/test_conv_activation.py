@@ -164,3 +164,17 @@ def test_bad_activation_raises_the_batch_norm_error(rc, bad):
         with pytest.raises(bn.type) as e:
             conv(x, w, activation=bad)
         assert str(e.value) == str(bn.value) and "activation" in str(e.value)
+
+
+@pytest.mark.parametrize("act", ["relu", ("leaky_relu", 0.1)], ids=act_id)
+def test_backward_from_the_fused_output(rc, act, dtype, rng):
+    """docs/api.md: relu_backward and leaky_relu_backward (positive slope) give the same gradient
+    from the fused output y as from the pre-activation."""
+    cfg = Conv(2, 3, 8, 8, 4, 3, 1, 1)
+    x, w, dy = normal(rng, cfg.x_shape, dtype), normal(rng, cfg.w_shape, dtype), normal(rng, cfg.y_shape, dtype)
+    x.reshape(-1)[:5] = [np.nan, -0.0, 0.0, np.inf, -np.inf]
+    z, y = rc.conv2d(x, w, None, *cfg.args), rc.conv2d(x, w, None, *cfg.args, activation=act)
+    if act == "relu":
+        assert_bitwise(rc.relu_backward(dy, y), rc.relu_backward(dy, z))
+    else:
+        assert_bitwise(rc.leaky_relu_backward(dy, y, act[1]), rc.leaky_relu_backward(dy, z, act[1]))
