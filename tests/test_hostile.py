@@ -54,7 +54,12 @@ ARRAY_ARGS = {"x", "dy", "y", "weight", "bias", "cols", "running_mean", "running
               "logits"}
 GEOM_ARGS = {"kernel_size", "stride", "padding", "dilation"}
 SCALAR_ARGS = {"negative_slope", "alpha", "grad_at_zero", "label_smoothing"}
-FLAG_ARGS = {"return_mask", "return_counts", "count_include_pad"}
+FLAG_ARGS = {"return_mask", "return_counts", "count_include_pad", "compute_dx", "compute_dweight", "compute_dbias"}
+#: Fused activations (batch norm, conv2d): valid spellings, and wrong ones.
+ACTIVATIONS = [None, "relu", "leaky_relu", ("leaky_relu", 0.1), "elu", ("elu", 1.0)]
+BAD_ACTIVATIONS = ["gelu", "", ("relu", 0.1), ("leaky_relu", "x"), ("elu", None), ("elu",), ("elu", 1.0, 2), 3,
+                   ["relu"], b"relu", ("leaky_relu", float("nan")), ("elu", float("inf")), ("elu", np.float16(0.5)),
+                   ("elu", np.array(0.25)), ("elu", 1j)]
 
 #: Public names that are not array functions, with why they have no entry here.
 EXEMPT = {
@@ -119,6 +124,8 @@ def hostile_value(name, value):
         return st.sampled_from(SCALARS)
     if name in FLAG_ARGS:
         return st.sampled_from(FLAGS)
+    if name == "activation":
+        return st.sampled_from(BAD_ACTIVATIONS)
     if name == "input_shape":
         return hostile_shape(value)
     if name == "mask":
@@ -204,8 +211,11 @@ def conv_family(draw, name):
         kw = dict(x=x, weight=arr((f, c // g, k, k), dt, seed + 1), stride=s, padding=p, dilation=d, groups=g)
         if name == "conv2d":
             kw["bias"] = draw(st.sampled_from([None, arr((f,), dt, seed + 2)]))
+            kw["activation"] = draw(st.sampled_from(ACTIVATIONS))
         else:
             kw["dy"] = arr((n, f, oh, ow), dt, seed + 3)
+            for flag in ("compute_dx", "compute_dweight", "compute_dbias"):
+                kw[flag] = draw(st.booleans())
         return kw
     if name == "max_pool2d":
         return dict(x=x, kernel_size=k, stride=s, padding=p)
@@ -400,6 +410,9 @@ HAND_PICKED = [
                              padding=2**62)),
     ("im2col", dict(x=arr((1, 1, 2, 2)), kernel_size=1, stride=2**62, padding=2**62)),
     ("conv2d", dict(x=arr((1, 1, 2, 2)), weight=arr((1, 1, 1, 1)), stride=2**70)),
+    ("conv2d", dict(x=arr((2**40, 1, 0, 0)), weight=arr((1, 1, 1, 1)), activation="elu")),
+    ("conv2d_backward", dict(dy=arr((2**40, 1, 0, 0)), x=arr((2**40, 1, 0, 0)), weight=arr((1, 1, 1, 1)),
+                             compute_dx=False, compute_dbias=False)),
     ("linear", dict(x=arr((3, 0)), weight=arr((2, 0)), bias=arr((2,)))),
     ("linear_backward", dict(dy=arr((3, 2)), x=arr((3, 0)), weight=arr((2, 0)))),
     ("avg_pool2d", dict(x=arr((1, 1, 2, 2)), kernel_size=2**32, stride=2**32, padding=2**31)),

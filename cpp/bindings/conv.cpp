@@ -52,8 +52,10 @@ ops::Conv2dShape conv_shape(const View& x, const View& w, i64 sh, i64 sw, i64 ph
     return s;
 }
 
+// act: a NormAct code (NORM_ACTIVATIONS), param its slope or alpha.
 py::array conv2d(py::handle x_h, py::handle w_h, py::handle b_h, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw,
-                 i64 groups) {
+                 i64 groups, int act, double param) {
+    if (act < 0 || act >= kNormActs) throw std::invalid_argument("relucore internal: activation code");
     View x = need(x_h, "x", 4), w = need(w_h, "weight", 4, x.type);
     const ops::Conv2dShape s = conv_shape(x, w, sh, sw, ph, pw, dh, dw, groups);
     const View b = need_bias(b_h, s.F, x.type);
@@ -61,26 +63,33 @@ py::array conv2d(py::handle x_h, py::handle w_h, py::handle b_h, i64 sh, i64 sw,
     by_type(x.type, [&](auto t) {
         using T = decltype(t);
         py::gil_scoped_release nogil;
-        ops::conv2d<T>(ptr<T>(x), ptr<T>(w), b.a ? ptr<T>(b) : nullptr, ptr<T>(y), s);
+        ops::conv2d<T>(ptr<T>(x), ptr<T>(w), b.a ? ptr<T>(b) : nullptr, ptr<T>(y), s, act, (T)param);
         return 0;
     });
     return y;
 }
 
+// Gradients not asked for are None and not computed.
 py::tuple conv2d_backward(py::handle dy_h, py::handle x_h, py::handle w_h, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh,
-                          i64 dw, i64 groups) {
+                          i64 dw, i64 groups, bool want_dx, bool want_dw, bool want_db) {
     View dy = need(dy_h, "dy", 4), x = need(x_h, "x", 4, dy.type), w = need(w_h, "weight", 4, dy.type);
     const ops::Conv2dShape s = conv_shape(x, w, sh, sw, ph, pw, dh, dw, groups);
     if (dy.size != mul(mul(s.N, s.F), mul(s.g.OH, s.g.OW))) throw std::invalid_argument("relucore internal: dy size");
     std::vector<py::ssize_t> wshape(dims(w), dims(w) + 4);
-    py::array dx = empty(dy.type, {s.N, s.C, s.H, s.W}), dwt = empty(dy.type, wshape), db = empty(dy.type, {s.F});
+    py::array dx, dwt, db;  // empty placeholders for the gradients not asked for
+    if (want_dx) dx = empty(dy.type, {s.N, s.C, s.H, s.W});
+    if (want_dw) dwt = empty(dy.type, wshape);
+    if (want_db) db = empty(dy.type, {s.F});
     by_type(dy.type, [&](auto t) {
         using T = decltype(t);
+        T *pdx = want_dx ? ptr<T>(dx) : nullptr, *pdw = want_dw ? ptr<T>(dwt) : nullptr;
+        T* pdb = want_db ? ptr<T>(db) : nullptr;
         py::gil_scoped_release nogil;
-        ops::conv2d_backward<T>(ptr<T>(dy), ptr<T>(x), ptr<T>(w), ptr<T>(dx), ptr<T>(dwt), ptr<T>(db), s);
+        ops::conv2d_backward<T>(ptr<T>(dy), ptr<T>(x), ptr<T>(w), pdx, pdw, pdb, s);
         return 0;
     });
-    return py::make_tuple(dx, dwt, db);
+    const auto result = [](py::array& a, bool want) { return want ? py::object(a) : py::object(py::none()); };
+    return py::make_tuple(result(dx, want_dx), result(dwt, want_dw), result(db, want_db));
 }
 
 }  // namespace

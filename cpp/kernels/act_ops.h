@@ -1,6 +1,7 @@
 // The activation functors, each written once against the wrapper type W: fwd(x), bwd(dy, s), and
 // for ops with a mask pass_bits(x) and bwd_mask(pass, dy). Used by the activation kernels
-// (activations.cpp, one per line of relucore/activations.inc) and by batch norm's fused passes.
+// (activations.cpp, one per line of relucore/activations.inc) and by the passes that fuse an
+// activation (NormAct): batch norm's, and the convolution's output stores.
 #pragma once
 #include "vmath.h"
 
@@ -70,6 +71,33 @@ template <class T> struct Relu6 {
     }
     template <class W, class M> W bwd_mask(M pass, W dy) const { return select(pass, dy, W::zero()); }
 };
+
+// No activation (NormAct kNormNone): fwd and bwd compile to nothing.
+template <class T> struct Identity {
+    T unused;
+    template <class W> W fwd(W x) const { return x; }
+    template <class W> W bwd(W dy, W) const { return dy; }
+};
+
+// y[i] = op.fwd(y[i]) for i < n, in vectors with a masked last one (a scalar remainder would
+// cost a whole vector's exp per element).
+template <class T, class Op> inline void fwd_in_place(const Op& op, T* y, i64 n) {
+    using V = typename VecOf<T>::type;
+    i64 i = 0;
+    for (; i + V::L <= n; i += V::L) op.fwd(V::load(y + i)).store(y + i);
+    if (i < n) op.fwd(V::load_tail(y + i, n - i)).store_tail(y + i, n - i);
+}
+
+// f(op) with the functor of a fused activation: kernels dispatch once per call, then run a loop
+// templated on the functor.
+template <class T, class F> inline auto with_act(int act, T param, F&& f) {
+    switch (act) {
+        case kNormRelu: return f(Relu<T>{T(0)});
+        case kNormLeaky: return f(LeakyRelu<T>{param});
+        case kNormElu: return f(Elu<T>{param});
+        default: return f(Identity<T>{param});
+    }
+}
 
 }  // namespace
 }  // namespace RC_NS

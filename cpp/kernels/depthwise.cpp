@@ -1,6 +1,7 @@
 // Direct convolution of one plane with one kernel, and its two adjoints: the depthwise layers'
 // kernels (a GEMM would see one-row weight matrices there), written once against the vector wrapper.
 #include "isa.h"
+#include "act_ops.h"
 #include "window.h"
 
 namespace relucore {
@@ -87,16 +88,21 @@ void plane_conv_stride1(const T* x, const T* w, T* y, const ConvGeom& g) {
     }
 }
 
+// The activation is a pass over the plane just written, still in cache: applied to each vector as
+// it is stored, it measured slower (the stride-1 rows' masked edge and tail vectors each evaluate a
+// whole vector's exp; 8x64x56x56 ELU +1.2 ms against +0.24 ms).
 template <class T>
-void plane_conv(const T* x, const T* w, T* y, const ConvGeom& g) {
-    if (g.sh == 1 && g.sw == 1) return plane_conv_stride1(x, w, y, g);
-    for_taps(g, [&](i64 oh, i64 i, i64 j, i64 base, i64 lo, i64 hi) {
-        T* yr = y + oh * g.OW;
-        const T wv = w[i * g.kw + j];
-        if (g.sw == 1) axpy(yr + lo, x + base + lo, wv, hi - lo);
-        else
-            for (i64 ow = lo; ow < hi; ++ow) yr[ow] += wv * x[base + ow * g.sw];
-    });
+void plane_conv(const T* x, const T* w, T* y, const ConvGeom& g, int act, T param) {
+    if (g.sh == 1 && g.sw == 1) plane_conv_stride1(x, w, y, g);
+    else
+        for_taps(g, [&](i64 oh, i64 i, i64 j, i64 base, i64 lo, i64 hi) {
+            T* yr = y + oh * g.OW;
+            const T wv = w[i * g.kw + j];
+            if (g.sw == 1) axpy(yr + lo, x + base + lo, wv, hi - lo);
+            else
+                for (i64 ow = lo; ow < hi; ++ow) yr[ow] += wv * x[base + ow * g.sw];
+        });
+    if (act != kNormNone) with_act(act, param, [&](auto op) { fwd_in_place(op, y, g.OH * g.OW); });
 }
 
 template <class T>

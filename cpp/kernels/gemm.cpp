@@ -4,6 +4,7 @@
 // of MR rows x NV vectors accumulates over KC. Packing zero-pads the edges, so the inner loop has
 // no tail; only the stores of edge tiles are masked. cpp/ops splits calls across threads.
 #include "isa.h"
+#include "act_ops.h"
 
 namespace relucore {
 namespace RC_NS {
@@ -110,10 +111,11 @@ void pack_b(bool tb, const T* b, i64 ldb, i64 p0, i64 kc, i64 j0, i64 ncols, T* 
 }
 
 // C tile (rows x cols, at most MR x NV*L) = acc + beta * C, where acc = the packed panels' product
-// over kc. beta == 0 never reads C (it may hold NaN or garbage).
-template <class T, int NV>
+// over kc; then op.fwd of it if `last` (the conv forward's activation, after the last depth block).
+// beta == 0 never reads C (it may hold NaN or garbage).
+template <class T, int NV, class Op>
 void tile(i64 kc, const T* __restrict a, const T* __restrict b, T* c, i64 ldc, i64 rows, i64 cols, T beta,
-          const T* bias) {
+          const T* bias, Op op, bool last) {
     using V = typename VecOf<T>::type;
     constexpr i64 NR = nr<T>();
     V acc[kMR][NV];
@@ -133,11 +135,12 @@ void tile(i64 kc, const T* __restrict a, const T* __restrict b, T* c, i64 ldc, i
             for (int j = 0; j < NV; ++j) acc[i][j] = acc[i][j] + vbias;
         }
     const V vb = V::set1(beta);
+    const auto out = [&](V v) { return last ? op.fwd(v) : v; };  // Identity: no code
     if (rows == kMR && cols == NV * V::L) {
         for (int i = 0; i < kMR; ++i)
             for (int j = 0; j < NV; ++j) {
                 T* p = c + i * ldc + j * V::L;
-                (beta == T(0) ? acc[i][j] : mul_add(vb, V::load(p), acc[i][j])).store(p);
+                out(beta == T(0) ? acc[i][j] : mul_add(vb, V::load(p), acc[i][j])).store(p);
             }
         return;
     }
@@ -146,29 +149,30 @@ void tile(i64 kc, const T* __restrict a, const T* __restrict b, T* c, i64 ldc, i
         for (int j = 0; j < NV; ++j) {
             T* p = c + i * ldc + j * V::L;
             const i64 n = cols - j * V::L;
-            if (n >= V::L) (beta == T(0) ? acc[i][j] : mul_add(vb, V::load(p), acc[i][j])).store(p);
-            else if (n > 0) (beta == T(0) ? acc[i][j] : mul_add(vb, V::load_tail(p, n), acc[i][j])).store_tail(p, n);
+            if (n >= V::L) out(beta == T(0) ? acc[i][j] : mul_add(vb, V::load(p), acc[i][j])).store(p);
+            else if (n > 0) out(beta == T(0) ? acc[i][j] : mul_add(vb, V::load_tail(p, n), acc[i][j])).store_tail(p, n);
         }
     }
 }
 
 // The narrowest tile that covers `cols` (edge panels of a narrow C do not pay for NV vectors).
-template <class T, int NV>
-void tile_for(i64 kc, const T* a, const T* b, T* c, i64 ldc, i64 rows, i64 cols, T beta, const T* bias) {
+template <class T, int NV, class Op>
+void tile_for(i64 kc, const T* a, const T* b, T* c, i64 ldc, i64 rows, i64 cols, T beta, const T* bias, Op op,
+              bool last) {
     using V = typename VecOf<T>::type;
     if constexpr (NV > 1) {
-        if (cols <= (NV - 1) * V::L) return tile_for<T, NV - 1>(kc, a, b, c, ldc, rows, cols, beta, bias);
+        if (cols <= (NV - 1) * V::L) return tile_for<T, NV - 1>(kc, a, b, c, ldc, rows, cols, beta, bias, op, last);
     }
-    tile<T, NV>(kc, a, b, c, ldc, rows, cols, beta, bias);
+    tile<T, NV>(kc, a, b, c, ldc, rows, cols, beta, bias, op, last);
 }
 
-// The blocked loops for C (m x n) = alpha * op(A) B + beta * C (+ bias[i] on row i if bias), where
-// pack_b(p0, kc, j0, ncols, dst) packs rows [p0, p0+kc) x columns [j0, j0+ncols) of B as pack_b
-// above does. A is packed here, or given packed (pre: m <= MC, k <= KC, the layout of pack_a).
-// m, n, k > 0.
-template <class T, class PackB>
+// The blocked loops for C (m x n) = act(alpha * op(A) B + beta * C (+ bias[i] on row i if bias)),
+// where pack_b(p0, kc, j0, ncols, dst) packs rows [p0, p0+kc) x columns [j0, j0+ncols) of B as
+// pack_b above does. A is packed here, or given packed (pre: m <= MC, k <= KC, the layout of
+// pack_a). m, n, k > 0.
+template <class T, class PackB, class Op = Identity<T>>
 bool blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&& pack_b_fn, T beta, T* c, i64 ldc,
-             const T* bias = nullptr, const T* pre = nullptr) {
+             const T* bias = nullptr, const T* pre = nullptr, Op act = Op{}) {
     constexpr i64 NR = nr<T>(), NC = nc<T>();
     const i64 kc_max = k < kKC ? k : kKC;
     const i64 nc_max = n < NC ? (n + NR - 1) / NR * NR : NC;
@@ -193,7 +197,7 @@ bool blocked(bool ta, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, PackB&&
                     for (i64 jr = 0; jr < ncols; jr += NR) {
                         const i64 cols = ncols - jr < NR ? ncols - jr : NR;
                         tile_for<T, kNV>(kc, apc + ir * kc, bp + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc, rows,
-                                         cols, bet, bias && pc == 0 ? bias + ic + ir : nullptr);
+                                         cols, bet, bias && pc == 0 ? bias + ic + ir : nullptr, act, pc + kc == k);
                     }
                 }
             }
@@ -290,22 +294,26 @@ template <class T> bool gemm_packed_a(i64 m, i64 n, i64 k, const T* ap, const T*
 
 // The column matrix is never stored whole: each B block is built by im2col into an L2-sized
 // buffer, then packed from there (the separate im2col pass wrote it to L3 and packing read it back).
+// The activation is applied in the register tiles' last store.
 template <class T>
 bool conv_forward(i64 m, const T* w, i64 ldw, const T* bias, const T* x, const ConvGeom& g, i64 n0, i64 n1, T* y,
-                  i64 ldy) {
+                  i64 ldy, int act, T param) {
     const i64 k = g.C * g.kh * g.kw, n = n1 - n0;
     if (m <= 0 || n <= 0) return true;
-    if (k <= 0) {
-        for (i64 i = 0; i < m; ++i)
-            for (i64 j = n0; j < n1; ++j) y[i * ldy + j] = bias ? bias[i] : T(0);
-        return true;
-    }
-    T* s = scratch<T>(kColumnBlock, kKC * nc<T>());
-    if (!s) return false;
-    return blocked<T>(false, m, n, k, T(1), w, ldw, [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
-        im2col_block(x, g, p0, p0 + kc, n0 + j0, n0 + j0 + ncols, s, ncols);
-        pack_b(false, s, ncols, 0, kc, 0, ncols, dst);
-    }, T(0), y + n0, ldy, bias);
+    return with_act(act, param, [&](auto op) {
+        using S = ScalarOf<T>;
+        if (k <= 0) {
+            for (i64 i = 0; i < m; ++i)
+                for (i64 j = n0; j < n1; ++j) y[i * ldy + j] = op.fwd(S::set1(bias ? bias[i] : T(0))).v;
+            return true;
+        }
+        T* s = scratch<T>(kColumnBlock, kKC * nc<T>());
+        if (!s) return false;
+        return blocked<T>(false, m, n, k, T(1), w, ldw, [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
+            im2col_block(x, g, p0, p0 + kc, n0 + j0, n0 + j0 + ncols, s, ncols);
+            pack_b(false, s, ncols, 0, kc, 0, ncols, dst);
+        }, T(0), y + n0, ldy, bias, nullptr, op);
+    });
 }
 
 template <class T>
@@ -328,6 +336,12 @@ bool conv_dweight(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i
     }, beta, dw + n0, lddw);
 }
 
+template <class T> void activate(T* c, i64 ldc, i64 m, i64 n, int act, T param) {
+    with_act(act, param, [&](auto op) {
+        for (i64 i = 0; i < m; ++i) fwd_in_place(op, c + i * ldc, n);
+    });
+}
+
 }  // namespace
 
 template <class T> GemmKernels<T> make_gemm() {
@@ -335,6 +349,7 @@ template <class T> GemmKernels<T> make_gemm() {
     g.gemm = &gemm<T>;
     g.conv_forward = &conv_forward<T>;
     g.conv_dweight = &conv_dweight<T>;
+    g.activate = &activate<T>;
     g.packed_a_size = &packed_a_size;
     g.gemm_packed_a = &gemm_packed_a<T>;
 #if defined(RC_ISA_AVX512)

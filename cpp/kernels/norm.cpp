@@ -15,12 +15,6 @@ constexpr i64 kBlock = 1 << 12;
 
 template <class T> using Vec = typename VecOf<T>::type;
 
-template <class T> struct Identity {
-    T unused;
-    template <class W> W fwd(W x) const { return x; }
-    template <class W> W bwd(W dy, W) const { return dy; }
-};
-
 // The y-only backward's view of an activation: z = act^-1(y) and dy * act'(z) computed from y.
 template <class T> struct IdentityFromY {
     T unused;

@@ -6,6 +6,7 @@
 // The kernel gradient is the adjoint of the same identity in k (Y = A^T [(G k G^T) . V] A):
 //   dk = G^T [sum over tiles V . (A dy A^T)] G,  with V the forward's input transform of x.
 #include "isa.h"
+#include "act_ops.h"
 
 namespace relucore {
 namespace RC_NS {
@@ -48,11 +49,13 @@ void winograd_input(const T* xp, i64 ldx, i64 TH, i64 TW, T* v, i64 vs) {
         }
 }
 
-// m[xi * ms + th * TW + tw] -> y (OH x OW, row stride ldy) = A^T m A + bias; outputs past OH x OW
-// are not written.
-template <class T>
-void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW, i64 ldy) {
+// m[xi * ms + th * TW + tw] -> y (OH x OW, row stride ldy) = op(A^T m A + bias); outputs past
+// OH x OW are not written. One entry per activation, chosen once per layer (a call covers a row of
+// tiles or less).
+template <class T, class Op>
+void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW, i64 ldy, T param) {
     using V = typename VecOf<T>::type;
+    const Op op{param};
     constexpr i64 L = V::L;
     const V vb = V::set1(bias);
     for (i64 th = 0; th < TH; ++th)
@@ -72,7 +75,8 @@ void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i
             const i64 w = OW - 2 * tw < 2 * L ? OW - 2 * tw : 2 * L;  // outputs of this row segment
             for (int i = 0; i < 2; ++i) {
                 if (2 * th + i >= OH) break;
-                const V y0 = s[i][0] + s[i][1] + s[i][2] + vb, y1 = s[i][1] - s[i][2] - s[i][3] + vb;
+                const V y0 = op.fwd(s[i][0] + s[i][1] + s[i][2] + vb);
+                const V y1 = op.fwd(s[i][1] - s[i][2] - s[i][3] + vb);
                 const V lo = zip_lo(y0, y1), hi = zip_hi(y0, y1);
                 T* o = y + (2 * th + i) * ldy + 2 * tw;
                 if (w >= L) lo.store(o);
@@ -235,7 +239,10 @@ void winograd_weights_grad(const T* m, i64 ms, i64 parts, i64 ps, i64 n, T* dw, 
 template <class T> WinogradKernels<T> make_winograd() {
     WinogradKernels<T> k;
     k.input = &winograd_input<T>;
-    k.output = &winograd_output<T>;
+    k.output[kNormNone] = &winograd_output<T, Identity<T>>;
+    k.output[kNormRelu] = &winograd_output<T, Relu<T>>;
+    k.output[kNormLeaky] = &winograd_output<T, LeakyRelu<T>>;
+    k.output[kNormElu] = &winograd_output<T, Elu<T>>;
     k.weights = &winograd_weights<T>;
     k.output_grad = &winograd_output_grad<T>;
     k.weights_grad = &winograd_weights_grad<T>;

@@ -5,7 +5,9 @@
 // col2im split across the threads. With our own GEMM (gemm_uses_own) the forward and dweight GEMMs
 // build the column matrix block by block (memory: the GEMM's packed blocks per thread); with the
 // BLAS, im2col fills one image's columns per thread first. Scratch is kept between calls
-// (relucore/kernels.h).
+// (relucore/kernels.h). A fused activation is applied as each output element is stored (our
+// GEMM's register tiles, Winograd's output transform) or, behind a GEMM with no epilogue to hook
+// and in the depthwise kernel, to each output block right after it is written, while in cache.
 #include <atomic>
 #include <new>
 #include <type_traits>
@@ -70,7 +72,8 @@ template <class T> void col2im(const T* cols, T* x, i64 N, const ConvGeom& g) {
 // column rows (1-channel images): measured slower there than the GEMM (docs/performance.md).
 bool use_direct(const Conv2dShape& s) { return s.groups == s.C && s.groups > 1; }
 
-template <class T> void direct_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
+template <class T>
+void direct_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
     const auto k = conv_kernels<T>().plane_conv;
     const ConvGeom& g = s.g;
     const i64 Cg = g.C, Fg = s.F / s.groups, K = g.kh * g.kw, in = s.H * s.W, out = g.OH * g.OW;
@@ -78,7 +81,8 @@ template <class T> void direct_forward(const T* x, const T* w, const T* bias, T*
         const i64 n = p / s.F, f = p % s.F, c0 = (f / Fg) * Cg;
         T* yp = y + p * out;
         for (i64 i = 0; i < out; ++i) yp[i] = bias ? bias[f] : T(0);
-        for (i64 cl = 0; cl < Cg; ++cl) k(x + (n * s.C + c0 + cl) * in, w + (f * Cg + cl) * K, yp, g);
+        for (i64 cl = 0; cl < Cg; ++cl)
+            k(x + (n * s.C + c0 + cl) * in, w + (f * Cg + cl) * K, yp, g, cl == Cg - 1 ? act : kNormNone, param);
     });
 }
 
@@ -106,11 +110,12 @@ void direct_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Co
         });
 }
 
-template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
+template <class T>
+void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
     const SettingsScope settings;
     if (s.N == 0 || s.F == 0 || s.g.OH * s.g.OW == 0) return;
-    if (use_direct(s)) return direct_forward(x, w, bias, y, s);
-    if (winograd_forward(x, w, bias, y, s)) return;
+    if (use_direct(s)) return direct_forward(x, w, bias, y, s, act, param);
+    if (winograd_forward(x, w, bias, y, s, act, param)) return;
     const ConvGeom& g = s.g;
     const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;
     const bool direct = is_pointwise(g);
@@ -123,10 +128,11 @@ template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, cons
         const T* wg = w + gr * Fg * CK;
         T* yg = y + (n * s.F + gr * Fg) * OHW;
         const T* bg = bias ? bias + gr * Fg : nullptr;
-        if (fused) {  // bias added in the GEMM's first store
+        if (fused) {  // bias added in the GEMM's first store, the activation in its last
             const auto k = gemm_kernels<T>().conv_forward;
             if (!par_blocks(nt, Fg, OHW, CK, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
-                    return k(i1 - i0, wg + i0 * CK, CK, bg ? bg + i0 : nullptr, xg, g, j0, j1, yg + i0 * OHW, OHW);
+                    return k(i1 - i0, wg + i0 * CK, CK, bg ? bg + i0 : nullptr, xg, g, j0, j1, yg + i0 * OHW, OHW,
+                             act, param);
                 }))
                 ok = false;
             return;
@@ -134,13 +140,25 @@ template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, cons
         if (bias)  // the BLAS adds onto the bias rows (beta = 1)
             for (i64 f = 0; f < Fg; ++f)
                 for (i64 p = 0; p < OHW; ++p) yg[f * OHW + p] = bg[f];
+        const auto activate = gemm_kernels<T>().activate;
         if (CK == 0) {
             if (!bias) zero(yg, Fg * OHW);
+            if (act != kNormNone) activate(yg, OHW, Fg, OHW, act, param);
             return;
         }
         const T beta = bias ? T(1) : T(0);
+        const T* b = direct ? xg : cols;
         if (!direct) image_im2col(xg, cols, g, nt);
-        if (!par_gemm(nt, Tr::N, Tr::N, Fg, OHW, CK, T(1), wg, CK, direct ? xg : cols, OHW, beta, yg, OHW)) ok = false;
+        // Each block activated right after its GEMM call, the calls those of the plain convolution
+        // (OpenBLAS rounds a call's edge columns differently: split them and y would change).
+        if (!par_blocks(nt, Fg, OHW, CK, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
+                T* yb = yg + i0 * OHW + j0;
+                if (!gemm(Tr::N, Tr::N, i1 - i0, j1 - j0, CK, T(1), wg + i0 * CK, CK, b + j0, OHW, beta, yb, OHW))
+                    return false;
+                if (act != kNormNone) activate(yb, OHW, i1 - i0, j1 - j0, act, param);
+                return true;
+            }))
+            ok = false;
     });
     if (!ok) throw std::bad_alloc();
 }
@@ -236,7 +254,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
 #define RC_INSTANTIATE(T)                                                                                     \
     template void im2col<T>(const T*, T*, i64, const ConvGeom&);                                              \
     template void col2im<T>(const T*, T*, i64, const ConvGeom&);                                              \
-    template void conv2d<T>(const T*, const T*, const T*, T*, const Conv2dShape&);                            \
+    template void conv2d<T>(const T*, const T*, const T*, T*, const Conv2dShape&, int, T);                    \
     template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&);
 RC_INSTANTIATE(float)
 RC_INSTANTIATE(double)

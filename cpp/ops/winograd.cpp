@@ -185,10 +185,11 @@ void transform_input(const T* in, const Plan& p, const Tiles& t, const Item& it,
     });
 }
 
-// out = the stride-1 3x3 correlation of in with the kernels whose transforms are U
-// (groups x 16 x Cin_g x Cout_g, matrices `spaced` apart), + bias (or null).
-template <class T> void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p) {
-    const auto output = winograd_kernels<T>().output;
+// out = act(the stride-1 3x3 correlation of in with the kernels whose transforms are U
+// (groups x 16 x Cin_g x Cout_g, matrices `spaced` apart) + bias (or null)).
+template <class T>
+void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p, int act = kNormNone, T param = T(0)) {
+    const auto output = winograd_kernels<T>().output[act];
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups;
     const Tiles t(p, sizeof(T));
     const i64 vsz = 16 * spaced<T>(Cg * t.max_cols()), msz = 16 * spaced<T>(Fg * t.max_cols());
@@ -221,7 +222,7 @@ template <class T> void run(const T* in, const Weights<T>& U, const T* bias, T* 
             segments(t, it.t0, it.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
                 const i64 width = p.OW - 2 * tw < 2 * n ? p.OW - 2 * tw : 2 * n;  // this segment's outputs only
                 output(M + f * NT + k * it.block() + off, ms, 1, n, b, y + 2 * th * p.OW + 2 * tw, p.OH - 2 * th,
-                       width, p.OW);
+                       width, p.OW, param);
             });
         });
     });
@@ -242,7 +243,8 @@ std::string conv_algo() {
     return a == kGemm ? "gemm" : a == kWinograd ? "winograd" : "auto";
 }
 
-template <class T> bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
+template <class T>
+bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     if (!shape_ok(s.g, s.N, Cg, Fg, s.groups, s.groups == s.C && s.groups > 1) || s.N == 0) return false;
     const T* arrays[2] = {x, w};
@@ -251,7 +253,7 @@ template <class T> bool winograd_forward(const T* x, const T* w, const T* bias, 
     max_abs(2, arrays, sizes, m);
     if (!tame<T>(m[0], m[1], 81.0 * (double)Cg)) return false;
     const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, false);
-    run(x, U, bias, y, Plan{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW});
+    run(x, U, bias, y, Plan{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW}, act, param);
     return true;
 }
 
@@ -330,8 +332,10 @@ template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw,
     });
 }
 
-template bool winograd_forward<float>(const float*, const float*, const float*, float*, const Conv2dShape&);
-template bool winograd_forward<double>(const double*, const double*, const double*, double*, const Conv2dShape&);
+template bool winograd_forward<float>(const float*, const float*, const float*, float*, const Conv2dShape&, int,
+                                      float);
+template bool winograd_forward<double>(const double*, const double*, const double*, double*, const Conv2dShape&, int,
+                                       double);
 template WinogradBackward winograd_backward_plan<float>(const float*, const float*, const float*, bool, bool,
                                                         const Conv2dShape&);
 template WinogradBackward winograd_backward_plan<double>(const double*, const double*, const double*, bool, bool,

@@ -7,9 +7,10 @@
 namespace relucore {
 namespace ops {
 
-// y = conv2d(x, w) + bias through Winograd if the setting, the shape and the data allow it (every
-// value finite and far from overflow); false: not taken.
-template <class T> bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s);
+// y = act(conv2d(x, w) + bias) through Winograd if the setting, the shape and the data allow it
+// (every value finite and far from overflow); false: not taken.
+template <class T>
+bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param);
 // Which gradients of conv2d_backward go through Winograd: the setting and the shape allow it, and
 // the data are tame (every value of dy, w (for dx) and x (for dweight) finite; for dweight also
 // 64 * tiles * max|x| * max|dy| far from overflow: |B^T x B| <= 4 max|x|, |A dy A^T| <= 4 max|dy|,

@@ -23,6 +23,8 @@ __all__ = [
 ]
 
 IntOrPair = Union[int, Tuple[int, int]]
+#: None, "relu", "leaky_relu", "elu", or (name, parameter).
+Activation = Union[None, str, Tuple[str, float]]
 
 _BLAS_MAX = 2**31 - 1  # scipy-openblas32 takes 32-bit sizes
 
@@ -59,26 +61,33 @@ def col2im(cols: ArrayLike, input_shape: Sequence[int], kernel_size: IntOrPair, 
 
 @_doc(_ref.conv2d)
 def conv2d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: IntOrPair = 1,
-           padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1) -> np.ndarray:
+           padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1, *,
+           activation: Activation = None) -> np.ndarray:
     a = C.check_conv_args(x, weight, bias, stride, padding, dilation, groups)
+    act, param = C.check_activation(activation)
     if math.prod(a.out_shape) == 0:
         return np.zeros(a.out_shape, a.x.dtype)
     _conv_fits(a)
     s, p, d = a.stride, a.padding, a.dilation
-    return _core.conv2d(_c(a.x), _c(a.weight), _c(a.bias), s[0], s[1], p[0], p[1], d[0], d[1], a.groups)
+    return _core.conv2d(_c(a.x), _c(a.weight), _c(a.bias), s[0], s[1], p[0], p[1], d[0], d[1], a.groups,
+                        _core.NORM_ACTIVATIONS[act or "none"], param)
 
 
 @_doc(_ref.conv2d_backward)
 def conv2d_backward(dy: ArrayLike, x: ArrayLike, weight: ArrayLike, stride: IntOrPair = 1, padding: IntOrPair = 0,
-                    dilation: IntOrPair = 1, groups: int = 1) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    dilation: IntOrPair = 1, groups: int = 1, *, compute_dx: bool = True,
+                    compute_dweight: bool = True, compute_dbias: bool = True
+                    ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
     a = C.check_conv_backward_args(dy, x, weight, stride, padding, dilation, groups)
+    want = bool(compute_dx), bool(compute_dweight), bool(compute_dbias)
     if math.prod(a.out_shape) == 0:  # no gradient flows
         dt = a.x.dtype
-        return np.zeros(a.x.shape, dt), np.zeros(a.weight.shape, dt), np.zeros(a.weight.shape[:1], dt)
+        shapes = a.x.shape, a.weight.shape, a.weight.shape[:1]
+        return tuple(np.zeros(shape, dt) if w else None for w, shape in zip(want, shapes))
     _conv_fits(a)
     s, p, d = a.stride, a.padding, a.dilation
     return _core.conv2d_backward(_c(np.asarray(dy)), _c(a.x), _c(a.weight), s[0], s[1], p[0], p[1], d[0], d[1],
-                                 a.groups)
+                                 a.groups, *want)
 
 
 @_doc(_ref.max_pool2d)

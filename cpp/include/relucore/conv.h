@@ -23,8 +23,10 @@ template <class T> void im2col(const T* x, T* cols, i64 N, const ConvGeom& g);
 // x (N, C, H, W) = col2im(cols); overwrites x.
 template <class T> void col2im(const T* cols, T* x, i64 N, const ConvGeom& g);
 
-// y (N, F, OH, OW) = conv(x, w) + bias (bias may be null).
-template <class T> void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s);
+// y (N, F, OH, OW) = act(conv(x, w) + bias) (bias may be null; act a NormAct, param its slope or
+// alpha), the activation applied in the pass that writes y.
+template <class T>
+void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act = kNormNone, T param = T(0));
 // dx, dw, db (each may be null to skip it) from dy, x, w.
 template <class T>
 void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, const Conv2dShape& s);

@@ -75,8 +75,9 @@ struct ConvKernels {
     void (*avg_pool)(const T* x, T* y, const ConvGeom& g, int count_include_pad);
     // dx (H, W) += the adjoint of avg_pool for dy (OH, OW).
     void (*avg_pool_backward)(const T* dy, T* dx, const ConvGeom& g, int count_include_pad);
-    // Direct convolution of one plane with one (kh, kw) kernel: y (OH, OW) += x * w.
-    void (*plane_conv)(const T* x, const T* w, T* y, const ConvGeom& g);
+    // Direct convolution of one plane with one (kh, kw) kernel: y (OH, OW) += x * w, then
+    // y = act(y) (a NormAct with its parameter; kNormNone for every plane but a sum's last).
+    void (*plane_conv)(const T* x, const T* w, T* y, const ConvGeom& g, int act, T param);
     // dx (H, W) += the adjoint of plane_conv applied to dy (OH, OW).
     void (*plane_conv_backward_input)(const T* dy, const T* w, T* dx, const ConvGeom& g);
     // dw (kh, kw) += the correlation of dy (OH, OW) with x (H, W).
@@ -95,13 +96,16 @@ struct GemmKernels {
     bool (*gemm)(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta,
                  T* c, i64 ldc);
     // The same with B = the column matrix of one image x (C*kh*kw rows, OH*OW columns), built block
-    // by block, never stored whole: y[:, n0:n1] = w (m x C*kh*kw) cols[:, n0:n1] (+ bias[i] on row i
-    // if bias), and dw[:, n0:n1] = dy (m x OH*OW) cols[n0:n1, :]^T + beta * dw. Leading dimensions
-    // in elements.
+    // by block, never stored whole: y[:, n0:n1] = act(w (m x C*kh*kw) cols[:, n0:n1] (+ bias[i] on
+    // row i if bias)) with act a NormAct and its parameter, and dw[:, n0:n1] = dy (m x OH*OW)
+    // cols[n0:n1, :]^T + beta * dw. Leading dimensions in elements.
     bool (*conv_forward)(i64 m, const T* w, i64 ldw, const T* bias, const T* x, const ConvGeom& g, i64 n0, i64 n1,
-                         T* y, i64 ldy);
+                         T* y, i64 ldy, int act, T param);
     bool (*conv_dweight)(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta,
                          T* dw, i64 lddw);
+    // c (m x n, row stride ldc) = act(c) for a NormAct and its parameter: the epilogue of a GEMM
+    // that has none to hook (OpenBLAS), run on a block it has just written.
+    void (*activate)(T* c, i64 ldc, i64 m, i64 n, int act, T param);
     // A given packed and reused (k <= one depth block, m <= one row block; else packed_a_size is
     // 0): C (m x n) = A B, B row-major, A (m x k) as panels of mr rows, each k x mr (depth-major),
     // rows past m zero.
@@ -111,14 +115,17 @@ struct GemmKernels {
     int mr, nr;  // register tile (rows of C by columns): splits of C at multiples of nr keep full tiles
 };
 
+// The activations batch norm and conv2d fuse.
+enum NormAct { kNormNone, kNormRelu, kNormLeaky, kNormElu, kNormActs };
+
 template <class T>
 struct WinogradKernels {
     // F(2x2, 3x3) input transform of one zero-padded plane xp (row stride ldx, 2*TH + 2 rows, at
     // least 2*ceil(TW/lanes)*lanes + 2 readable elements a row): v[xi*vs + th*TW + tw], xi < 16.
     void (*input)(const T* xp, i64 ldx, i64 TH, i64 TW, T* v, i64 vs);
     // Output transform of m[xi*ms + th*TW + tw] into y (OH x OW, row stride ldy; nothing written
-    // past it), plus bias.
-    void (*output)(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW, i64 ldy);
+    // past it), plus bias, then the activation (indexed by NormAct) with its parameter.
+    void (*output[kNormActs])(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW, i64 ldy, T param);
     // Kernel transform G k G^T of a rows x cols grid of 3x3 kernels (kernel (r, c) row-major at
     // w[r*lr + c*lc ..+9], rotated by 180 degrees if flip) into 16 matrices u[xi*us ..], row-major
     // (mr = 0) or as panels of mr columns, each rows x mr (columns past cols zero); elements [e0, e1)
@@ -138,8 +145,6 @@ struct WinogradKernels {
 struct NormRuns {
     i64 runs, len, stride;
 };
-// The activations batch norm fuses.
-enum NormAct { kNormNone, kNormRelu, kNormLeaky, kNormElu, kNormActs };
 // Where the backward reads its second operand: the forward input x, or the output y alone.
 enum NormFrom { kFromX, kFromY, kNormFroms };
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import (
+    check_activation,
     check_avg_pool_backward_args,
     check_col2im_args,
     check_conv_args,
@@ -26,6 +27,7 @@ from .._checks import (
     check_max_pool_backward_args,
     check_pool_args,
 )
+from .activations import elu, leaky_relu, relu
 
 __all__ = [
     "im2col",
@@ -159,14 +161,17 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1):
 # --------------------------------------------------------------------------- conv2d
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    r"""2-D convolution (cross-correlation) over NCHW images, as ``torch.nn.functional.conv2d``.
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None):
+    r"""2-D convolution (cross-correlation) over NCHW images, as ``torch.nn.functional.conv2d``,
+    optionally followed by an activation.
 
-    .. math:: y[n, f] = b[f] + \sum_{c' < C/G} \sum_{i, j} w[f, c', i, j] \,
-              x[n, g(f) \tfrac{C}{G} + c', o_h s_h - p_h + i d_h, o_w s_w - p_w + j d_w]
+    .. math:: y[n, f] = \text{act}\Big(b[f] + \sum_{c' < C/G} \sum_{i, j} w[f, c', i, j] \,
+              x[n, g(f) \tfrac{C}{G} + c', o_h s_h - p_h + i d_h, o_w s_w - p_w + j d_w]\Big)
 
     with :math:`g(f) = \lfloor f G / F \rfloor` the group of filter :math:`f`. Computed as
-    ``im2col`` then one matmul per group in ``x.dtype``.
+    ``im2col`` then one matmul per group in ``x.dtype``, then the activation (:func:`relu`,
+    :func:`leaky_relu` or :func:`elu` of the result). The native function applies the activation
+    as it writes each output element, with the same result as that second step.
 
     Args:
         x: float32 or float64 array :math:`(N, C, H, W)`.
@@ -176,6 +181,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         padding: int or pair of zero padding. Default: ``0``.
         dilation: int or pair. Default: ``1``.
         groups: number of channel groups; must divide C and F (``groups = C`` is depthwise). Default: ``1``.
+        activation: ``None``, ``"relu"``, ``"leaky_relu"`` or ``("leaky_relu", negative_slope)``
+            (slope 0.01 if not given), ``"elu"`` or ``("elu", alpha)`` (alpha 1.0 if not given); the
+            spellings of :func:`batch_norm`'s ``activation``. Default: ``None``.
 
     Shape:
         - x: :math:`(N, C, H, W)`; y: :math:`(N, F, O_H, O_W)`.
@@ -185,8 +193,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         >>> conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), np.array([0.5]))
         array([[[[4.5, 4.5],
                  [4.5, 4.5]]]])
+        >>> conv2d(np.ones((1, 1, 3, 3)), -np.ones((1, 1, 2, 2)), activation="relu")
+        array([[[[0., 0.],
+                 [0., 0.]]]])
     """
     a = check_conv_args(x, weight, bias, stride, padding, dilation, groups)
+    act, param = check_activation(activation)
     x, w, g = a.x, a.weight, a.groups
     n, c = x.shape[:2]
     f = w.shape[0]
@@ -199,25 +211,37 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         y = y.reshape(a.out_shape)
         if a.bias is not None:
             y += a.bias.reshape(1, f, 1, 1)
+    if act == "relu":
+        return relu(y)
+    if act == "leaky_relu":
+        return leaky_relu(y, param)
+    if act == "elu":
+        return elu(y, param)
     return y
 
 
-def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1, *, compute_dx=True,
+                    compute_dweight=True, compute_dbias=True):
     r"""Gradients of :func:`conv2d` with respect to ``x``, ``weight`` and ``bias``.
 
     .. math::
         dW_g = dY_g \, \text{cols}_g^\top \ (\text{summed over } n), \qquad
         dx = \text{col2im}(W_g^\top dY_g), \qquad db[f] = \sum_{n, o_h, o_w} dy[n, f, o_h, o_w]
 
-    ``dbias`` is always returned (it does not depend on whether the forward call had a bias)
-    and is summed in float64, then rounded to ``dy.dtype``.
+    ``dbias`` does not depend on whether the forward call had a bias; it is summed in float64,
+    then rounded to ``dy.dtype``. ``dy`` is the gradient with respect to the convolution's own
+    output: after a fused ``activation``, pass it through that activation's backward first.
 
     Args:
         dy: upstream gradient :math:`(N, F, O_H, O_W)`, the shape of the forward output.
         x, weight, stride, padding, dilation, groups: as in the forward call.
+        compute_dx: compute ``dx`` (a network's first layer does not need it). Default: ``True``.
+        compute_dweight: compute ``dweight``. Default: ``True``.
+        compute_dbias: compute ``dbias``. Default: ``True``.
 
     Returns:
-        ``(dx, dweight, dbias)`` with the shapes of ``x``, ``weight`` and :math:`(F,)`.
+        ``(dx, dweight, dbias)`` with the shapes of ``x``, ``weight`` and :math:`(F,)`; each
+        gradient not asked for is ``None`` and is not computed.
 
     Example::
 
@@ -235,20 +259,23 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
     f = w.shape[0]
     k = w.shape[1] * w.shape[2] * w.shape[3]
     npos = a.out_hw[0] * a.out_hw[1]
+    dx = dweight = dbias = None
     with np.errstate(all="ignore"):
-        cols = _im2col(x, a.kernel, a.stride, a.padding, a.dilation, a.out_hw).reshape(n, g, k, npos)
         dyg = dy.reshape(n, g, f // g, npos)
-        wg = w.reshape(g, f // g, k)
-        # dweight: one matmul per group over all images and positions, (F/G, N*L) @ (N*L, K)
-        dy_rows = dyg.transpose(1, 2, 0, 3).reshape(g, f // g, n * npos)
-        cols_t = cols.transpose(1, 0, 3, 2).reshape(g, n * npos, k)
-        dweight = np.matmul(dy_rows, cols_t).reshape(w.shape)
-        # dx: columns' gradient per image, folded back
-        dcols = np.matmul(wg.transpose(0, 2, 1), dyg)   # (N, G, K, L)
-        dx = _col2im(dcols.reshape(n, c * a.kernel[0] * a.kernel[1], npos), x.shape,
-                     a.kernel, a.stride, a.padding, a.dilation, a.out_hw)
-        dbias = _sum_f64(dy, (0, 2, 3))
-    return dx, np.ascontiguousarray(dweight), dbias
+        if compute_dweight:
+            # one matmul per group over all images and positions, (F/G, N*L) @ (N*L, K)
+            cols = _im2col(x, a.kernel, a.stride, a.padding, a.dilation, a.out_hw).reshape(n, g, k, npos)
+            dy_rows = dyg.transpose(1, 2, 0, 3).reshape(g, f // g, n * npos)
+            cols_t = cols.transpose(1, 0, 3, 2).reshape(g, n * npos, k)
+            dweight = np.ascontiguousarray(np.matmul(dy_rows, cols_t).reshape(w.shape))
+        if compute_dx:
+            # columns' gradient per image, folded back
+            dcols = np.matmul(w.reshape(g, f // g, k).transpose(0, 2, 1), dyg)   # (N, G, K, L)
+            dx = _col2im(dcols.reshape(n, c * a.kernel[0] * a.kernel[1], npos), x.shape,
+                         a.kernel, a.stride, a.padding, a.dilation, a.out_hw)
+        if compute_dbias:
+            dbias = _sum_f64(dy, (0, 2, 3))
+    return dx, dweight, dbias
 
 
 # --------------------------------------------------------------------------- pooling
