@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import relucore
 import relucore.nn as nn
 import relucore.reference as R
-from _nn_helpers import check_module_gradients
 
 
 def away_from_kinks(rng, shape):
@@ -62,6 +62,9 @@ GRAD_CASES = {
     "sequential_fused_relu": (lambda: nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, **D), nn.BatchNorm2d(3, **D),
                                                     nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 2, **D)),
                               (3, 2, 4, 4), away_from_kinks),
+    "sequential_eval_conv_activation": (lambda: nn.Sequential(nn.Conv2d(2, 3, 3, **D), nn.LeakyReLU(0.2),
+                                                              nn.Conv2d(3, 2, 1, **D), nn.ReLU()).eval(),
+                                        (2, 2, 5, 5), away_from_kinks),
     "sequential_fused_leaky_elu": (lambda: nn.Sequential(nn.Linear(4, 5, **D), nn.BatchNorm1d(5, **D), nn.LeakyReLU(0.1),
                                                          nn.Linear(5, 3, **D), nn.BatchNorm1d(3, **D), nn.ELU()),
                                    (6, 4), away_from_kinks),
@@ -73,24 +76,23 @@ def test_backward_matches_central_differences(rc, case):
     make, shape, data = GRAD_CASES[case]
     rng = np.random.default_rng(sorted(GRAD_CASES).index(case))
     nn.manual_seed(1)
-    check_module_gradients(make(), data(rng, shape), rng)
+    # central differences of sum(dout * m(x)) for x and every parameter, dout random
+    relucore.gradcheck(make(), data(rng, shape), seed=sorted(GRAD_CASES).index(case), raise_on_failure=True)
 
 
 @pytest.mark.parametrize("kw", [{}, dict(reduction="sum", label_smoothing=0.2), dict(ignore_index=1)],
                          ids=["mean", "sum_smoothing", "ignore"])
 @pytest.mark.parametrize("shape", [(4, 5), (2, 3, 2, 2), (5,)], ids=["NC", "NCHW", "C"])
 def test_cross_entropy_loss_gradient(rc, kw, shape, rng):
-    from _nn_helpers import numeric_grad
-
     x = rng.standard_normal(shape)
     # unbatched: one class index, not the ignored one
     target = np.int64(2) if len(shape) == 1 else rng.integers(0, shape[1], shape[:1] + shape[2:])
     loss_fn = nn.CrossEntropyLoss(**kw)
     loss = loss_fn(x, target)
     assert isinstance(loss, float)
-    dx = loss_fn.backward(0.5)
-    np.testing.assert_allclose(dx, 0.5 * numeric_grad(lambda: nn.CrossEntropyLoss(**kw)(x, target), x),
-                               rtol=1e-6, atol=1e-9)
+    loss_fn.backward()
+    # the loss times a random upstream scalar, against central differences
+    relucore.gradcheck((lambda x: np.asarray(loss_fn(x, target)), loss_fn.backward), x, raise_on_failure=True)
 
 
 def test_cross_entropy_loss_none_and_probabilities(rc, rng):
@@ -308,6 +310,68 @@ def test_no_fusion_for_relu_with_grad_at_zero_or_subclasses(rc):
         model = nn.Sequential(bn, act)
         model(np.ones((4, 3), np.float32))
         assert act._cache is not None
+
+
+@pytest.mark.parametrize("slope", [None, 0.2, 0.0], ids=["relu", "leaky", "leaky0"])
+def test_sequential_eval_fuses_conv_and_activation(rc, dtype, slope, rng):
+    def make(fuse):
+        nn.manual_seed(4)
+        act = nn.ReLU() if slope is None else nn.LeakyReLU(slope)
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, dtype=dtype), act, nn.Flatten(), fuse=fuse).eval()
+
+    fused, plain = make(True), make(False)
+    x = rng.standard_normal((2, 3, 5, 5)).astype(dtype)
+    y1, y2 = fused(x), plain(x)
+    assert fused[1]._cache is None and fused[0]._cache[2] is not None, "the activation ran inside conv2d"
+    assert plain[1]._cache is not None
+    np.testing.assert_array_equal(y1, y2)  # the activation of the same rounded sums
+    dy = rng.standard_normal(y1.shape).astype(dtype)
+    np.testing.assert_array_equal(fused.backward(dy), plain.backward(dy))
+    for p1, p2 in zip(fused.parameters(), plain.parameters()):
+        np.testing.assert_array_equal(p1.grad, p2.grad)
+    fused.train()
+    fused(x)
+    assert fused[1]._cache is not None, "training runs the activation on its own (its mask is kept)"
+
+
+def test_no_conv_fusion_for_negative_slope(rc):
+    act = nn.LeakyReLU(-0.5)  # the output's sign is not the pre-activation's
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), act).eval()
+    model(np.ones((1, 1, 2, 2), np.float32))
+    assert act._cache is not None
+
+
+def test_input_grad_false_skips_the_first_convolutions_dx(rc, rng):
+    from relucore.nn import _functions as F
+
+    nn.manual_seed(5)
+    model = nn.Sequential(nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU()), nn.Flatten(), nn.Linear(27, 2))
+    x = rng.standard_normal((4, 2, 5, 5)).astype(np.float32)
+    dy = rng.standard_normal((4, 2)).astype(np.float32)
+    model(x)
+    dx = model.backward(dy)
+    grads = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    seen = []
+
+    class Spy:
+        def __getattr__(self, name):
+            f = getattr(rc, name)
+            return (lambda *a, **k: seen.append(k) or f(*a, **k)) if name == "conv2d_backward" else f
+
+    previous = F.set_backend(Spy())
+    try:
+        model(x)
+        assert model.backward(dy, input_grad=False) is None
+    finally:
+        F.set_backend(previous)
+    assert seen and seen[0]["compute_dx"] is False
+    assert dx.shape == x.shape
+    for g, p in zip(grads, model.parameters()):
+        np.testing.assert_array_equal(g, p.grad)
+    conv = nn.Conv2d(1, 1, 1)
+    conv(np.ones((1, 1, 2, 2), np.float32))
+    assert conv.backward(np.ones((1, 1, 2, 2), np.float32), input_grad=False) is None
 
 
 def test_backend_indirection_runs_every_layer_on_reference(rng):

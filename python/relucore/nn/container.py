@@ -7,6 +7,7 @@ from collections import OrderedDict
 from typing import Iterator, Optional, Tuple, Union
 
 from .activation import ELU, LeakyReLU, ReLU
+from .conv import Conv2d
 from .module import Module, check_int
 from .norm import BatchNorm1d, BatchNorm2d
 
@@ -26,14 +27,25 @@ def fusable_activation(m: Module) -> Optional[Tuple[object, bool]]:
     return None
 
 
+def conv_activation(m: Module):
+    """The ``activation`` for ``rc.conv2d`` if ``m`` can run fused into the convolution before it
+    (its derivative then follows from the output's sign), else None."""
+    if type(m) is ReLU and m.grad_at_zero == 0:
+        return "relu"
+    if type(m) is LeakyReLU and m.negative_slope >= 0:
+        return "leaky_relu", m.negative_slope
+    return None
+
+
 class Sequential(Module):
     r"""Modules run one after the other; backward runs their backward in reverse order.
 
     A batch norm followed directly by a ReLU, LeakyReLU or ELU runs as one fused
     ``batch_norm(..., activation=...)`` pass (one read and one write of the data instead of two of
     each). For invertible activations (LeakyReLU with a positive slope, ELU) only the output is kept
-    for backward, not the input. ``fuse=False`` runs every module on its own; the results are the
-    same up to rounding.
+    for backward, not the input. In evaluation mode a convolution followed by a ReLU or a LeakyReLU
+    (slope >= 0) runs as one ``conv2d(..., activation=...)`` call. ``fuse=False`` runs every module
+    on its own; the results are the same up to rounding.
 
     Args:
         *modules: the modules, or one ``OrderedDict`` of name -> module.
@@ -97,10 +109,17 @@ class Sequential(Module):
         i = 0
         while i < len(mods):
             m = mods[i]
-            fused = (fusable_activation(mods[i + 1]) if self.fuse and type(m) in (BatchNorm1d, BatchNorm2d)
-                     and i + 1 < len(mods) else None)
+            nxt = mods[i + 1] if self.fuse and i + 1 < len(mods) else None
+            fused = conv_act = None
+            if nxt is not None and type(m) in (BatchNorm1d, BatchNorm2d):
+                fused = fusable_activation(nxt)
+            elif nxt is not None and type(m) is Conv2d and not self.training:
+                conv_act = conv_activation(nxt)
             if fused is not None:
                 x = m.forward_activation(x, *fused)
+                i += 2
+            elif conv_act is not None:
+                x = m.forward_activation(x, conv_act)
                 i += 2
             else:
                 x = m(x)
@@ -109,11 +128,15 @@ class Sequential(Module):
         self._keep(ran)
         return x
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad: bool = True):
+        """Each module's backward in reverse order; returns the input's gradient, or None with
+        ``input_grad=False`` (then a first Conv2d, or a Sequential, does not compute it)."""
         (ran,) = self._take()
-        for m in reversed(ran):
+        for k, m in enumerate(reversed(ran)):
+            if k == len(ran) - 1 and not input_grad and type(m) in (Conv2d, Sequential):
+                return m.backward(dy, input_grad=False)
             dy = m.backward(dy)
-        return dy
+        return dy if input_grad else None
 
     def _label(self) -> str:
         return f"Sequential of {len(self)} modules"

@@ -86,17 +86,31 @@ class Conv2d(Module):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
     def forward(self, x):
+        return self.forward_activation(x)
+
+    def forward_activation(self, x, activation=None):
+        """The convolution followed by ``activation`` (``None``, ``"relu"`` or ``("leaky_relu",
+        slope)`` with ``slope >= 0``) in one call. Backward then takes the activation's derivative
+        from the output (its sign is the pre-activation's), so the output is kept too."""
         x = self._input(x, f"(N, {self.in_channels}, H, W)", (4,), channels=self.in_channels,
                         dtype=self.weight.dtype)
         b = None if self.bias is None else self.bias.data
-        y = self._kernel(F.conv2d, x, self.weight.data, b, **self._geometry())
-        self._keep(x, y.shape)
+        fused = {} if activation is None else {"activation": activation}
+        y = self._kernel(F.conv2d, x, self.weight.data, b, **self._geometry(), **fused)
+        self._keep(x, y.shape, activation, None if activation is None else y)
         return y
 
-    def backward(self, dy):
-        saved = x, y_shape = self._take()
+    def backward(self, dy, input_grad: bool = True):
+        """As :meth:`Module.backward`; ``input_grad=False`` skips the input's gradient (a network's
+        first layer does not need it) and returns None."""
+        saved = x, y_shape, activation, y = self._take()
         dy = self._dy(dy, y_shape, saved)
-        dx, dw, db = F.conv2d_backward(dy, x, self.weight.data, **self._geometry())
+        if activation == "relu":
+            dy = F.relu_backward(dy, y)
+        elif activation is not None:
+            dy = F.leaky_relu_backward(dy, y, activation[1])
+        dx, dw, db = F.conv2d_backward(dy, x, self.weight.data, **self._geometry(), compute_dx=bool(input_grad),
+                                       compute_dbias=self.bias is not None)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)
