@@ -144,6 +144,11 @@ def test_optimizer_errors():
     opt = optim.SGD([p], lr=0.1)
     with pytest.raises(ValueError, match="parameter groups"):
         opt.load_state_dict({"state": {}, "param_groups": []})
+    bad = opt.state_dict()
+    bad["param_groups"][0]["lr"] = -1.0
+    with pytest.raises(ValueError, match="lr"):
+        opt.load_state_dict(bad)
+    assert opt.param_groups[0]["lr"] == 0.1
     p.grad = np.zeros(3)
     with pytest.raises(ValueError, match="shape"):
         opt.step()

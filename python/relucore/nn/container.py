@@ -49,7 +49,8 @@ class Sequential(Module):
 
     Args:
         *modules: the modules, or one ``OrderedDict`` of name -> module.
-        fuse: fuse batch norm + activation pairs. Default: ``True``.
+        fuse: fuse batch norm + activation pairs (and convolution + activation pairs in
+            evaluation). Default: ``True``.
 
     Example::
 

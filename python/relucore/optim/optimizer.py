@@ -126,8 +126,12 @@ class Optimizer:
                     v = v.item()
                 entry[name] = v
             new_state[p] = entry
-        for saved, own in zip(groups, self.param_groups):
-            own.update({k: v for k, v in saved.items() if k != "params"})
+        merged = [{**own, **{k: v for k, v in saved.items() if k != "params"}}
+                  for saved, own in zip(groups, self.param_groups)]
+        for group in merged:
+            self._check_group(group)
+        for own, group in zip(self.param_groups, merged):
+            own.update(group)
         self.state = new_state
 
     def __repr__(self) -> str:
