@@ -52,7 +52,7 @@ pip install -q --only-binary=:all: "$repaired[test]"
 
 # 4. The tests, run from a copy outside the source tree so `import relucore` finds only the wheel.
 mkdir "$work/src"
-cp -r tests benchmarks scripts .ci pyproject.toml README.md "$work/src/"
+cp -r tests benchmarks scripts .ci docs pyproject.toml README.md "$work/src/"
 cd "$work/src"
 python - "$repaired" <<'EOF'
 import hashlib, os, sys, zipfile
