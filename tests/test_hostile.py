@@ -298,12 +298,13 @@ def loss_family(draw, name):
 LOSS = {"softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy"}
 CONV = {"im2col", "col2im", "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
         "avg_pool2d_backward"}
-RUNTIME = {"runtime_info", "show_runtime", "get_num_threads", "get_isa", "get_gemm", "get_conv_algorithm",
+RUNTIME = {"runtime_info", "show_runtime", "get_num_threads", "get_isa", "get_gemm", "get_conv_algorithm", "get_backend",
            "release_scratch"}
 #: The settings and a valid value of each (the worker is a process of its own: changing them is fine).
 SETTINGS = {"use_isa": st.sampled_from(relucore.runtime_info()["usable_isas"]),
             "use_gemm": st.sampled_from(["auto", "own", "blas"]),
-            "use_conv_algorithm": st.sampled_from(["auto", "gemm", "winograd"])}
+            "use_conv_algorithm": st.sampled_from(["auto", "gemm", "winograd"]),
+            "use_backend": st.sampled_from(["native", "numpy"])}
 
 
 def valid_call(name):

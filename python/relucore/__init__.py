@@ -10,8 +10,8 @@ the kernel set, GEMM and convolution algorithm; ``relucore.layers`` has CS231n-s
 
 from . import _core
 from .runtime import (
-    _apply_env_override, get_conv_algorithm, get_gemm, get_isa, get_num_threads, release_scratch, runtime_info,
-    set_num_threads, show_runtime, use_conv_algorithm, use_gemm, use_isa,
+    _apply_env_override, get_backend, get_conv_algorithm, get_gemm, get_isa, get_num_threads, release_scratch,
+    runtime_info, set_num_threads, show_runtime, use_backend, use_conv_algorithm, use_gemm, use_isa,
 )
 
 _apply_env_override()
@@ -27,7 +27,7 @@ from .gradcheck import gradcheck  # noqa: E402  (shadows the submodule; "from re
 __all__ = _activations.__all__ + _conv.__all__ + _norm.__all__ + _loss.__all__ + [
     "runtime_info", "show_runtime", "set_num_threads", "get_num_threads", "reference",
     "runtime", "use_isa", "get_isa", "use_gemm", "get_gemm", "use_conv_algorithm", "get_conv_algorithm",
-    "release_scratch", "ufuncs", "layers", "gradcheck", "nn", "optim",
+    "use_backend", "get_backend", "release_scratch", "ufuncs", "layers", "gradcheck", "nn", "optim",
 ]
 
 _LAZY = ("ufuncs", "layers", "nn", "optim", "__version__")

@@ -26,10 +26,12 @@ from ._core import _compiled_features, _cpu_features, _isa_features, _usable_isa
 __all__ = [
     "runtime_info", "show_runtime", "set_num_threads", "get_num_threads",
     "use_isa", "get_isa", "use_gemm", "get_gemm", "use_conv_algorithm", "get_conv_algorithm", "release_scratch",
+    "use_backend", "get_backend",
 ]
 
 _GEMMS = ("auto", "own", "blas")
 _CONV_ALGORITHMS = ("auto", "gemm", "winograd")
+_BACKENDS = ("native", "numpy")
 
 
 def _apply_env_override() -> None:
@@ -336,6 +338,59 @@ def use_conv_algorithm(name: str) -> AbstractContextManager[None]:
 def get_conv_algorithm() -> str:
     """The 3x3 convolution setting: ``"auto"``, ``"gemm"`` or ``"winograd"`` (see :func:`use_conv_algorithm`)."""
     return str(_core.get_conv_algo())
+
+
+def _layer_functions():
+    from .nn import _functions  # relucore.nn loads on first use
+
+    return _functions
+
+
+def _set_backend(name: str) -> None:
+    import relucore
+    import relucore.reference
+
+    _layer_functions().set_backend(relucore if name == "native" else relucore.reference)
+
+
+def use_backend(name: str) -> AbstractContextManager[None]:
+    r"""Run the layers of :mod:`relucore.nn` on relucore's kernels or on plain NumPy, process-wide,
+    from now on.
+
+    ``"numpy"`` makes every layer call the :mod:`relucore.reference` twin of each function (same
+    signatures and results within float rounding): a model and its training run can be checked
+    against plain NumPy by switching one setting. Each layer call (``forward``/``backward``, with
+    the calls nested in it) uses the backend found at its start, whatever other threads switch
+    meanwhile. Used as a context manager, the previous backend comes back when the ``with`` block
+    ends, also on an exception; such blocks nest. The functions ``relucore.relu`` etc. are always
+    native: call ``relucore.reference`` for the twins.
+
+    Args:
+        name (str): ``"native"`` (the default) or ``"numpy"``.
+
+    Returns:
+        A context manager; entering it does nothing more, leaving it restores the previous backend.
+
+    Raises:
+        TypeError: ``name`` is not a str.
+        ValueError: ``name`` is not ``"native"`` or ``"numpy"``.
+
+    Example::
+
+        >>> import relucore as rc, relucore.nn as nn
+        >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+        >>> with rc.use_backend("numpy"):
+        ...     y_numpy = model(x)           # the same layers on plain NumPy
+        >>> y = model(x)                     # native again
+    """
+    return _use("use_backend", name, _BACKENDS, "a layer backend", get_backend, _set_backend)
+
+
+def get_backend() -> str:
+    """The backend of :mod:`relucore.nn`'s layers: ``"native"`` or ``"numpy"`` (see :func:`use_backend`)."""
+    import relucore.reference
+
+    return "numpy" if _layer_functions().get_backend() is relucore.reference else "native"
 
 
 def release_scratch() -> None:

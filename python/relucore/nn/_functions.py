@@ -3,15 +3,20 @@
 Layers call ``F.conv2d(...)``, ``F.batch_norm(...)`` and so on through this module, whose attributes
 resolve to the functions of the current backend module: ``relucore`` (the native kernels) by
 default. ``relucore.reference`` has the same signatures, so pointing the backend there runs every
-layer on plain NumPy.
+layer on plain NumPy (``relucore.use_backend("numpy")``). A module's forward or backward pins the
+backend it finds at entry for its whole duration on the calling thread (nested calls keep the outer
+one's), so switching the backend from another thread never mixes the two within one call.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import threading
 from types import ModuleType
 
 _backend: ModuleType = importlib.import_module("relucore")
+_pinned = threading.local()  # .backend: the module the calling thread's current call uses
 
 
 def set_backend(module: ModuleType) -> ModuleType:
@@ -26,5 +31,22 @@ def get_backend() -> ModuleType:
     return _backend
 
 
+def pinned(method):
+    """Wrap a forward/backward so that it runs on the backend found at its entry."""
+
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        if getattr(_pinned, "backend", None) is not None:  # inside an outer call: keep its backend
+            return method(*args, **kwargs)
+        _pinned.backend = _backend
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _pinned.backend = None
+
+    run.__pinned__ = True
+    return run
+
+
 def __getattr__(name: str):
-    return getattr(_backend, name)
+    return getattr(getattr(_pinned, "backend", None) or _backend, name)

@@ -8,6 +8,8 @@ from typing import Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
+from . import _functions as F
+
 __all__ = ["Parameter", "Module", "IncompatibleKeys"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -334,6 +336,14 @@ class Module:
             return self.load_state_dict({k: f[k] for k in f.files}, strict=strict)
 
     # -------------------------------------------------------------- computing
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # every forward/backward runs on the backend found at its entry (see nn/_functions.py)
+        for name in ("forward", "backward"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "__pinned__", False):
+                setattr(cls, name, F.pinned(method))
 
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
