@@ -11,7 +11,8 @@ relucore's thread count so that the comparison is like for like.
 import pytest
 
 import relucore as rc
-from relucore.bench.peers import load_torch
+from relucore.bench.cases import snapshot
+from relucore.bench.peers import load_torch, to_numpy, to_torch
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -27,3 +28,25 @@ def torch():
     if t is not None:
         t.set_num_threads(rc.get_num_threads())
     return t
+
+
+@pytest.fixture
+def run_case(benchmark, torch):
+    """``run_case(case, impl)``: time one implementation of a relucore-bench case (skipped without
+    PyTorch for "torch") and assert its result against relucore.reference."""
+
+    def run(case, impl):
+        fn = case.impl(impl, torch)
+        if fn is None:
+            pytest.skip("PyTorch is not installed")
+        inputs = case.make_inputs()
+        args = to_torch(torch, inputs) if impl == "torch" else inputs
+        benchmark.group = case.op
+        benchmark.extra_info.update(dtype=case.dtype, shape=list(case.shape), bytes=case.bytes)
+        result = snapshot(to_numpy(torch, benchmark(fn, *args)))
+        case.verify(result, case.reference(*inputs), inputs)
+        stats = getattr(benchmark, "stats", None)
+        if stats is not None and case.bytes:
+            benchmark.extra_info["GB/s"] = round(case.bytes / stats.stats.median / 1e9, 2)
+
+    return run

@@ -10,26 +10,12 @@ import numpy as np
 import pytest
 
 from relucore.bench import norm
-from relucore.bench.cases import IMPLS, snapshot
-from relucore.bench.peers import to_numpy, to_torch
+from relucore.bench.cases import IMPLS
 
 CASES = norm.cases([], np.float32, shapes=(("8x8", 8, 32, 8, 8), ("28x28", 4, 16, 28, 28)))
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.op)
-def test_batch_norm(benchmark, case, impl, torch):
-    fn = case.impl(impl, torch)
-    if fn is None:
-        pytest.skip("PyTorch is not installed")
-    inputs = case.make_inputs()
-    args = to_torch(torch, inputs) if impl == "torch" else inputs
-
-    benchmark.group = case.op
-    benchmark.extra_info.update(dtype=case.dtype, shape=list(case.shape), bytes=case.bytes)
-    result = snapshot(to_numpy(torch, benchmark(fn, *args)))
-
-    case.verify(result, case.reference(*inputs), inputs)
-    stats = getattr(benchmark, "stats", None)
-    if stats is not None and case.bytes:
-        benchmark.extra_info["GB/s"] = round(case.bytes / stats.stats.median / 1e9, 2)
+def test_batch_norm(run_case, case, impl):
+    run_case(case, impl)

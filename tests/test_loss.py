@@ -13,6 +13,8 @@ import pytest
 import relucore
 from relucore import reference as R
 
+from _conv_helpers import numeric_grad
+
 # (shape, axis): rows shorter/longer than 8 and 16 lanes and the 4096-element block; a class axis
 # with inner positions around the vector width and the 256-position thread block; 0-d and 1-d
 SOFTMAX_CASES = [((3, 1), -1), ((4, 7), -1), ((2, 8), 1), ((3, 15), -1), ((2, 16), -1), ((2, 17), -1),
@@ -198,19 +200,6 @@ def test_cross_entropy_layouts_targets_out(isa, dtype):
     _close(loss, eloss, dtype, 10)
 
 
-def _numeric_grad(f, x, h=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        fp = f(x)
-        x[i] = old - h
-        fm = f(x)
-        x[i] = old
-        g[i] = (fp - fm) / (2 * h)
-    return g
-
-
 @pytest.mark.parametrize("shape,axis", [((3, 5), 1), ((3, 5), 0), ((2, 3, 4), 1), ((6,), 0)])
 def test_softmax_gradients_numeric(isa, shape, axis):
     rng = np.random.default_rng(6)
@@ -218,7 +207,7 @@ def test_softmax_gradients_numeric(isa, shape, axis):
     w = rng.standard_normal(shape)  # loss = sum(w * f(x))
     for fwd, bwd in ((relucore.softmax, relucore.softmax_backward),
                      (relucore.log_softmax, relucore.log_softmax_backward)):
-        num = _numeric_grad(lambda v: float((w * fwd(v, axis)).sum()), x.copy())
+        num = numeric_grad(lambda v: float((w * fwd(v, axis)).sum()), x)
         np.testing.assert_allclose(bwd(w, fwd(x, axis), axis), num, rtol=1e-6, atol=1e-8)
 
 
@@ -233,7 +222,7 @@ def test_cross_entropy_gradients_numeric(isa, shape, reduction, eps, kind):
     loss_of = lambda v: float(np.sum(relucore.cross_entropy(v, t, reduction=reduction,  # noqa: E731
                                                             label_smoothing=eps)[0]))
     _, g = relucore.cross_entropy(x, t, reduction=reduction, label_smoothing=eps)
-    np.testing.assert_allclose(g, _numeric_grad(loss_of, x.copy()), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(g, numeric_grad(loss_of, x), rtol=1e-6, atol=1e-8)
 
 
 def test_results_do_not_depend_on_thread_count(isa):

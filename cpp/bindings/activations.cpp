@@ -21,19 +21,10 @@ Act act_of(int act) {
     return static_cast<Act>(act);
 }
 
-// The output: a new array like `like` when out_h is None, else out_h if the kernel may write it
-// directly (see out_ok) and it does not overlap `also` (a non-elementwise input). False: decline.
+// output_array, with `also` (a non-elementwise input) disjoint from the output.
 bool take_out(py::handle out_h, const View& like, std::initializer_list<const View*> inputs, const View* also,
               py::object& out, View& out_v) {
-    if (out_h.is_none()) {
-        out = new_like(like);
-        out_v = plain(out, true);
-        return true;
-    }
-    out_v = plain(out_h, true);
-    if (!out_ok(out_v, like, inputs) || (also && !disjoint(out_v, *also))) return false;
-    out = py::reinterpret_borrow<py::object>(out_h);
-    return true;
+    return output_array(out_h, like, inputs, out, out_v) && (!also || out_h.is_none() || disjoint(out_v, *also));
 }
 
 py::object forward(int act_code, py::handle x_h, double param, py::handle out_h, bool want_mask,

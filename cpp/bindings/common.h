@@ -82,6 +82,21 @@ inline py::array new_like(const View& v) {
     return v.type == kF32 ? py::array(py::dtype::of<float>(), shape) : py::array(py::dtype::of<double>(), shape);
 }
 
+// The array a kernel writes: out_h itself if it may (the input `like` itself or disjoint from every
+// input), else a new array like `like` when out_h is None; false when out_h cannot be used as is.
+inline bool output_array(py::handle out_h, const View& like, std::initializer_list<const View*> inputs,
+                         py::object& out, View& out_v) {
+    if (out_h.is_none()) {
+        out = new_like(like);
+        out_v = plain(out, true);
+        return true;
+    }
+    out_v = plain(out_h, true);
+    if (!out_ok(out_v, like, inputs)) return false;
+    out = py::reinterpret_borrow<py::object>(out_h);
+    return true;
+}
+
 // (outer, channels, inner) with channels on axis 1; 0-d and 1-d arrays are one channel.
 inline void geometry(const View& v, i64& outer, i64& channels, i64& inner) {
     const int nd = ndim(v);

@@ -21,26 +21,12 @@ ops::LossShape around(const View& v, int axis) {
 
 bool axis_ok(const View& v, int axis) { return axis >= 0 && axis < (ndim(v) > 0 ? ndim(v) : 1); }
 
-// out_h (None: a new array like `like`) if the kernel may write it: like itself or disjoint.
-bool output(py::handle out_h, const View& like, std::initializer_list<const View*> inputs, py::object& out,
-            View& out_v) {
-    if (out_h.is_none()) {
-        out = new_like(like);
-        out_v = plain(out, true);
-        return true;
-    }
-    out_v = plain(out_h, true);
-    if (!out_ok(out_v, like, inputs)) return false;
-    out = py::reinterpret_borrow<py::object>(out_h);
-    return true;
-}
-
 py::object softmax(py::handle x_h, int axis, bool log, py::handle out_h) {
     const View x = plain(x_h);
     if (!x.a || !axis_ok(x, axis)) return py::none();
     py::object out;
     View y;
-    if (!output(out_h, x, {&x}, out, y)) return py::none();
+    if (!output_array(out_h, x, {&x}, out, y)) return py::none();
     const ops::LossShape sh = around(x, axis);
     if (x.size > 0) {
         py::gil_scoped_release nogil;
@@ -57,7 +43,7 @@ py::object softmax_backward(py::handle dy_h, py::handle y_h, int axis, bool log,
     if (!dy.a || !y.a || y.type != dy.type || !same_shape(dy, y) || !axis_ok(dy, axis)) return py::none();
     py::object out;
     View dx;
-    if (!output(out_h, dy, {&dy, &y}, out, dx)) return py::none();
+    if (!output_array(out_h, dy, {&dy, &y}, out, dx)) return py::none();
     const ops::LossShape sh = around(dy, axis);
     if (dy.size > 0) {
         py::gil_scoped_release nogil;
@@ -115,7 +101,7 @@ py::object cross_entropy(py::handle x_h, py::handle t_h, int reduction, double s
     }
     py::object out;
     View g;
-    if (!output(out_h, x, {&x, &prob}, out, g)) return py::none();
+    if (!output_array(out_h, x, {&x, &prob}, out, g)) return py::none();
     const char* ib = reinterpret_cast<const char*>(index);
     if (index && !(ib + sh.outer * sh.inner * 8 <= g.data || g.data + g.nbytes <= ib)) return py::none();
     const auto red = (ops::Reduction)reduction;

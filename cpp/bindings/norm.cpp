@@ -37,21 +37,6 @@ py::array channel_array(const View& like, i64 channels) {
     return py::array_t<double>((py::ssize_t)channels);
 }
 
-// out_h (None: a new array like `like`) if the kernel may write it: `like` itself or disjoint from
-// every input.
-bool output(py::handle out_h, const View& like, std::initializer_list<const View*> inputs, py::object& out,
-            View& out_v) {
-    if (out_h.is_none()) {
-        out = new_like(like);
-        out_v = plain(out, true);
-        return true;
-    }
-    out_v = plain(out_h, true);
-    if (!out_ok(out_v, like, inputs)) return false;
-    out = py::reinterpret_borrow<py::object>(out_h);
-    return true;
-}
-
 template <class T>
 void forward_typed(const View& x, const View& y, const ops::BatchNormShape& sh, const Vec& rm, const Vec& rv,
                    const Vec& w, const Vec& b, bool training, double momentum, double eps, int act, double param,
@@ -84,7 +69,7 @@ py::object batch_norm(py::handle x_h, py::handle rm_h, py::handle rv_h, py::hand
         if (rv.v.a && !disjoint(rv.v, *other)) return py::none();
     py::object out;
     View y;
-    if (!output(out_h, x, {&x, &rm.v, &rv.v, &w.v, &b.v}, out, y)) return py::none();
+    if (!output_array(out_h, x, {&x, &rm.v, &rv.v, &w.v, &b.v}, out, y)) return py::none();
     py::array mean = channel_array(x, sh.C), invstd = channel_array(x, sh.C);
     py::array_t<int64_t> counts;
     int64_t* cp = nullptr;
@@ -125,7 +110,7 @@ py::object batch_norm_backward(py::handle dy_h, py::handle s_h, bool from_y, py:
     if (!w.ok || !b.ok || !mean.ok || !invstd.ok || !mean.v.a || !invstd.v.a) return py::none();
     py::object out;
     View dx;
-    if (!output(out_h, dy, {&dy, &s, &w.v, &b.v, &mean.v, &invstd.v}, out, dx)) return py::none();
+    if (!output_array(out_h, dy, {&dy, &s, &w.v, &b.v, &mean.v, &invstd.v}, out, dx)) return py::none();
     py::array dw = channel_array(dy, sh.C), db = channel_array(dy, sh.C);
     if (dy.type == kF32)
         backward_typed<float>(dy, s, from_y, dx, sh, w, b, mean, invstd, act, param, training, dw, db);

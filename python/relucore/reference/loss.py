@@ -37,6 +37,14 @@ def _prepare(x, axis, out):
     return x, ax
 
 
+def _backward_args(dy, y, axis, out):
+    """The checked dy, then dy and y in float64, and the keyword arguments of a sum along the axis."""
+    dy, y, ax = check_softmax_backward_args(dy, y, axis)
+    check_out(out, dy.shape, dy.dtype)
+    keep = dict(axis=ax, keepdims=True) if dy.ndim else {}
+    return dy, dy.astype(np.float64), y.astype(np.float64), keep
+
+
 def softmax(x, axis=-1, *, out=None):
     r"""Softmax along one axis.
 
@@ -121,10 +129,7 @@ def softmax_backward(dy, y, axis=-1, *, out=None):
         >>> y = softmax(x)
         >>> dx = softmax_backward(np.ones_like(y), y)  # zeros: the slices' sums are constant
     """
-    dy, y, ax = check_softmax_backward_args(dy, y, axis)
-    check_out(out, dy.shape, dy.dtype)
-    yd, dyd = y.astype(np.float64), dy.astype(np.float64)
-    keep = dict(axis=ax, keepdims=True) if dy.ndim else {}
+    dy, dyd, yd, keep = _backward_args(dy, y, axis, out)
     with np.errstate(invalid="ignore", over="ignore"):
         return _finish(yd * (dyd - (dyd * yd).sum(**keep)), dy.dtype, out)
 
@@ -152,10 +157,7 @@ def log_softmax_backward(dy, y, axis=-1, *, out=None):
         >>> y = log_softmax(x)
         >>> dx = log_softmax_backward(np.ones_like(y), y)
     """
-    dy, y, ax = check_softmax_backward_args(dy, y, axis)
-    check_out(out, dy.shape, dy.dtype)
-    yd, dyd = y.astype(np.float64), dy.astype(np.float64)
-    keep = dict(axis=ax, keepdims=True) if dy.ndim else {}
+    dy, dyd, yd, keep = _backward_args(dy, y, axis, out)
     with np.errstate(invalid="ignore", over="ignore"):
         return _finish(dyd - np.exp(yd) * dyd.sum(**keep), dy.dtype, out)
 
