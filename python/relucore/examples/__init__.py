@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m relucore.examples.digits`` trains a small CNN on 8x8 digits."""
