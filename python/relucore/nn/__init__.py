@@ -18,16 +18,18 @@ from .activation import ELU, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, Sigmoid,
 from .container import Flatten, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
+from .fuse import fuse
 from .init import manual_seed
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
 from .norm import BatchNorm1d, BatchNorm2d
 from .pooling import AvgPool2d, MaxPool2d
+from .summary import summary
 
 __all__ = [
     "Module", "Parameter", "Sequential", "Flatten", "Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
     "ReLU6", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "MaxPool2d", "AvgPool2d",
     "Dropout", "CrossEntropyLoss", "MSELoss",
-    "init", "manual_seed",
+    "init", "manual_seed", "summary", "fuse",
 ]
