@@ -25,6 +25,7 @@ def test_sign_coherence_by_hand():
 def test_scalar_figures_by_hand():
     assert dg.negative_share(np.array([-1.0, -0.0, 0.0, 2.0])) == 0.25  # -0.0 is not negative
     assert dg.grad_norm(np.array([[3.0, 0.0], [0.0, 4.0]], np.float32)) == 5.0
+    assert dg.grad_norm(np.full(4, 3e30, np.float32)) == pytest.approx(6e30)  # squares overflow float32
     assert dg.exact_zeros(np.array([0.0, -0.0, 1e-45, -1.0])) == 2
     assert dg.dead_share(np.array([0, 3, 0, 1])) == 0.5
     assert dg.dead_share(np.int64(0)) == 1.0
@@ -116,6 +117,24 @@ def test_monitor_leaves_results_and_backend_alone(isa, dtype, rng):
     assert all("forward" not in m.__dict__ and "forward_activation" not in m.__dict__ for m in watched.modules())
 
 
+@pytest.mark.parametrize("shape", [(7,), (5, 6), (3, 4, 5), (2, 3, 8, 8), (0, 3)], ids=str)
+@pytest.mark.parametrize("layer", [nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU])
+def test_monitor_counts_every_shape(isa, dtype, rng, shape, layer):
+    """Short channel runs are counted in NumPy, long ones by the kernel: the same counts either way."""
+    x = rng.standard_normal(shape).astype(dtype)
+    x.reshape(-1)[:1] = 0.0  # an exact zero is not positive
+    model = nn.Sequential(layer())
+    with dg.Monitor(model) as monitor:
+        y = model(x)
+        assert np.array_equal(y, nn.Sequential(layer())(x))
+        monitor.step()
+    positive = reference.relu(x) > 0  # every watched activation is positive exactly where x is
+    channels = (positive.reshape(shape[0], shape[1], int(np.prod(shape[2:]))).sum(axis=(0, 2)) if x.ndim >= 2
+                else positive.sum())
+    assert monitor.history["active"]["0"] == [pytest.approx(positive.sum() / max(x.size, 1))]
+    assert monitor.dead_units()["0"] == pytest.approx(np.mean(np.atleast_1d(channels) == 0))
+
+
 def test_monitor_counts_exact_zeros(isa, dtype):
     model = nn.Sequential(nn.ReLU(grad_at_zero=0.5), nn.ReLU())
     with dg.Monitor(model, count_zeros=True) as monitor:
@@ -164,6 +183,26 @@ def test_monitor_outputs(tmp_path, monkeypatch):
         monitor.plot(tmp_path / "n.png")
 
 
-def test_monitor_rejects_a_non_module():
+def test_monitor_weight_every():
+    model = _tiny(np.float32)
+    monitors = []
+    for every in (3, 0):
+        with dg.Monitor(model, weight_every=every) as monitor:
+            with pytest.raises(ValueError, match="already watched"):
+                dg.Monitor(model)
+            for _ in range(7):
+                model(np.ones((2, 2), np.float32))
+                monitor.step()
+        monitors.append(monitor)
+    every3, never = monitors
+    assert len(every3.history["negative_weights"]["0"]) == 3  # steps 0, 3 and 6
+    assert len(every3.history["active"]["1"]) == 7
+    assert not never.history["negative_weights"] and len(never.history["active"]["1"]) == 7
+
+
+def test_monitor_rejects_bad_arguments():
     with pytest.raises(TypeError, match="relucore.nn.Module"):
         dg.Monitor(lambda x: x)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="weight_every"):
+            dg.Monitor(_tiny(np.float32), weight_every=bad)

@@ -48,9 +48,12 @@ def negative_share(weight) -> float:
 
 
 def grad_norm(grad) -> float:
-    """The Euclidean norm of ``grad`` (all entries), accumulated in float64."""
-    g = np.asarray(grad, dtype=np.float64).ravel()
-    return float(np.sqrt(g @ g))
+    """The Euclidean norm of ``grad`` (all entries)."""
+    g = np.asarray(grad).ravel()
+    sq = float(np.vdot(g, g))  # BLAS, in the gradient's dtype: fast and, for a sum of squares, accurate
+    if not np.isfinite(sq):  # float32 squares can overflow where float64 ones do not
+        sq = float(np.einsum("i,i->", g, g, dtype=np.float64))
+    return float(np.sqrt(sq))
 
 
 def sign_coherence(grad) -> float:
@@ -68,8 +71,9 @@ def sign_coherence(grad) -> float:
     """
     g = np.asarray(grad)
     g = g.reshape(g.shape[0] if g.ndim >= 2 else 1, -1)
-    pos = np.count_nonzero(g > 0, axis=1)
-    neg = np.count_nonzero(g < 0, axis=1)
+    count = np.int32 if g.shape[1] < 2**31 else np.int64  # int32 sums run twice as fast
+    pos = np.sum(g > 0, axis=1, dtype=count)
+    neg = np.sum(g < 0, axis=1, dtype=count)
     nz = pos + neg
     rows = nz > 0
     if not rows.any():
@@ -115,6 +119,9 @@ class _Units:
             self.zeros = (self.zeros or 0) + zeros
 
 
+_SHORT_RUN = 64  # elements per channel run below which counting in NumPy beats the kernel's count
+
+
 class _CountingBackend:
     """A kernel backend for :mod:`relucore.nn._functions` that passes every call to ``base`` but asks
     the activation kernels for their positive counts and hands them to ``units``."""
@@ -126,9 +133,21 @@ class _CountingBackend:
         return getattr(self._base, name)
 
     def _activation(self, name, x, *args, return_counts=False, **kwargs):
-        r = getattr(self._base, name)(x, *args, return_counts=True, **kwargs)
+        f = getattr(self._base, name)
         x = np.asarray(x)
-        self._units.add(r[-1], x.size, exact_zeros(x) if self._count_zeros else None)
+        zeros = exact_zeros(x) if self._count_zeros else None  # before an in-place call changes x
+        per_channel = x.shape[0] * x.shape[1] if x.ndim >= 2 else 0
+        if per_channel and x.size // per_channel < _SHORT_RUN and not return_counts:
+            # the kernel counts one channel run at a time, which is slower than a NumPy pass over
+            # y when runs are this short ((N, C) input: one element per run)
+            r = f(x, *args, **kwargs)
+            y = r[0] if isinstance(r, tuple) else r
+            positive = (y > 0) if x.ndim == 2 else (y > 0).reshape(x.shape[0], x.shape[1], -1).sum(axis=2)
+            counts = np.sum(positive, axis=0, dtype=np.int64)
+            self._units.add(counts, x.size, zeros)
+            return r
+        r = f(x, *args, return_counts=True, **kwargs)
+        self._units.add(r[-1], x.size, zeros)
         if return_counts:
             return r
         return r[0] if len(r) == 2 else r[:-1]
@@ -177,17 +196,21 @@ class Monitor:
         count_zeros: also count pre-activations that are exactly 0 (where ReLU'(0) is used). This
             reads each activation input once more, so it is off by default; a batch norm fused with
             its activation never stores the pre-activation and reports no zeros. Default: ``False``.
+        weight_every: record the weight and gradient figures at every ``weight_every``-th step
+            (the first included), or never for 0. They read every weight and gradient once, which
+            for a small MLP is several percent of a step. Default: ``1``.
 
     Attributes:
         history: ``history[metric][layer]`` is a list with one value per :meth:`step` (per
-            :meth:`epoch` for ``"dead"``). Metrics: ``"active"``, ``"zeros"``, ``"dead"``,
-            ``"negative_weights"``, ``"grad_norm"``, ``"sign_coherence"``.
+            :meth:`epoch` for ``"dead"``, per recorded step for the weight figures). Metrics:
+            ``"active"``, ``"zeros"``, ``"dead"``, ``"negative_weights"``, ``"grad_norm"``,
+            ``"sign_coherence"``.
         steps: the number of :meth:`step` calls so far.
     """
 
     _METRICS = ("active", "zeros", "dead", "negative_weights", "grad_norm", "sign_coherence")
 
-    def __init__(self, model, count_zeros: bool = False) -> None:
+    def __init__(self, model, count_zeros: bool = False, weight_every: int = 1) -> None:
         from .nn import ELU, BatchNorm1d, BatchNorm2d, LeakyReLU, Module, ReLU, ReLU6
         from .nn import _functions
 
@@ -195,6 +218,9 @@ class Monitor:
             raise TypeError(f"model must be a relucore.nn.Module, got {type(model).__name__}")
         self._F = _functions
         self.count_zeros = bool(count_zeros)
+        if isinstance(weight_every, bool) or not isinstance(weight_every, (int, np.integer)) or weight_every < 0:
+            raise ValueError(f"weight_every must be an int >= 0, got {weight_every!r}")
+        self.weight_every = int(weight_every)
         self.history: Dict[str, Dict[str, List[float]]] = {m: {} for m in self._METRICS}
         self.steps = 0
         self._units: Dict[str, _Units] = {}
@@ -213,6 +239,9 @@ class Monitor:
                 self._kinds[name] = type(m).__name__
 
     def _watch(self, name: str, module, attr: str, kind: str) -> None:
+        if attr in module.__dict__:
+            self.close()
+            raise ValueError(f"layer {name!r} is already watched by another Monitor (close that one first)")
         units = self._units[name] = _Units()
         self._kinds[name] = kind
         original = getattr(module, attr)
@@ -254,7 +283,8 @@ class Monitor:
             if u.zeros is not None:
                 self._append("zeros", name, float(u.zeros))
             u.step_counts, u.step_size, u.zeros = None, 0, None
-        for name, w in self._weights:
+        weights = self._weights if self.weight_every and self.steps % self.weight_every == 0 else ()
+        for name, w in weights:
             self._append("negative_weights", name, negative_share(w.data))
             if w.grad is not None:
                 self._append("grad_norm", name, grad_norm(w.grad))
@@ -321,8 +351,9 @@ class Monitor:
         metrics = [m for m in self._METRICS if self.history[m]]
         fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(3.2 * max(len(metrics), 1), 2.8), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
+            every = self.weight_every if metric in ("negative_weights", "grad_norm", "sign_coherence") else 1
             for layer, values in self.history[metric].items():
-                ax.plot(values, label=layer, lw=1)
+                ax.plot(np.arange(len(values)) * every, values, label=layer, lw=1)
             ax.set_title(metric, fontsize=9)
             ax.set_xlabel("epoch" if metric == "dead" else "step", fontsize=8)
             ax.tick_params(labelsize=7)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from typing import List, Optional
 
@@ -49,13 +48,14 @@ def run(name: str, seed: int = 0, seeds: int = 3, quick: bool = False, out: Opti
         seed: the first seed. Default: ``0``.
         seeds: how many seeds (the conclusion reports their spread). Default: ``3``.
         quick: a smaller run (seconds instead of about a minute), for tests. Default: ``False``.
-        out: a directory for ``NAME.csv`` and ``NAME.png``, or ``None`` to write nothing.
+        out: a directory for ``NAME.csv`` and ``NAME.png`` (listed in ``result.files``), or ``None``
+            to write nothing.
         progress: draw a progress bar on stderr. Default: ``False``.
     """
     module = _module(name)
     result = module.run(seed_list(seed, seeds), quick=quick, progress=progress)
     if out is not None:
-        write_outputs(result, out, module.plot)
+        result.files = write_outputs(result, out, module.plot)
     return result
 
 
@@ -74,8 +74,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"{result.name} (seeds {result.seeds[0]}..{result.seeds[-1]}{', quick' if args.quick else ''})")
     print(result.table())
     print(result.conclusion)
-    written = sorted(f for f in os.listdir(args.out) if f.startswith(result.name + "."))
-    print("wrote " + ", ".join(os.path.join(args.out, f) for f in written))
+    print("wrote " + ", ".join(result.files))
     return 0
 
 

@@ -27,6 +27,7 @@ class Result:
     metrics: Dict[str, float] = field(default_factory=dict)
     series: dict = field(default_factory=dict)
     seeds: List[int] = field(default_factory=list)
+    files: List[str] = field(default_factory=list)
 
     def table(self) -> str:
         return format_table(self.headers, self.rows)
@@ -219,3 +220,46 @@ def plot_dead(result: Result, fig, rates: Sequence[float], keys: Sequence[str]) 
             ax.plot(np.arange(1, len(c) + 1), 100 * c, marker="o", ms=3, lw=1, label=k)
         ax.legend(fontsize=7)
         style(ax, f"learning rate {lr:g}", "epoch", "dead units (%)")
+
+
+BLOB_FEATURES, BLOB_CLASSES = 16, 4  # the data of compare_dead_units
+
+
+def compare_dead_units(name: str, seeds: Sequence[int], variants: Sequence[str], rates: Sequence[float],
+                       make_model: Callable[[str, int], object], quick: bool, progress: bool):
+    """Train ``make_model(variant, seed)`` with Adam at each learning rate on :func:`blob_split`
+    data (``BLOB_FEATURES`` features, ``BLOB_CLASSES`` classes) and tabulate the dead units and
+    accuracy; returns ``(share, headers, rows, metrics, curves)``: ``share(variant, lr, "dead" or
+    "acc")`` is the last epoch's dead share or the test accuracy as "mean ± std%" over seeds, and
+    the metrics ``dead_<variant>_<lr>`` and ``acc_<variant>_<lr>`` are their means."""
+    from .. import optim
+
+    epochs, n = (3, 512) if quick else (12, 4096)
+
+    def one_seed(seed, bar):
+        data = blob_split(seed, n, BLOB_FEATURES, BLOB_CLASSES)
+        out = {}
+        for lr in rates:
+            for v in variants:
+                model = make_model(v, seed)
+                out[v, lr] = train_watched(model, data, optim.Adam(model.parameters(), lr=lr), epochs, 32,
+                                           np.random.default_rng(seed + 1), bar)
+        return out
+
+    runs = run_seeds(seeds, one_seed, name, progress, epochs * len(variants) * len(rates))
+    rows, metrics, curves = [], {}, {}
+    for lr in rates:
+        for v in variants:
+            rs = [r[v, lr] for r in runs]
+            rows.append([v, f"{lr:g}", pct(r["dead"][0] for r in rs), pct(r["dead"][-1] for r in rs),
+                         pct(max(r["dead"]) for r in rs), pct(r["acc"] for r in rs),
+                         spread(r["losses"][-1] for r in rs)])
+            metrics[f"dead_{v}_{lr:g}"] = float(np.mean([r["dead"][-1] for r in rs]))
+            metrics[f"acc_{v}_{lr:g}"] = float(np.mean([r["acc"] for r in rs]))
+            curves[v, lr] = np.mean([r["dead"] for r in rs], axis=0)
+    headers = ["lr", "dead, epoch 1", "dead, last epoch", "dead, worst epoch", "test accuracy", "final loss"]
+
+    def share(variant, lr, key):
+        return pct(r[variant, lr][key][-1] if key == "dead" else r[variant, lr][key] for r in runs)
+
+    return share, headers, rows, metrics, curves

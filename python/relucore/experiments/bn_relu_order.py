@@ -1,22 +1,23 @@
 """bn-relu-order: batch norm before or after ReLU, at an ordinary and at a provoking learning rate.
 
-An MLP with three hidden layers of 64 units is trained by SGD on generated blobs with each hidden
-layer as Linear -> BatchNorm -> ReLU (the usual order, run fused) or Linear -> ReLU -> BatchNorm,
-with PyTorch's default initialisation, at learning rate 0.05 and at 2.0 (high enough to provoke dying
-units), next to the same network without batch norm. A :class:`relucore.diagnostics.Monitor`
+An MLP with three hidden layers of 64 units is trained by Adam on generated overlapping blobs with
+each hidden layer as Linear -> BatchNorm -> ReLU (the usual order, run fused) or
+Linear -> ReLU -> BatchNorm, with PyTorch's default initialisation, at Adam's default learning rate
+0.001 and at 0.1 (high enough to provoke dying units; plain SGD at such rates diverges before units
+die), next to the same network without batch norm. A :class:`relucore.diagnostics.Monitor`
 records the share of dead units (never positive over an epoch) from the activation kernels' counts.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from .. import nn, optim
-from ._common import Result, blob_split, pct, plot_dead, run_seeds, spread, train_watched
+from .. import nn
+from ._common import BLOB_CLASSES as CLASSES
+from ._common import BLOB_FEATURES as FEATURES
+from ._common import Result, compare_dead_units, plot_dead
 
 ORDERS = ("bn-relu", "relu-bn", "no bn")
 RATES = (1e-3, 0.1)
-FEATURES, WIDTH, CLASSES = 16, 64, 4
+WIDTH = 64
 
 
 def _model(order: str, seed: int) -> nn.Sequential:
@@ -34,47 +35,28 @@ def _model(order: str, seed: int) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(WIDTH, CLASSES))
 
 
-def _one_seed(seed: int, bar, epochs: int, n: int) -> dict:
-    data = blob_split(seed, n, FEATURES, CLASSES)
-    out = {}
-    for lr in RATES:
-        for order in ORDERS:
-            model = _model(order, seed)
-            opt = optim.Adam(model.parameters(), lr=lr)
-            out[order, lr] = train_watched(model, data, opt, epochs, 32, np.random.default_rng(seed + 1), bar)
-    return out
-
-
 def run(seeds, quick: bool = False, progress: bool = False) -> Result:
-    epochs, n = (3, 512) if quick else (12, 2048)
-    runs = run_seeds(seeds, lambda s, bar: _one_seed(s, bar, epochs, n), "bn-relu-order", progress,
-                     epochs * len(ORDERS) * len(RATES))
-    rows, metrics, curves = [], {}, {}
-    for lr in RATES:
-        for order in ORDERS:
-            rs = [r[order, lr] for r in runs]
-            rows.append([order, f"{lr:g}", pct(r["dead"][0] for r in rs), pct(r["dead"][-1] for r in rs),
-                         pct(max(r["dead"]) for r in rs), pct(r["acc"] for r in rs),
-                         spread(r["losses"][-1] for r in rs)])
-            metrics[f"dead_{order}_{lr:g}"] = float(np.mean([r["dead"][-1] for r in rs]))
-            metrics[f"acc_{order}_{lr:g}"] = float(np.mean([r["acc"] for r in rs]))
-            curves[order, lr] = np.mean([r["dead"] for r in rs], axis=0)
+    share, headers, rows, metrics, curves = compare_dead_units("bn-relu-order", seeds, ORDERS, RATES, _model, quick,
+                                                               progress)
     lo, hi = RATES
 
     def dead(order, lr):
-        return pct(r[order, lr]["dead"][-1] for r in runs)
+        return share(order, lr, "dead")
 
     def acc(order, lr):
-        return pct(r[order, lr]["acc"] for r in runs)
+        return share(order, lr, "acc")
 
-    fewer = "fewer" if metrics[f"dead_bn-relu_{hi:g}"] <= metrics[f"dead_relu-bn_{hi:g}"] else "more"
+    d_before, d_after = metrics[f"dead_bn-relu_{hi:g}"], metrics[f"dead_relu-bn_{hi:g}"]
+    a_before, a_after = metrics[f"acc_bn-relu_{hi:g}"], metrics[f"acc_relu-bn_{hi:g}"]
+    dead_word = "more" if d_before > d_after else "fewer" if d_before < d_after else "as many"
+    acc_word = "a higher" if a_before > a_after else "a lower" if a_before < a_after else "the same"
     conclusion = (f"At learning rate {hi:g} the last epoch leaves {dead('bn-relu', hi)} of the units dead with batch "
                   f"norm before ReLU, {dead('relu-bn', hi)} with it after and {dead('no bn', hi)} without it "
                   f"(accuracy {acc('bn-relu', hi)}, {acc('relu-bn', hi)}, {acc('no bn', hi)}), so BN before ReLU "
-                  f"keeps {fewer} units alive than after it, against {dead('bn-relu', lo)}, {dead('relu-bn', lo)} "
-                  f"and {dead('no bn', lo)} dead at learning rate {lo:g} (mean ± std over {len(seeds)} seeds).")
-    headers = ["order", "lr", "dead, epoch 1", "dead, last epoch", "dead, worst epoch", "test accuracy", "final loss"]
-    return Result("bn-relu-order", headers, rows, conclusion, metrics, dict(curves=curves), list(seeds))
+                  f"leaves {dead_word} dead units than BN after it, with {acc_word} accuracy, against "
+                  f"{dead('bn-relu', lo)}, {dead('relu-bn', lo)} and {dead('no bn', lo)} dead at learning rate {lo:g} "
+                  f"(mean ± std over {len(seeds)} seeds).")
+    return Result("bn-relu-order", ["order"] + headers, rows, conclusion, metrics, dict(curves=curves), list(seeds))
 
 
 def plot(result: Result, fig) -> None:

@@ -80,7 +80,7 @@ def run(seeds, quick: bool = False, progress: bool = False) -> Result:
     runs, steps = (1, 40) if quick else (4, 500)
     per_seed = run_seeds(seeds, lambda s, bar: _one_seed(s, bar, quick, runs, steps), "relu-grad-at-zero",
                          progress, runs * len(DTYPES))
-    rows, metrics, curves = [], {}, {}
+    rows, metrics, curves, changed_share = [], {}, {}, {}
     for dtype in DTYPES:
         d = np.dtype(dtype).name
         cell = [[v for (r, dn), v in s.items() if dn == d] for s in per_seed]  # per seed, its runs
@@ -98,6 +98,7 @@ def run(seeds, quick: bool = False, progress: bool = False) -> Result:
             curves[d, g] = mean_curve([v[g]["losses"] for c in cell for v in c])
         metrics[f"{d}_zeros"] = float(np.mean(zeros))
         metrics[f"{d}_runs_changed"] = float(np.mean(diverged))
+        changed_share[d] = diverged
         metrics[f"{d}_steps_changed"] = float(np.mean(changed_steps))
     total = len(seeds) * runs
     per_run = steps * BATCH * HIDDEN  # hidden pre-activations computed in one run
@@ -105,7 +106,8 @@ def run(seeds, quick: bool = False, progress: bool = False) -> Result:
     f32, f64 = metrics["float32_runs_changed"], metrics["float64_runs_changed"]
     gap = max(metrics[f"{np.dtype(d).name}_gap_{g:g}"] for d in DTYPES for g in GRADS)
     compare = ("close to" if 0.25 <= f32 <= 0.75 else "below" if f32 < 0.25 else "above")
-    conclusion = (f"ReLU'(0) changed the training in {100 * f32:.0f}% of {total} float32 runs, with "
+    conclusion = (f"ReLU'(0) changed the training in {round(f32 * total)} of {total} float32 runs "
+                  f"({pct(changed_share['float32'])} per seed), with "
                   f"{metrics['float32_zeros']:.1f} exact-zero pre-activations per run of {per_run:.2g} "
                   f"({metrics['float32_zero_rate']:.1g} each), and in {100 * f64:.0f}% of the float64 runs "
                   f"({metrics['float64_zeros']:.1f} zeros), {compare} the about half of float32 runs reported by "
