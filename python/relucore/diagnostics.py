@@ -4,7 +4,9 @@ gradient norms, gradient-sign coherence and exact-zero pre-activations.
 The dead-unit figures come from the per-channel counts of positive outputs that the activation
 kernels compute in the same pass as the activation (``relu(..., return_counts=True)``,
 ``batch_norm(..., activation=..., return_counts=True)``), so watching them reads no activation
-memory again. The other figures read the parameters and their gradients once per step.
+memory again; only where a channel's elements are few and scattered (``(N, C)`` input), one NumPy
+pass over the output counts them, as that beats the kernel's count there. The other figures read
+the parameters and their gradients once per step.
 
 Example::
 
@@ -85,6 +87,17 @@ def exact_zeros(x) -> int:
     """How many entries of ``x`` are exactly zero (``-0.0`` included): the pre-activations where
     ReLU's derivative at 0 is used at all."""
     return int(np.count_nonzero(np.asarray(x) == 0))
+
+
+def _figure_class():
+    """matplotlib's ``Figure`` (drawn without pyplot, so the caller's backend stays as it is), or
+    None when matplotlib is not installed."""
+    try:
+        import matplotlib  # noqa: F401  (first, so that a blocked package is seen as missing)
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    return Figure
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence], floatfmt: str = "{:.3g}") -> str:
@@ -188,7 +201,9 @@ class Monitor:
 
     The counts come from the activation kernels themselves: while a watched layer runs forward, the
     layers' kernel backend (:mod:`relucore.nn._functions`) is a thin wrapper that adds
-    ``return_counts=True`` to the activation call and strips the counts from the result.
+    ``return_counts=True`` to the activation call and strips the counts from the result (for
+    channels of fewer than 64 contiguous elements, such as ``(N, C)`` input, one NumPy pass over the
+    output counts them instead, which is faster there). The layers' results are the same bits.
 
     Args:
         model: the module to watch. Its activation layers get a wrapped ``forward`` until
@@ -197,8 +212,9 @@ class Monitor:
             reads each activation input once more, so it is off by default; a batch norm fused with
             its activation never stores the pre-activation and reports no zeros. Default: ``False``.
         weight_every: record the weight and gradient figures at every ``weight_every``-th step
-            (the first included), or never for 0. They read every weight and gradient once, which
-            for a small MLP is several percent of a step. Default: ``1``.
+            (the first included), or never for 0. They read every weight and gradient once:
+            negligible next to a convolution's step, but about a quarter of the step of an MLP with
+            400 000 weights at batch 128 (docs/experiments.md). Default: ``1``.
 
     Attributes:
         history: ``history[metric][layer]`` is a list with one value per :meth:`step` (per
@@ -340,16 +356,13 @@ class Monitor:
 
     def plot(self, path: Union[str, os.PathLike]) -> None:
         """Draw the history (one panel per metric) to an image file; needs matplotlib."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError as e:
+        Figure = _figure_class()
+        if Figure is None:
             raise ImportError("Monitor.plot needs matplotlib (pip install 'relucore[examples]'); "
-                              "Monitor.to_csv writes the same numbers") from e
+                              "Monitor.to_csv writes the same numbers")
         metrics = [m for m in self._METRICS if self.history[m]]
-        fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(3.2 * max(len(metrics), 1), 2.8), squeeze=False)
+        fig = Figure(figsize=(3.2 * max(len(metrics), 1), 2.8))
+        axes = fig.subplots(1, max(len(metrics), 1), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
             every = self.weight_every if metric in ("negative_weights", "grad_norm", "sign_coherence") else 1
             for layer, values in self.history[metric].items():
@@ -361,4 +374,3 @@ class Monitor:
             axes[0][0].legend(fontsize=6)
         fig.tight_layout()
         fig.savefig(path, dpi=80)
-        plt.close(fig)

@@ -12,7 +12,7 @@ from typing import Callable, Dict, Iterable, List, Sequence
 
 import numpy as np
 
-from ..diagnostics import format_table
+from ..diagnostics import _figure_class, format_table
 
 
 @dataclass
@@ -139,19 +139,14 @@ def write_outputs(result: Result, out_dir: str, plot: Callable[[Result, object],
         w = csv.writer(f)
         w.writerow(result.headers)
         w.writerows(result.rows)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    Figure = _figure_class()
+    if Figure is None:
         return paths
-    fig = plt.figure(figsize=(9, 3.4))
+    fig = Figure(figsize=(9, 3.4))
     plot(result, fig)
     fig.tight_layout()
     paths.append(os.path.join(out_dir, f"{result.name}.png"))
     fig.savefig(paths[-1], dpi=72)
-    plt.close(fig)
     return paths
 
 

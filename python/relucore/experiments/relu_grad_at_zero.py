@@ -2,12 +2,15 @@
 
 A two-layer network written with the plain functions (linear, relu, relu_backward, cross_entropy;
 64 inputs, 512 hidden units, batches of 256) is trained by SGD on generated 8-bit images with
-ReLU'(0) = 0, 1/2 and 1, from the same seed and the same batches, in float32 and in float64. Recorded per run: the loss curve, how many hidden
-pre-activations were exactly 0, at how many steps the backward result depended on ReLU'(0) (a zero
-pre-activation receiving a non-zero gradient), and whether the trained weights differ from the
-ReLU'(0) = 0 run at all. Bertoin et al. (2021), "Numerical influence of ReLU'(0) on
-backpropagation", report that the choice changes the result in about half of float32 training runs
-and practically never in float64, and that batch norm damps its effect.
+ReLU'(0) = 0, 1/2 and 1, from the same seed and the same batches, in float32 and in float64.
+Recorded per run: the loss curve, how many hidden pre-activations were exactly 0, at how many steps
+the backward result depended on ReLU'(0) (a zero pre-activation receiving a non-zero gradient), and
+whether the trained weights differ from the ReLU'(0) = 0 run at all. The three runs are the same bit
+for bit until such a step, so the other two are trained only when the ReLU'(0) = 0 run met one.
+
+Bertoin et al. (2021), "Numerical influence of ReLU'(0) on backpropagation" (NeurIPS), report that
+backpropagation outputs vary with ReLU'(0) in about half of float32 runs, never in float64, and
+that batch norm and Adam buffer the effect.
 """
 
 from __future__ import annotations
