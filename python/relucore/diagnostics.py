@@ -60,8 +60,8 @@ def grad_norm(grad) -> float:
 
 def sign_coherence(grad) -> float:
     r"""Gradient-sign coherence of a weight gradient: for each row (output unit: axis 0, the rest
-    flattened; a 1-D gradient is one row), the share of its non-zero entries that have the row's majority sign, averaged over
-    the rows with any non-zero entry.
+    flattened; a 1-D gradient is one row), the share of its non-zero entries that have the row's
+    majority sign, averaged over the rows with any non-zero entry.
 
     1.0 means every weight of a unit moves the same way in this step (what all-positive inputs
     force for one example); about 0.5 means the signs are balanced. NaN if no entry is non-zero.

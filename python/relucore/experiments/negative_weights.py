@@ -48,8 +48,8 @@ def _one_seed(seed: int, bar, quick: bool) -> dict:
         layers = {}
         for name, p in _weights(model):
             w0 = before[name]
-            layers[name] = dict(before=negative_share(w0), after=negative_share(p.data),
-                                flipped=float(np.count_nonzero((w0 > 0) & (p.data < 0)) / max(np.count_nonzero(w0 > 0), 1)))
+            flipped = np.count_nonzero((w0 > 0) & (p.data < 0)) / max(np.count_nonzero(w0 > 0), 1)
+            layers[name] = dict(before=negative_share(w0), after=negative_share(p.data), flipped=float(flipped))
         out[wd] = dict(layers=layers, acc=accuracy(model, x[n:], y[n:]))
     return out
 
@@ -78,8 +78,8 @@ def run(seeds, quick: bool = False, progress: bool = False) -> Result:
     verdict = "still negative" if lowest > 0.25 else "negative in most layers"
     conclusion = (f"Weights of a trained ReLU CNN are {verdict}: {pct(after)} of them without weight decay and "
                   f"{pct(after_wd)} with weight decay {DECAYS[1]:g}, against {pct(before)} at initialisation "
-                  f"(lowest layer {100 * lowest:.0f}%), and {pct(flipped)} of the initially positive weights "
-                  f"turned negative (mean ± std over {len(seeds)} seeds).")
+                  f"(lowest layer of any run {100 * lowest:.0f}%), and {pct(flipped)} of the initially positive "
+                  f"weights turned negative (mean ± std over {len(seeds)} seeds).")
     series = dict(names=names, before=[np.mean([r[0.0]["layers"][n]["before"] for r in runs]) for n in names],
                   after={wd: [np.mean([r[wd]["layers"][n]["after"] for r in runs]) for n in names] for wd in DECAYS})
     return Result("negative-weights", ["layer", "negative at init", "after, no decay", f"after, decay {DECAYS[1]:g}",

@@ -100,8 +100,9 @@ def run(seeds, quick: bool = False, progress: bool = False) -> Result:
                   f"{fs['sigmoid']} per layer with sigmoid, {fs['tanh']} with tanh and {fs['relu']} with ReLU "
                   f"({fs['leaky_relu']} Leaky ReLU, {fs['elu']} ELU), so over {DEPTH} layers the first layer's "
                   f"gradient is {metrics[f'ratio_{order[0]}']:.2g} times the last one's with {order[0]} and "
-                  f"{metrics[f'ratio_{order[-1]}']:.2g} times with {order[-1]}, and relu(relu(x)) equalled relu(x) bit for bit in "
-                  f"{total - bad} of {total} float32/float64 values (mean ± std over {len(seeds)} seeds).")
+                  f"{metrics[f'ratio_{order[-1]}']:.2g} times with {order[-1]}, and relu(relu(x)) equalled "
+                  f"relu(x) bit for bit in {total - bad} of {total} float32/float64 values (mean ± std over "
+                  f"{len(seeds)} seeds).")
     headers = ["activation", "grad norm, last hidden layer", "grad norm, first layer", "first / last",
                "factor per layer"]
     return Result("vanishing", headers, rows, conclusion, metrics, dict(curves=curves), list(seeds))
