@@ -10,6 +10,7 @@ one's), so switching the backend from another thread never mixes the two within 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import threading
@@ -48,5 +49,23 @@ def pinned(method):
     return run
 
 
+def current() -> ModuleType:
+    """The backend of the calling thread's layer calls now: the one pinned by the call in progress,
+    else the process-wide one."""
+    return getattr(_pinned, "backend", None) or _backend
+
+
+@contextlib.contextmanager
+def override(module: ModuleType):
+    """Run the calling thread's layer calls inside the block on ``module``, whatever the process-wide
+    backend (for wrappers such as relucore.diagnostics' counting backend)."""
+    previous = getattr(_pinned, "backend", None)
+    _pinned.backend = module
+    try:
+        yield
+    finally:
+        _pinned.backend = previous
+
+
 def __getattr__(name: str):
-    return getattr(getattr(_pinned, "backend", None) or _backend, name)
+    return getattr(current(), name)
