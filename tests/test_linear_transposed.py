@@ -12,7 +12,7 @@ import pytest
 import relucore.reference as R
 from _conv_helpers import assert_terms_close
 from _helpers import assert_bitwise
-from test_linear import _abs64, check
+from test_linear import _abs64, by_threads, check
 
 SHAPES = [  # (rows, in_features, out_features)
     (5, 7, 4),
@@ -99,14 +99,7 @@ def test_no_copy(rc):
 def test_depth_split_threads_bitwise(rc, gemm, dtype, gemm_shape, transposed, rng):
     x, wt, b, dy = _operands(rng, dtype, *gemm_shape)
     w = wt.T if transposed else np.ascontiguousarray(wt.T)
-    before = rc.get_num_threads()
-    res = []
-    try:
-        for t in (1, 2):
-            rc.set_num_threads(t)
-            res.append((rc.linear(x, w, b), *rc.linear_backward(dy, x, w)))
-    finally:
-        rc.set_num_threads(before)
+    res = by_threads(rc, x, w, b, dy)
     assert_bitwise(res[1][0], res[0][0], "y (split along the depth): 2 threads vs 1")
     ax, aw, ab, ady = _abs64(x, w, b, dy)
     for name, one, two, t in zip(("dx", "dweight", "dbias"), res[0][1:], res[1][1:], R.linear_backward(ady, ax, aw)):

@@ -16,16 +16,17 @@ namespace ops {
 // (thread splits fall on multiples of it).
 int64_t gemm_align();
 
-// f(i0, i1, j0, j1) -> bool over blocks of an m x n output split across nt threads, along its
-// longer side: every block packs the whole of the operand along the other side again, so that one
-// should be the smaller (columns fall on multiples of the GEMM's tile width, rows on 16). nt = 1
-// is a plain call. False if any block's f was.
-template <class F> bool par_blocks(int nt, i64 m, i64 n, i64 k, F&& f) {
+// f(i0, i1, j0, j1) -> bool over blocks of an m x n output split across nt threads: by columns
+// (multiples of the GEMM's tile width), or by rows when the output is narrow. With `longer`, along
+// the longer side when both would do: each block packs the whole operand along the other side
+// again, so that one should be the smaller (linear layers; convolution builds its columns per
+// block, and keeps columns). nt = 1 is a plain call. False if any block's f was.
+template <class F> bool par_blocks(int nt, i64 m, i64 n, i64 k, F&& f, bool longer = false) {
     nt = cap(nt, m * n * k, kGrainFlops);
     const i64 align = gemm_align();
     const bool cols_ok = n >= align * nt, rows_ok = m >= 16 * nt;
     std::atomic<bool> ok{true};
-    if (nt > 1 && cols_ok && (n >= m || !rows_ok))
+    if (nt > 1 && cols_ok && (!longer || n >= m || !rows_ok))
         parallel_range(n, align, align, nt, [&](i64 j0, i64 j1, int) { if (!f(0, m, j0, j1)) ok = false; });
     else if (nt > 1 && rows_ok)
         parallel_range(m, 16, 16, nt, [&](i64 i0, i64 i1, int) { if (!f(i0, i1, 0, n)) ok = false; });
@@ -38,11 +39,11 @@ template <class F> bool par_blocks(int nt, i64 m, i64 n, i64 k, F&& f) {
 // the same cores fight, see docs/performance.md), block by block as par_blocks splits C.
 template <class T>
 bool par_gemm(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta,
-              T* c, i64 ldc) {
+              T* c, i64 ldc, bool longer = false) {
     return par_blocks(nt, m, n, k, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
         return gemm(ta, tb, i1 - i0, j1 - j0, k, alpha, ta == Tr::N ? a + i0 * lda : a + i0, lda,
                     tb == Tr::N ? b + j0 : b + j0 * ldb, ldb, beta, c + i0 * ldc + j0, ldc);
-    });
+    }, longer);
 }
 
 // The depth split: a small output (too few columns or rows to share out whole tiles evenly, e.g.
@@ -83,12 +84,13 @@ bool gemm_ksplit(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a,
     return true;
 }
 
-// par_gemm, or gemm_ksplit for the shapes use_ksplit picks.
+// The GEMM of a linear layer: gemm_ksplit for the shapes use_ksplit picks, else par_gemm split
+// along the longer side.
 template <class T>
 bool par_gemm_any(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb,
                   T beta, T* c, i64 ldc) {
     if (use_ksplit(m, n, k)) return gemm_ksplit(nt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return par_gemm(nt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return par_gemm(nt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, true);
 }
 
 }  // namespace ops
