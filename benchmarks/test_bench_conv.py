@@ -27,7 +27,9 @@ SMALL_LAYERS = (
 CASES = (
     [c for lay in SMALL_LAYERS for c in conv.layer_cases(lay, np.float32, peak_memory=False)]
     + conv.linear_cases(np.float32, 64, 256, 256)
+    + conv.linear_wt_cases(np.float32, 16, 1100, 12)
     + conv.pool_cases(np.float32, (4, 16, 28, 28))
+    + conv.pool_cases(np.float32, (4, 6, 24, 24))[:1]
 )
 
 

@@ -16,7 +16,8 @@ M_EDGES = (0, 1, 3, 5, 7, 8, 9, 13, 17, 193)
 N_EDGES = (0, 1, 7, 9, 15, 17, 23, 25, 47, 48, 49, 97, 241, 481)
 K_EDGES = (0, 1, 2, 255, 256, 257, 513)
 CASES = ([(m, 25, 19) for m in M_EDGES] + [(9, n, 19) for n in N_EDGES] + [(9, 25, k) for k in K_EDGES]
-         + [(193, 481, 257)])
+         + [(193, 481, 257)]
+         + [(m, n, 33) for m in (1, 4) for n in (48, 64, 65, 129)])  # the unpacked forms of 1..4 rows
 TRANS = ((False, False), (True, False), (False, True), (True, True))
 
 

@@ -156,9 +156,8 @@ def test_empty_batch_native(rc, dtype):
         assert_bitwise(g, e)
 
 
-def test_threads_native(rc, dtype, rng):
-    x, w = rng.standard_normal((256, 128)).astype(dtype), rng.standard_normal((64, 128)).astype(dtype)
-    b, dy = rng.standard_normal(64).astype(dtype), rng.standard_normal((256, 64)).astype(dtype)
+def by_threads(rc, x, w, b, dy):
+    """``[(y, dx, dweight, dbias)]`` with 1 thread, then with 2."""
     before = rc.get_num_threads()
     res = []
     try:
@@ -167,6 +166,13 @@ def test_threads_native(rc, dtype, rng):
             res.append((rc.linear(x, w, b), *rc.linear_backward(dy, x, w)))
     finally:
         rc.set_num_threads(before)
+    return res
+
+
+def test_threads_native(rc, dtype, rng):
+    x, w = rng.standard_normal((256, 128)).astype(dtype), rng.standard_normal((64, 128)).astype(dtype)
+    b, dy = rng.standard_normal(64).astype(dtype), rng.standard_normal((256, 64)).astype(dtype)
+    res = by_threads(rc, x, w, b, dy)
     ax, aw, ab, ady = _abs64(x, w, b, dy)
     terms = (R.linear(ax, aw, ab), *R.linear_backward(ady, ax, aw))
     for name, one, two, t in zip(("y", "dx", "dweight", "dbias"), *res, terms):

@@ -168,6 +168,9 @@ POOLS = [
     Pool(3, 1, 1, 1, 1),                          # 1 pixel
     Pool(2, 3, 6, 70, 2),                         # 2x2/2 rows of 35 outputs: whole vectors and a remainder
     Pool(1, 2, 7, 67, 2),                         # odd width and height: the last column/row unused
+    Pool(2, 3, 24, 24, 2),                        # 2x2/2 rows narrower than a vector: masked stores
+    Pool(2, 2, 9, 13, 2),                         # narrow rows, odd width and height
+    Pool(1, 3, 4, 3, 2),                          # one output per row
 ]
 
 

@@ -262,6 +262,56 @@ void gemm_dot(i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64
         }
 }
 
+// C = alpha * A B + beta * C for at most kDotM rows of A and B row-major (batch-1 inference with
+// weights stored (in, out)): each row of B is read once, straight from memory, and multiplied into
+// a register tile of kRowNV vectors per row of C; no packing (which would move B twice more).
+#if defined(RC_ISA_AVX512)
+constexpr int kRowNV = 4;  // kDotM * 4 accumulators + 4 B vectors + 1 broadcast (of 32 zmm)
+#else
+constexpr int kRowNV = 3;  // kDotM * 3 + 3 + 1 = 16 ymm
+#endif
+
+template <class T>
+void row_tile(i64 rm, i64 cols, i64 k, const T* a, i64 lda, const T* b, i64 ldb, T alpha, T beta, T* c, i64 ldc) {
+    using V = typename VecOf<T>::type;
+    V acc[kDotM][kRowNV];
+    for (int i = 0; i < kDotM; ++i)
+        for (int v = 0; v < kRowNV; ++v) acc[i][v] = V::zero();
+    const bool whole = cols == kRowNV * V::L;
+    for (i64 p = 0; p < k; ++p) {
+        V bv[kRowNV];
+        for (int v = 0; v < kRowNV; ++v) {
+            const i64 n = cols - v * V::L;
+            bv[v] = whole || n >= V::L ? V::load(b + p * ldb + v * V::L)
+                    : n > 0            ? V::load_tail(b + p * ldb + v * V::L, n)
+                                       : V::zero();
+        }
+        for (int i = 0; i < kDotM; ++i) {
+            if (i >= rm) break;
+            const V av = V::set1(a[i * lda + p]);
+            for (int v = 0; v < kRowNV; ++v) acc[i][v] = mul_add(av, bv[v], acc[i][v]);
+        }
+    }
+    const V va = V::set1(alpha), vb = V::set1(beta);
+    for (int i = 0; i < kDotM && i < rm; ++i)
+        for (int v = 0; v < kRowNV; ++v) {
+            T* q = c + i * ldc + v * V::L;
+            const i64 n = cols - v * V::L;
+            if (n <= 0) break;
+            const V old = beta == T(0) ? V::zero() : n >= V::L ? V::load(q) : V::load_tail(q, n);
+            const V r = beta == T(0) ? va * acc[i][v] : mul_add(vb, old, va * acc[i][v]);
+            if (n >= V::L) r.store(q);
+            else r.store_tail(q, n);
+        }
+}
+
+template <class T>
+void gemm_rows(i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, const T* b, i64 ldb, T beta, T* c, i64 ldc) {
+    constexpr i64 W = kRowNV * VecOf<T>::type::L;
+    for (i64 j = 0; j < n; j += W)
+        row_tile(m, n - j < W ? n - j : W, k, a, lda, b + j, ldb, alpha, beta, c + j, ldc);
+}
+
 // The dot form pays off when packing would dominate: few products per packed element (small m and
 // n) and operands small enough to be re-read from L2 (measured: 16 x 9 x 784 from 6.2 to 2.6 us).
 template <class T> bool use_dot(i64 m, i64 n, i64 k) {
@@ -273,7 +323,9 @@ bool gemm(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, con
           i64 ldc) {
     if (m <= 0 || n <= 0) return true;
     if (k <= 0 || alpha == T(0)) return scale(m, n, beta, c, ldc), true;
-    if (!ta && tb && use_dot<T>(m, n, k)) return gemm_dot(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), true;
+    // at most kDotM rows (batch-1 inference): B is read once in the dot form, whatever its size
+    if (!ta && tb && (m <= kDotM || use_dot<T>(m, n, k))) return gemm_dot(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), true;
+    if (!ta && !tb && m <= kDotM) return gemm_rows(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), true;
     return blocked<T>(ta != 0, m, n, k, alpha, a, lda,
                [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) { pack_b(tb != 0, b, ldb, p0, kc, j0, ncols, dst); },
                beta, c, ldc);

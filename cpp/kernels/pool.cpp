@@ -68,38 +68,57 @@ void max_pool_sized(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
 // 2x2 windows, stride 2, no padding, dilation 1 (the usual pool): L outputs at a time from two
 // vector pairs per input row (even/odd lanes are the window's left/right column). The scan order
 // (0,0), (0,1), (1,0), (1,1) and PyTorch's rule (a larger value or a NaN takes over) are selects,
-// so ties, NaN and -inf give window_max's values and indices; the row's remainder uses it.
+// so ties, NaN and -inf give window_max's values and indices. The row's last n < L outputs are
+// stored masked: rows narrower than a vector (12 outputs of a 24-wide image against 16 float
+// lanes) would otherwise run wholly scalar. Their loads read whole vectors, past the row into the
+// next, while that stays inside the plane (`whole`): masked loads that miss the cache were measured
+// to stall (AVX-512 float32 on 24-wide rows: no faster than the scalar windows).
+template <class T, class V>
+inline void max_pool_2x2s2_run(const T* r0, const T* r1, i64 oh, i64 ow, i64 n, i64 W, bool whole, T* yo,
+                               int64_t* io) {
+    constexpr int L = V::L;
+    V a0, a1, b0, b1;
+    if (n == L || whole) {
+        a0 = V::load(r0 + 2 * ow), a1 = V::load(r0 + 2 * ow + L);
+        b0 = V::load(r1 + 2 * ow), b1 = V::load(r1 + 2 * ow + L);
+    } else {  // the 2n inputs of each row only (a short row may end at the array's end)
+        const i64 lo = 2 * n < L ? 2 * n : L, hi = 2 * n - lo;
+        a0 = V::load_tail(r0 + 2 * ow, lo), a1 = V::load_tail(r0 + 2 * ow + L, hi);
+        b0 = V::load_tail(r1 + 2 * ow, lo), b1 = V::load_tail(r1 + 2 * ow + L, hi);
+    }
+    const V v[4] = {even_lanes(a0, a1), odd_lanes(a0, a1), even_lanes(b0, b1), odd_lanes(b0, b1)};
+    V best = V::set1(-__builtin_inf()), code = V::zero();
+    for (int q = 0; q < 4; ++q) {
+        const uint64_t take = bits(v[q], gt(v[q], best)) | ~bits(v[q], eq(v[q], v[q]));
+        const auto m = from_bits(v[q], take);
+        best = select(m, v[q], best);
+        code = select(m, V::set1(T(q)), code);
+    }
+    if (n == L) best.store(yo + ow);
+    else best.store_tail(yo + ow, n);
+    T c[L];
+    code.store(c);
+    for (int l = 0; l < n; ++l) {
+        const int q = (int)c[l];
+        io[ow + l] = (2 * oh + (q >> 1)) * W + 2 * (ow + l) + (q & 1);
+    }
+}
+
 template <class T>
 void max_pool_2x2s2(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
     using V = typename VecOf<T>::type;
     constexpr int L = V::L;
-    const i64 W = g.W;
+    const i64 W = g.W;  // 2 * OW <= W: the masked loads stay inside their two rows
+    const T* end = x + g.H * W;
     for (i64 oh = 0; oh < g.OH; ++oh) {
         const T* r0 = x + 2 * oh * W;
         const T* r1 = r0 + W;
         T* yo = y + oh * g.OW;
         int64_t* io = idx + oh * g.OW;
         i64 ow = 0;
-        for (; ow + L <= g.OW && 2 * (ow + L) <= W; ow += L) {  // loads stay inside both rows
-            const V a0 = V::load(r0 + 2 * ow), a1 = V::load(r0 + 2 * ow + L);
-            const V b0 = V::load(r1 + 2 * ow), b1 = V::load(r1 + 2 * ow + L);
-            const V v[4] = {even_lanes(a0, a1), odd_lanes(a0, a1), even_lanes(b0, b1), odd_lanes(b0, b1)};
-            V best = V::set1(-__builtin_inf()), code = V::zero();
-            for (int q = 0; q < 4; ++q) {
-                const uint64_t take = bits(v[q], gt(v[q], best)) | ~bits(v[q], eq(v[q], v[q]));
-                const auto m = from_bits(v[q], take);
-                best = select(m, v[q], best);
-                code = select(m, V::set1(T(q)), code);
-            }
-            best.store(yo + ow);
-            T c[L];
-            code.store(c);
-            for (int l = 0; l < L; ++l) {
-                const int q = (int)c[l];
-                io[ow + l] = (2 * oh + (q >> 1)) * W + 2 * (ow + l) + (q & 1);
-            }
-        }
-        for (; ow < g.OW; ++ow) window_max<2, 2>(x, 2 * oh, 2 * ow, g, yo[ow], io[ow]);
+        for (; ow + L <= g.OW; ow += L) max_pool_2x2s2_run<T, V>(r0, r1, oh, ow, L, W, true, yo, io);
+        if (ow < g.OW)
+            max_pool_2x2s2_run<T, V>(r0, r1, oh, ow, g.OW - ow, W, end - (r1 + 2 * ow) >= 2 * L, yo, io);
     }
 }
 

@@ -126,15 +126,27 @@ def avg_pool2d_backward(dy: ArrayLike, input_shape: Sequence[int], kernel_size: 
     return _core.avg_pool2d_backward(_c(dy), *shape, k[0], k[1], s[0], s[1], p[0], p[1], bool(count_include_pad))
 
 
+def _maybe_t(a: np.ndarray) -> Tuple[np.ndarray, bool]:
+    """A 2-D operand as the core takes it: ``(a, False)`` with ``a`` C-contiguous (a copy if need
+    be), or ``(a.T, True)`` when ``a`` is the transpose of a C-contiguous array (``W.T`` of the
+    ``(in, out)`` weights of ``x @ W``), which the GEMM reads as it is."""
+    t = a.T
+    if (not a.flags.c_contiguous and t.flags.c_contiguous and t.flags.aligned and t.dtype.isnative
+            and type(a) is np.ndarray):
+        return t, True
+    return _c(a), False
+
+
 @_doc(_ref.linear)
 def linear(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None) -> np.ndarray:
     x, weight, bias = C.check_linear_args(x, weight, bias)
     lead, n_in = x.shape[:-1], x.shape[-1]
     if math.prod(lead) * weight.shape[0] == 0:
         return np.zeros(lead + weight.shape[:1], x.dtype)
-    x2 = _c(x.reshape(math.prod(lead), n_in))  # not -1: in_features may be 0
-    _blas_fits(rows=x2.shape[0], in_features=n_in, out_features=weight.shape[0])
-    y = _core.linear(x2, _c(weight), _c(bias))
+    x2, x_t = _maybe_t(x.reshape(math.prod(lead), n_in))  # not -1: in_features may be 0
+    w, w_t = _maybe_t(weight)
+    _blas_fits(rows=math.prod(lead), in_features=n_in, out_features=weight.shape[0])
+    y = _core.linear(x2, x_t, w, w_t, _c(bias))
     return y.reshape(lead + (weight.shape[0],))
 
 
@@ -143,9 +155,10 @@ def linear_backward(dy: ArrayLike, x: ArrayLike, weight: ArrayLike) -> Tuple[np.
     dy, x, weight = C.check_linear_backward_args(dy, x, weight)
     n_in, n_out = x.shape[-1], weight.shape[0]
     if dy.size == 0:  # no gradient flows
-        return np.zeros(x.shape, x.dtype), np.zeros(weight.shape, x.dtype), np.zeros(n_out, x.dtype)
+        return np.zeros(x.shape, x.dtype), np.zeros_like(weight), np.zeros(n_out, x.dtype)
     rows = math.prod(x.shape[:-1])
-    x2, dy2 = _c(x.reshape(rows, n_in)), _c(dy.reshape(rows, n_out))
-    _blas_fits(rows=x2.shape[0], in_features=n_in, out_features=n_out)
-    dx, dw, db = _core.linear_backward(dy2, x2, _c(weight))
-    return dx.reshape(x.shape), dw, db
+    (x2, x_t), dy2 = _maybe_t(x.reshape(rows, n_in)), _c(dy.reshape(rows, n_out))
+    w, w_t = _maybe_t(weight)
+    _blas_fits(rows=rows, in_features=n_in, out_features=n_out)
+    dx, dw, db = _core.linear_backward(dy2, x2, x_t, w, w_t)
+    return dx.reshape(x.shape), (dw.T if w_t else dw), db

@@ -68,8 +68,8 @@ def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Tuple[np.ndar
     flattened to one row per example.
 
     ``w`` has NumPy's ``(in, out)`` layout; it is handed to :func:`relucore.linear` as the view
-    ``w.T`` (PyTorch's ``(out, in)`` layout). :func:`relucore.linear` makes a C-contiguous copy of
-    such a view before its GEMM, here and in :func:`affine_backward`; this function makes none.
+    ``w.T`` (PyTorch's ``(out, in)`` layout), which :func:`relucore.linear` and
+    :func:`relucore.linear_backward` read in place: no copy of ``w`` is made.
 
     Args:
         x: input, :math:`(N, d_1, \ldots, d_k)`.
@@ -112,7 +112,8 @@ def affine_backward(dout: np.ndarray, cache: Any) -> Tuple[np.ndarray, np.ndarra
 
     Returns:
         ``(dx, dw, db)`` shaped like ``x``, ``w`` and ``b``. ``dw`` is the transposed view of
-        :func:`relucore.linear_backward`'s ``(M, D)`` weight gradient (Fortran-ordered, no copy).
+        :func:`relucore.linear_backward`'s ``(M, D)`` weight gradient, which comes in the layout of
+        the ``w.T`` it was given: ``dw`` is C-contiguous, and nothing is copied.
 
     Shape:
         - dout: :math:`(N, M)`; dx: :math:`(N, d_1, \ldots, d_k)`; dw: :math:`(D, M)`; db: :math:`(M,)`.

@@ -8,10 +8,14 @@
 namespace relucore {
 namespace ops {
 
-// y (M, out) = x (M, in) * w^T (in, out) + bias.
-template <class T> void linear(const T* x, const T* w, const T* bias, T* y, i64 M, i64 in, i64 out);
+// y (M, out) = x (M, in) * w^T (in, out) + bias. x is stored (M, in), or (in, M) if x_t; w is
+// stored (out, in), or (in, out) if w_t (the weight of `x @ W`).
 template <class T>
-void linear_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, i64 M, i64 in, i64 out);
+void linear(const T* x, bool x_t, const T* w, bool w_t, const T* bias, T* y, i64 M, i64 in, i64 out);
+// dx (M, in), db (out) and dw in w's stored layout, from dy (M, out).
+template <class T>
+void linear_backward(const T* dy, const T* x, bool x_t, const T* w, bool w_t, T* dx, T* dw, T* db, i64 M, i64 in,
+                     i64 out);
 
 }  // namespace ops
 }  // namespace relucore

@@ -110,6 +110,8 @@ LAYERS = (
 QUICK_LAYERS = ("mnist", "b1", "res14")
 
 LINEAR = (256, 1024, 1024)  # rows, in_features, out_features
+LINEAR_WT = (100, 4320, 100)  # the same, weights kept (in, out) for ``x @ W``: long depth, small output
+POOL_SMALL = (100, 30, 24, 24)  # max_pool2d rows narrower than a float32 vector of outputs
 POOL_SHAPE = (16, 64, 56, 56)  # max_pool2d 2x2 (stride 2)
 
 # Targets: forward+backward, float32.
@@ -381,6 +383,45 @@ def linear_cases(dtype, rows: int = LINEAR[0], n_in: int = LINEAR[1], n_out: int
     ]
 
 
+def np_linear_wt_fwdbwd(x, wt, b, dy):
+    """``x @ W + b`` and its gradients, W kept ``(in, out)``; dweight as the ``(out, in)`` view."""
+    return x @ wt + b, dy @ wt.T, (x.T @ dy).T, dy.sum(axis=0)
+
+
+def _t_linear_wt_fwdbwd(t):
+    def run(x, wt, b, dy):
+        w = wt.T
+        return t.nn.functional.linear(x, w, b), dy @ w, dy.T @ x, dy.sum(0)
+
+    return run
+
+
+def linear_wt_cases(dtype, rows: int = LINEAR_WT[0], n_in: int = LINEAR_WT[1],
+                    n_out: int = LINEAR_WT[2]) -> List[ConvCase]:
+    """linear forward+backward with the weight passed as ``W.T`` of an ``(in, out)`` array (read in
+    place, dweight returned as the transposed view of an ``(in, out)`` array: no copy)."""
+    dtype = np.dtype(dtype)
+
+    @functools.lru_cache(maxsize=None)
+    def operands():  # x, W (in, out), bias, dy
+        rng = np.random.default_rng([10, rows, n_in, n_out])
+        return (rng.standard_normal((rows, n_in)).astype(dtype),
+                (rng.standard_normal((n_in, n_out)) * n_in ** -0.5).astype(dtype),
+                (0.1 * rng.standard_normal(n_out)).astype(dtype),
+                rng.standard_normal((rows, n_out)).astype(dtype))
+
+    def rc_fwdbwd(x, wt, b, dy):
+        return (rc.linear(x, wt.T, b),) + tuple(rc.linear_backward(dy, x, wt.T))
+
+    def ref_fwdbwd(x, wt, b, dy):
+        return (_ref().linear(x, wt.T, b),) + tuple(_ref().linear_backward(dy, x, wt.T))
+
+    return [ConvCase("linear_wt_fwdbwd", "linear W.T fwd+bwd", make_inputs=operands, relucore=rc_fwdbwd,
+                     numpy=np_linear_wt_fwdbwd, torch=_t_linear_wt_fwdbwd, reference=ref_fwdbwd,
+                     flops=3 * 2 * rows * n_in * n_out, n=rows * n_in, dtype=dtype.name, shape=(rows, n_in),
+                     limit="sgemm", check=check_close(dtype), suite=__name__, tag=f"{rows}x{n_in}")]
+
+
 def pool_cases(dtype, shape: tuple = POOL_SHAPE) -> List[ConvCase]:
     """max_pool2d 2x2 forward (with indices) and backward: bandwidth-bound, so GB/s and % of copy."""
     dtype = np.dtype(dtype)
@@ -421,7 +462,7 @@ def cases(sizes: Sequence[int], dtype, quick: bool = False, layers: Optional[Seq
         if lay.name in names:
             out += layer_cases(lay, dtype)
     if not quick and layers is None:
-        out += linear_cases(dtype) + pool_cases(dtype)
+        out += linear_cases(dtype) + linear_wt_cases(dtype) + pool_cases(dtype) + pool_cases(dtype, POOL_SMALL)[:1]
     return out
 
 

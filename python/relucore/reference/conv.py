@@ -464,7 +464,9 @@ def linear_backward(dy, x, weight):
 
     Returns:
         ``(dx, dweight, dbias)`` with shapes :math:`(*, \text{in})`, :math:`(\text{out}, \text{in})`,
-        :math:`(\text{out},)`.
+        :math:`(\text{out},)`. The native function returns ``dweight`` in the layout of ``weight``
+        when that is the transpose ``W.T`` of a C-contiguous ``(in, out)`` array: ``dweight.T`` is
+        then C-contiguous, and ``weight`` is read in place, not copied.
 
     Example::
 
