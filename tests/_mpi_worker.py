@@ -106,6 +106,41 @@ def reference_step(model, opt, loss_fn, x, y, bn, size) -> float:
     return loss
 
 
+class Mixed(nn.Module):
+    """Parameters of both dtypes, one larger than a bucket, for average_gradients alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Parameter(np.zeros(1000, np.float32))
+        self.b = nn.Parameter(np.zeros((30, 10), np.float64))
+        self.c = nn.Parameter(np.zeros(7, np.float32))  # no gradient on rank 0
+
+
+def buckets() -> None:
+    """Gradients set to rank-dependent values, averaged in 512-byte buckets, before and after
+    .to(np.float64); rank 0 prints the largest error against the exact mean."""
+    world = dist.init()
+    dp = dist.DataParallel(Mixed(), bucket_bytes=512)
+    errors, calls = [], []
+    for dtype in (None, np.float64):
+        if dtype is not None:
+            dp.to(dtype)
+        expected = {}
+        for name, p in dp.module.named_parameters():
+            vals = [np.arange(p.size, dtype=np.float64).reshape(p.shape) * (r + 1) + r for r in range(world.size)]
+            if name == "c":
+                vals[0] = np.zeros(p.shape)
+                p.grad = None if world.rank == 0 else vals[world.rank].astype(p.dtype)
+            else:
+                p.grad = vals[world.rank].astype(p.dtype)
+            expected[name] = sum(vals) / world.size
+        dp.average_gradients()
+        errors.append(max(float(np.max(np.abs(p.grad - expected[n]))) for n, p in dp.module.named_parameters()))
+        calls.append(dp.allreduce_calls)
+    if world.rank == 0:
+        print(json.dumps(dict(errors=errors, calls=calls)), flush=True)
+
+
 def fail() -> None:
     world = dist.init()
     if world.rank == 1:
@@ -125,4 +160,4 @@ if __name__ == "__main__":
     if mode == "train":
         train(sys.argv[2], np.dtype(sys.argv[3]), int(sys.argv[4]))
     else:
-        {"fail": fail, "mismatch": mismatch}[mode]()
+        {"fail": fail, "mismatch": mismatch, "buckets": buckets}[mode]()

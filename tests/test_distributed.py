@@ -75,6 +75,14 @@ def test_plain_batchnorm_uses_per_rank_statistics():
 
 
 @needs_mpi
+def test_gradients_averaged_in_buckets_per_dtype():
+    r = results("buckets")
+    # float32: 1007 values in 128-value buckets (8 calls), float64: 300 in 64 (5); then 1307 float64 in 21
+    assert r["calls"] == [13, 21], r
+    assert r["errors"] == [0.0, 0.0], r  # small integers and halves: the means are exact
+
+
+@needs_mpi
 def test_failing_rank_aborts_the_job():
     r = run_mpi("fail")
     assert r.returncode != 0

@@ -9,7 +9,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from ..nn.module import Module, Parameter
+from ..nn.module import Module, Parameter, check_int
 from .world import get_world, mpi
 
 __all__ = ["broadcast_parameters", "DataParallel", "DEFAULT_BUCKET_BYTES"]
@@ -80,9 +80,10 @@ def _bcast_arrays(comm, arrays: List[np.ndarray], root: int) -> None:
 
 
 def _check_root(root, size: int) -> int:
-    if isinstance(root, bool) or not isinstance(root, (int, np.integer)) or not 0 <= root < size:
-        raise ValueError(f"root must be a rank in [0, {size}), got {root!r}")
-    return int(root)
+    root = check_int("root", root, 0)
+    if root >= size:
+        raise ValueError(f"root must be a rank < size ({size}), got {root}")
+    return root
 
 
 def broadcast_parameters(model: Module, root: int = 0, comm=None) -> None:
@@ -144,6 +145,9 @@ class _Bucketing:
             for p in ps:
                 if p.grad is None:  # unused in this step's graph: contributes zeros
                     p.grad = np.zeros_like(p.data)
+                elif p.grad.shape != p.data.shape:  # packing it would shift every later gradient
+                    raise ValueError(f"DataParallel: a gradient of shape {p.grad.shape} for a parameter of "
+                                     f"shape {p.data.shape}")
                 elif not (p.grad.flags.c_contiguous and p.grad.flags.writeable) or p.grad.dtype != dtype:
                     p.grad = np.array(p.grad, dtype=dtype, order="C")
                 grads.append(p.grad.reshape(-1))
@@ -181,7 +185,8 @@ class DataParallel(Module):
     r"""Data-parallel training over MPI, in the style of ``torch.nn.parallel.DistributedDataParallel``:
     each rank runs ``module`` on its own part of the batch, and :meth:`backward` then replaces every
     parameter's gradient by its average over the ranks, so that every rank's optimizer takes the
-    same step and the parameters stay identical (bitwise: every rank unpacks the same reduced bytes).
+    same step and the parameters stay identical (bitwise, as every rank unpacks the same reduced bytes
+from MPICH's allreduce; checked after every step in the tests).
 
     At construction the parameters and buffers are broadcast from rank 0 (after checking that every
     rank's model has the same names, shapes and dtypes). The gradients are averaged with a few large
@@ -226,19 +231,28 @@ class DataParallel(Module):
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DataParallel wraps a relucore.nn.Module, got {type(module).__name__}")
-        if isinstance(bucket_bytes, bool) or not isinstance(bucket_bytes, (int, np.integer)) or bucket_bytes < 8:
-            raise ValueError(f"bucket_bytes must be an int >= 8, got {bucket_bytes!r}")
+        bucket_bytes = check_int("bucket_bytes", bucket_bytes, 8)
         self.module = module
         self.world = get_world(comm)
         self.broadcast_buffers = bool(broadcast_buffers)
         self.allreduce_seconds = 0.0
+        self.bucket_bytes = bucket_bytes
         broadcast_parameters(module, 0, self.world)
-        self._bucketing = _Bucketing(list(module.parameters()), int(bucket_bytes))
+        self._bucketing = None
+        self._layout = None
+
+    def _buckets(self) -> _Bucketing:
+        """The bucket layout of the current parameters (rebuilt after e.g. ``.to(np.float64)``)."""
+        params = list(self.module.parameters())
+        layout = [(id(p), p.dtype, p.size) for p in params]
+        if layout != self._layout:
+            self._bucketing, self._layout = _Bucketing(params, self.bucket_bytes), layout
+        return self._bucketing
 
     @property
     def allreduce_calls(self) -> int:
         """Allreduce calls per :meth:`backward`."""
-        return self._bucketing.calls() if self.world.size > 1 else 0
+        return self._buckets().calls() if self.world.size > 1 else 0
 
     def forward(self, *args, **kwargs):
         if self.training and self.broadcast_buffers and self.world.size > 1:
@@ -260,7 +274,7 @@ class DataParallel(Module):
         if self.world.size == 1:
             return
         t = time.perf_counter()
-        self._bucketing.allreduce_mean(self.world.comm, self.world.size)
+        self._buckets().allreduce_mean(self.world.comm, self.world.size)
         self.allreduce_seconds += time.perf_counter() - t
 
     def extra_repr(self) -> str:

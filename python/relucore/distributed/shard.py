@@ -6,15 +6,10 @@ from typing import Optional
 
 import numpy as np
 
+from ..nn.module import check_int
 from .world import get_world
 
 __all__ = ["shard"]
-
-
-def _int(name: str, v, minimum: int) -> int:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
-    return int(v)
 
 
 def shard(indices_or_n, rank: Optional[int] = None, size: Optional[int] = None, seed: int = 0, epoch: int = 0, *,
@@ -54,13 +49,13 @@ def shard(indices_or_n, rank: Optional[int] = None, size: Optional[int] = None, 
         world = get_world()
         rank = world.rank if rank is None else rank
         size = world.size if size is None else size
-    size = _int("size", size, 1)
-    rank = _int("rank", rank, 0)
+    size = check_int("size", size, 1)
+    rank = check_int("rank", rank, 0)
     if rank >= size:
         raise ValueError(f"rank must be < size ({size}), got {rank}")
-    seed, epoch = _int("seed", seed, 0), _int("epoch", epoch, 0)
+    seed, epoch = check_int("seed", seed, 0), check_int("epoch", epoch, 0)
     if isinstance(indices_or_n, (int, np.integer)) and not isinstance(indices_or_n, (bool, np.bool_)):
-        idx = np.arange(_int("indices_or_n", indices_or_n, 0), dtype=np.int64)
+        idx = np.arange(check_int("indices_or_n", indices_or_n, 0), dtype=np.int64)
     else:
         idx = np.asarray(indices_or_n)
         if idx.ndim != 1:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 import numpy as np
@@ -51,7 +50,7 @@ class SyncBatchNorm(_BatchNorm):
     with batch ``size * B`` would (up to rounding), for any input :math:`(N, C, *)`.
 
     In the training forward each rank computes its per-channel count, mean and sum of squared
-    deviations (in float64), all ranks exchange them (one ``Allgather`` of :math:`2C + 1` values)
+    deviations (one native batch norm pass), all ranks exchange them (one ``Allgather`` of :math:`2C + 1` values)
     and merge them in rank order with a stable pairwise update (:func:`combine_moments`), so every
     rank gets the same statistics. The backward exchanges the per-channel sums of :math:`g` and
     :math:`g \hat x` (one ``Allreduce`` of :math:`2C` values). Running statistics are updated from
@@ -74,9 +73,6 @@ class SyncBatchNorm(_BatchNorm):
             at the first training forward.
         dtype: float32 or float64. Default: ``np.float32``.
 
-    Attributes:
-        comm_seconds: the wall time spent in this layer's collective calls so far.
-
     Shape:
         - Input: :math:`(N, C)` or :math:`(N, C, *)` with 1 to 3 spatial axes; Output: same.
 
@@ -97,7 +93,6 @@ class SyncBatchNorm(_BatchNorm):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype=dtype)
         self.__dict__["_comm"] = comm
         self.__dict__["_world"] = None
-        self.comm_seconds = 0.0
 
     @property
     def world(self):
@@ -127,29 +122,25 @@ class SyncBatchNorm(_BatchNorm):
     def forward_activation(self, x, activation=None, keep_output: bool = False):
         """Batch norm followed by ``activation`` (as :meth:`~relucore.nn.BatchNorm2d.forward_activation`);
         the input is always kept for backward."""
-        if not (self.training or self.running_mean is None):
-            return super().forward_activation(x, activation, False)
+        if not (self.training or self.running_mean is None) or self.world.size == 1:
+            return super().forward_activation(x, activation, False)  # nothing to share
         x = self._input(x, self._layout.format(self.num_features), self._ndims, channels=self.num_features,
                         dtype=self._dtype())
         c = self.num_features
-        axes = (0,) + tuple(range(2, x.ndim))
         n_local = x.size // c if c else 0
         local = np.zeros(2 * c + 1)
         local[0] = n_local
-        if n_local:
-            mean = x.mean(axis=axes, dtype=np.float64)
-            dev = x - mean.astype(x.dtype).reshape(_shape(c, x.ndim))
-            # the deviations from the rounded mean, corrected to those from the exact one
-            shift = mean - mean.astype(x.dtype)
-            sq = np.square(dev).sum(axis=axes, dtype=np.float64)
-            s = dev.sum(axis=axes, dtype=np.float64)
+        y = None
+        if n_local > 1:
+            # this rank's statistics from the native pass (y is overwritten below)
+            y, mean, invstd = F.batch_norm(x, None, None, training=True, eps=self.eps)
             local[1:c + 1] = mean
-            local[c + 1:] = sq - 2 * shift * s + n_local * shift * shift
+            local[c + 1:] = n_local * (1.0 / np.square(invstd.astype(np.float64)) - self.eps)
+        elif n_local == 1:  # one value per channel: its mean, no spread
+            local[1:c + 1] = x.reshape(c)
         world = self.world
         gathered = np.empty((world.size, 2 * c + 1))
-        t = time.perf_counter()
         world.comm.Allgather(local, gathered)
-        self.comm_seconds += time.perf_counter() - t
         n, mean, m2 = combine_moments(gathered[:, 0], gathered[:, 1:c + 1], gathered[:, c + 1:])
         if n <= 1:
             raise ValueError(f"{self._label()}: expected more than 1 value per channel when training, "
@@ -160,7 +151,7 @@ class SyncBatchNorm(_BatchNorm):
         b = None if self.bias is None else self.bias.data
         # normalizing with given statistics is batch_norm's evaluation pass
         y, save_mean, save_invstd = self._kernel(F.batch_norm, x, mean.astype(dt), var.astype(dt), w, b, False,
-                                                 0.0, self.eps, activation=activation)
+                                                 0.0, self.eps, activation=activation, out=y)
         if self.training and self.track_running_stats:
             self.num_batches_tracked += 1
             m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
@@ -183,9 +174,7 @@ class SyncBatchNorm(_BatchNorm):
                                            training=False)
         sums = np.concatenate([dw, db]).astype(np.float64)
         MPI = mpi()
-        t = time.perf_counter()
         self.world.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
-        self.comm_seconds += time.perf_counter() - t
         c = self.num_features
         scale = (np.ones(c) if w is None else w.astype(np.float64)) * invstd.astype(np.float64) / n
         k1 = scale * invstd.astype(np.float64) * sums[:c]

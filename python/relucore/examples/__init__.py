@@ -1,1 +1,1 @@
-"""Runnable examples: ``python -m relucore.examples.NAME --help``."""
+"""Runnable examples: ``python -m relucore.examples.digits`` trains a small CNN on 8x8 digits."""
