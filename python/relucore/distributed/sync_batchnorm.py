@@ -181,7 +181,7 @@ class SyncBatchNorm(_BatchNorm):
         k0 = scale * sums[c:] - k1 * mean.astype(np.float64)
         k1, k0 = (k.astype(x.dtype).reshape(_shape(c, x.ndim)) for k in (k1, k0))
         # dx = w * invstd * (g - sum(g) / n - xhat * sum(g * xhat) / n), with xhat = (x - mean) * invstd
-        dx = dx - x * k1
+        dx -= x * k1  # dx is a fresh array from the kernel
         dx -= k0
         if self.affine:
             self.weight.accumulate(dw)
