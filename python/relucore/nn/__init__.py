@@ -24,6 +24,7 @@ from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
 from .norm import BatchNorm1d, BatchNorm2d
+from ..distributed.sync_batchnorm import SyncBatchNorm  # noqa: E402  (needs mpi4py only when used)
 from .pooling import AvgPool2d, MaxPool2d
 from .summary import summary
 
@@ -31,5 +32,5 @@ __all__ = [
     "Module", "Parameter", "Sequential", "Flatten", "Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
     "ReLU6", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "MaxPool2d", "AvgPool2d",
     "Dropout", "CrossEntropyLoss", "MSELoss",
-    "init", "manual_seed", "summary", "fuse",
+    "SyncBatchNorm", "init", "manual_seed", "summary", "fuse",
 ]
