@@ -74,6 +74,8 @@ typename ElementwiseKernels<T>::Backward backward_kernel(Act a) {
 
 void set_stream_threshold(i64 bytes) { g_stream_bytes.store(bytes, std::memory_order_relaxed); }
 
+constexpr i64 kShortRun = 32;  // channel runs shorter than this are counted after the kernel
+
 template <class T>
 void forward(Act act, const T* x, T* y, i64 n, T param, uint8_t* mask, i64* counts, i64 channels, i64 inner) {
     const auto k = forward_kernel<T>(act);
@@ -88,9 +90,23 @@ void forward(Act act, const T* x, T* y, i64 n, T param, uint8_t* mask, i64* coun
     std::vector<i64> local((size_t)nt * (size_t)channels, 0);  // per-thread counts, summed below
     parallel_range(n, grain_of(act), kAlign, nt, [&](i64 b, i64 e, int t) {
         i64* mine = local.data() + (size_t)t * (size_t)channels;
-        for_channel_runs(b, e, channels, inner, [&](i64 c, i64 rb, i64 re) {
-            mine[c] += k(x + rb, y + rb, re - rb, param, mask, rb, kCount | stream);
-        });
+        if (inner >= kShortRun) {
+            for_channel_runs(b, e, channels, inner, [&](i64 c, i64 rb, i64 re) {
+                mine[c] += k(x + rb, y + rb, re - rb, param, mask, rb, kCount | stream);
+            });
+            return;
+        }
+        // short runs ((N, C) input: one element each): a kernel call per run would cost ~30x more
+        // than the run, so the piece runs as one call and its outputs are counted after
+        k(x + b, y + b, e - b, param, mask, b, stream);
+        i64 c = (b / inner) % channels, j = b % inner;
+        for (i64 i = b; i < e; ++i) {
+            mine[c] += y[i] > T(0);
+            if (++j == inner) {
+                j = 0;
+                if (++c == channels) c = 0;
+            }
+        }
     });
     for (i64 c = 0; c < channels; ++c) {
         i64 s = 0;
