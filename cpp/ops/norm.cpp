@@ -12,6 +12,7 @@
 
 #include <math.h>
 
+#include <utility>
 #include <vector>
 
 #include "parallel.h"
@@ -30,9 +31,9 @@ template <class F> void for_column_blocks(const BatchNormShape& sh, int lanes, F
     parallel_range(cols, 1, lanes, threads_for(sh.N * cols, kGrain), [&](i64 c0, i64 c1, int) { f(c0, c1); });
 }
 
-// v[c] repeated over channel c's S columns.
-template <class T> std::vector<T> per_column(const std::vector<T>& v, i64 S) {
-    if (S == 1) return v;
+// v[c] repeated over channel c's S columns (v itself, moved, when S == 1).
+template <class T> std::vector<T> per_column(std::vector<T>&& v, i64 S) {
+    if (S == 1) return std::move(v);
     std::vector<T> out(v.size() * (size_t)S);
     for (size_t c = 0; c < v.size(); ++c)
         for (i64 j = 0; j < S; ++j) out[c * (size_t)S + (size_t)j] = v[c];
@@ -128,7 +129,8 @@ void forward_cols(const NormKernels<T>& k, const T* x, T* y, const BatchNormShap
         if (f.training && sh.N > 0) channel_sums(x, (i64)c, sh.S, (double)sh.N, s1.data(), s2.data(), c1, c2);
         f.constants((i64)c, sh.N > 0 ? x[c * (size_t)sh.S] : T(0), c1, c2, hi[c], scale[c], b[c]);
     }
-    const std::vector<T> hc = per_column(hi, sh.S), sc = per_column(scale, sh.S), bc = per_column(b, sh.S);
+    const std::vector<T> hc = per_column(std::move(hi), sh.S), sc = per_column(std::move(scale), sh.S),
+                         bc = per_column(std::move(b), sh.S);
     const NormCols<T> q{hc.data(), sc.data(), bc.data(), nullptr, nullptr, nullptr, param};
     std::vector<i64> col_counts(counts && sh.S > 1 ? cols : 0);
     i64* pc = sh.S > 1 ? col_counts.data() : counts;
@@ -153,7 +155,8 @@ void backward_cols(const NormKernels<T>& k, const T* dy, const T* s, NormFrom fr
         scale[c] = (T)((weight ? (double)weight[c] : 1.0) * (double)save_invstd[c]);
         b[c] = bias ? bias[c] : T(0);
     }
-    const std::vector<T> mc = per_column(mean, sh.S), sc = per_column(scale, sh.S), bc = per_column(b, sh.S);
+    const std::vector<T> mc = per_column(std::move(mean), sh.S), sc = per_column(std::move(scale), sh.S),
+                         bc = per_column(std::move(b), sh.S);
     NormCols<T> q{mc.data(), sc.data(), bc.data(), nullptr, nullptr, nullptr, param};
     for_column_blocks(sh, k.lanes, [&](i64 lo, i64 hi) {
         k.col_grad_sums[act][from](dy, s, sh.N, (i64)cols, lo, hi, q, sg.data(), sgu.data());
@@ -169,7 +172,8 @@ void backward_cols(const NormKernels<T>& k, const T* dy, const T* s, NormFrom fr
                        c0[c], c2[c]);
         dbias[c] = (T)g;
     }
-    const std::vector<T> ac = per_column(a, sh.S), c0c = per_column(c0, sh.S), c2c = per_column(c2, sh.S);
+    const std::vector<T> ac = per_column(std::move(a), sh.S), c0c = per_column(std::move(c0), sh.S),
+                         c2c = per_column(std::move(c2), sh.S);
     q.a = ac.data();
     q.c0 = c0c.data();
     q.c2 = c2c.data();
