@@ -88,6 +88,24 @@ def test_counts(rc, ref, shape, dtype, rng):
         assert_bitwise(c, np.asarray(np.count_nonzero(y > 0, axis=axes), dtype=np.int64), name + " vs y>0")
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(3001, 37), (257, 513), (40, 1), (1, 700), (999, 5, 2), (401, 9, 31), (77, 3, 32)])
+def test_counts_on_short_channel_runs(rc, ref, shape, threads, dtype, rng):
+    # runs shorter than a kernel call are counted after it, by rows: pieces start and end mid-row
+    x = make_data(rng, shape, dtype, special_frac=0.3)
+    previous = rc.get_num_threads()
+    rc.set_num_threads(threads)
+    try:
+        for name, call in [("relu", lambda m: m.relu(x, return_counts=True)),
+                           ("leaky", lambda m: m.leaky_relu(x, -0.5, return_counts=True))]:
+            y, c = call(rc)
+            assert_bitwise(c, call(ref)[1], name)
+            axes = (0,) + tuple(range(2, y.ndim))
+            assert_bitwise(c, np.count_nonzero(y > 0, axis=axes).astype(np.int64), name + " vs y>0")
+    finally:
+        rc.set_num_threads(previous)
+
+
 def test_mask_and_counts_together_in_place(rc, ref, dtype, rng):
     x = make_data(rng, (4, 7, 9, 9), dtype)
     y, m, c = ref.relu(x, return_mask=True, return_counts=True)

@@ -4,9 +4,7 @@ gradient norms, gradient-sign coherence and exact-zero pre-activations.
 The dead-unit figures come from the per-channel counts of positive outputs that the activation
 kernels compute in the same pass as the activation (``relu(..., return_counts=True)``,
 ``batch_norm(..., activation=..., return_counts=True)``), so watching them reads no activation
-memory again; only where a channel's elements are few and scattered (``(N, C)`` input), one NumPy
-pass over the output counts them, as that beats the kernel's count there. The other figures read
-the parameters and their gradients once per step.
+memory again. The other figures read the parameters and their gradients once per step.
 
 Example::
 
@@ -118,21 +116,43 @@ class _Units:
     """What one activation (or fused batch norm + activation) layer reported since the window opened."""
 
     def __init__(self) -> None:
-        self.window: Optional[np.ndarray] = None   # positive outputs per channel, summed
-        self.step_counts: Optional[np.ndarray] = None
+        self._window: Optional[np.ndarray] = None  # positive outputs per channel, summed
+        self._step: Optional[np.ndarray] = None
+        self._pending: List[np.ndarray] = []        # counts reported and not yet summed
         self.step_size = 0                          # elements seen in this step
         self.zeros: Optional[int] = None            # exact-zero pre-activations in this step
 
     def add(self, counts, size: int, zeros: Optional[int]) -> None:
-        c = np.atleast_1d(np.asarray(counts, dtype=np.int64))
-        self.window = c.copy() if self.window is None or self.window.shape != c.shape else self.window + c
-        self.step_counts = c if self.step_counts is None or self.step_counts.shape != c.shape else self.step_counts + c
+        self._pending.append(counts)  # summed when read: a forward call only appends
         self.step_size += size
         if zeros is not None:
             self.zeros = (self.zeros or 0) + zeros
 
+    def _flush(self) -> None:
+        for counts in self._pending:
+            c = np.atleast_1d(np.asarray(counts, dtype=np.int64))
+            self._window = c.copy() if self._window is None or self._window.shape != c.shape else self._window + c
+            self._step = c if self._step is None or self._step.shape != c.shape else self._step + c
+        self._pending.clear()
 
-_SHORT_RUN = 64  # elements per channel run below which counting in NumPy beats the kernel's count
+    @property
+    def window(self) -> Optional[np.ndarray]:
+        self._flush()
+        return self._window
+
+    @window.setter
+    def window(self, value: Optional[np.ndarray]) -> None:
+        self._flush()
+        self._window = value
+
+    @property
+    def step_counts(self) -> Optional[np.ndarray]:
+        self._flush()
+        return self._step
+
+    def end_step(self) -> None:
+        self._flush()
+        self._step, self.step_size, self.zeros = None, 0, None
 
 
 class _CountingBackend:
@@ -149,16 +169,6 @@ class _CountingBackend:
         f = getattr(self._base, name)
         x = np.asarray(x)
         zeros = exact_zeros(x) if self._count_zeros else None  # before an in-place call changes x
-        per_channel = x.shape[0] * x.shape[1] if x.ndim >= 2 else 0
-        if per_channel and x.size // per_channel < _SHORT_RUN and not return_counts:
-            # the kernel counts one channel run at a time, which is slower than a NumPy pass over
-            # y when runs are this short ((N, C) input: one element per run)
-            r = f(x, *args, **kwargs)
-            y = r[0] if isinstance(r, tuple) else r
-            positive = (y > 0) if x.ndim == 2 else (y > 0).reshape(x.shape[0], x.shape[1], -1).sum(axis=2)
-            counts = np.sum(positive, axis=0, dtype=np.int64)
-            self._units.add(counts, x.size, zeros)
-            return r
         r = f(x, *args, return_counts=True, **kwargs)
         self._units.add(r[-1], x.size, zeros)
         if return_counts:
@@ -201,9 +211,8 @@ class Monitor:
 
     The counts come from the activation kernels themselves: while a watched layer runs forward, the
     layers' kernel backend (:mod:`relucore.nn._functions`) is a thin wrapper that adds
-    ``return_counts=True`` to the activation call and strips the counts from the result (for
-    channels of fewer than 64 contiguous elements, such as ``(N, C)`` input, one NumPy pass over the
-    output counts them instead, which is faster there). The layers' results are the same bits.
+    ``return_counts=True`` to the activation call and strips the counts from the result. The
+    layers' results are the same bits.
 
     Args:
         model: the module to watch. Its activation layers get a wrapped ``forward`` until
@@ -295,7 +304,7 @@ class Monitor:
             self._append("active", name, float(u.step_counts.sum() / max(u.step_size, 1)) if channels else 0.0)
             if u.zeros is not None:
                 self._append("zeros", name, float(u.zeros))
-            u.step_counts, u.step_size, u.zeros = None, 0, None
+            u.end_step()
         weights = self._weights if self.weight_every and self.steps % self.weight_every == 0 else ()
         for name, w in weights:
             self._append("negative_weights", name, negative_share(w.data))

@@ -10,7 +10,6 @@ one's), so switching the backend from another thread never mixes the two within 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import threading
@@ -55,16 +54,22 @@ def current() -> ModuleType:
     return getattr(_pinned, "backend", None) or _backend
 
 
-@contextlib.contextmanager
-def override(module: ModuleType):
+class override:
     """Run the calling thread's layer calls inside the block on ``module``, whatever the process-wide
-    backend (for wrappers such as relucore.diagnostics' counting backend)."""
-    previous = getattr(_pinned, "backend", None)
-    _pinned.backend = module
-    try:
-        yield
-    finally:
-        _pinned.backend = previous
+    backend (for wrappers such as relucore.diagnostics' counting backend). A class, not a generator
+    context manager: it wraps every watched layer call, and this costs a third as much."""
+
+    __slots__ = ("module", "previous")
+
+    def __init__(self, module: ModuleType) -> None:
+        self.module = module
+
+    def __enter__(self) -> None:
+        self.previous = getattr(_pinned, "backend", None)
+        _pinned.backend = self.module
+
+    def __exit__(self, *exc) -> None:
+        _pinned.backend = self.previous
 
 
 def __getattr__(name: str):
