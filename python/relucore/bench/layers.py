@@ -28,7 +28,7 @@ from numpy.lib.stride_tricks import as_strided
 import relucore.layers as L
 
 from .cases import Case
-from .conv import check_close, np_col2im
+from .conv import ConvCase, check_close, np_col2im
 from .noise import any_noisy
 
 N, C, HW, F, K, HIDDEN, CLASSES = 32, 3, 32, 32, 7, 100, 10
@@ -208,12 +208,12 @@ def cases(sizes: Sequence[int], dtype, n: int = N) -> List[Case]:
     """The three-layer convnet forward+backward (``sizes`` is not used)."""
     dtype = np.dtype(dtype)
     make = functools.lru_cache(maxsize=None)(lambda: operands(dtype, n))
-    return [Case("convnet3_fwdbwd", "CS231n 3-layer convnet fwd+bwd", n=n * C * HW * HW, dtype=dtype.name,
-                 shape=(n, C, HW, HW), make_inputs=make,
-                 relucore=functools.partial(three_layer_convnet, L),
-                 numpy=functools.partial(three_layer_convnet, NUMPY_LAYERS),
-                 reference=lambda *a: three_layer_convnet(_reference_layers(), *a),
-                 flops=flops(n), limit="sgemm", check=check_close(dtype), suite=__name__)]
+    return [ConvCase("convnet3_fwdbwd", "CS231n 3-layer convnet fwd+bwd", n=n * C * HW * HW, dtype=dtype.name,
+                     shape=(n, C, HW, HW), tag=f"{n}x{C}x{HW}x{HW}", make_inputs=make,
+                     relucore=functools.partial(three_layer_convnet, L),
+                     numpy=functools.partial(three_layer_convnet, NUMPY_LAYERS),
+                     reference=lambda *a: three_layer_convnet(_reference_layers(), *a),
+                     flops=flops(n), limit="sgemm", check=check_close(dtype), suite=__name__)]
 
 
 def targets(rows: List[dict]) -> List[dict]:
