@@ -118,6 +118,9 @@ POOL_SHAPE = (16, 64, 56, 56)  # max_pool2d 2x2 (stride 2)
 TARGET_VS_NUMPY = 3.0  # every layer
 TARGET_VS_TORCH_SMALL = 1.5  # MNIST-size and batch-1 layers
 TARGET_VS_TORCH_RESNET = 0.8  # ResNet 3x3 layers
+# linear W.T forward+backward (100x4320 -> 100), float32 and float64
+TARGET_LINEAR_WT_VS_TORCH = 1.2
+TARGET_LINEAR_WT_VS_NUMPY = 1.5
 
 
 @dataclass(frozen=True)
@@ -497,6 +500,15 @@ def targets(rows: List[dict]) -> List[dict]:
           [r for r in fb if r["layer"]["kind"] in ("mnist", "batch1")], "speedup_vs_torch", TARGET_VS_TORCH_SMALL)
     judge(f"ResNet 3x3 conv2d fwd+bwd >= {TARGET_VS_TORCH_RESNET:g}x PyTorch",
           [r for r in fb if r["layer"]["kind"] == "resnet"], "speedup_vs_torch", TARGET_VS_TORCH_RESNET)
+    for r in rows:
+        if r["op"] != "linear_wt_fwdbwd":
+            continue
+        for key, peer, want in (("speedup_vs_torch", "PyTorch", TARGET_LINEAR_WT_VS_TORCH),
+                                ("speedup_vs_numpy", "NumPy x @ W", TARGET_LINEAR_WT_VS_NUMPY)):
+            text = f"linear W.T fwd+bwd {r['size']} {r['dtype']} >= {want:g}x {peer}"
+            v = r.get(key)
+            out.append({"target": text, "met": None, "detail": "not measured"} if v is None else
+                       {"target": text, "met": v >= want, "detail": f"{v:.2f}x", "noisy": r.get("noisy", False)})
     return out
 
 
