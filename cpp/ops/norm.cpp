@@ -1,9 +1,12 @@
 // Batch norm over whole arrays: per-channel constants in double, the passes in the kernel table.
-// Two layouts of the work, each summing every channel in one fixed order whatever the thread count:
+// Three layouts of the work, each summing every channel in one fixed order whatever the thread count:
 // - (N, C, S) with S >= kColumnsBelow: the N*C runs of S elements in memory order, threads taking
 //   ranges of runs; sums per run (double), added per channel over n in order. Sweeping one channel's
 //   runs (C*S apart) at a time instead, to reuse it from cache in the second pass, measured 1.4-2x
-//   slower: every run restarts the hardware prefetcher and touches new pages.
+//   slower: every run restarts the hardware prefetcher and touches new pages. Blocks of channels
+//   sized for L2 (rows of cb*S contiguous elements) measured 1.1-2x slower too.
+// - the same with N >= 4 and the tensor within kChannelBytes (in L2 whole): one kernel call per
+//   channel over its N runs (training forward and backward).
 // - smaller S (1 for (N, C)): x is an (N, C*S) matrix whose columns the kernels take across the
 //   vector lanes, row by row, with each channel's constants repeated over its S columns; the column
 //   sums are then combined per channel. Runs of a few elements would cost a call and a scalar tail
@@ -265,6 +268,53 @@ void backward_runs(const NormKernels<T>& k, const T* dy, const T* s, NormFrom fr
     });
 }
 
+// Small tensors (in L2 whole) with N >= 4: channel c's N runs in one kernel call, the statistics
+// then the normalize pass (or the sums then dx). The memory order's call and two horizontal sums
+// per run of S cost more than the strided runs there: 256 runs for 8x32x8x8.
+constexpr i64 kChannelBytes = 256 << 10;
+
+template <class T> bool per_channel(const BatchNormShape& sh) {
+    return sh.N >= 4 && sh.N * sh.C * sh.S * (i64)sizeof(T) <= kChannelBytes;
+}
+
+template <class T>
+void forward_channels(const NormKernels<T>& k, const T* x, T* y, const BatchNormShape& sh, const Forward<T>& f,
+                      NormAct act, T param, i64* counts) {
+    const NormRuns runs{sh.N, sh.S, sh.C * sh.S};
+    parallel_items(sh.C, threads_for(sh.N * sh.C * sh.S, kGrain), [&](i64 c) {
+        const T* xc = x + c * sh.S;
+        double s1 = 0, s2 = 0;
+        const T shift = xc[0];
+        if (f.training) k.moments(xc, runs, shift, &s1, &s2);
+        T hi, scale, b;
+        f.constants(c, shift, s1, s2, hi, scale, b);
+        const i64 pos = k.normalize[act](xc, y + c * sh.S, runs, hi, scale, b, param, counts != nullptr);
+        if (counts) counts[c] = pos;
+    });
+}
+
+template <class T>
+void backward_channels(const NormKernels<T>& k, const T* dy, const T* s, NormFrom from, T* dx,
+                       const BatchNormShape& sh, const T* weight, const T* bias, const T* save_mean,
+                       const T* save_invstd, NormAct act, T param, bool training, T* dweight, T* dbias) {
+    const NormRuns runs{sh.N, sh.S, sh.C * sh.S};
+    const double n = (double)(sh.N * sh.S > 0 ? sh.N * sh.S : 1);
+    parallel_items(sh.C, threads_for(sh.N * sh.C * sh.S, kGrain), [&](i64 c) {
+        const i64 off = c * sh.S;
+        const double w = weight ? (double)weight[c] : 1.0;
+        NormCoef<T> q{};
+        q.mean = save_mean[c];
+        q.scale = (T)(w * (double)save_invstd[c]);
+        q.bias = bias ? bias[c] : T(0);
+        q.param = param;
+        double g = 0, gu = 0;
+        k.grad_sums[act][from](dy + off, s + off, runs, q, &g, &gu);
+        grad_constants(w, (double)save_invstd[c], g, gu, n, from, dweight[c], q.a, q.c0, q.c2);
+        dbias[c] = (T)g;
+        k.grad_input[act][from](dy + off, s + off, dx + off, runs, q, training);
+    });
+}
+
 }  // namespace
 
 template <class T>
@@ -275,6 +325,7 @@ void batch_norm_forward(const T* x, T* y, const BatchNormShape& sh, const T* wei
     const Forward<T> f{weight, bias, running_mean, running_var, training, momentum, eps, save_mean, save_invstd,
                        sh.N * sh.S};
     if (sh.S < kColumnsBelow) return forward_cols(k, x, y, sh, f, act, param, counts);
+    if (training && per_channel<T>(sh)) return forward_channels(k, x, y, sh, f, act, param, counts);
     return forward_runs(k, x, y, sh, f, act, param, counts);
 }
 
@@ -286,6 +337,9 @@ void batch_norm_backward(const T* dy, const T* s, NormFrom from, T* dx, const Ba
     if (sh.S < kColumnsBelow)
         return backward_cols(k, dy, s, from, dx, sh, weight, bias, save_mean, save_invstd, act, param, training,
                              dweight, dbias);
+    if (per_channel<T>(sh))
+        return backward_channels(k, dy, s, from, dx, sh, weight, bias, save_mean, save_invstd, act, param, training,
+                               dweight, dbias);
     return backward_runs(k, dy, s, from, dx, sh, weight, bias, save_mean, save_invstd, act, param, training, dweight,
                          dbias);
 }
