@@ -5,7 +5,7 @@ and the cost of an allreduce by size (for the cost model in docs/performance.md)
 
 Run by hand (not collected by pytest; needs ``pip install '.[mpi]'``)::
 
-    python benchmarks/mpi_scaling.py [--rounds 5] [--batch 32] [--steps 40] [--json FILE]
+    python benchmarks/mpi_scaling.py [--rounds 5] [--batch 32] [--steps 40] [--bn plain|sync|both] [--json FILE]
 
 Each round launches ``mpiexec -n 1`` and ``mpiexec -n 2`` with each batch norm, in an order that
 rotates every round, and the report gives the medians over the rounds of each run's median step.

@@ -173,8 +173,6 @@ def test_digits_batches_split_each_global_batch_over_the_ranks(n, batch, size):
     assert sorted(np.concatenate(whole)) == list(range(n))
 
 
-
-
 def test_import_does_not_need_mpi4py():
     code = ("import sys; sys.modules['mpi4py'] = None\n"
             "import relucore.distributed as d\n"

@@ -49,10 +49,12 @@ class SyncBatchNorm(_BatchNorm):
     deviations (one native batch norm pass), all ranks exchange them (one ``Allgather`` of :math:`2C + 1` values)
     and merge them in rank order with a stable pairwise update (:func:`combine_moments`), so every
     rank gets the same statistics. The backward exchanges the per-channel sums of :math:`g` and
-    :math:`g \hat x` (one ``Allreduce`` of :math:`2C` values). Running statistics are updated from
-    the global statistics (unbiased variance over all ``size * B`` samples), so they are equal on
-    every rank. Parameter gradients stay per rank, like any other layer's: :class:`DataParallel`
-    averages them. In evaluation with running statistics no communication happens.
+    :math:`g \hat x` (one ``Allreduce`` of :math:`2C` values) and applies them with one more native
+    pass into an array shaped like the input, which the layer keeps between steps. Running
+    statistics are updated from the global statistics (unbiased variance over all ``size * B``
+    samples), so they are equal on every rank. Parameter gradients stay per rank, like any other
+    layer's: :class:`DataParallel` averages them. In evaluation with running statistics no
+    communication happens.
 
     Every rank must run the training forward and backward the same number of times (they are
     collective calls). In a :class:`~relucore.nn.Sequential` a following ReLU, LeakyReLU or ELU runs
