@@ -15,6 +15,7 @@ import pytest
 
 import relucore.distributed as dist
 import relucore.nn as nn
+from relucore.examples import digits
 
 WORKER = Path(__file__).with_name("_mpi_worker.py")
 TIMEOUT = 60  # seconds per mpiexec run; each takes about one second
@@ -40,6 +41,25 @@ def run_mpi(*args: str, ranks: int = 2) -> subprocess.CompletedProcess:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env, check=False)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"{' '.join(cmd)} ran past {TIMEOUT} s (a hang)\nstderr:\n{e.stderr}")
+
+
+def run_digits(*args: str, ranks: int = 2) -> subprocess.CompletedProcess:
+    cmd = [MPIEXEC, "-n", str(ranks), sys.executable, "-m", "relucore.examples.digits", "--distributed", *args]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=2 * TIMEOUT, check=False,
+                              env=dict(os.environ, OMP_NUM_THREADS="1"))
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"{' '.join(cmd)} ran past {2 * TIMEOUT} s (a hang)\nstderr:\n{e.stderr}")
+
+
+def epoch_lines(out: str) -> list:
+    """The per-epoch ``(loss, accuracy %)`` lines the digits example prints."""
+    rows = []
+    for line in out.splitlines():
+        if line.startswith("epoch ") and "held-out accuracy" in line:
+            loss, acc = line.split("loss ")[1].split(", held-out accuracy ")
+            rows.append((float(loss), float(acc.rstrip("%"))))
+    return rows
 
 
 def results(*args: str) -> dict:
@@ -96,7 +116,61 @@ def test_mismatched_shapes_are_named():
     assert "parameter '2.weight' has shape (3, 16) on rank 0 but (4, 16) on rank 1" in r.stderr, r.stderr
 
 
+# float32: the two runs sum in different orders (per-rank batches, merged statistics), and over the
+# 75 Adam steps that changes at most this many held-out predictions (measured: 2, after epoch 1)
+DIGITS_FLOAT32_SAMPLES = 3
+
+
+@needs_mpi
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_digits_distributed_matches_one_process_with_the_same_global_batch(dtype, capsys):
+    # 480 training images: 14 global batches of 34 and a last one of 4, 2 on each rank
+    args = ["--quick", "--dtype", dtype, "--batch", "34", "--seed", "1"]
+    r = run_digits(*args)
+    assert r.returncode == 0, r.stderr
+    two = epoch_lines(r.stdout)
+    assert len(two) == 5, r.stdout  # rank 0 alone prints each line
+    assert r.stdout.count("final held-out accuracy") == 1 and r.stdout.count(" digits: ") == 1, r.stdout
+    assert "2 rank(s) x 1 thread(s), batch 17 per rank (global 34)" in r.stdout, r.stdout
+    one = digits.main(args)
+    capsys.readouterr()
+    held_out = 120  # the quick set's 600 images, 20% held out
+    for (loss2, acc2), (loss1, acc1) in zip(two, one):
+        assert abs(loss2 - loss1) <= 1e-4 + (2e-3 if dtype == "float32" else 0), (two, one)
+        assert abs(acc2 / 100 - acc1) * held_out <= (0.5 if dtype == "float64" else DIGITS_FLOAT32_SAMPLES + 0.5), \
+            (two, one)
+
+
+@needs_mpi
+def test_digits_distributed_rejects_a_batch_the_ranks_do_not_divide():
+    r = run_digits("--quick", "--batch", "33")
+    assert r.returncode != 0
+    assert r.stderr.count("--batch (33) is the global batch and must be a multiple of the number of ranks (2)") == 1, \
+        r.stderr
+
+
 # ------------------------------------------------------------------ without MPI
+
+
+def test_digits_distributed_without_mpi4py_names_the_extra():
+    code = ("import sys; sys.modules['mpi4py'] = None\n"
+            "from relucore.examples import digits\n"
+            "digits.main(['--distributed', '--quick'])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 2, r.stderr
+    assert "pip install 'relucore[mpi]'" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("n,batch,size", [(10, 4, 2), (11, 4, 2), (9, 6, 3), (7, 3, 3), (13, 4, 4), (5, 8, 2)])
+def test_digits_batches_split_each_global_batch_over_the_ranks(n, batch, size):
+    whole = list(digits.batches(n, batch, epoch=2, seed=4))
+    parts = [list(digits.batches(n, batch, epoch=2, seed=4, rank=r, size=size)) for r in range(size)]
+    assert all(len(p) == len(whole) for p in parts)
+    for k, b in enumerate(whole):
+        # rank r takes positions r, r + size, ... of global batch k; a short tail leaves some ranks less
+        for r in range(size):
+            np.testing.assert_array_equal(parts[r][k], b[r::size])
+    assert sorted(np.concatenate(whole)) == list(range(n))
 
 
 def test_import_does_not_need_mpi4py():

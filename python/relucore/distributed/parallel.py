@@ -261,10 +261,11 @@ from MPICH's allreduce; checked after every step in the tests).
                 _bcast_arrays(self.world.comm, buffers, 0)
         return self.module(*args, **kwargs)
 
-    def backward(self, dy):
-        """Run ``module.backward(dy)``, then average the gradients over the ranks (in place in each
-        ``p.grad``); returns the gradient for the input."""
-        dx = self.module.backward(dy)
+    def backward(self, dy, **kwargs):
+        """Run ``module.backward(dy, **kwargs)`` (e.g. ``input_grad=False`` for a
+        :class:`~relucore.nn.Sequential`), then average the gradients over the ranks (in place in each
+        ``p.grad``); returns what ``module.backward`` returns."""
+        dx = self.module.backward(dy, **kwargs)
         self.average_gradients()
         return dx
 

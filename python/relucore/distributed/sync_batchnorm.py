@@ -40,10 +40,6 @@ def combine_moments(counts: np.ndarray, means: np.ndarray, m2s: np.ndarray):
     return n, mean, m2
 
 
-def _shape(c: int, ndim: int):
-    return (1, c) + (1,) * (ndim - 2)
-
-
 class SyncBatchNorm(_BatchNorm):
     r"""Batch normalization whose batch statistics are taken over the batches of every rank, as
     ``torch.nn.SyncBatchNorm``: ``size`` ranks with batch ``B`` each normalize exactly as one process
@@ -53,14 +49,16 @@ class SyncBatchNorm(_BatchNorm):
     deviations (one native batch norm pass), all ranks exchange them (one ``Allgather`` of :math:`2C + 1` values)
     and merge them in rank order with a stable pairwise update (:func:`combine_moments`), so every
     rank gets the same statistics. The backward exchanges the per-channel sums of :math:`g` and
-    :math:`g \hat x` (one ``Allreduce`` of :math:`2C` values). Running statistics are updated from
-    the global statistics (unbiased variance over all ``size * B`` samples), so they are equal on
-    every rank. Parameter gradients stay per rank, like any other layer's: :class:`DataParallel`
-    averages them. In evaluation with running statistics no communication happens.
+    :math:`g \hat x` (one ``Allreduce`` of :math:`2C` values) and applies them with one more native
+    pass into an array shaped like the input, which the layer keeps between steps. Running
+    statistics are updated from the global statistics (unbiased variance over all ``size * B``
+    samples), so they are equal on every rank. Parameter gradients stay per rank, like any other
+    layer's: :class:`DataParallel` averages them. In evaluation with running statistics no
+    communication happens.
 
     Every rank must run the training forward and backward the same number of times (they are
-    collective calls). The fused batch norm + activation of :class:`~relucore.nn.Sequential` applies
-    only to the plain batch norms; here the activation runs as its own layer.
+    collective calls). In a :class:`~relucore.nn.Sequential` a following ReLU, LeakyReLU or ELU runs
+    fused into the normalizing pass and its backward, as with the plain batch norms.
 
     Args:
         num_features: :math:`C`, the number of channels.
@@ -160,6 +158,14 @@ class SyncBatchNorm(_BatchNorm):
         self._keep(x, None, save_mean, save_invstd, activation, True, n)
         return y
 
+    def _scratch(self, x: np.ndarray) -> np.ndarray:
+        """An array shaped like ``x``, kept between steps: a fresh one each step costs a page fault
+        per 4 KiB in the backward of a large layer."""
+        buf = self.__dict__.get("_scratch_array")
+        if buf is None or buf.shape != x.shape or buf.dtype != x.dtype:
+            buf = self.__dict__["_scratch_array"] = np.empty_like(x, order="C")
+        return buf
+
     def backward(self, dy):
         saved = self._take()
         if len(saved) == 6:  # an evaluation forward with running statistics
@@ -179,10 +185,14 @@ class SyncBatchNorm(_BatchNorm):
         scale = (np.ones(c) if w is None else w.astype(np.float64)) * invstd.astype(np.float64) / n
         k1 = scale * invstd.astype(np.float64) * sums[:c]
         k0 = scale * sums[c:] - k1 * mean.astype(np.float64)
-        k1, k0 = (k.astype(x.dtype).reshape(_shape(c, x.ndim)) for k in (k1, k0))
-        # dx = w * invstd * (g - sum(g) / n - xhat * sum(g * xhat) / n), with xhat = (x - mean) * invstd
-        dx -= x * k1  # dx is a fresh array from the kernel
-        dx -= k0
+        # dx = w * invstd * (g - sum(g) / n - xhat * sum(g * xhat) / n), with xhat = (x - mean) * invstd:
+        # the evaluation dx minus k1 * x + k0, a per-channel affine map of x, which is batch_norm's
+        # evaluation pass with mean 0, variance 1 and eps 0 (one native pass instead of three NumPy ones)
+        dt = x.dtype
+        shift = self._scratch(x)
+        F.batch_norm(x, np.zeros(c, dt), np.ones(c, dt), (-k1).astype(dt), (-k0).astype(dt), False, 0.0, 0.0,
+                     out=shift)
+        np.add(dx, shift, out=dx)  # dx is a fresh array from the kernel
         if self.affine:
             self.weight.accumulate(dw)
             self.bias.accumulate(db)

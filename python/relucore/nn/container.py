@@ -10,6 +10,7 @@ from .activation import ELU, LeakyReLU, ReLU
 from .conv import Conv2d
 from .module import Module, check_int
 from .norm import BatchNorm1d, BatchNorm2d
+from ..distributed.sync_batchnorm import SyncBatchNorm  # needs mpi4py only in its collective calls
 
 __all__ = ["Sequential", "Flatten"]
 
@@ -112,7 +113,7 @@ class Sequential(Module):
             m = mods[i]
             nxt = mods[i + 1] if self.fuse and i + 1 < len(mods) else None
             fused = conv_act = None
-            if nxt is not None and type(m) in (BatchNorm1d, BatchNorm2d):
+            if nxt is not None and type(m) in (BatchNorm1d, BatchNorm2d, SyncBatchNorm):
                 fused = fusable_activation(nxt)
             elif nxt is not None and type(m) is Conv2d and not self.training:
                 conv_act = conv_activation(nxt)
