@@ -255,3 +255,70 @@ def test_other_layers_and_nesting(dtype):
     ref = copy.deepcopy(model)
     np.testing.assert_array_equal(model(x), ref(x))  # planned, and layer by layer (the copy's first)
     np.testing.assert_array_equal(model.backward(dy), ref.backward(dy))
+
+
+class _Flip(nn.Module):
+    """Mirrors the width axis, as a view (negative strides) on odd calls and as a copy on even ones:
+    the layer after it gets inputs the kernels do not always take as they are."""
+
+    def __init__(self):
+        super().__init__()
+        self.__dict__["calls"] = 0
+
+    def forward(self, x):
+        self.__dict__["calls"] += 1
+        y = x[..., ::-1]
+        return y if self.calls % 2 else np.ascontiguousarray(y)
+
+    def backward(self, dy):
+        return dy[..., ::-1]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layers_after_a_custom_module(dtype):
+    nn.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, dtype=dtype), _Flip(), nn.BatchNorm2d(4, dtype=dtype),
+                          nn.ReLU(), _Flip(), nn.Conv2d(4, 4, 3, dtype=dtype), _Flip(), nn.Flatten(),
+                          nn.Linear(4 * 6 * 6, 3, dtype=dtype)).eval()
+    x = _image(2, dtype)[:, :, :8, :8].copy()
+    want = _numpy(model, x)
+    for _ in range(4):  # views and copies in turn, planned after the first call
+        np.testing.assert_allclose(model(x), want, **_tol(dtype))
+    assert (x.shape, x.dtype) in container._PLANS[model].by_key
+
+
+def test_forward_wrapped_on_the_instance():
+    """A forward replaced on a layer instance (as relucore.diagnostics.Monitor does) runs, whether it
+    was replaced before or after the plan was made, and the plan comes back when it is removed."""
+    model = example_cnn(np.float32)
+    x = _image(1, np.float32)
+    want = _planned(model, x)
+    calls = []
+    bn = model[1]
+    original = bn.forward_activation
+    bn.__dict__["forward_activation"] = lambda *a, **k: calls.append(1) or original(*a, **k)
+    np.testing.assert_array_equal(model(x), want)
+    np.testing.assert_array_equal(model(x), want)
+    assert calls == [1, 1]
+    del bn.__dict__["forward_activation"]
+    np.testing.assert_array_equal(model(x), want)
+    np.testing.assert_array_equal(model(x), want)
+    assert calls == [1, 1]
+
+
+def test_monitor_counts_planned_forwards():
+    from relucore import diagnostics as dg
+
+    model, ref = example_cnn(np.float32), example_cnn(np.float32)
+    xs = [_image(2, np.float32, seed=s) for s in range(3)]
+    model(xs[0])
+    model(xs[0])  # planned before the monitor is attached
+    monitors = [dg.Monitor(model), dg.Monitor(ref)]
+    for x in xs:
+        np.testing.assert_array_equal(model(x), ref(x))
+        for mon in monitors:
+            mon.step()
+    assert monitors[0].history["active"] == monitors[1].history["active"]
+    assert all(len(v) == 3 for v in monitors[0].history["active"].values())
+    for mon in monitors:
+        mon.close()

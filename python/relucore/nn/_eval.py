@@ -4,12 +4,14 @@ A forward in evaluation on the native backend first runs layer by layer (every c
 after it succeeds, the sequence is planned for that input shape and dtype: one step per layer (or
 per fused pair) that calls the compiled kernel with the arguments the first run validated. Later
 calls with an input of the same shape, dtype and layout run the plan. What the plan relies on is
-re-checked cheaply at each call: no module anywhere changed an attribute, parameter, buffer or mode
-since (:func:`relucore.nn.module.generation`), every parameter and buffer is the same array, and the
-backend is the native one. Parameter values changed in place (optimizers, ``load_state_dict``) need
-no re-plan: the steps read the same arrays. Each step keeps what the layer's own forward keeps, so
-backward after a planned forward is the layer-by-layer one. Outputs are the same bits as the
-layer-by-layer path's: the same kernels with the same arguments.
+re-checked cheaply at each call: no module anywhere changed an attribute, parameter, buffer, child
+or mode since (:func:`relucore.nn.module.generation`), every parameter still holds the same array
+(``Parameter.data`` can be replaced without the module knowing), and the backend is the native
+one. Parameter values changed in place (optimizers, ``load_state_dict``) need no re-plan: the steps
+read the same arrays. A layer the plan does not take apart runs its own forward, and the step after
+it checks its input. Each step keeps what the layer's own forward keeps, so backward after a
+planned forward is the layer-by-layer one. Outputs are the same bits as the layer-by-layer path's:
+the same kernels with the same arguments.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from .. import _core
+from ..conv import _BLAS_MAX
 from .conv import Conv2d
 from .linear import Linear
 from .module import Module
@@ -27,7 +30,6 @@ from .norm import BatchNorm1d, BatchNorm2d
 from .pooling import MaxPool2d
 
 _ACT = _core.NORM_ACTIVATIONS
-_BLAS_MAX = 2**31 - 1
 #: input shapes (and dtypes) planned per Sequential; more distinct shapes re-plan the oldest
 MAX_PLANS = 8
 
@@ -150,11 +152,15 @@ def _plain_step(m: Module, pair) -> Step:
     return m if pair is None else (lambda x: m.forward_activation(x, *pair))
 
 
-def _step(m: Module, pair, x_shape, flatten_type: type) -> Step:
+def _step(m: Module, pair, x_shape, flatten_type: type) -> Tuple[Step, Optional[bool]]:
     """The fastest correct step for module ``m`` (run with ``pair``'s fused activation, if any) on
-    an input of ``x_shape``, which the layer-by-layer run has just accepted."""
+    an input of ``x_shape``, which the layer-by-layer run has just accepted, and what its output
+    is: True a fresh array from a kernel, None the input reshaped, False anything (the layer's own
+    forward)."""
     t = type(m)
-    step = None
+    step, out = None, True
+    if any(_hooks(m)):  # a wrapped forward (diagnostics): run it
+        t = None
     if t is Conv2d:
         step = _conv_step(m, pair[0] if pair else None, x_shape)
     elif t in (BatchNorm1d, BatchNorm2d):
@@ -164,32 +170,67 @@ def _step(m: Module, pair, x_shape, flatten_type: type) -> Step:
     elif t is Linear:
         step = _linear_step(m, x_shape)
     elif t is flatten_type:
-        step = _flatten_step(m, x_shape)
-    return step if step is not None else _plain_step(m, pair)
+        step, out = _flatten_step(m, x_shape), None
+    return (step, out) if step is not None else (_plain_step(m, pair), False)
+
+
+def _guarded(step: Step, plain: Step, key: tuple) -> Step:
+    """``step`` for inputs of the planned shape and dtype that the kernels take as they are, else
+    ``plain``: for an input made by a layer the plan does not take apart."""
+    def run(x):
+        return step(x) if key_of(x) == key else plain(x)
+
+    return run
+
+
+#: a module's own methods that a wrapper (relucore.diagnostics.Monitor) may replace on the instance
+_HOOKS = ("forward", "forward_activation")
+
+
+def _hooks(m: Module) -> tuple:
+    d = m.__dict__
+    return tuple(d.get(name) for name in _HOOKS)
 
 
 class Plan:
-    """The steps for one input shape and dtype, and the parameter arrays they were built on."""
+    """The steps for one input shape and dtype, the parameter arrays they were built on, and the
+    methods replaced on module instances then."""
 
-    __slots__ = ("steps", "ran", "arrays")
+    __slots__ = ("steps", "ran", "arrays", "hooks")
 
     def __init__(self, steps: List[Step], ran: list, arrays: list) -> None:
         self.steps, self.ran, self.arrays = steps, ran, arrays
+        self.hooks = [(m.__dict__, _hooks(m)) for m in ran]
 
     def run(self, x: np.ndarray):
-        """The output, or None (nothing run) when a parameter's array was replaced since."""
+        """The output, or None (nothing run) when a parameter's array was replaced since, or a
+        module's forward was wrapped or unwrapped on the instance."""
         for p, a in self.arrays:
             if p.data is not a:
+                return None
+        for d, (forward, forward_activation) in self.hooks:
+            if d.get("forward") is not forward or d.get("forward_activation") is not forward_activation:
                 return None
         for step in self.steps:
             x = step(x)
         return x
 
 
-def build(schedule, shapes, flatten_type: type) -> Plan:
+def build(schedule, keys, flatten_type: type) -> Plan:
     """The plan for ``schedule`` (``(module, fused activation or None)`` pairs) whose layer-by-layer
-    run has just accepted inputs of ``shapes``, one per pair."""
-    steps = [_step(m, pair, shape, flatten_type) for (m, pair), shape in zip(schedule, shapes)]
+    run has just accepted inputs of ``keys`` (:func:`key_of` each), one per pair."""
+    steps = []
+    trusted = True  # the input is the planned one: the forward's (its key checked) or a kernel's output
+    for (m, pair), key in zip(schedule, keys):
+        if key is None:  # the first run's input here was not one the kernels take as it is
+            steps.append(_plain_step(m, pair))
+            trusted = False
+            continue
+        step, out = _step(m, pair, key[0], flatten_type)
+        if out is not False and not trusted:
+            step = _guarded(step, _plain_step(m, pair), key)
+        steps.append(step)
+        trusted = trusted if out is None else bool(out)
     arrays = [(p, p.data) for m, _ in schedule for p in m.parameters()]
     return Plan(steps, [m for m, _ in schedule], arrays)
 

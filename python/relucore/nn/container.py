@@ -7,8 +7,6 @@ import weakref
 from collections import OrderedDict
 from typing import Iterator, Optional, Tuple, Union
 
-import numpy as np
-
 from . import _eval
 from . import _functions as F
 from .activation import ELU, LeakyReLU, ReLU
@@ -154,19 +152,19 @@ class Sequential(Module):
         # layer by layer (every check), then planned for the next input like this one
         stamp = generation()
         schedule = self._schedule()
-        shapes = []
-        y = self._forward(schedule, x, shapes)
+        keys = []
+        y = self._forward(schedule, x, keys)
         if key is not None and generation() == stamp:
             if plans is None or plans.stamp != stamp:
                 plans = _PLANS[self] = _eval.Plans(stamp)
-            plans.add(key, _eval.build(schedule, shapes, Flatten))
+            plans.add(key, _eval.build(schedule, keys, Flatten))
         return y
 
-    def _forward(self, schedule, x, shapes=None):
-        """The layer-by-layer forward; ``shapes`` (a list) collects each call's input shape."""
+    def _forward(self, schedule, x, keys=None):
+        """The layer-by-layer forward; ``keys`` (a list) collects each call's input's plan key."""
         for m, fused in schedule:
-            if shapes is not None:
-                shapes.append(np.shape(x))
+            if keys is not None:
+                keys.append(_eval.key_of(x))
             x = m(x) if fused is None else m.forward_activation(x, *fused)
         self._keep([m for m, _ in schedule])
         return x
