@@ -216,6 +216,8 @@ def check_4d(name: str, a: np.ndarray, what: str = "(N, C, H, W)") -> np.ndarray
 def _int(name: str, v, what: str = "an int or a pair of ints", shown=None) -> int:
     """``v`` as a Python int (bools and floats rejected); TypeError "{name} must be {what}";
     ValueError if it does not fit in int64."""
+    if type(v) is int and -_INT64_MAX - 1 <= v <= _INT64_MAX:  # the common case, without the generic tests
+        return v
     if not isinstance(v, (bool, np.bool_)):
         try:
             i = operator.index(v)
@@ -228,8 +230,9 @@ def _int(name: str, v, what: str = "an int or a pair of ints", shown=None) -> in
     raise TypeError(f"{name} must be {what}, got {type(v).__name__ if shown is None else shown}")
 
 
-def check_nbytes(what: str, shape, itemsize: int) -> None:
-    """ValueError naming ``what`` if an array of ``shape`` would exceed :data:`MAX_BYTES`.
+def check_nbytes(what, shape, itemsize: int) -> None:
+    """ValueError naming ``what`` (a string, or a function returning it: formatted only for the
+    error) if an array of ``shape`` would exceed :data:`MAX_BYTES`.
 
     Zero dimensions count as 1, as in NumPy (an empty array's other dimensions must still fit).
     """
@@ -237,6 +240,7 @@ def check_nbytes(what: str, shape, itemsize: int) -> None:
     for d in shape:
         n *= max(d, 1)
     if n > MAX_BYTES:
+        what = what() if callable(what) else what
         raise ValueError(f"{what}: needs an array of shape {tuple(shape)} (about 2**{n.bit_length() - 1} "
                          f"bytes), more than 2**62 bytes")
 
@@ -314,7 +318,7 @@ def check_padded(shape, padding: Pair, itemsize: int, x_name: str = "x") -> None
     exceed :data:`MAX_BYTES` (the reference builds it; every window lies inside it)."""
     n, c, h, w = shape
     padded = (n, c, h + 2 * padding[0], w + 2 * padding[1])
-    check_nbytes(f"padding {tuple(padding)} of {x_name} {tuple(shape)}", padded, itemsize)
+    check_nbytes(lambda: f"padding {tuple(padding)} of {x_name} {tuple(shape)}", padded, itemsize)
 
 
 def check_im2col_args(x, kernel_size, stride, padding, dilation):
@@ -326,7 +330,7 @@ def check_im2col_args(x, kernel_size, stride, padding, dilation):
     d = pair("dilation", dilation)
     check_padded(x.shape, p, x.itemsize)
     ohw = output_hw(x.shape[2:], k, s, p, d)
-    check_nbytes(f"im2col output for kernel_size {k}, stride {s}, padding {p}, dilation {d}",
+    check_nbytes(lambda: f"im2col output for kernel_size {k}, stride {s}, padding {p}, dilation {d}",
                  (x.shape[0], x.shape[1] * k[0] * k[1], ohw[0] * ohw[1]), x.itemsize)
     return x, k, s, p, d, ohw
 
@@ -404,8 +408,8 @@ def check_conv_args(x, weight, bias, stride, padding, dilation, groups) -> ConvA
     check_padded(x.shape, p, x.itemsize)
     ohw = output_hw(x.shape[2:], k, s, p, d, kernel_name="weight")
     n, isz = x.shape[0], x.itemsize
-    check_nbytes(f"conv2d output for weight {weight.shape}, stride {s}, padding {p}", (n, f) + ohw, isz)
-    check_nbytes(f"columns of x for weight {weight.shape}, stride {s}, padding {p}, dilation {d}",
+    check_nbytes(lambda: f"conv2d output for weight {weight.shape}, stride {s}, padding {p}", (n, f) + ohw, isz)
+    check_nbytes(lambda: f"columns of x for weight {weight.shape}, stride {s}, padding {p}, dilation {d}",
                  (n, c * k[0] * k[1], ohw[0] * ohw[1]), isz)
     return ConvArgs(x, weight, bias, s, p, d, g, k, ohw)
 
@@ -514,7 +518,7 @@ def check_linear_args(x, weight, bias):
         )
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"bias must have shape (out_features,) = ({weight.shape[0]},), got {bias.shape}")
-    check_nbytes(f"linear output for x {x.shape} and weight {weight.shape}",
+    check_nbytes(lambda: f"linear output for x {x.shape} and weight {weight.shape}",
                  x.shape[:-1] + (weight.shape[0],), x.itemsize)
     return x, weight, bias
 

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections import OrderedDict
 from typing import Iterator, Optional, Tuple, Union
 
+from . import _eval
+from . import _functions as F
 from .activation import ELU, LeakyReLU, ReLU
 from .conv import Conv2d
-from .module import Module, check_int
+from .module import Module, check_int, generation
 from .norm import BatchNorm1d, BatchNorm2d
 from ..distributed.sync_batchnorm import SyncBatchNorm  # needs mpi4py only in its collective calls
 
 __all__ = ["Sequential", "Flatten"]
+
+_NATIVE = F.get_backend()  # the native kernels: the only backend the evaluation plans call
+#: Sequential -> its evaluation plans (outside the instance: copies and pickles never share them)
+_PLANS: "weakref.WeakKeyDictionary[Sequential, _eval.Plans]" = weakref.WeakKeyDictionary()
 
 
 def fusable_activation(m: Module) -> Optional[Tuple[object, bool]]:
@@ -47,6 +54,13 @@ class Sequential(Module):
     for backward, not the input. In evaluation mode a convolution followed by a ReLU or a LeakyReLU
     (slope >= 0) runs as one ``conv2d(..., activation=...)`` call. ``fuse=False`` runs every module
     on its own; the results are the same up to rounding.
+
+    In evaluation mode on the native backend the first forward for an input shape and dtype runs
+    layer by layer (with every check); the sequence is then planned for that shape, and later inputs
+    like it run the plan: the same kernels called with the arguments already validated, without the
+    per-layer checks (the same output bits, the same state kept for backward). Any change of a
+    module's attributes, parameters, buffers, children or mode drops the plans; values changed in
+    place (an optimizer step, ``load_state_dict``) are read by the plan as they are.
 
     Args:
         *modules: the modules, or one ``OrderedDict`` of name -> module.
@@ -102,32 +116,58 @@ class Sequential(Module):
         setattr(self, str(len(self)), m)
         return self
 
-    def forward(self, x):
+    def _schedule(self) -> list:
+        """``(module, fused)`` per call of the forward: ``fused`` is None (the module alone), or the
+        arguments of its ``forward_activation`` that take the next module (an activation) with it."""
         mods = [m for m in self._modules.values() if m is not None]
         if len({id(m) for m in mods}) != len(mods):
             raise ValueError("Sequential: a module appears twice; each instance keeps one forward's state "
                              "for its backward, so use a separate instance at each place")
-        ran = []
+        out = []
         i = 0
         while i < len(mods):
             m = mods[i]
             nxt = mods[i + 1] if self.fuse and i + 1 < len(mods) else None
-            fused = conv_act = None
+            fused = None
             if nxt is not None and type(m) in (BatchNorm1d, BatchNorm2d, SyncBatchNorm):
                 fused = fusable_activation(nxt)
             elif nxt is not None and type(m) is Conv2d and not self.training:
-                conv_act = conv_activation(nxt)
-            if fused is not None:
-                x = m.forward_activation(x, *fused)
-                i += 2
-            elif conv_act is not None:
-                x = m.forward_activation(x, conv_act)
-                i += 2
-            else:
-                x = m(x)
-                i += 1
-            ran.append(m)
-        self._keep(ran)
+                act = conv_activation(nxt)
+                fused = None if act is None else (act,)
+            out.append((m, fused))
+            i += 1 if fused is None else 2
+        return out
+
+    def forward(self, x):
+        if self.training or F.current() is not _NATIVE:
+            return self._forward(self._schedule(), x)
+        key = _eval.key_of(x)
+        plans = _PLANS.get(self)
+        if plans is not None and plans.stamp == generation():
+            plan = plans.by_key.get(key)
+            if plan is not None:
+                y = plan.run(x)
+                if y is not None:
+                    self._keep(plan.ran)
+                    return y
+        # layer by layer (every check), then planned for the next input like this one
+        stamp = generation()
+        schedule = self._schedule()
+        keys = []
+        y = self._forward(schedule, x, keys)
+        if key is not None and generation() == stamp:
+            if plans is None or plans.stamp != stamp:
+                plans = _PLANS[self] = _eval.Plans(stamp)
+            plans.add(key, _eval.build(schedule, keys, Flatten))
+        return y
+
+    def _forward(self, schedule, x, keys=None):
+        """The layer-by-layer forward; ``keys`` (a list) collects each call's input's plan key."""
+        for m, fused in schedule:
+            if keys is not None:
+                keys.append(_eval.key_of(x))
+            x = m(x) if fused is None else m.forward_activation(x, *fused)
+        self._keep([m for m, _ in schedule])
         return x
 
     def backward(self, dy, input_grad: bool = True):

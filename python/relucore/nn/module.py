@@ -14,6 +14,19 @@ __all__ = ["Parameter", "Module", "IncompatibleKeys"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+_generation = 0  # counts changes of any module's attributes, parameters, buffers, children or mode
+
+
+def generation() -> int:
+    """A number that changes whenever any module's attributes, parameters, buffers, children or mode
+    change (not their values in place): what cached evaluation plans are stamped with."""
+    return _generation
+
+
+def _changed() -> None:
+    global _generation
+    _generation += 1
+
 
 def float_dtype(dtype) -> np.dtype:
     """``dtype`` as float32 or float64; anything else is a TypeError naming what is supported."""
@@ -125,6 +138,7 @@ class Module:
     # -------------------------------------------------------------- registration
 
     def __setattr__(self, name: str, value) -> None:
+        _changed()
         d = self.__dict__
         if "_parameters" not in d:
             raise AttributeError(f"cannot assign {name!r} before Module.__init__() has run")
@@ -152,6 +166,7 @@ class Module:
             object.__setattr__(self, name, value)
 
     def _forget(self, name: str) -> None:
+        _changed()
         self.__dict__.pop(name, None)
         for k in ("_parameters", "_buffers", "_modules"):
             self.__dict__[k].pop(name, None)
@@ -164,6 +179,7 @@ class Module:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:
+        _changed()
         if name in self.__dict__:
             object.__delattr__(self, name)
         else:
@@ -237,6 +253,7 @@ class Module:
 
     def train(self, mode: bool = True) -> "Module":
         """Training mode (``mode=True``) or evaluation mode, for this module and its children."""
+        _changed()
         for m in self.modules():
             m.__dict__["training"] = bool(mode)
         return self
@@ -259,6 +276,7 @@ class Module:
         """Convert every parameter (and its gradient) and floating buffer to ``dtype`` (float32 or
         float64), in place; returns ``self``."""
         dtype = float_dtype(dtype)
+        _changed()
         for m in self.modules():
             for p in m._parameters.values():
                 if p is not None and p.data.dtype != dtype:
