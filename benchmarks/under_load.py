@@ -25,6 +25,7 @@ import sys
 import time
 
 CASES = ("relu 1M", "conv 1x64x56x56")
+POOL_STATS = ("parallel_jobs", "stragglers", "fallbacks", "fewer_jobs")
 
 
 def measure(calls: int, peer: str = "relucore") -> dict:
@@ -45,16 +46,19 @@ def measure(calls: int, peer: str = "relucore") -> dict:
         tx, ty, timg, tw = (torch.from_numpy(a) for a in (x, y, img, w))
         run = {CASES[0]: lambda: torch.clamp_min(tx, 0, out=ty),
                CASES[1]: lambda: torch.nn.functional.conv2d(timg, tw, padding=1)}
-    out = {}
+    out = {"pool": {}}
     for name, f in run.items():
         for _ in range(max(10, calls // 10)):
             f()
+        rc.runtime._reset_pool_stats()
         times = []
         for _ in range(calls):
             t0 = time.perf_counter()
             f()
             times.append(time.perf_counter() - t0)
         out[name] = times
+        s = rc.runtime._pool_stats()
+        out["pool"][name] = [s.get(k) for k in POOL_STATS]  # an older build lacks some
     out["threads"] = rc.get_num_threads()
     return out
 
@@ -116,12 +120,13 @@ def main() -> None:
                         hog.wait()
                 for c in CASES:
                     results[b][state][c] += got[c]
-                    per_round.append((r, b, state, c, 1e3 * quantile(got[c], 0.5), 1e3 * quantile(got[c], 0.9)))
+                    per_round.append((r, b, state, c, 1e3 * quantile(got[c], 0.5), 1e3 * quantile(got[c], 0.9),
+                                      got.get("pool", {}).get(c, "")))
     print(f"CPUs usable: {len(os.sched_getaffinity(0))}; busy process pinned to: {a.pin}; "
           f"{a.rounds} rounds x {a.calls} calls")
-    print("\nper round (ms): round, build, state, case, median, p90")
-    for r, b, state, c, med, p90 in per_round:
-        print(f"  {r} {b} {state:6} {c:16} {med:8.3f} {p90:8.3f}")
+    print(f"\nper round (ms): round, build, state, case, median, p90, relucore's pool ({', '.join(POOL_STATS)})")
+    for r, b, state, c, med, p90, pool in per_round:
+        print(f"  {r} {b} {state:6} {c:16} {med:8.3f} {p90:8.3f} {pool}")
     print("\nall rounds (ms): build, case, quiet median, loaded median (x quiet), loaded p90 (x quiet)")
     for b in builds:
         for c in CASES:

@@ -8,7 +8,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <string>
+#include <vector>
 
 #include "relucore/blas.h"
 #include "relucore/dispatch.h"
@@ -102,8 +104,18 @@ PYBIND11_MODULE(_core, m) {
         d["most_threads"] = s.most_threads;
         d["workers"] = s.workers;
         d["stragglers"] = s.stragglers;
+        d["fallbacks"] = s.fallbacks;
+        d["fewer_jobs"] = s.fewer_jobs;
         return d;
     }, "thread pool counters since _reset_pool_stats (for tests)");
     m.def("_reset_pool_stats", &relucore::ops::reset_pool_stats);
+    m.def("_pool_late_worker", [](double seconds) { relucore::ops::set_late_worker((int64_t)(seconds * 1e9)); },
+          py::arg("seconds"), "pool workers sleep this long before each piece (0: off; for tests)");
+    m.def("_pool_detector_replay", [](const std::vector<std::array<int64_t, 4>>& jobs) {
+        std::vector<int64_t> windows(jobs.size());
+        relucore::ops::replay_detector(jobs.empty() ? nullptr : jobs[0].data(), (int64_t)jobs.size(), windows.data());
+        return windows;
+    }, py::arg("jobs"), "window lengths (ns, 0: none) a fresh straggler detector opens for (end, wait, "
+       "caller CPU, caller pieces) job records, all in ns (for tests)");
     m.attr("compiler") = __VERSION__;
 }

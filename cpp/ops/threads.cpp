@@ -36,15 +36,22 @@ using PieceFn = void (*)(void*, int64_t, int);
 // paying a wake-up and the worker arriving after the caller took every piece (docs/performance.md).
 constexpr int64_t kWorkerSpinNs = 300000;   // an idle worker's: back-to-back calls find it awake
 constexpr int64_t kCallerSpinNs = 1000000;  // a caller's, for pieces still running elsewhere
+// Spins past this many turns (~50 us) yield the core at each turn: threads that compete for it
+// (PyTorch's libgomp spinning after its calls) get it while ours has nothing to do.
+constexpr int kYieldAfter = 2000;
 constexpr int kMaxLimit = 4096;           // thread_limit() never exceeds it (16 bits in the gate word)
-// A job whose wall time far exceeds the caller's own CPU time in it means a thread of ours was
-// descheduled: a worker holding a piece (the caller waits for it) or the caller itself (woken
-// workers took its core). The machine is busier than our thread count assumes, so jobs starting
-// in the next while run on half the threads (a lost scheduler tick costs more than the thread
-// saves). The work is still cut into the same pieces: results do not change.
-constexpr int64_t kStragglerNs = 200000;    // wall time beyond 2 x the caller's CPU time + this
-constexpr int64_t kFewerNs = 50000000;      // then jobs run on fewer threads this long
-constexpr int kStrikes = 2;  // consecutive late jobs before that: one alone is noise on a quiet machine
+// A worker descheduled while it holds a piece makes the caller wait for it at the end of the job:
+// the machine is busier than our thread count assumes, so jobs starting in the next while run on
+// half the threads (a lost scheduler slice costs more than the thread saves). The work is still cut
+// into the same pieces: results do not change. The test is the caller's wait after the last piece
+// was claimed against its own time per piece: a worker running normally finishes within one piece
+// time of the caller, whatever delays (page faults, interrupts) slow both alike.
+constexpr int64_t kLateNs = 100000;         // a wait beyond 2 pieces' time + this is late
+constexpr int kStrikes = 2;  // late jobs among the last 8 before that: one alone is noise
+constexpr uint32_t kHistoryMask = 0xff;
+constexpr int64_t kFewerMinNs = 2000000;    // the first window of fewer threads
+constexpr int64_t kFewerMaxNs = 50000000;   // windows double while late jobs keep coming, up to this
+constexpr int64_t kEvidenceNs = 100000000;  // a fire this soon after the last window ends doubles it
 
 int64_t clock_ns(clockid_t clock) {
     timespec ts;
@@ -65,7 +72,8 @@ template <class Done> bool spin_until(Done done, int64_t ns) {
     const int64_t start = now_ns();
     for (int i = 1;; ++i) {
         if (done()) return true;
-        cpu_relax();
+        if (i > kYieldAfter) sched_yield();
+        else cpu_relax();
         if ((i & 63) == 0 && now_ns() - start > ns) return false;
     }
 }
@@ -130,8 +138,11 @@ std::atomic<int> g_threads{0};  // 0: not yet read from the environment
 std::atomic<int64_t> g_fewer_until{0};  // now_ns() before which jobs run on fewer threads
 std::atomic<int64_t> g_parallel_jobs{0};
 std::atomic<int64_t> g_stragglers{0};
-std::atomic<int> g_strikes{0};  // late parallel jobs in a row
+std::atomic<int64_t> g_fallbacks{0};
+std::atomic<int64_t> g_fewer_jobs{0};
 std::atomic<int> g_most_threads{0};
+std::atomic<int64_t> g_late_worker_ns{0};  // test hook: workers sleep this long before each piece
+Detector g_detector;  // the pool owner's (finish runs with the pool held)
 thread_local bool t_in_job = false;
 
 void after_fork_in_child() {
@@ -139,6 +150,29 @@ void after_fork_in_child() {
     // and its flags may say "busy" forever. The child's first parallel call starts a new one.
     g_pool.store(nullptr, std::memory_order_relaxed);
 }
+
+}  // namespace
+
+int64_t Detector::record(const JobTiming& j) {
+    if (!is_late(j)) {
+        history = (history << 1) & kHistoryMask;
+        return 0;
+    }
+    history = (history << 1 | 1) & kHistoryMask;
+    if (__builtin_popcount(history) < kStrikes) return 0;
+    history = 0;
+    const bool again = window_ns > 0 && j.end_ns - until_ns < kEvidenceNs;
+    window_ns = !again ? kFewerMinNs : 2 * window_ns < kFewerMaxNs ? 2 * window_ns : kFewerMaxNs;
+    until_ns = j.end_ns + window_ns;
+    return window_ns;
+}
+
+bool Detector::is_late(const JobTiming& j) {
+    if (j.caller_pieces <= 0) return false;  // the caller lost its core for the whole job: not ours to fix
+    return j.wait_ns > 2 * (j.caller_cpu_ns / j.caller_pieces) + kLateNs;
+}
+
+namespace {
 
 const int g_atfork = pthread_atfork(nullptr, nullptr, &after_fork_in_child);
 
@@ -154,12 +188,19 @@ Pool* pool() {
     return p;
 }
 
-void run_claims(Job& j, int t) {
+// Runs pieces until none is left; returns how many it ran.
+int64_t run_claims(Job& j, int t) {
     for (int64_t ran = 0;; ++ran) {
         const int64_t i = j.next.fetch_add(1, std::memory_order_relaxed);
-        if (i >= j.pieces) return;
+        if (i >= j.pieces) return ran;
         if (ran == 0) j.working.fetch_add(1, std::memory_order_relaxed);
         if (j.failed.load(std::memory_order_relaxed)) continue;  // drain: the call is failing anyway
+        if (t != 0) {
+            if (const int64_t ns = g_late_worker_ns.load(std::memory_order_relaxed)) {
+                const timespec ts{(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+                nanosleep(&ts, nullptr);
+            }
+        }
         try {
             j.fn(j.ctx, i, t);
         } catch (...) {
@@ -239,10 +280,11 @@ void publish(Pool* p, int limit, int wake) {
     if (p->sleepers.load() > 0) futex_wake(p->epoch, wake);
 }
 
-// Closes the job to late joiners, waits until every worker that joined is done with it (if that
-// is later than `deadline_ns`: a straggler), releases the pool and rethrows the first exception a
-// piece threw.
-void finish(Pool* p, int64_t deadline_ns) {
+// Closes the job to late joiners, waits until every worker that joined is done with it, judges
+// from `timing` (its end and wait filled in here) whether a worker was late, releases the pool and
+// rethrows the first exception a piece threw. caller_done_ns: when the caller found no piece left
+// (INT64_MAX: a job that waits on purpose, not judged).
+void finish(Pool* p, JobTiming timing, int64_t caller_done_ns) {
     uint64_t w = p->gate.load(std::memory_order_relaxed);
     while (!p->gate.compare_exchange_weak(w, w & ~(uint64_t)0xffff0000, std::memory_order_acq_rel)) {
     }
@@ -250,14 +292,14 @@ void finish(Pool* p, int64_t deadline_ns) {
     wait_for(p->left, (uint32_t)(joined - 1), p->caller_sleeping);
     const int64_t end = now_ns();
     const int working = p->job.working.load(std::memory_order_relaxed);
-    if (working > 1 && end > deadline_ns) {  // with no worker's piece, the caller's delays are not ours
-        g_stragglers.fetch_add(1, std::memory_order_relaxed);
-        if (g_strikes.fetch_add(1, std::memory_order_relaxed) + 1 >= kStrikes) {
-            g_fewer_until.store(end + kFewerNs, std::memory_order_relaxed);
-            g_strikes.store(0, std::memory_order_relaxed);
+    if (joined > 1 && caller_done_ns < INT64_MAX) {
+        timing.end_ns = end;
+        timing.wait_ns = end - caller_done_ns;
+        if (Detector::is_late(timing)) g_stragglers.fetch_add(1, std::memory_order_relaxed);
+        if (const int64_t window = g_detector.record(timing)) {
+            g_fewer_until.store(end + window, std::memory_order_relaxed);
+            g_fallbacks.fetch_add(1, std::memory_order_relaxed);
         }
-    } else if (working > 1) {
-        g_strikes.store(0, std::memory_order_relaxed);
     }
     if (working > 1) {
         g_parallel_jobs.fetch_add(1, std::memory_order_relaxed);
@@ -327,7 +369,10 @@ void set_num_threads(int n) {
 
 void run_pieces(int64_t pieces, int nt, PieceFn fn, void* ctx) {
     if (nt > pieces) nt = (int)pieces;
-    if (nt > 1 && now_ns() < g_fewer_until.load(std::memory_order_relaxed)) nt /= 2;
+    if (nt > 1 && now_ns() < g_fewer_until.load(std::memory_order_relaxed)) {
+        nt /= 2;
+        g_fewer_jobs.fetch_add(1, std::memory_order_relaxed);
+    }
     Pool* p = nt > 1 && !t_in_job ? pool() : nullptr;
     if (p && acquire(p)) {
         struct Release {  // the pool goes back if anything before publish throws (finish releases it after)
@@ -347,13 +392,16 @@ void run_pieces(int64_t pieces, int nt, PieceFn fn, void* ctx) {
             j.ctx = ctx;
             j.each = nullptr;
             j.pieces = pieces;
-            const int64_t start = now_ns(), cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+            const int64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
             release.armed = false;
             publish(p, nt, nt - 1);
             t_in_job = true;
-            run_claims(j, 0);
+            JobTiming timing{};
+            timing.caller_pieces = run_claims(j, 0);
             t_in_job = false;
-            finish(p, start + 2 * (clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu) + kStragglerNs);
+            const int64_t done = now_ns();
+            timing.caller_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu;
+            finish(p, timing, done);
             return;
         }
     }
@@ -375,19 +423,29 @@ void on_every_worker(void (*fn)() noexcept) {
     publish(p, n + 1, n);
     // Every worker must take part: wait (yielding) until all have joined, then close as usual.
     while ((int)(p->gate.load(std::memory_order_acquire) & 0xffff) < n + 1) sched_yield();
-    finish(p, INT64_MAX);  // waits on purpose: not a straggler
+    finish(p, JobTiming{}, INT64_MAX);  // waits on purpose: not a straggler
 }
 
 PoolStats pool_stats() {
     Pool* p = g_pool.load(std::memory_order_acquire);
-    return PoolStats{g_parallel_jobs.load(), g_most_threads.load(), p ? p->workers.load() : 0, g_stragglers.load()};
+    return PoolStats{g_parallel_jobs.load(), g_most_threads.load(), p ? p->workers.load() : 0, g_stragglers.load(),
+                     g_fallbacks.load(), g_fewer_jobs.load()};
 }
 
 void reset_pool_stats() {
     g_parallel_jobs.store(0);
     g_most_threads.store(0);
     g_stragglers.store(0);
+    g_fallbacks.store(0);
+    g_fewer_jobs.store(0);
 }
+
+void replay_detector(const int64_t* jobs, int64_t n, int64_t* windows) {
+    Detector d;
+    for (int64_t i = 0; i < n; ++i, jobs += 4) windows[i] = d.record(JobTiming{jobs[0], jobs[1], jobs[2], jobs[3]});
+}
+
+void set_late_worker(int64_t ns) { g_late_worker_ns.store(ns > 0 ? ns : 0, std::memory_order_relaxed); }
 
 }  // namespace ops
 }  // namespace relucore

@@ -17,9 +17,13 @@ import numpy as np
 
 from . import _core
 
-# Test hooks with no public meaning: the GEMM itself (C = alpha op(A) op(B) + beta C, in place) and
-# the output size above which stores bypass the cache (-1: the last-level cache size).
-from ._core import _gemm, _pool_stats, _reset_pool_stats, _set_stream_threshold  # noqa: F401
+# Test hooks with no public meaning: the GEMM itself (C = alpha op(A) op(B) + beta C, in place),
+# the output size above which stores bypass the cache (-1: the last-level cache size), the thread
+# pool's counters, a delay before each piece a pool worker runs, and a replay of job records through
+# a fresh straggler detector.
+from ._core import (  # noqa: F401
+    _gemm, _pool_detector_replay, _pool_late_worker, _pool_stats, _reset_pool_stats, _set_stream_threshold,
+)
 # CPU features per ISA: required by dispatch, enabled by the compiler, present on this CPU.
 from ._core import _compiled_features, _cpu_features, _isa_features, _usable_isas_with  # noqa: F401
 

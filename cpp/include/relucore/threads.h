@@ -15,10 +15,18 @@ struct PoolStats {
     int64_t parallel_jobs;
     int most_threads;
     int workers;  // pool threads started in this process
-    int64_t stragglers;  // jobs that took far longer than the caller's CPU time in them
+    int64_t stragglers;  // jobs in which the caller waited far longer for a worker than a piece takes
+    int64_t fallbacks;   // windows of fewer threads that late jobs opened
+    int64_t fewer_jobs;  // jobs that ran on fewer threads in such a window
 };
 PoolStats pool_stats();
 void reset_pool_stats();
+
+// Test hooks. Pool workers sleep `ns` before each piece they run (0: off), as if descheduled.
+void set_late_worker(int64_t ns);
+// Feeds n job records (end, wait, caller CPU, caller pieces; ns) to a fresh straggler detector and
+// stores in windows[i] the length of the window of fewer threads record i opened (0: none).
+void replay_detector(const int64_t* jobs, int64_t n, int64_t* windows);
 
 }  // namespace ops
 }  // namespace relucore
