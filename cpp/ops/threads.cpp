@@ -433,6 +433,14 @@ PoolStats pool_stats() {
 }
 
 void reset_pool_stats() {
+    // also forgets the detector's history and any open window, so one test's late jobs do not
+    // change the next one's threads (call it with no job running)
+    g_fewer_until.store(0);
+    Pool* p = g_pool.load(std::memory_order_acquire);
+    if (p && acquire(p)) {
+        g_detector = Detector{};
+        p->busy.store(false, std::memory_order_release);
+    }
     g_parallel_jobs.store(0);
     g_most_threads.store(0);
     g_stragglers.store(0);

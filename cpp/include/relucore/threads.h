@@ -20,6 +20,7 @@ struct PoolStats {
     int64_t fewer_jobs;  // jobs that ran on fewer threads in such a window
 };
 PoolStats pool_stats();
+// Zeroes the counters, the straggler detector's history and any window of fewer threads.
 void reset_pool_stats();
 
 // Test hooks. Pool workers sleep `ns` before each piece they run (0: off), as if descheduled.
