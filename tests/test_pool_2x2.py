@@ -10,19 +10,9 @@ import pytest
 import relucore.reference as R
 from _conv_helpers import KINDS, view
 from _helpers import assert_bitwise, make_data
+from test_pool import tie_data as ties  # small integers with NaN, ±inf, ±0: ties in most windows
 
 NAN, INF = np.nan, np.inf
-
-
-def ties(rng, shape, dtype):
-    """Few distinct values (ties in most windows) with NaN, ±inf and ±0."""
-    x = rng.integers(-2, 3, shape).astype(dtype)
-    r = rng.random(shape)
-    x[r < 0.06] = NAN
-    x[(r >= 0.06) & (r < 0.14)] = -INF
-    x[(r >= 0.14) & (r < 0.16)] = INF
-    x[(r >= 0.16) & (r < 0.3)] = -0.0
-    return x
 
 
 def check(m, x):

@@ -8,6 +8,8 @@ same model on the numpy backend (``rc.use_backend("numpy")``, :mod:`relucore.ref
 ``torch.nn`` eager with autograd. Each call first puts the parameters, batch-norm statistics and
 momentum buffers back to their starting values (a few small copies, in all three), so every call
 computes the same step and its result (the loss and every parameter's gradient) can be checked.
+``flops`` makes relucore-bench time the numpy backend alone first (its BLAS threads spin after each
+call and would slow whatever runs next), then relucore and PyTorch in turns.
 """
 
 from __future__ import annotations
@@ -147,6 +149,17 @@ class _TorchStep:
         return (loss.detach(),) + tuple(p.grad for p in self.params)
 
 
+def step_flops(shape) -> int:
+    """Multiply-adds x 2 of one step: both convolutions and the linear layer forward, their weight
+    gradients, and the input gradients of all but the first convolution."""
+    n, c, h, w = shape
+    q = h // 4
+    conv1 = 2 * n * 16 * h * w * c * 9
+    conv2 = 2 * n * 32 * (h // 2) * (w // 2) * 16 * 9
+    fc = 2 * n * 32 * q * q * CLASSES
+    return 2 * conv1 + 3 * conv2 + 3 * fc
+
+
 def cases(sizes: Sequence[int], dtype, shape=SHAPE) -> List[Case]:
     """The training step of the example CNN on ``shape`` (``sizes`` is not used; H = W, a multiple of 4)."""
     dtype = np.dtype(dtype)
@@ -155,7 +168,8 @@ def cases(sizes: Sequence[int], dtype, shape=SHAPE) -> List[Case]:
     short = "f32" if dtype == np.float32 else "f64"
     return [Case("train_step", f"train step {short}", n=int(np.prod(shape)), dtype=dtype.name, shape=tuple(shape),
                  make_inputs=lambda: setup.arrays, relucore=rc_step, numpy=numpy_step, torch=_t_step,
-                 reference=ref_step, suite=__name__, rtol=tol, atol=tol * 1e-2)]
+                 reference=ref_step, flops=step_flops(shape), limit="none", suite=__name__, rtol=tol,
+                 atol=tol * 1e-2)]
 
 
 def _target(text: str, v, want: float, noisy: bool, missing: str) -> dict:
