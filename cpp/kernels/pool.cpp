@@ -68,39 +68,45 @@ void max_pool_sized(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
 // 2x2 windows, stride 2, no padding, dilation 1 (the usual pool): L outputs at a time from two
 // vector pairs per input row (even/odd lanes are the window's left/right column). The scan order
 // (0,0), (0,1), (1,0), (1,1) and PyTorch's rule (a larger value or a NaN takes over) are selects,
-// so ties, NaN and -inf give window_max's values and indices. The row's last n < L outputs are
-// stored masked: rows narrower than a vector (12 outputs of a 24-wide image against 16 float
-// lanes) would otherwise run wholly scalar. Their loads read whole vectors, past the row into the
-// next, while that stays inside the plane (`whole`): masked loads that miss the cache were measured
-// to stall (AVX-512 float32 on 24-wide rows: no faster than the scalar windows).
+// so ties, NaN and -inf give window_max's values and indices. The winner's offset in the plane
+// (0, 1, W or W + 1, exact in T: see max_pool) is selected alongside the value, and the int64 index
+// is a fixed-length loop over the stored offsets that the compiler vectorizes (convert, widen,
+// add): a per-lane decode of a window code was most of the time. The row's last n < L outputs are
+// stored whole while L outputs fit in the plane (`spill`: the lanes past n land in later rows'
+// outputs, which overwrite them; rows of 7 or 14 outputs then take the vector index path too), else
+// masked. Their loads read whole vectors, past the row into the next, while that stays inside the
+// plane (`whole`): masked loads that miss the cache were measured to stall (AVX-512 float32 on
+// 24-wide rows: no faster than the scalar windows).
 template <class T, class V>
-inline void max_pool_2x2s2_run(const T* r0, const T* r1, i64 oh, i64 ow, i64 n, i64 W, bool whole, T* yo,
-                               int64_t* io) {
+__attribute__((always_inline)) inline void max_pool_2x2s2_run(const T* r0, const T* r1, i64 at, i64 n, i64 W,
+                                                              bool whole, bool spill, T* yo, int64_t* io) {
     constexpr int L = V::L;
     V a0, a1, b0, b1;
     if (n == L || whole) {
-        a0 = V::load(r0 + 2 * ow), a1 = V::load(r0 + 2 * ow + L);
-        b0 = V::load(r1 + 2 * ow), b1 = V::load(r1 + 2 * ow + L);
+        a0 = V::load(r0), a1 = V::load(r0 + L);
+        b0 = V::load(r1), b1 = V::load(r1 + L);
     } else {  // the 2n inputs of each row only (a short row may end at the array's end)
         const i64 lo = 2 * n < L ? 2 * n : L, hi = 2 * n - lo;
-        a0 = V::load_tail(r0 + 2 * ow, lo), a1 = V::load_tail(r0 + 2 * ow + L, hi);
-        b0 = V::load_tail(r1 + 2 * ow, lo), b1 = V::load_tail(r1 + 2 * ow + L, hi);
+        a0 = V::load_tail(r0, lo), a1 = V::load_tail(r0 + L, hi);
+        b0 = V::load_tail(r1, lo), b1 = V::load_tail(r1 + L, hi);
     }
     const V v[4] = {even_lanes(a0, a1), odd_lanes(a0, a1), even_lanes(b0, b1), odd_lanes(b0, b1)};
-    V best = V::set1(-__builtin_inf()), code = V::zero();
-    for (int q = 0; q < 4; ++q) {
+    const T off[4] = {T(0), T(1), T(W), T(W + 1)};
+    V best = v[0], where = V::zero();  // the first tap always takes over from -inf's start
+    for (int q = 1; q < 4; ++q) {
         const uint64_t take = bits(v[q], gt(v[q], best)) | ~bits(v[q], eq(v[q], v[q]));
         const auto m = from_bits(v[q], take);
         best = select(m, v[q], best);
-        code = select(m, V::set1(T(q)), code);
+        where = select(m, V::set1(off[q]), where);
     }
-    if (n == L) best.store(yo + ow);
-    else best.store_tail(yo + ow, n);
-    T c[L];
-    code.store(c);
-    for (int l = 0; l < n; ++l) {
-        const int q = (int)c[l];
-        io[ow + l] = (2 * oh + (q >> 1)) * W + 2 * (ow + l) + (q & 1);
+    T w[L];
+    where.store(w);
+    if (n == L || spill) {
+        best.store(yo);
+        for (int l = 0; l < L; ++l) io[l] = at + 2 * l + (int32_t)w[l];
+    } else {
+        best.store_tail(yo, n);
+        for (int l = 0; l < n; ++l) io[l] = at + 2 * l + (int32_t)w[l];
     }
 }
 
@@ -116,15 +122,20 @@ void max_pool_2x2s2(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
         T* yo = y + oh * g.OW;
         int64_t* io = idx + oh * g.OW;
         i64 ow = 0;
-        for (; ow + L <= g.OW; ow += L) max_pool_2x2s2_run<T, V>(r0, r1, oh, ow, L, W, true, yo, io);
+        for (; ow + L <= g.OW; ow += L)
+            max_pool_2x2s2_run<T, V>(r0 + 2 * ow, r1 + 2 * ow, 2 * oh * W + 2 * ow, L, W, true, true, yo + ow, io + ow);
         if (ow < g.OW)
-            max_pool_2x2s2_run<T, V>(r0, r1, oh, ow, g.OW - ow, W, end - (r1 + 2 * ow) >= 2 * L, yo, io);
+            max_pool_2x2s2_run<T, V>(r0 + 2 * ow, r1 + 2 * ow, 2 * oh * W + 2 * ow, g.OW - ow, W,
+                                     end - (r1 + 2 * ow) >= 2 * L, oh * g.OW + ow + L <= g.OH * g.OW, yo + ow,
+                                     io + ow);
     }
 }
 
 template <class T>
 void max_pool(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
-    if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1)
+    // the vector path keeps in-window offsets up to W + 1 in T and int32: exact below 2**24
+    if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 &&
+        g.W < (i64(1) << 24))
         return max_pool_2x2s2(x, y, idx, g);
     if (g.kh == 2 && g.kw == 2) return max_pool_sized<2, 2>(x, y, idx, g);
     if (g.kh == 3 && g.kw == 3) return max_pool_sized<3, 3>(x, y, idx, g);

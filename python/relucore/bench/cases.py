@@ -17,7 +17,7 @@ import numpy as np
 
 #: Modules that provide ``cases(sizes, dtype)``, in table order.
 SUITES = ("relucore.bench.elementwise", "relucore.bench.ufuncs", "relucore.bench.conv", "relucore.bench.norm",
-          "relucore.bench.loss", "relucore.bench.layers", "relucore.bench.inference")
+          "relucore.bench.loss", "relucore.bench.layers", "relucore.bench.inference", "relucore.bench.training")
 
 IMPLS = ("relucore", "numpy", "torch")
 
