@@ -167,12 +167,19 @@ PyDataMem_Handler g_handler = {
     "relucore_output_cache", 1, {nullptr, &cache_malloc, &cache_calloc, &cache_realloc, &cache_free}};
 
 py::dict stats() {
+    int64_t hits, misses, cached, blocks;
+    {  // copied first: building the dict may run the garbage collector, which may free into the cache
+        std::lock_guard<std::mutex> g(g_cache->lock);
+        hits = g_cache->hits;
+        misses = g_cache->misses;
+        cached = (int64_t)g_cache->cached;
+        blocks = (int64_t)g_cache->order.size();
+    }
     py::dict d;
-    std::lock_guard<std::mutex> g(g_cache->lock);
-    d["hits"] = g_cache->hits;
-    d["misses"] = g_cache->misses;
-    d["cached_bytes"] = (int64_t)g_cache->cached;
-    d["blocks"] = (int64_t)g_cache->order.size();
+    d["hits"] = hits;
+    d["misses"] = misses;
+    d["cached_bytes"] = cached;
+    d["blocks"] = blocks;
     d["enabled"] = g_enabled;
     d["max_block_bytes"] = (int64_t)kMaxBlock;
     d["max_cached_bytes"] = (int64_t)kMaxCached;
