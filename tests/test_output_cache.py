@@ -1,6 +1,6 @@
 """The output cache: relucore's output arrays of at least 256 KiB come from a NumPy memory handler
 that keeps freed blocks for the next array of the same size. A reused block holds stale contents
-(here poisoned with NaN or all-ones bits), so every op must write all of its outputs."""
+(here poisoned with NaN or the largest integer), so every op must write all of its outputs."""
 
 from __future__ import annotations
 
