@@ -42,7 +42,8 @@ py::object forward(int act_code, py::handle x_h, double param, py::handle out_h,
     uint8_t* mp = nullptr;
     int64_t* cp = nullptr;
     if (want_mask) {
-        mask = py::array_t<uint8_t>((py::ssize_t)((x.size + 7) / 8));
+        mask = py::reinterpret_steal<py::array_t<uint8_t>>(
+            new_array(py::dtype::of<uint8_t>(), {(py::ssize_t)((x.size + 7) / 8)}).release());
         mp = mask.mutable_data();
         if (x.size) mp[(x.size - 1) / 8] = 0;  // unused high bits stay 0
     }

@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <vector>
 
+#include "output_cache.h"
 #include "relucore/kernels.h"
 
 namespace relucore {
@@ -77,9 +78,18 @@ inline bool out_ok(const View& out, const View& like, std::initializer_list<cons
     return true;
 }
 
+// A new array relucore returns: large ones come from the output cache (see output_cache.h).
+inline py::array new_array(const py::dtype& dt, const std::vector<py::ssize_t>& shape) {
+    int64_t nbytes = dt.itemsize();
+    for (py::ssize_t d : shape)
+        if (d < 0 || __builtin_mul_overflow(nbytes, (int64_t)d, &nbytes)) nbytes = 0;  // NumPy refuses it
+    OutputScope scope(nbytes);
+    return py::array(dt, shape);
+}
+
 inline py::array new_like(const View& v) {
-    std::vector<py::ssize_t> shape(dims(v), dims(v) + ndim(v));
-    return v.type == kF32 ? py::array(py::dtype::of<float>(), shape) : py::array(py::dtype::of<double>(), shape);
+    return new_array(v.type == kF32 ? py::dtype::of<float>() : py::dtype::of<double>(),
+                     std::vector<py::ssize_t>(dims(v), dims(v) + ndim(v)));
 }
 
 // The array a kernel writes: out_h itself if it may (the input `like` itself or disjoint from every

@@ -31,7 +31,7 @@ inline View need_bias(py::handle h, i64 n, int type) {
 }
 
 inline py::array empty(int type, std::vector<py::ssize_t> shape) {
-    return type == kF32 ? py::array(py::dtype::of<float>(), shape) : py::array(py::dtype::of<double>(), shape);
+    return new_array(type == kF32 ? py::dtype::of<float>() : py::dtype::of<double>(), shape);
 }
 
 template <class T> T* ptr(const View& v) { return reinterpret_cast<T*>(v.data); }

@@ -110,7 +110,7 @@ py::object cross_entropy(py::handle x_h, py::handle t_h, int reduction, double s
         std::vector<py::ssize_t> shape;
         for (int i = 0; i < ndim(x); ++i)
             if (i != 1 && ndim(x) > 1) shape.push_back(dims(x)[i]);
-        losses = x.type == kF32 ? py::array(py::dtype::of<float>(), shape) : py::array(py::dtype::of<double>(), shape);
+        losses = new_array(x.type == kF32 ? py::dtype::of<float>() : py::dtype::of<double>(), shape);
     }
     double total = 0;
     py::array* lp = red == ops::kNone ? &losses : nullptr;

@@ -13,7 +13,8 @@ py::tuple max_pool2d(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64
     const auto* d = dims(x);
     const ConvGeom g = geom(1, d[2], d[3], kh, kw, sh, sw, ph, pw, 1, 1);
     py::array y = empty(x.type, {d[0], d[1], g.OH, g.OW});
-    py::array_t<int64_t> idx(std::vector<py::ssize_t>{d[0], d[1], g.OH, g.OW});
+    auto idx = py::reinterpret_steal<py::array_t<int64_t>>(
+        new_array(py::dtype::of<int64_t>(), {d[0], d[1], g.OH, g.OW}).release());
     int64_t* ip = idx.mutable_data();
     by_type(x.type, [&](auto t) {
         using T = decltype(t);

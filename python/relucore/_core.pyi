@@ -108,6 +108,11 @@ def thread_limit() -> int: ...
 def _pool_stats() -> dict[str, int]:
     """Thread pool counters since _reset_pool_stats: parallel_jobs, most_threads, workers, stragglers."""
 def _reset_pool_stats() -> None: ...
+def _output_cache_stats() -> dict[str, int]:
+    """Output cache counters: hits, misses, cached_bytes, blocks, enabled and its bounds."""
+def _output_cache_release() -> None: ...
+def _output_cache_zeros(n: int) -> np.ndarray:
+    """n float64 zeros allocated through the output cache's calloc (for tests)."""
 
 compiler: Final[str]
 

@@ -26,6 +26,8 @@ from ._core import (  # noqa: F401
 )
 # CPU features per ISA: required by dispatch, enabled by the compiler, present on this CPU.
 from ._core import _compiled_features, _cpu_features, _isa_features, _usable_isas_with  # noqa: F401
+# The output cache's counters (hits, misses, cached_bytes, blocks, enabled, bounds) and a calloc probe.
+from ._core import _output_cache_stats, _output_cache_zeros  # noqa: F401
 
 __all__ = [
     "runtime_info", "show_runtime", "set_num_threads", "get_num_threads",
@@ -398,11 +400,14 @@ def get_backend() -> str:
 
 
 def release_scratch() -> None:
-    r"""Free the scratch buffers that convolution and linear layers keep between calls.
+    r"""Free the scratch buffers that convolution and linear layers keep between calls, and the
+    memory of the output cache.
 
     Each thread keeps its packed GEMM blocks, column gradients and Winograd buffers (a few MB) so
     that the next call does not allocate them again, as PyTorch's caching allocator keeps its
-    blocks. This returns that memory; the next call allocates it again, with the same results.
+    blocks. The output cache keeps the memory of freed output arrays of at least 256 KiB for the
+    next output of the same size (at most 256 MiB; see the Runtime section of docs/api.md). This
+    returns that memory; the next call allocates it again, with the same results.
 
     Example::
 
@@ -410,3 +415,4 @@ def release_scratch() -> None:
         >>> rc.release_scratch()
     """
     _core._release_scratch()
+    _core._output_cache_release()
