@@ -79,6 +79,10 @@ class Case:
     check: Optional[CheckFn] = None
     target_pct: Optional[float] = None  # % of the reference limit this case is meant to reach
     suite: str = ""
+    # time relucore and PyTorch each alone, in alternating whole measurements, instead of sample by
+    # sample: a whole model's step keeps both thread pools busy, and PyTorch's OpenMP threads, still
+    # spinning after its sample, would take the cores from relucore's next one
+    peers_alone: bool = False
 
     @property
     def size(self) -> str:

@@ -8,6 +8,7 @@ import fnmatch
 import importlib
 import inspect
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from .machine import machine_info, usable_cores
 from .noise import SPREAD_LIMIT, check_machine, noisy_spreads, verdict
 from .peers import load_torch, to_numpy, to_torch
 from .report import Progress, Table, fmt_num, write_json
-from .timing import TimerConfig, measure, measure_interleaved
+from .timing import TimerConfig, Timing, measure, measure_interleaved
 
 DEFAULT_SIZES = ("1K", "64K", "1M", "16M")
 QUICK_SIZES = ("1K", "1M", "16M")
@@ -120,6 +121,20 @@ def _print_limits(out, limits: Limits, sizes: Sequence[int], dtype: str, pct_of:
     print(file=out)
 
 
+def measure_alone(calls: Dict[str, tuple], config: TimerConfig, rounds: int = 2) -> Dict[str, Timing]:
+    """Each call timed alone, the calls in turns, ``rounds`` times, idling before each so that the
+    previous one's spinning threads have gone to sleep; per call the mean of its rounds' medians
+    (spread: the largest)."""
+    got: Dict[str, List[Timing]] = {k: [] for k in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            time.sleep(BLAS_IDLE_TIME)
+            got[name].append(measure(*call, config=config))
+    return {k: Timing(median=statistics.fmean(t.median for t in v), min=min(t.min for t in v),
+                      samples=sum(t.samples for t in v), number=v[0].number, spread=max(t.spread for t in v))
+            for k, v in got.items()}
+
+
 def run_case(case: Case, config: TimerConfig, limits: Limits, torch: Any, pct_of: str,
              warn=lambda msg: None, memory: Optional[Dict[str, Any]] = None, busy: bool = False) -> Dict[str, Any]:
     """Check relucore against NumPy once, then time every implementation; return the row.
@@ -160,7 +175,8 @@ def run_case(case: Case, config: TimerConfig, limits: Limits, torch: Any, pct_of
         np_call = calls.pop("numpy")
         t_numpy = measure(*np_call, config=config)
         time.sleep(BLAS_IDLE_TIME)
-        timings = dict(zip(calls, measure_interleaved(list(calls.values()), config)))
+        timings = measure_alone(calls, config) if case.peers_alone else \
+            dict(zip(calls, measure_interleaved(list(calls.values()), config)))
         timings["numpy"] = t_numpy
     else:
         timings = dict(zip(calls, measure_interleaved(list(calls.values()), config)))

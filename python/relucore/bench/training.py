@@ -169,7 +169,7 @@ def cases(sizes: Sequence[int], dtype, shape=SHAPE) -> List[Case]:
     return [Case("train_step", f"train step {short}", n=int(np.prod(shape)), dtype=dtype.name, shape=tuple(shape),
                  make_inputs=lambda: setup.arrays, relucore=rc_step, numpy=numpy_step, torch=_t_step,
                  reference=ref_step, flops=step_flops(shape), limit="none", suite=__name__, rtol=tol,
-                 atol=tol * 1e-2)]
+                 atol=tol * 1e-2, peers_alone=True)]
 
 
 def _target(text: str, v, want: float, noisy: bool, missing: str) -> dict:
@@ -199,4 +199,6 @@ def notes(rows: List[dict], threads: int) -> List[str]:
     n, c, h, w = rows[0]["shape"]
     return [f"train step: forward, cross-entropy, backward and SGD (momentum {MOMENTUM}) of the example CNN on "
             f"{n} x {c}x{h}x{w} images, {threads} threads; \"numpy\" is the same "
-            "relucore.nn model on the numpy backend; each call first restores the starting state (all three)"]
+            "relucore.nn model on the numpy backend; each call first restores the starting state (all three); "
+            "each library is timed alone, relucore and PyTorch in two alternating rounds (timed sample by sample "
+            "in turns, PyTorch's idle OpenMP threads spin into relucore's samples and about halve its speed)"]
