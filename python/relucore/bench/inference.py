@@ -17,6 +17,7 @@ from typing import List, Sequence
 import numpy as np
 
 from .cases import Case
+from .peers import torch_example_cnn
 
 #: relucore against PyTorch eager, per dtype and per row (the model as it is, and fused)
 TARGET_VS_TORCH = 2.0
@@ -27,12 +28,10 @@ MACS = 16 * 9 * 28 * 28 + 32 * 16 * 9 * 14 * 14 + 32 * 7 * 7 * 10
 def example_cnn(dtype, seed: int = 0):
     """The example CNN in evaluation mode, float ``dtype``, with running statistics set from ``seed``."""
     from .. import nn
+    from ..examples.digits import make_model
 
     nn.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1, dtype=dtype), nn.BatchNorm2d(16, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1, dtype=dtype), nn.BatchNorm2d(32, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 7 * 7, 10, dtype=dtype))
+    model = make_model(dtype, 28)
     rng = np.random.default_rng(seed)
     for m in model:
         if isinstance(m, nn.BatchNorm2d):
@@ -46,14 +45,7 @@ def example_cnn(dtype, seed: int = 0):
 
 def torch_cnn(torch, model):
     """``model`` (the example CNN) as a ``torch.nn.Sequential`` in evaluation mode, same parameters."""
-    tnn = torch.nn
-    t = tnn.Sequential(tnn.Conv2d(1, 16, 3, padding=1), tnn.BatchNorm2d(16), tnn.ReLU(), tnn.MaxPool2d(2),
-                       tnn.Conv2d(16, 32, 3, padding=1), tnn.BatchNorm2d(32), tnn.ReLU(), tnn.MaxPool2d(2),
-                       tnn.Flatten(), tnn.Linear(32 * 7 * 7, 10))
-    state = model.state_dict()
-    t = t.to(torch.float64 if state["0.weight"].dtype == np.float64 else torch.float32)
-    t.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
-    return t.eval()
+    return torch_example_cnn(torch, model.state_dict()).eval()
 
 
 class Models:

@@ -30,3 +30,16 @@ def to_numpy(torch: Any, result: Any) -> Any:
     if torch is not None and isinstance(result, torch.Tensor):
         return result.detach().numpy()
     return result
+
+
+def torch_example_cnn(torch, state: dict, side: int = 28):
+    """The example CNN (:func:`relucore.examples.digits.make_model`) as a ``torch.nn.Sequential`` on
+    ``side`` x ``side`` images, in the dtype of ``state`` (a relucore ``state_dict``) and loaded from it."""
+    tnn = torch.nn
+    q = side // 4
+    t = tnn.Sequential(tnn.Conv2d(1, 16, 3, padding=1), tnn.BatchNorm2d(16), tnn.ReLU(), tnn.MaxPool2d(2),
+                       tnn.Conv2d(16, 32, 3, padding=1), tnn.BatchNorm2d(32), tnn.ReLU(), tnn.MaxPool2d(2),
+                       tnn.Flatten(), tnn.Linear(32 * q * q, 10))
+    t = t.to(torch.float64 if state["0.weight"].dtype == np.float64 else torch.float32)
+    t.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    return t

@@ -22,6 +22,7 @@ import numpy as np
 import relucore as rc
 
 from .cases import Case
+from .peers import torch_example_cnn
 
 #: (N, C, H, W) of the batch.
 SHAPE = (64, 1, 28, 28)
@@ -35,13 +36,10 @@ TARGET_VS_NUMPY = 20.0
 def relucore_model(dtype, side: int = 28):
     """The example CNN in :mod:`relucore.nn` (seeded: every call gives the same parameters)."""
     from relucore import nn
+    from relucore.examples.digits import make_model
 
     nn.manual_seed(0)
-    q = side // 4
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1, dtype=dtype), nn.BatchNorm2d(16, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1, dtype=dtype), nn.BatchNorm2d(32, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * q * q, CLASSES, dtype=dtype))
+    return make_model(dtype, side)
 
 
 class Setup:
@@ -120,15 +118,9 @@ class _TorchStep:
     """The same model in ``torch.nn`` with the same starting state, and its SGD."""
 
     def __init__(self, torch, setup: Setup):
-        tnn = torch.nn
-        q = setup.shape[2] // 4
         self.torch = torch
-        self.model = tnn.Sequential(
-            tnn.Conv2d(1, 16, 3, padding=1), tnn.BatchNorm2d(16), tnn.ReLU(), tnn.MaxPool2d(2),
-            tnn.Conv2d(16, 32, 3, padding=1), tnn.BatchNorm2d(32), tnn.ReLU(), tnn.MaxPool2d(2),
-            tnn.Flatten(), tnn.Linear(32 * q * q, CLASSES)).to(getattr(torch, setup.dtype.name))
+        self.model = torch_example_cnn(torch, setup.state, setup.shape[2])
         init = {k: torch.from_numpy(np.array(v)) for k, v in setup.state.items()}
-        self.model.load_state_dict(init)
         live = self.model.state_dict(keep_vars=True)
         self.resets = [(live[k], v) for k, v in init.items()]
         self.params = list(self.model.parameters())

@@ -98,12 +98,14 @@ def load_data(source: str = "auto", seed: int = 0, n_generated: int = 2000, test
     return x[tr], labels[tr].astype(np.int64), x[test], labels[test].astype(np.int64), source
 
 
-def make_model(dtype=np.float32) -> nn.Sequential:
-    """conv-BN-ReLU-pool twice, then a linear layer to the 10 class logits: (N, 1, 8, 8) -> (N, 10)."""
+def make_model(dtype=np.float32, side: int = 8) -> nn.Sequential:
+    """conv-BN-ReLU-pool twice, then a linear layer to the 10 class logits: (N, 1, side, side) -> (N, 10)
+    (``side`` a multiple of 4: 8 for the digits, 28 for MNIST-sized images)."""
+    q = side // 4
     return nn.Sequential(
         nn.Conv2d(1, 16, 3, padding=1, dtype=dtype), nn.BatchNorm2d(16, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(16, 32, 3, padding=1, dtype=dtype), nn.BatchNorm2d(32, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 2 * 2, 10, dtype=dtype),
+        nn.Flatten(), nn.Linear(32 * q * q, 10, dtype=dtype),
     )
 
 
