@@ -364,6 +364,31 @@ def test_conv_relu_and_conv_relu_pool(isa, dtype, rng):
         close(got, exp, dtype)
 
 
+@pytest.mark.parametrize("pool_param", [POOL, {"pool_height": 3, "pool_width": 3, "stride": 2},
+                                        {"pool_height": 2, "pool_width": 3, "stride": 1}])
+def test_conv_relu_pool_equals_its_parts_bitwise(isa, dtype, rng, pool_param):
+    """The sandwich fuses the ReLU into the convolution and masks dout by out > 0 before the pool's
+    scatter: the same bits as the parts run one by one, with ties, exact zeros, -0.0, NaN and inf in
+    x (so in the convolution's output) and in dout, and with overlapping windows."""
+    x, w, b = randn(rng, (3, 2, 9, 9), dtype), randn(rng, (4, 2, 3, 3), dtype), randn(rng, 4, dtype)
+    x[0, :, :3, :3] = 0.0  # windows of exact-zero outputs (ties at the bias)
+    b[1] = 0.0
+    x[1, 0, 2, 2], x[1, 1, 5, 5], x[2, 0, 7, 1] = np.nan, np.inf, -np.inf
+    w[2] = -0.0
+    out, cache = L.conv_relu_pool_forward(x, w, b, CONV, pool_param)
+    a, c1 = L.conv_relu_forward(x, w, b, CONV)
+    exp_out, c2 = L.max_pool_forward_fast(a, pool_param)
+    np.testing.assert_array_equal(out, exp_out)
+    assert out.tobytes() == exp_out.tobytes()
+    dout = randn(rng, out.shape, dtype)
+    dout[0, 0, 0, 0], dout[1, 1, 0, 1], dout[2, 3, 1, 0] = np.nan, np.inf, -0.0
+    got = L.conv_relu_pool_backward(dout, cache)
+    exp = L.conv_relu_backward(L.max_pool_backward_fast(dout, c2), c1)
+    for g, e, name in zip(got, exp, ("dx", "dw", "db")):
+        assert g.dtype == dtype and g.shape == e.shape
+        assert g.tobytes() == e.tobytes(), name
+
+
 @pytest.mark.parametrize("loss", ["softmax", "svm"])
 def test_losses(isa, dtype, rng, loss):
     x, y = randn(rng, (12, 7), dtype), rng.integers(0, 7, 12)

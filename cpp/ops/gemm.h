@@ -16,13 +16,21 @@ namespace ops {
 // (thread splits fall on multiples of it).
 int64_t gemm_align();
 
+// Threads for a GEMM: by its multiply-adds, or by the elements it moves when that asks for more (a
+// product with few rows, e.g. batch-1 inference, reads each weight once: bandwidth-bound at a
+// fraction of a thread's multiply-add grain).
+inline int gemm_cap(int nt, i64 m, i64 n, i64 k) {
+    const int by_flops = cap(nt, m * n * k, kGrainFlops), by_bytes = cap(nt, m * k + k * n + m * n, kGrainCopy);
+    return by_flops > by_bytes ? by_flops : by_bytes;
+}
+
 // f(i0, i1, j0, j1) -> bool over blocks of an m x n output split across nt threads: by columns
 // (multiples of the GEMM's tile width), or by rows when the output is narrow. With `longer`, along
 // the longer side when both would do: each block packs the whole operand along the other side
 // again, so that one should be the smaller (linear layers; convolution builds its columns per
 // block, and keeps columns). nt = 1 is a plain call. False if any block's f was.
 template <class F> bool par_blocks(int nt, i64 m, i64 n, i64 k, F&& f, bool longer = false) {
-    nt = cap(nt, m * n * k, kGrainFlops);
+    nt = gemm_cap(nt, m, n, k);
     const i64 align = gemm_align();
     const bool cols_ok = n >= align * nt, rows_ok = m >= 16 * nt;
     std::atomic<bool> ok{true};
@@ -67,7 +75,7 @@ bool gemm_ksplit(int nt, Tr ta, Tr tb, i64 m, i64 n, i64 k, T alpha, const T* a,
     T* part = scratch<T>(kPartials, (kKChunks - 1) * mn);
     if (!part) return false;
     std::atomic<bool> ok{true};
-    parallel_items(kKChunks, cap(nt, mn * k, kGrainFlops), [&](i64 ch) {
+    parallel_items(kKChunks, gemm_cap(nt, m, n, k), [&](i64 ch) {
         const i64 p0 = chunk_start(k, (int)ch), p1 = chunk_start(k, (int)ch + 1);
         const T* ap = ta == Tr::N ? a + p0 : a + p0 * lda;
         const T* bp = tb == Tr::N ? b + p0 * ldb : b + p0;
