@@ -100,3 +100,24 @@ def test_rows_depth_split_threads_bitwise(rc, gemm, dtype, shape, rng):
     b, dy = rng.standard_normal(n_out).astype(dtype), rng.standard_normal((n, n_out)).astype(dtype)
     res = by_threads(rc, x, wt.T, b, dy)
     assert_bitwise(res[1][0], res[0][0], "y (split along the depth): 2 threads vs 1")
+
+
+def test_batch1_linear_runs_on_two_threads():
+    """A batch-1 product with a large weight is bandwidth-bound at a fraction of a thread's
+    multiply-add grain: it must still run on both threads (it ran on one)."""
+    import time
+
+    import relucore
+
+    x = np.ones((1, 4096), np.float32)
+    wt = np.ones((4096, 1000), np.float32)
+    before = relucore.get_num_threads()
+    relucore.set_num_threads(2)
+    try:
+        relucore.runtime._reset_pool_stats()
+        deadline = time.monotonic() + 30  # a busy machine runs jobs on fewer threads for a while
+        while relucore.runtime._pool_stats()["most_threads"] < 2 and time.monotonic() < deadline:
+            np.testing.assert_array_equal(relucore.linear(x, wt.T), np.full((1, 1000), 4096, np.float32))
+        assert relucore.runtime._pool_stats()["most_threads"] == 2
+    finally:
+        relucore.set_num_threads(before)
