@@ -18,6 +18,7 @@ CASES = {
     "f9": (3, 1, 9, 9, 9, 3, 1, 1, 1),
     "pixel": (5, 1, 1, 1, 4, 3, 1, 1, 1),  # 1x1 images, one output pixel each
     "batch1": (1, 1, 20, 20, 7, 3, 1, 1, 1),
+    "batch1_split": (1, 1, 128, 128, 64, 3, 1, 1, 1),  # one image, its filters split over threads
     "pad0": (4, 1, 12, 11, 6, 3, 1, 0, 1),
     "pad2": (4, 1, 12, 11, 6, 3, 1, 2, 1),
     "stride2": (4, 1, 15, 15, 6, 3, 2, 1, 1),
@@ -26,6 +27,7 @@ CASES = {
     "k4": (3, 1, 10, 10, 6, 4, 1, 1, 1),  # 16 column rows: the last layer shape of the dot form
     "k5": (3, 1, 10, 10, 6, 5, 1, 2, 1),  # 25: the blocked GEMM
     "c2k3": (3, 2, 10, 10, 6, 3, 1, 1, 1),  # 18: the blocked GEMM
+    "c16k3_batch1": (1, 16, 32, 32, 64, 3, 1, 1, 1),  # the blocked GEMM, one image split over threads
     "pixel_chunks": (2, 1, 64, 64, 5, 3, 1, 1, 1),  # 4096 pixels: several pixel chunks per image
     "row_blocks": (2, 1, 6, 6, 460, 3, 1, 1, 1),  # more filters than one accumulator block holds
 }
@@ -88,7 +90,7 @@ def test_dweight_nonfinite(rc, ref, own_gemm, special, dtype):
     _close(got, want, dtype)
 
 
-@pytest.mark.parametrize("name", ["conv1", "batch1", "row_blocks", "k5"])
+@pytest.mark.parametrize("name", ["conv1", "batch1_split", "row_blocks", "k5", "c16k3_batch1"])
 def test_dweight_thread_count_bitwise(rc, own_gemm, name, dtype):
     """dweight's sums are fixed by the shape: 1 and 2 threads give the same bits."""
     n, c, h, w, f, k, s, p, d = cfg = CASES[name]
