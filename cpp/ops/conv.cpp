@@ -211,7 +211,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
         const i64 n0 = chunk * s.N / chunks, n1 = (chunk + 1) * s.N / chunks;
         T* cols = buf;
         T* dcols = x_cols ? buf + CK * OHW : buf;
-        if (dw && fused)  // the chunk's images in one call per group: the GEMM's depth runs over all of them
+        if (dw && fused)  // one call per group for all of the chunk's images
             for (i64 gr = 0; gr < s.groups; ++gr) {
                 const T* xg = x + (n0 * s.C + gr * g.C) * s.H * s.W;
                 const T* dyg = dy + (n0 * s.F + gr * Fg) * OHW;
