@@ -103,6 +103,12 @@ void shifted_row(const T* xc, const ConvGeom& g, i64 i, i64 j, i64 lo, i64 hi, i
     if (lo == 0 && hi == W) return;
     for (i64 oh = cA / W; oh * W < cB; ++oh) {
         const i64 b = oh * W;  // entries [b, b + lo) and [b + hi, b + W), clipped to [cA, cB)
+        if (b >= cA && b + W <= cB) {  // a whole output row (all but a block's first and last): no clipping
+            T* r = row + (b - j0);
+            for (i64 k = 0; k < lo; ++k) r[k] = T(0);
+            for (i64 k = hi; k < W; ++k) r[k] = T(0);
+            continue;
+        }
         for (i64 col = b > cA ? b : cA; col < b + lo && col < cB; ++col) row[col - j0] = T(0);
         for (i64 col = b + hi > cA ? b + hi : cA; col < b + W && col < cB; ++col) row[col - j0] = T(0);
     }

@@ -211,6 +211,18 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
         const i64 n0 = chunk * s.N / chunks, n1 = (chunk + 1) * s.N / chunks;
         T* cols = buf;
         T* dcols = x_cols ? buf + CK * OHW : buf;
+        if (dw && fused)  // one call per group for all of the chunk's images
+            for (i64 gr = 0; gr < s.groups; ++gr) {
+                const T* xg = x + (n0 * s.C + gr * g.C) * s.H * s.W;
+                const T* dyg = dy + (n0 * s.F + gr * Fg) * OHW;
+                T* dwg = partial + chunk * wsize + gr * Fg * CK;
+                const auto k = gemm_kernels<T>().conv_dweight;
+                if (!par_blocks(nt, Fg, CK, (n1 - n0) * OHW, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
+                        return k(i1 - i0, n1 - n0, dyg + i0 * OHW, OHW, s.F * OHW, xg, s.C * s.H * s.W, g, j0, j1,
+                                 T(0), dwg + i0 * CK, CK);
+                    }))
+                    ok = false;
+            }
         for (i64 n = n0; n < n1; ++n)
             for (i64 gr = 0; gr < s.groups; ++gr) {
                 const T* xg = x + (n * s.C + gr * g.C) * s.H * s.W;
@@ -218,13 +230,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
                 const T* wg = w + gr * Fg * CK;
                 T* dwg = dw ? partial + chunk * wsize + gr * Fg * CK : nullptr;
                 const T beta = n == n0 ? T(0) : T(1);
-                if (dw && fused) {
-                    const auto k = gemm_kernels<T>().conv_dweight;
-                    if (!par_blocks(nt, Fg, CK, OHW, [&](i64 i0, i64 i1, i64 j0, i64 j1) {
-                            return k(i1 - i0, dyg + i0 * OHW, OHW, xg, g, j0, j1, beta, dwg + i0 * CK, CK);
-                        }))
-                        ok = false;
-                } else if (dw) {
+                if (dw && !fused) {
                     if (!direct) image_im2col(xg, cols, g, nt);
                     if (!par_gemm(nt, Tr::N, Tr::T, Fg, CK, OHW, T(1), dyg, OHW, direct ? xg : cols, OHW, beta, dwg, CK))
                         ok = false;

@@ -33,14 +33,30 @@ constexpr double kMinMacs = 1 << 23;
 // 2x2 output tiles of one image of the layer.
 i64 tiles_per_image(const ConvGeom& g) { return ((g.OH + 1) / 2) * ((g.OW + 1) / 2); }
 
-bool shape_ok(const ConvGeom& g, i64 n, i64 cin, i64 cout, i64 groups, bool depthwise) {
+// channels_ok: the channel rule of the forward, dx or dweight (below), asked only under "auto".
+bool shape_ok(const ConvGeom& g, i64 n, i64 cin, i64 cout, i64 groups, bool depthwise, bool channels_ok) {
     const int a = current_settings().conv_algo;
     if (a == kGemm || depthwise) return false;
     if (!(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)) return false;
     if (a == kWinograd) return true;
     const double tiles = (double)n * (double)tiles_per_image(g);
     const double macs = 9.0 * (double)n * (double)g.OH * (double)g.OW * (double)cin * (double)cout * (double)groups;
-    return cin >= kMinChannels && cout >= kMinChannels && tiles >= kMinBatchTiles && macs >= kMinMacs;
+    return channels_ok && tiles >= kMinBatchTiles && macs >= kMinMacs;
+}
+
+// The backward's channel rules, dx and dweight each on its own, from a grid of layers measured both
+// ways (docs/performance.md). dx's Winograd GEMMs have Cg rows and depth Fg: in float32 16 rows
+// lose to the GEMM path (16 -> 32 channels on 14x14: 1.2x slower) unless the planes are large; in
+// float64 the GEMM path is slower and 16 suffice. dweight's GEMMs are Fg x Cg over the tiles:
+// float32 wants 32 of both (16 -> 32 on 14x14: 1.4x slower), float64 16 of both and either 32
+// input channels or planes of 28x28 and up (16 -> 32 on 14x14: 1.15x slower, on 56x56: 1.6x faster).
+template <class T> bool dx_channels_ok(const ConvGeom& g, i64 Cg, i64 Fg) {
+    if (Fg < kMinChannels || Cg < kMinChannels) return false;
+    return sizeof(T) == 8 || Cg >= 32 || tiles_per_image(g) >= 400;
+}
+template <class T> bool dw_channels_ok(const ConvGeom& g, i64 Cg, i64 Fg) {
+    if (sizeof(T) == 4) return Cg >= 32 && Fg >= 32;
+    return Cg >= kMinChannels && Fg >= kMinChannels && (Cg >= 32 || tiles_per_image(g) >= 196);
 }
 
 // out[j] = max |a[j][i]| over i < n[j] (inf if any value is NaN or inf), for `count` arrays in one
@@ -246,7 +262,8 @@ std::string conv_algo() {
 template <class T>
 bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
-    if (!shape_ok(s.g, s.N, Cg, Fg, s.groups, s.groups == s.C && s.groups > 1) || s.N == 0) return false;
+    if (!shape_ok(s.g, s.N, Cg, Fg, s.groups, s.groups == s.C && s.groups > 1,
+                  Cg >= kMinChannels && Fg >= kMinChannels) || s.N == 0) return false;
     const T* arrays[2] = {x, w};
     const i64 sizes[2] = {s.N * s.C * s.H * s.W, s.F * Cg * 9};
     double m[2];
@@ -263,8 +280,8 @@ WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, boo
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     const bool depthwise = s.groups == s.C && s.groups > 1;
     want_dx = want_dx && s.N > 0 && s.H > 0 && s.W > 0 && s.g.ph <= 2 && s.g.pw <= 2 &&
-              shape_ok(s.g, s.N, Fg, Cg, s.groups, depthwise);  // an empty dx has no tiles to run
-    want_dw = want_dw && s.N > 0 && shape_ok(s.g, s.N, Cg, Fg, s.groups, depthwise);
+              shape_ok(s.g, s.N, Fg, Cg, s.groups, depthwise, dx_channels_ok<T>(s.g, Cg, Fg));  // an empty dx: no tiles
+    want_dw = want_dw && s.N > 0 && shape_ok(s.g, s.N, Cg, Fg, s.groups, depthwise, dw_channels_ok<T>(s.g, Cg, Fg));
     if (!want_dx && !want_dw) return WinogradBackward{false, false};
     const T* arrays[3] = {dy, want_dw ? x : w, w};
     const i64 sizes[3] = {s.N * s.F * s.g.OH * s.g.OW, want_dw ? s.N * s.C * s.H * s.W : s.F * Cg * 9, s.F * Cg * 9};

@@ -97,12 +97,13 @@ struct GemmKernels {
                  T* c, i64 ldc);
     // The same with B = the column matrix of one image x (C*kh*kw rows, OH*OW columns), built block
     // by block, never stored whole: y[:, n0:n1] = act(w (m x C*kh*kw) cols[:, n0:n1] (+ bias[i] on
-    // row i if bias)) with act a NormAct and its parameter, and dw[:, n0:n1] = dy (m x OH*OW)
-    // cols[n0:n1, :]^T + beta * dw. Leading dimensions in elements.
+    // row i if bias)) with act a NormAct and its parameter, and dw[:, n0:n1] = the sum over
+    // `images` images of dy_i (m x OH*OW) cols_i[n0:n1, :]^T + beta * dw, image i's dy at
+    // dy + i * dy_step and its x at x + i * x_step. Leading dimensions and steps in elements.
     bool (*conv_forward)(i64 m, const T* w, i64 ldw, const T* bias, const T* x, const ConvGeom& g, i64 n0, i64 n1,
                          T* y, i64 ldy, int act, T param);
-    bool (*conv_dweight)(i64 m, const T* dy, i64 lddy, const T* x, const ConvGeom& g, i64 n0, i64 n1, T beta,
-                         T* dw, i64 lddw);
+    bool (*conv_dweight)(i64 m, i64 images, const T* dy, i64 lddy, i64 dy_step, const T* x, i64 x_step,
+                         const ConvGeom& g, i64 n0, i64 n1, T beta, T* dw, i64 lddw);
     // c (m x n, row stride ldc) = act(c) for a NormAct and its parameter: the epilogue of a GEMM
     // that has none to hook (OpenBLAS), run on a block it has just written.
     void (*activate)(T* c, i64 ldc, i64 m, i64 n, int act, T param);
