@@ -198,50 +198,64 @@ inline V load_pos(const uint8_t* p) {
 #endif
 }
 
-// 2x2 stride-2 windows do not overlap: each pair of dx rows is written once, left to right, from
-// one row of dy and positions (no zeroing pass, no scatter). A winner gets 0 + dy, as the scatter's
-// add to a zeroed plane gives (-0 becomes +0); the rows and the column no window covers get 0.
-// A row's last n < L outputs read whole vectors while L outputs fit in the plane (the extra lanes
-// are never stored); only the plane's last ones read through a copy. Returns false if a position
-// is over 3 (its dx entries are then 0).
+// 2x2 stride-2 windows do not overlap: with vectors, each pair of dx rows is written once, left to
+// right, from one row of dy and positions (no zeroing pass, no scatter). A winner gets 0 + dy, as
+// the scatter's add to a zeroed plane gives (-0 becomes +0); the rows and the column no window
+// covers get 0. A row's last n < L outputs read whole vectors while L outputs fit in the plane, and
+// store whole vectors while they stay inside the plane and miss what this row pair wrote: the lanes
+// past the row land in later rows, which are written after them (masked stores were measured to
+// cost a row of 7 outputs as much as the whole scatter). Returns false if a position is over 3 (dx
+// is then not the gradient).
 template <class T>
 bool max_pool_pos_backward_2x2s2(const T* dy, const uint8_t* pos, T* dx, const ConvGeom& g) {
     using V = typename VecOf<T>::type;
     constexpr int L = V::L;
     const i64 W = g.W, OW = g.OW, out = g.OH * g.OW;
-    const V z = V::zero(), three = V::set1(T(3));
+    const T* end = dx + g.H * W;
     uint64_t bad = 0;
-    for (i64 oh = 0; oh < g.OH; ++oh) {
-        T* d0 = dx + 2 * oh * W;
-        T* d1 = d0 + W;
-        for (i64 ow = 0; ow < OW; ow += L) {
-            const i64 o = oh * OW + ow, n = OW - ow < L ? OW - ow : L;
-            V v, p;
-            if (o + L <= out) {
-                v = V::load(dy + o), p = load_pos<T, V>(pos + o);
-            } else {
-                uint8_t b[L > 8 ? L : 8] = {};
-                for (i64 l = 0; l < n; ++l) b[l] = pos[o + l];
-                v = V::load_tail(dy + o, n), p = load_pos<T, V>(b);
+    if constexpr (L == 1) {  // one store per output into a zeroed plane: four selects cost more
+        for (T* p = dx; p < end; ++p) *p = T(0);
+        for (i64 oh = 0; oh < g.OH; ++oh)
+            for (i64 ow = 0; ow < OW; ++ow) {
+                const uint8_t c = pos[oh * OW + ow];
+                dx[(2 * oh + ((c >> 1) & 1)) * W + 2 * ow + (c & 1)] = dy[oh * OW + ow] + T(0);
+                bad |= c > 3;
             }
-            v = v + z;
-            // lanes past the row are not this row's positions
-            bad |= bits(p, gt(p, three)) & (n == L ? ~uint64_t(0) : (uint64_t(1) << n) - 1);
-            V q[4];
-            for (int k = 0; k < 4; ++k) q[k] = select(eq(p, V::set1(T(k))), v, z);
-            const V r[4] = {zip_lo(q[0], q[1]), zip_hi(q[0], q[1]), zip_lo(q[2], q[3]), zip_hi(q[2], q[3])};
-            if (n == L) {
-                r[0].store(d0 + 2 * ow), r[1].store(d0 + 2 * ow + L);
-                r[2].store(d1 + 2 * ow), r[3].store(d1 + 2 * ow + L);
-            } else {
-                const i64 lo = 2 * n < L ? 2 * n : L, hi = 2 * n - lo;
-                r[0].store_tail(d0 + 2 * ow, lo), r[1].store_tail(d0 + 2 * ow + L, hi);
-                r[2].store_tail(d1 + 2 * ow, lo), r[3].store_tail(d1 + 2 * ow + L, hi);
+        return bad == 0;
+    } else {
+        const V z = V::zero(), three = V::set1(T(3));
+        for (i64 oh = 0; oh < g.OH; ++oh) {
+            T* d0 = dx + 2 * oh * W;
+            T* d1 = d0 + W;
+            for (i64 ow = 0; ow < OW; ow += L) {
+                const i64 o = oh * OW + ow, n = OW - ow < L ? OW - ow : L;
+                V v, p;
+                if (o + L <= out) {
+                    v = V::load(dy + o), p = load_pos<T, V>(pos + o);
+                } else {
+                    uint8_t b[L > 8 ? L : 8] = {};
+                    for (i64 l = 0; l < n; ++l) b[l] = pos[o + l];
+                    v = V::load_tail(dy + o, n), p = load_pos<T, V>(b);
+                }
+                v = v + z;
+                // lanes past the row are not this row's positions
+                bad |= bits(p, gt(p, three)) & (n == L ? ~uint64_t(0) : (uint64_t(1) << n) - 1);
+                V q[4];
+                for (int k = 0; k < 4; ++k) q[k] = select(eq(p, V::set1(T(k))), v, z);
+                const V r[4] = {zip_lo(q[0], q[1]), zip_hi(q[0], q[1]), zip_lo(q[2], q[3]), zip_hi(q[2], q[3])};
+                if (n == L || ((ow == 0 || 2 * ow + 2 * L <= W) && d1 + 2 * ow + 2 * L <= end)) {
+                    r[0].store(d0 + 2 * ow), r[1].store(d0 + 2 * ow + L);
+                    r[2].store(d1 + 2 * ow), r[3].store(d1 + 2 * ow + L);
+                } else {
+                    const i64 lo = 2 * n < L ? 2 * n : L, hi = 2 * n - lo;
+                    r[0].store_tail(d0 + 2 * ow, lo), r[1].store_tail(d0 + 2 * ow + L, hi);
+                    r[2].store_tail(d1 + 2 * ow, lo), r[3].store_tail(d1 + 2 * ow + L, hi);
+                }
             }
+            if (W > 2 * OW) d0[W - 1] = T(0), d1[W - 1] = T(0);
         }
-        if (W > 2 * OW) d0[W - 1] = T(0), d1[W - 1] = T(0);
     }
-    for (T* p = dx + 2 * g.OH * W; p < dx + g.H * W; ++p) *p = T(0);
+    for (T* p = dx + 2 * g.OH * W; p < end; ++p) *p = T(0);
     return bad == 0;
 }
 
