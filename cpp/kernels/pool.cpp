@@ -92,8 +92,8 @@ void max_pool_sized(const T* x, T* y, Sink out, const ConvGeom& g) {
 // vector pairs per input row (even/odd lanes are the window's left/right column). The scan order
 // (0,0), (0,1), (1,0), (1,1) and PyTorch's rule (a larger value or a NaN takes over) are selects,
 // so ties, NaN and -inf give window_max's values and indices. The winner's offset (the Sink's: in
-// the plane, 0, 1, W or W + 1, exact in T: see max_pool; or in the window, 0..3) is selected
-// alongside the value, and the Sink turns the stored offsets into indices in a fixed-length loop
+// the plane, 0, 1, W or W + 1, exact in T: see is_2x2s2; or in the window, 0..3) is selected
+// alongside the value, and the Sink turns the stored offsets into its output in a fixed-length loop
 // that the compiler vectorizes (convert, widen, add): a per-lane decode of a window code was most of
 // the time. The row's last n < L outputs are stored whole while L outputs fit in the plane
 // (`spill`: the lanes past n land in later rows' outputs, which overwrite them; rows of 7 or 14
@@ -198,6 +198,30 @@ inline V load_pos(const uint8_t* p) {
 #endif
 }
 
+// L/2 values from a and L/2 from b as one vector; the same for positions (vectors of 4 lanes or more).
+template <class T, class V>
+inline V load_halves(const T* a, const T* b) {
+#if defined(RC_ISA_AVX512)
+    if constexpr (sizeof(T) == 4)
+        return {_mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(a)), _mm256_loadu_ps(b), 1)};
+    else return {_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(a)), _mm256_loadu_pd(b), 1)};
+#elif defined(RC_ISA_AVX2)
+    if constexpr (sizeof(T) == 4) return {_mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(a)), _mm_loadu_ps(b), 1)};
+    else return {_mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(a)), _mm_loadu_pd(b), 1)};
+#else
+    (void)b;
+    return V::load(a);
+#endif
+}
+template <class T, class V>
+inline V load_pos_halves(const uint8_t* a, const uint8_t* b) {
+    constexpr int H = V::L / 2;
+    uint8_t both[16] = {};
+    __builtin_memcpy(both, a, H);  // fixed sizes: register moves, not a byte loop
+    __builtin_memcpy(both + H, b, H);
+    return load_pos<T, V>(both);
+}
+
 // 2x2 stride-2 windows do not overlap: with vectors, each pair of dx rows is written once, left to
 // right, from one row of dy and positions (no zeroing pass, no scatter). A winner gets 0 + dy, as
 // the scatter's add to a zeroed plane gives (-0 becomes +0); the rows and the column no window
@@ -224,7 +248,37 @@ bool max_pool_pos_backward_2x2s2(const T* dy, const uint8_t* pos, T* dx, const C
         return bad == 0;
     } else {
         const V z = V::zero(), three = V::set1(T(3));
-        for (i64 oh = 0; oh < g.OH; ++oh) {
+        i64 oh = 0;
+        if (2 * OW <= L) {  // two output rows per vector (L/2 lanes each): short rows waste half the lanes
+            constexpr int H = L / 2;
+            const uint64_t rows = ((uint64_t(1) << OW) - 1) * ((uint64_t(1) << H) + 1);
+            for (; oh + 1 < g.OH; oh += 2) {
+                const i64 o = oh * OW;
+                T* d0 = dx + 2 * oh * W;
+                V v, p;
+                if (o + OW + H <= out) {
+                    v = load_halves<T, V>(dy + o, dy + o + OW), p = load_pos_halves<T, V>(pos + o, pos + o + OW);
+                } else {
+                    T t[L] = {};
+                    uint8_t b[L > 8 ? L : 8] = {};
+                    for (i64 l = 0; l < OW; ++l) t[l] = dy[o + l], t[H + l] = dy[o + OW + l], b[l] = pos[o + l], b[H + l] = pos[o + OW + l];
+                    v = V::load(t), p = load_pos<T, V>(b);
+                }
+                v = v + z;
+                bad |= bits(p, gt(p, three)) & rows;
+                V q[4];
+                for (int k = 0; k < 4; ++k) q[k] = select(eq(p, V::set1(T(k))), v, z);
+                const V r[4] = {zip_lo(q[0], q[1]), zip_lo(q[2], q[3]), zip_hi(q[0], q[1]), zip_hi(q[2], q[3])};
+                const bool whole = d0 + 3 * W + L <= end;  // lanes past a row land in rows written after
+                for (int k = 0; k < 4; ++k) {
+                    if (whole) r[k].store(d0 + k * W);
+                    else r[k].store_tail(d0 + k * W, 2 * OW);
+                }
+                if (W > 2 * OW)
+                    for (int k = 0; k < 4; ++k) d0[k * W + W - 1] = T(0);
+            }
+        }
+        for (; oh < g.OH; ++oh) {
             T* d0 = dx + 2 * oh * W;
             T* d1 = d0 + W;
             for (i64 ow = 0; ow < OW; ow += L) {

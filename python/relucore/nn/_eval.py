@@ -111,8 +111,8 @@ def _max_pool_step(m: MaxPool2d) -> Step:
     pool = _core.max_pool2d_positions if kh * kw <= MAX_POSITIONS else _core.max_pool2d
 
     def step(x):
-        y, indices = pool(x, kh, kw, sh, sw, ph, pw)
-        keep(indices, x.shape)
+        y, kept = pool(x, kh, kw, sh, sw, ph, pw)
+        keep(kept, x.shape)
         return y
 
     return step
