@@ -24,13 +24,13 @@ def test_summary_tiny_model_by_hand():
         # BN fused with ReLU keeps x and the per-channel mean and 1/std; plain keeps x and x-hat
         ("BatchNorm2d", (2, 2, 4, 4), 4, 64 * 4 + 2 * 2 * 4, 2 * 64 * 4),
         ("ReLU", (2, 2, 4, 4), 0, 0, 64 * 4),
-        # an int64 index per output; plain adds x
-        ("MaxPool2d", (2, 2, 2, 2), 0, 16 * 8, 64 * 4 + 16 * 8),
+        # one byte per output (the window position that won); plain keeps x and an int64 index
+        ("MaxPool2d", (2, 2, 2, 2), 0, 16, 64 * 4 + 16 * 8),
         ("Flatten", (2, 8), 0, 0, 0),
         ("Linear", (2, 3), 8 * 3 + 3, 16 * 4, 16 * 4),
     ]
     assert s.total_params == 51
-    assert s.total_kept_bytes == 128 + 272 + 128 + 64
+    assert s.total_kept_bytes == 128 + 272 + 16 + 64
     assert s.total_plain_bytes == 1280 + 512 + 256 + 384 + 64
     text = str(s)
     assert "BatchNorm2d" in text and f"{s.total_kept_bytes:,}" in text and f"{s.total_plain_bytes:,}" in text
@@ -46,7 +46,7 @@ def test_summary_float64_and_model_unchanged():
     model = tiny()
     before = model.state_dict()
     s = summary(model, (2, 1, 4, 4), dtype=np.float64)
-    assert s.rows[0].kept_bytes == 32 * 8 and s.rows[3].kept_bytes == 16 * 8
+    assert s.rows[0].kept_bytes == 32 * 8 and s.rows[3].kept_bytes == 16  # a byte per output, any dtype
     assert model[0].weight.dtype == np.float32
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, before[k])

@@ -8,21 +8,25 @@ namespace relucore {
 namespace bind {
 namespace {
 
+// (y, kept): kept is the int64 index of each maximum in its plane (PyTorch's indices), or with K
+// uint8 its position in the window (kh * kw <= 255), what MaxPool2d keeps for backward.
+template <class K>
 py::tuple max_pool2d(py::handle x_h, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw) {
     View x = need(x_h, "x", 4);
     const auto* d = dims(x);
     const ConvGeom g = geom(1, d[2], d[3], kh, kw, sh, sw, ph, pw, 1, 1);
+    if (sizeof(K) == 1 && mul(kh, kw) > 255) throw std::invalid_argument("relucore internal: window over 255 positions");
     py::array y = empty(x.type, {d[0], d[1], g.OH, g.OW});
-    auto idx = py::reinterpret_steal<py::array_t<int64_t>>(
-        new_array(py::dtype::of<int64_t>(), {d[0], d[1], g.OH, g.OW}).release());
-    int64_t* ip = idx.mutable_data();
+    auto kept = py::reinterpret_steal<py::array_t<K>>(new_array(py::dtype::of<K>(), {d[0], d[1], g.OH, g.OW}).release());
+    K* kp = kept.mutable_data();
     by_type(x.type, [&](auto t) {
         using T = decltype(t);
         py::gil_scoped_release nogil;
-        ops::max_pool2d<T>(ptr<T>(x), ptr<T>(y), ip, d[0] * d[1], g);
+        if constexpr (sizeof(K) == 1) ops::max_pool2d_pos<T>(ptr<T>(x), ptr<T>(y), kp, d[0] * d[1], g);
+        else ops::max_pool2d<T>(ptr<T>(x), ptr<T>(y), kp, d[0] * d[1], g);
         return 0;
     });
-    return py::make_tuple(y, idx);
+    return py::make_tuple(y, kept);
 }
 
 // None if an index lies outside its plane: the Python layer then names the bad values.
@@ -40,6 +44,25 @@ py::object max_pool2d_backward(py::handle dy_h, py::array_t<int64_t, py::array::
         using T = decltype(t);
         py::gil_scoped_release nogil;
         ok = ops::max_pool2d_backward<T>(ptr<T>(dy), idx.data(), ptr<T>(dx), planes, out_plane, plane);
+        return 0;
+    });
+    if (!ok) return py::none();
+    return dx;
+}
+
+// None if a position lies outside the image.
+py::object max_pool2d_positions_backward(py::handle dy_h, py::array_t<uint8_t, py::array::c_style> pos, i64 N, i64 C,
+                                         i64 H, i64 W, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw) {
+    View dy = need(dy_h, "dy", 4);
+    const ConvGeom g = geom(1, H, W, kh, kw, sh, sw, ph, pw, 1, 1);
+    if (N < 0 || C < 0 || dy.size != mul(mul(N, C), mul(g.OH, g.OW))) throw std::invalid_argument("relucore internal: dy size");
+    if (pos.size() != dy.size) throw std::invalid_argument("relucore internal: positions size");
+    py::array dx = empty(dy.type, {N, C, H, W});
+    bool ok = true;
+    by_type(dy.type, [&](auto t) {
+        using T = decltype(t);
+        py::gil_scoped_release nogil;
+        ok = ops::max_pool2d_pos_backward<T>(ptr<T>(dy), pos.data(), ptr<T>(dx), N * C, g);
         return 0;
     });
     if (!ok) return py::none();
@@ -78,8 +101,10 @@ py::array avg_pool2d_backward(py::handle dy_h, i64 N, i64 C, i64 H, i64 W, i64 k
 }  // namespace
 
 void bind_pool(py::module_& m) {
-    m.def("max_pool2d", &max_pool2d);
+    m.def("max_pool2d", &max_pool2d<int64_t>);
     m.def("max_pool2d_backward", &max_pool2d_backward);
+    m.def("max_pool2d_positions", &max_pool2d<uint8_t>);
+    m.def("max_pool2d_positions_backward", &max_pool2d_positions_backward);
     m.def("avg_pool2d", &avg_pool2d);
     m.def("avg_pool2d_backward", &avg_pool2d_backward);
 }

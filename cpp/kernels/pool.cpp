@@ -31,8 +31,31 @@ inline i64 tap_to(i64 start, i64 d, i64 size, i64 k) {
     return n < k ? n : k;
 }
 
-template <int KH, int KW, class T>
-void max_pool_sized(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
+// Where max_pool writes the winner of each window: its flat index in the plane (h * W + w, int64,
+// PyTorch's indices) or its position in the window (i * kw + j, one byte, for windows of at most
+// 255 taps: what MaxPool2d keeps for backward).
+struct IndexSink {
+    int64_t* p;
+    void put(i64 o, i64 at, i64, i64, const ConvGeom&) const { p[o] = at; }
+    // the 2x2 vector path: window offsets of its taps, and the run's n outputs from their offsets
+    static void offsets(i64 W, i64 off[4]) { off[0] = 0, off[1] = 1, off[2] = W, off[3] = W + 1; }
+    template <class T> void run(i64 o, i64 at, const T* w, int n) const {
+        for (int l = 0; l < n; ++l) p[o + l] = at + 2 * l + (int32_t)w[l];
+    }
+};
+struct PosSink {
+    uint8_t* p;
+    void put(i64 o, i64 at, i64 h0, i64 w0, const ConvGeom& g) const {
+        p[o] = (uint8_t)((at / g.W - h0) / g.dh * g.kw + (at % g.W - w0) / g.dw);
+    }
+    static void offsets(i64, i64 off[4]) { off[0] = 0, off[1] = 1, off[2] = 2, off[3] = 3; }
+    template <class T> void run(i64 o, i64, const T* w, int n) const {
+        for (int l = 0; l < n; ++l) p[o + l] = (uint8_t)(int32_t)w[l];
+    }
+};
+
+template <int KH, int KW, class T, class Sink>
+void max_pool_sized(const T* x, T* y, Sink out, const ConvGeom& g) {
     // Outputs whose window lies wholly inside the image need no bounds checks.
     i64 lo_h, hi_h, lo_w, hi_w;
     valid_range(g.OH, g.sh, g.ph, 0, g.H - (g.kh - 1) * g.dh, lo_h, hi_h);
@@ -61,25 +84,25 @@ void max_pool_sized(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
                 }
             }
             y[oh * g.OW + ow] = best;
-            idx[oh * g.OW + ow] = at;
+            out.put(oh * g.OW + ow, at, h0, w0, g);
         }
 }
 
 // 2x2 windows, stride 2, no padding, dilation 1 (the usual pool): L outputs at a time from two
 // vector pairs per input row (even/odd lanes are the window's left/right column). The scan order
 // (0,0), (0,1), (1,0), (1,1) and PyTorch's rule (a larger value or a NaN takes over) are selects,
-// so ties, NaN and -inf give window_max's values and indices. The winner's offset in the plane
-// (0, 1, W or W + 1, exact in T: see max_pool) is selected alongside the value, and the int64 index
-// is a fixed-length loop over the stored offsets that the compiler vectorizes (convert, widen,
-// add): a per-lane decode of a window code was most of the time. The row's last n < L outputs are
-// stored whole while L outputs fit in the plane (`spill`: the lanes past n land in later rows'
-// outputs, which overwrite them; rows of 7 or 14 outputs then take the vector index path too), else
-// masked. Their loads read whole vectors, past the row into the next, while that stays inside the
-// plane (`whole`): masked loads that miss the cache were measured to stall (AVX-512 float32 on
-// 24-wide rows: no faster than the scalar windows).
-template <class T, class V>
+// so ties, NaN and -inf give window_max's values and indices. The winner's offset (the Sink's: in
+// the plane, 0, 1, W or W + 1, exact in T: see is_2x2s2; or in the window, 0..3) is selected
+// alongside the value, and the Sink turns the stored offsets into its output in a fixed-length loop
+// that the compiler vectorizes (convert, widen, add): a per-lane decode of a window code was most of
+// the time. The row's last n < L outputs are stored whole while L outputs fit in the plane
+// (`spill`: the lanes past n land in later rows' outputs, which overwrite them; rows of 7 or 14
+// outputs then take the vector path too), else masked. Their loads read whole vectors, past the row
+// into the next, while that stays inside the plane (`whole`): masked loads that miss the cache were
+// measured to stall (AVX-512 float32 on 24-wide rows: no faster than the scalar windows).
+template <class T, class V, class Sink>
 __attribute__((always_inline)) inline void max_pool_2x2s2_run(const T* r0, const T* r1, i64 at, i64 n, i64 W,
-                                                              bool whole, bool spill, T* yo, int64_t* io) {
+                                                              bool whole, bool spill, T* yo, Sink out, i64 o) {
     constexpr int L = V::L;
     V a0, a1, b0, b1;
     if (n == L || whole) {
@@ -91,27 +114,28 @@ __attribute__((always_inline)) inline void max_pool_2x2s2_run(const T* r0, const
         b0 = V::load_tail(r1, lo), b1 = V::load_tail(r1 + L, hi);
     }
     const V v[4] = {even_lanes(a0, a1), odd_lanes(a0, a1), even_lanes(b0, b1), odd_lanes(b0, b1)};
-    const T off[4] = {T(0), T(1), T(W), T(W + 1)};
+    i64 off[4];
+    Sink::offsets(W, off);
     V best = v[0], where = V::zero();  // the first tap always takes over from -inf's start
     for (int q = 1; q < 4; ++q) {
         const uint64_t take = bits(v[q], gt(v[q], best)) | ~bits(v[q], eq(v[q], v[q]));
         const auto m = from_bits(v[q], take);
         best = select(m, v[q], best);
-        where = select(m, V::set1(off[q]), where);
+        where = select(m, V::set1(T(off[q])), where);
     }
     T w[L];
     where.store(w);
     if (n == L || spill) {
         best.store(yo);
-        for (int l = 0; l < L; ++l) io[l] = at + 2 * l + (int32_t)w[l];
+        out.run(o, at, w, L);
     } else {
         best.store_tail(yo, n);
-        for (int l = 0; l < n; ++l) io[l] = at + 2 * l + (int32_t)w[l];
+        out.run(o, at, w, (int)n);
     }
 }
 
-template <class T>
-void max_pool_2x2s2(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
+template <class T, class Sink>
+void max_pool_2x2s2(const T* x, T* y, Sink out, const ConvGeom& g) {
     using V = typename VecOf<T>::type;
     constexpr int L = V::L;
     const i64 W = g.W;  // 2 * OW <= W: the masked loads stay inside their two rows
@@ -119,27 +143,191 @@ void max_pool_2x2s2(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
     for (i64 oh = 0; oh < g.OH; ++oh) {
         const T* r0 = x + 2 * oh * W;
         const T* r1 = r0 + W;
-        T* yo = y + oh * g.OW;
-        int64_t* io = idx + oh * g.OW;
+        const i64 o = oh * g.OW;
         i64 ow = 0;
         for (; ow + L <= g.OW; ow += L)
-            max_pool_2x2s2_run<T, V>(r0 + 2 * ow, r1 + 2 * ow, 2 * oh * W + 2 * ow, L, W, true, true, yo + ow, io + ow);
+            max_pool_2x2s2_run<T, V>(r0 + 2 * ow, r1 + 2 * ow, 2 * oh * W + 2 * ow, L, W, true, true, y + o + ow, out,
+                                     o + ow);
         if (ow < g.OW)
             max_pool_2x2s2_run<T, V>(r0 + 2 * ow, r1 + 2 * ow, 2 * oh * W + 2 * ow, g.OW - ow, W,
-                                     end - (r1 + 2 * ow) >= 2 * L, oh * g.OW + ow + L <= g.OH * g.OW, yo + ow,
-                                     io + ow);
+                                     end - (r1 + 2 * ow) >= 2 * L, o + ow + L <= g.OH * g.OW, y + o + ow, out, o + ow);
     }
+}
+
+// The vector path keeps in-window offsets up to W + 1 in T and int32: exact below 2**24.
+inline bool is_2x2s2(const ConvGeom& g) {
+    return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 &&
+           g.W < (i64(1) << 24);
+}
+
+template <class T, class Sink>
+void max_pool_into(const T* x, T* y, Sink out, const ConvGeom& g) {
+    if (is_2x2s2(g)) return max_pool_2x2s2(x, y, out, g);
+    if (g.kh == 2 && g.kw == 2) return max_pool_sized<2, 2>(x, y, out, g);
+    if (g.kh == 3 && g.kw == 3) return max_pool_sized<3, 3>(x, y, out, g);
+    max_pool_sized<0, 0>(x, y, out, g);
 }
 
 template <class T>
 void max_pool(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
-    // the vector path keeps in-window offsets up to W + 1 in T and int32: exact below 2**24
-    if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 &&
-        g.W < (i64(1) << 24))
-        return max_pool_2x2s2(x, y, idx, g);
-    if (g.kh == 2 && g.kw == 2) return max_pool_sized<2, 2>(x, y, idx, g);
-    if (g.kh == 3 && g.kw == 3) return max_pool_sized<3, 3>(x, y, idx, g);
-    max_pool_sized<0, 0>(x, y, idx, g);
+    max_pool_into(x, y, IndexSink{idx}, g);
+}
+
+template <class T>
+void max_pool_pos(const T* x, T* y, uint8_t* pos, const ConvGeom& g) {
+    max_pool_into(x, y, PosSink{pos}, g);
+}
+
+// L positions (bytes) as a vector of T. The wrapper has no integer lanes, so this is per ISA: a
+// byte-by-byte fill of a T array read back as one vector stalls on store forwarding, and that
+// stall was most of the backward's time.
+template <class T, class V>
+inline V load_pos(const uint8_t* p) {
+#if defined(RC_ISA_AVX512)
+    if constexpr (sizeof(T) == 4) return {_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p)))};
+    else return {_mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p)))};
+#elif defined(RC_ISA_AVX2)
+    if constexpr (sizeof(T) == 4) return {_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p)))};
+    else {
+        int32_t four;
+        __builtin_memcpy(&four, p, 4);
+        return {_mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)))};
+    }
+#else
+    return V::set1(T(*p));
+#endif
+}
+
+// L/2 values from a and L/2 from b as one vector; the same for positions (vectors of 4 lanes or more).
+template <class T, class V>
+inline V load_halves(const T* a, const T* b) {
+#if defined(RC_ISA_AVX512)
+    if constexpr (sizeof(T) == 4)
+        return {_mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(a)), _mm256_loadu_ps(b), 1)};
+    else return {_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(a)), _mm256_loadu_pd(b), 1)};
+#elif defined(RC_ISA_AVX2)
+    if constexpr (sizeof(T) == 4) return {_mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(a)), _mm_loadu_ps(b), 1)};
+    else return {_mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(a)), _mm_loadu_pd(b), 1)};
+#else
+    (void)b;
+    return V::load(a);
+#endif
+}
+template <class T, class V>
+inline V load_pos_halves(const uint8_t* a, const uint8_t* b) {
+    constexpr int H = V::L / 2;
+    uint8_t both[16] = {};
+    __builtin_memcpy(both, a, H);  // fixed sizes: register moves, not a byte loop
+    __builtin_memcpy(both + H, b, H);
+    return load_pos<T, V>(both);
+}
+
+// 2x2 stride-2 windows do not overlap: with vectors, each pair of dx rows is written once, left to
+// right, from one row of dy and positions (no zeroing pass, no scatter). A winner gets 0 + dy, as
+// the scatter's add to a zeroed plane gives (-0 becomes +0); the rows and the column no window
+// covers get 0. A row's last n < L outputs read whole vectors while L outputs fit in the plane, and
+// store whole vectors while they stay inside the plane and miss what this row pair wrote: the lanes
+// past the row land in later rows, which are written after them (masked stores were measured to
+// cost a row of 7 outputs as much as the whole scatter). Returns false if a position is over 3 (dx
+// is then not the gradient).
+template <class T>
+bool max_pool_pos_backward_2x2s2(const T* dy, const uint8_t* pos, T* dx, const ConvGeom& g) {
+    using V = typename VecOf<T>::type;
+    constexpr int L = V::L;
+    const i64 W = g.W, OW = g.OW, out = g.OH * g.OW;
+    const T* end = dx + g.H * W;
+    uint64_t bad = 0;
+    if constexpr (L == 1) {  // one store per output into a zeroed plane: four selects cost more
+        for (T* p = dx; p < end; ++p) *p = T(0);
+        for (i64 oh = 0; oh < g.OH; ++oh)
+            for (i64 ow = 0; ow < OW; ++ow) {
+                const uint8_t c = pos[oh * OW + ow];
+                dx[(2 * oh + ((c >> 1) & 1)) * W + 2 * ow + (c & 1)] = dy[oh * OW + ow] + T(0);
+                bad |= c > 3;
+            }
+        return bad == 0;
+    } else {
+        const V z = V::zero(), three = V::set1(T(3));
+        i64 oh = 0;
+        if (2 * OW <= L) {  // two output rows per vector (L/2 lanes each): short rows waste half the lanes
+            constexpr int H = L / 2;
+            const uint64_t rows = ((uint64_t(1) << OW) - 1) * ((uint64_t(1) << H) + 1);
+            for (; oh + 1 < g.OH; oh += 2) {
+                const i64 o = oh * OW;
+                T* d0 = dx + 2 * oh * W;
+                V v, p;
+                if (o + OW + H <= out) {
+                    v = load_halves<T, V>(dy + o, dy + o + OW), p = load_pos_halves<T, V>(pos + o, pos + o + OW);
+                } else {
+                    T t[L] = {};
+                    uint8_t b[L > 8 ? L : 8] = {};
+                    for (i64 l = 0; l < OW; ++l) t[l] = dy[o + l], t[H + l] = dy[o + OW + l], b[l] = pos[o + l], b[H + l] = pos[o + OW + l];
+                    v = V::load(t), p = load_pos<T, V>(b);
+                }
+                v = v + z;
+                bad |= bits(p, gt(p, three)) & rows;
+                V q[4];
+                for (int k = 0; k < 4; ++k) q[k] = select(eq(p, V::set1(T(k))), v, z);
+                const V r[4] = {zip_lo(q[0], q[1]), zip_lo(q[2], q[3]), zip_hi(q[0], q[1]), zip_hi(q[2], q[3])};
+                const bool whole = d0 + 3 * W + L <= end;  // lanes past a row land in rows written after
+                for (int k = 0; k < 4; ++k) {
+                    if (whole) r[k].store(d0 + k * W);
+                    else r[k].store_tail(d0 + k * W, 2 * OW);
+                }
+                if (W > 2 * OW)
+                    for (int k = 0; k < 4; ++k) d0[k * W + W - 1] = T(0);
+            }
+        }
+        for (; oh < g.OH; ++oh) {
+            T* d0 = dx + 2 * oh * W;
+            T* d1 = d0 + W;
+            for (i64 ow = 0; ow < OW; ow += L) {
+                const i64 o = oh * OW + ow, n = OW - ow < L ? OW - ow : L;
+                V v, p;
+                if (o + L <= out) {
+                    v = V::load(dy + o), p = load_pos<T, V>(pos + o);
+                } else {
+                    uint8_t b[L > 8 ? L : 8] = {};
+                    for (i64 l = 0; l < n; ++l) b[l] = pos[o + l];
+                    v = V::load_tail(dy + o, n), p = load_pos<T, V>(b);
+                }
+                v = v + z;
+                // lanes past the row are not this row's positions
+                bad |= bits(p, gt(p, three)) & (n == L ? ~uint64_t(0) : (uint64_t(1) << n) - 1);
+                V q[4];
+                for (int k = 0; k < 4; ++k) q[k] = select(eq(p, V::set1(T(k))), v, z);
+                const V r[4] = {zip_lo(q[0], q[1]), zip_hi(q[0], q[1]), zip_lo(q[2], q[3]), zip_hi(q[2], q[3])};
+                if (n == L || ((ow == 0 || 2 * ow + 2 * L <= W) && d1 + 2 * ow + 2 * L <= end)) {
+                    r[0].store(d0 + 2 * ow), r[1].store(d0 + 2 * ow + L);
+                    r[2].store(d1 + 2 * ow), r[3].store(d1 + 2 * ow + L);
+                } else {
+                    const i64 lo = 2 * n < L ? 2 * n : L, hi = 2 * n - lo;
+                    r[0].store_tail(d0 + 2 * ow, lo), r[1].store_tail(d0 + 2 * ow + L, hi);
+                    r[2].store_tail(d1 + 2 * ow, lo), r[3].store_tail(d1 + 2 * ow + L, hi);
+                }
+            }
+            if (W > 2 * OW) d0[W - 1] = T(0), d1[W - 1] = T(0);
+        }
+    }
+    for (T* p = dx + 2 * g.OH * W; p < end; ++p) *p = T(0);
+    return bad == 0;
+}
+
+// dx (H, W) = the gradient of max_pool_pos for dy (OH, OW): dy scattered to each window's winner.
+// False if a position lies outside its window or the image (dx is then not the gradient).
+template <class T>
+bool max_pool_pos_backward(const T* dy, const uint8_t* pos, T* dx, const ConvGeom& g) {
+    if (is_2x2s2(g)) return max_pool_pos_backward_2x2s2(dy, pos, dx, g);
+    for (i64 i = 0; i < g.H * g.W; ++i) dx[i] = T(0);
+    bool ok = true;
+    for (i64 oh = 0; oh < g.OH; ++oh)
+        for (i64 ow = 0; ow < g.OW; ++ow) {
+            const i64 c = pos[oh * g.OW + ow], i = c / g.kw, j = c % g.kw;
+            const i64 h = oh * g.sh - g.ph + i * g.dh, w = ow * g.sw - g.pw + j * g.dw;
+            if (i >= g.kh || h < 0 || h >= g.H || w < 0 || w >= g.W) ok = false;
+            else dx[h * g.W + w] += dy[oh * g.OW + ow];
+        }
+    return ok;
 }
 
 // Window [h0, h1) x [w0, w1) clipped to the padded and to the real image, and its divisor.
@@ -182,6 +370,8 @@ void avg_pool_backward(const T* dy, T* dx, const ConvGeom& g, int include_pad) {
 
 template <class T> void fill_pool(ConvKernels<T>& k) {
     k.max_pool = max_pool<T>;
+    k.max_pool_pos = max_pool_pos<T>;
+    k.max_pool_pos_backward = max_pool_pos_backward<T>;
     k.avg_pool = avg_pool<T>;
     k.avg_pool_backward = avg_pool_backward<T>;
 }

@@ -14,6 +14,23 @@ template <class T> void max_pool2d(const T* x, T* y, int64_t* idx, i64 planes, c
     parallel_items(planes, threads_for(planes * in, kGrainCopy), [&](i64 p) { k(x + p * in, y + p * out, idx + p * out, g); });
 }
 
+template <class T> void max_pool2d_pos(const T* x, T* y, uint8_t* pos, i64 planes, const ConvGeom& g) {
+    const auto k = conv_kernels<T>().max_pool_pos;
+    const i64 in = g.H * g.W, out = g.OH * g.OW;
+    parallel_items(planes, threads_for(planes * in, kGrainCopy), [&](i64 p) { k(x + p * in, y + p * out, pos + p * out, g); });
+}
+
+template <class T> bool max_pool2d_pos_backward(const T* dy, const uint8_t* pos, T* dx, i64 planes, const ConvGeom& g) {
+    const auto k = conv_kernels<T>().max_pool_pos_backward;
+    const i64 in = g.H * g.W, out = g.OH * g.OW;
+    if (planes == 0 || in == 0) return true;
+    std::atomic<bool> ok{true};
+    parallel_items(planes, threads_for(planes * in, kGrainCopy), [&](i64 p) {
+        if (!k(dy + p * out, pos + p * out, dx + p * in, g)) ok.store(false, std::memory_order_relaxed);
+    });
+    return ok.load();
+}
+
 template <class T>
 bool max_pool2d_backward(const T* dy, const int64_t* idx, T* dx, i64 planes, i64 out_plane, i64 in_plane) {
     if (planes == 0 || in_plane == 0) return true;
@@ -50,6 +67,8 @@ template <class T> void avg_pool2d_backward(const T* dy, T* dx, i64 planes, cons
 #define RC_INSTANTIATE(T)                                                                                     \
     template void max_pool2d<T>(const T*, T*, int64_t*, i64, const ConvGeom&);                                \
     template bool max_pool2d_backward<T>(const T*, const int64_t*, T*, i64, i64, i64);                        \
+    template void max_pool2d_pos<T>(const T*, T*, uint8_t*, i64, const ConvGeom&);                            \
+    template bool max_pool2d_pos_backward<T>(const T*, const uint8_t*, T*, i64, const ConvGeom&);             \
     template void avg_pool2d<T>(const T*, T*, i64, const ConvGeom&, bool);                                    \
     template void avg_pool2d_backward<T>(const T*, T*, i64, const ConvGeom&, bool);
 RC_INSTANTIATE(float)

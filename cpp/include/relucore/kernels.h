@@ -71,6 +71,10 @@ struct ConvKernels {
     void (*col2im_owned)(T* cols, T* x, const ConvGeom& g, i64 c0, i64 c1);
     // One (H, W) plane -> (OH, OW) maxima and their flat indices h*W + w (NaN wins, first max on ties).
     void (*max_pool)(const T* x, T* y, int64_t* idx, const ConvGeom& g);
+    // The same with each winner's position in its window (i * kw + j; windows of at most 255 taps).
+    void (*max_pool_pos)(const T* x, T* y, uint8_t* pos, const ConvGeom& g);
+    // dx (H, W) = dy (OH, OW) at the positions max_pool_pos chose; false if one lies outside x.
+    bool (*max_pool_pos_backward)(const T* dy, const uint8_t* pos, T* dx, const ConvGeom& g);
     // One plane; count_include_pad as in PyTorch.
     void (*avg_pool)(const T* x, T* y, const ConvGeom& g, int count_include_pad);
     // dx (H, W) += the adjoint of avg_pool for dy (OH, OW).

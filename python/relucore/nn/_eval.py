@@ -27,7 +27,7 @@ from .conv import Conv2d
 from .linear import Linear
 from .module import Module
 from .norm import BatchNorm1d, BatchNorm2d
-from .pooling import MaxPool2d
+from .pooling import MAX_POSITIONS, MaxPool2d
 
 _ACT = _core.NORM_ACTIVATIONS
 #: input shapes (and dtypes) planned per Sequential; more distinct shapes re-plan the oldest
@@ -107,11 +107,12 @@ def _bn_step(m, activation, keep_output: bool) -> Optional[Step]:
 
 def _max_pool_step(m: MaxPool2d) -> Step:
     (kh, kw), (sh, sw), (ph, pw) = m.kernel_size, m.stride, m.padding
-    keep, pool = _keep(m), _core.max_pool2d
+    keep = _keep(m)
+    pool = _core.max_pool2d_positions if kh * kw <= MAX_POSITIONS else _core.max_pool2d
 
     def step(x):
-        y, indices = pool(x, kh, kw, sh, sw, ph, pw)
-        keep(indices, x.shape)
+        y, kept = pool(x, kh, kw, sh, sw, ph, pw)
+        keep(kept, x.shape)
         return y
 
     return step

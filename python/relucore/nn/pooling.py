@@ -2,13 +2,64 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
+import numpy as np
+
+from .. import _checks as C
+from .. import _core
+from ..activations import _c
 from . import _functions as F
 from .conv import IntOrPair, pair
 from .module import Module
 
 __all__ = ["MaxPool2d", "AvgPool2d"]
+
+#: windows of at most this many positions keep one byte per output for backward
+MAX_POSITIONS = 255
+_NATIVE = F.get_backend()
+
+
+def _window_origins(shape, kernel_size, stride, padding):
+    """Each output's window origin (first row, first column), broadcast over ``shape``'s planes."""
+    oh, ow = shape[2], shape[3]
+    rows = np.arange(oh, dtype=np.int64)[:, None] * stride[0] - padding[0]
+    cols = np.arange(ow, dtype=np.int64)[None, :] * stride[1] - padding[1]
+    return rows, cols
+
+
+def max_pool_kept(x, kernel_size, stride, padding) -> Tuple[np.ndarray, np.ndarray]:
+    """``(y, kept)``: the backend's ``max_pool2d(x, ...)`` output and what backward needs: each
+    maximum's position ``i * kw + j`` in its window as uint8 (windows of at most
+    :data:`MAX_POSITIONS` positions), else the int64 ``indices``. The same positions on every
+    backend (the native kernel writes them directly; others convert the indices)."""
+    if kernel_size[0] * kernel_size[1] > MAX_POSITIONS:
+        return F.max_pool2d(x, kernel_size, stride, padding)
+    if F.current() is _NATIVE:
+        x, k, s, p, _ = C.check_pool_args(x, kernel_size, stride, padding)
+        return _core.max_pool2d_positions(_c(x), k[0], k[1], s[0], s[1], p[0], p[1])
+    y, indices = F.max_pool2d(x, kernel_size, stride, padding)
+    rows, cols = _window_origins(y.shape, kernel_size, stride, padding)
+    w = x.shape[3]
+    pos = (indices // w - rows) * kernel_size[1] + (indices % w - cols)
+    return y, pos.astype(np.uint8)
+
+
+def max_pool_kept_backward(dy, kept, input_shape, kernel_size, stride, padding) -> np.ndarray:
+    """The backend's ``max_pool2d_backward`` for what :func:`max_pool_kept` returned."""
+    if kept.dtype == np.int64:
+        return F.max_pool2d_backward(dy, kept, input_shape)
+    if F.current() is _NATIVE:
+        dy = C.check_4d("dy", C.check_float("dy", dy))
+        (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+        dx = _core.max_pool2d_positions_backward(_c(dy), kept, *input_shape, kh, kw, sh, sw, ph, pw)
+        if dx is None:
+            raise ValueError("the kept window positions do not fit the input (was the cache changed?)")
+        return dx
+    rows, cols = _window_origins(kept.shape, kernel_size, stride, padding)
+    pos = kept.astype(np.int64)
+    indices = (rows + pos // kernel_size[1]) * input_shape[3] + cols + pos % kernel_size[1]
+    return F.max_pool2d_backward(dy, indices, input_shape)
 
 
 class _Pool2d(Module):
@@ -26,7 +77,9 @@ class _Pool2d(Module):
 
 
 class MaxPool2d(_Pool2d):
-    r"""2-D max pooling over NCHW images; backward keeps the int64 index of each maximum.
+    r"""2-D max pooling over NCHW images; backward keeps one byte per output: which window
+    position holds the maximum (the int64 index of each maximum for windows of more than 255
+    positions).
 
     .. math::
         y[n, c, h, w] = \max_{i < k_h, j < k_w} x[n, c, s_h h - p_h + i, s_w w - p_w + j]
@@ -51,13 +104,14 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x):
         x = self._check(x)
-        y, indices = self._kernel(F.max_pool2d, x, self.kernel_size, self.stride, self.padding)
-        self._keep(indices, x.shape)
+        y, kept = self._kernel(max_pool_kept, x, self.kernel_size, self.stride, self.padding)
+        self._keep(kept, x.shape)
         return y
 
     def backward(self, dy):
-        saved = indices, x_shape = self._take()
-        return F.max_pool2d_backward(self._dy(dy, indices.shape, saved), indices, x_shape)
+        saved = kept, x_shape = self._take()
+        dy = self._dy(dy, kept.shape, saved)
+        return self._kernel(max_pool_kept_backward, dy, kept, x_shape, self.kernel_size, self.stride, self.padding)
 
 
 class AvgPool2d(_Pool2d):
