@@ -21,6 +21,7 @@ from .cases import IMPLS, Case, parse_size, size_label, snapshot
 from .limits import (BLAS_IDLE_TIME, REFERENCE_COPY_ELEMENTS, SGEMM_SIZE, Limits, copy_figure, gemm_call,
                      gemm_figure)
 from .machine import machine_info, usable_cores
+from .malloc import keep_freed_memory
 from .noise import SPREAD_LIMIT, check_machine, noisy_spreads, verdict
 from .peers import load_torch, to_numpy, to_torch
 from .report import Progress, Table, fmt_num, write_json
@@ -76,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="also write machine, limits and all rows as JSON")
     p.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")
     p.add_argument("--list", action="store_true", help="list the cases that would run, and exit")
+    p.add_argument("--system-malloc", action="store_true",
+                   help="leave glibc's malloc thresholds as they are (by default they are fixed so that freed "
+                        "memory is reused without page faults: NumPy's and PyTorch's figures then do not depend "
+                        "on what ran before; see relucore.bench.malloc)")
     return p
 
 
@@ -96,6 +101,7 @@ def _print_header(out, machine: Dict[str, Any], dtype: str, quick: bool, torch_n
     print(f"python {machine['python']}, numpy {machine['numpy']}, torch {torch_note}", file=out)
     print(f"dtype {dtype}; times are medians of repeated calls after a warm-up{' (--quick)' if quick else ''}",
           file=out)
+    print(f"malloc: {machine['malloc']}", file=out)
 
 
 def _print_limits(out, limits: Limits, sizes: Sequence[int], dtype: str, pct_of: str) -> None:
@@ -269,8 +275,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch_note = ("disabled (--no-torch)" if args.no_torch else
                   "not installed" if torch is None else f"{torch.__version__} ({torch.get_num_threads()} threads)")
 
+    malloc_note = None if args.system_malloc else keep_freed_memory()
     config = TimerConfig.quick() if args.quick else TimerConfig()
     machine = machine_info(rc, torch)
+    machine["malloc"] = malloc_note or "as the system sets it"
     _print_header(out, machine, args.dtype, args.quick, torch_note)
     machine_check = check_machine(usable_cores())
     print(machine_check.describe(), file=out)
