@@ -4,6 +4,9 @@ A plain test (no ``benchmark`` fixture), so ``--benchmark-only`` skips it.
 """
 
 import json
+import platform
+import subprocess
+import sys
 
 from relucore.bench import main
 
@@ -11,11 +14,14 @@ from relucore.bench import main
 def test_relucore_bench_quick_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
     ops = "relu*,leaky_relu*,elu*,prelu*,sigmoid*,tanh*"  # the elementwise suite only (conv: test_bench_conv)
-    assert main(["--quick", "--sizes", "1K", "--no-torch", "--ops", ops, "--json", str(path)]) == 0
+    # --system-malloc: the test process's malloc stays as pytest started it
+    assert main(["--quick", "--sizes", "1K", "--no-torch", "--ops", ops, "--json", str(path), "--system-malloc"]) == 0
     out = capsys.readouterr().out
     assert "copy bandwidth" in out and "relu_backward" in out
+    assert "malloc: as the system sets it" in out
 
     doc = json.loads(path.read_text())
+    assert doc["machine"]["malloc"] == "as the system sets it"
     assert doc["limits"]["copy"]["reference"]["gbps"] > 0
     ops = {row["op"] for row in doc["rows"]}
     assert {"relu", "relu_out", "relu_backward", "prelu_backward", "sigmoid", "tanh"} <= ops
@@ -41,3 +47,16 @@ def test_relucore_bench_aborts_on_a_wrong_result(monkeypatch, capsys):
     assert main(["--quick", "--sizes", "1K", "--ops", "relu", "--no-torch"]) == 1
     err = capsys.readouterr().err
     assert "relu (1K, float32" in err and "does not match NumPy" in err
+
+
+def test_bench_malloc_fixes_glibc_thresholds():
+    """In a fresh process (the setting is process-wide): on glibc both thresholds are set and
+    described; elsewhere nothing is set and None says so."""
+    code = ("from relucore.bench.malloc import keep_freed_memory as k; import numpy as np; "
+            "d = k(); np.ones(1 << 22).sum(); print(repr(d))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    if platform.libc_ver()[0] == "glibc":
+        assert "mmap threshold 32 MiB" in r.stdout and "trim threshold 1024 MiB" in r.stdout
+    else:
+        assert r.stdout.strip() == "None"
