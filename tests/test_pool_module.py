@@ -1,8 +1,8 @@
 """nn.MaxPool2d keeps one byte per output for backward (the window position that won): its forward,
 the positions and its backward against relucore.reference on every ISA (widths 1 to 33, odd sizes,
 padding, overlapping windows, NaN/±inf/±0 ties, non-contiguous input, batch 1, both dtypes), the
-same on the NumPy backend and through Sequential's evaluation plan, int64 indices for windows of
-more than 255 positions, the bytes kept, damaged positions, and gradcheck."""
+through Sequential's evaluation plan, the NumPy backend's own int64 indices (and backward across
+backends), int64 indices for windows of more than 255 positions, the bytes kept, damaged positions, and gradcheck."""
 
 from __future__ import annotations
 
@@ -73,17 +73,23 @@ def test_layouts(rc, dtype, rng, kind, cfg):
     check(view(tie_data(rng, (2, 3, 6, 14), dtype), kind), *cfg)
 
 
-def test_numpy_backend_keeps_the_same_positions(rc, dtype, rng):
+def test_numpy_backend_keeps_its_indices_and_backends_mix(rc, dtype, rng):
+    """The numpy backend keeps the reference's int64 indices (no conversion work added to it); a
+    forward on one backend and its backward on the other give the same bits either way."""
     x = tie_data(rng, (2, 3, 9, 11), dtype)
     dy = rng.standard_normal((2, 3, 5, 6)).astype(dtype)
     native, numpy = nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(3, 2, 1)
     y = native(x)
     with relucore.use_backend("numpy"):
         assert_bitwise(numpy(x), y)
-        np.testing.assert_array_equal(numpy.__dict__["_cache"][0], native.__dict__["_cache"][0])
+        kept = numpy.__dict__["_cache"][0]
+        np.testing.assert_array_equal(kept, R.max_pool2d(x, 3, 2, 1)[1])
+        assert kept.dtype == np.int64
         dx_numpy = numpy.backward(dy)
-        dx_mixed = native.backward(dy)  # kept by the native forward, differentiated on NumPy
+        dx_mixed = native.backward(dy)  # positions kept by the native forward, differentiated on NumPy
+        numpy(x)
     assert_bitwise(dx_numpy, dx_mixed)
+    assert_bitwise(numpy.backward(dy), dx_numpy)  # indices kept on NumPy, differentiated natively
     native(x)
     assert_bitwise(native.backward(dy), dx_numpy)
 

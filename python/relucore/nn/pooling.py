@@ -29,24 +29,19 @@ def _window_origins(shape, kernel_size, stride, padding):
 
 
 def max_pool_kept(x, kernel_size, stride, padding) -> Tuple[np.ndarray, np.ndarray]:
-    """``(y, kept)``: the backend's ``max_pool2d(x, ...)`` output and what backward needs: each
-    maximum's position ``i * kw + j`` in its window as uint8 (windows of at most
-    :data:`MAX_POSITIONS` positions), else the int64 ``indices``. The same positions on every
-    backend (the native kernel writes them directly; others convert the indices)."""
-    if kernel_size[0] * kernel_size[1] > MAX_POSITIONS:
+    """``(y, kept)``: the backend's ``max_pool2d(x, ...)`` output and what backward needs. On the
+    native backend each maximum's position ``i * kw + j`` in its window as uint8 (windows of at most
+    :data:`MAX_POSITIONS` positions); otherwise the backend's int64 ``indices``, as it returns them
+    (converting them would add work to the NumPy backend that a plain NumPy layer does not do)."""
+    if kernel_size[0] * kernel_size[1] > MAX_POSITIONS or F.current() is not _NATIVE:
         return F.max_pool2d(x, kernel_size, stride, padding)
-    if F.current() is _NATIVE:
-        x, k, s, p, _ = C.check_pool_args(x, kernel_size, stride, padding)
-        return _core.max_pool2d_positions(_c(x), k[0], k[1], s[0], s[1], p[0], p[1])
-    y, indices = F.max_pool2d(x, kernel_size, stride, padding)
-    rows, cols = _window_origins(y.shape, kernel_size, stride, padding)
-    w = x.shape[3]
-    pos = (indices // w - rows) * kernel_size[1] + (indices % w - cols)
-    return y, pos.astype(np.uint8)
+    x, k, s, p, _ = C.check_pool_args(x, kernel_size, stride, padding)
+    return _core.max_pool2d_positions(_c(x), k[0], k[1], s[0], s[1], p[0], p[1])
 
 
 def max_pool_kept_backward(dy, kept, input_shape, kernel_size, stride, padding) -> np.ndarray:
-    """The backend's ``max_pool2d_backward`` for what :func:`max_pool_kept` returned."""
+    """The backend's ``max_pool2d_backward`` for what :func:`max_pool_kept` returned (on any
+    backend: positions kept natively are converted to indices for another one)."""
     if kept.dtype == np.int64:
         return F.max_pool2d_backward(dy, kept, input_shape)
     if F.current() is _NATIVE:
@@ -79,7 +74,7 @@ class _Pool2d(Module):
 class MaxPool2d(_Pool2d):
     r"""2-D max pooling over NCHW images; backward keeps one byte per output: which window
     position holds the maximum (the int64 index of each maximum for windows of more than 255
-    positions).
+    positions, and on the numpy backend).
 
     .. math::
         y[n, c, h, w] = \max_{i < k_h, j < k_w} x[n, c, s_h h - p_h + i, s_w w - p_w + j]
