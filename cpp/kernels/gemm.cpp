@@ -452,6 +452,64 @@ bool dweight_dot(i64 m, i64 images, const T* dy, i64 lddy, i64 dy_step, const T*
     return true;
 }
 
+// dweight with the columns in tap-major order (column t*C + c for tap t, channel c): with C a
+// multiple of the vector length, each vector of a packed B panel row is L consecutive channels of
+// one input pixel, one load from the image stored pixel-major (HWC). The panels are built straight
+// from that image: no column buffer and no transposes (im2col then pack_b's transpose was two
+// passes over the columns). The product lands in a tap-major scratch, reordered into dw at the
+// end. Each element's sum runs over the same pixels in the same order as conv_dweight's: same bits.
+template <class T> bool use_hwc_dweight(const ConvGeom& g, i64 m, i64 n0, i64 n1, T beta) {
+    constexpr i64 L = VecOf<T>::type::L, budget = (512 << 10) / (i64)sizeof(T);
+    const i64 ck = g.C * g.kh * g.kw;
+    return beta == T(0) && g.C % L == 0 && n0 == 0 && n1 == ck && g.C * g.H * g.W <= budget && m * ck <= budget;
+}
+
+// Packed B panels (pack_b's layout) of pixels [p0, p0+kc) x tap-major columns [j0, j0+ncols) from
+// the HWC image xh.
+template <class T> void pack_hwc(const T* xh, const ConvGeom& g, i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
+    using V = typename VecOf<T>::type;
+    constexpr i64 NR = nr<T>(), L = V::L;
+    for (i64 jr = 0; jr < ncols; jr += NR, dst += NR * kc) {
+        const int nv = (int)((ncols - jr < NR ? ncols - jr : NR) / L);  // whole vectors: C % L == 0
+        i64 di[kNV], dj[kNV], ch[kNV];  // per vector: the tap's row and column offsets, first channel
+        for (int v = 0; v < nv; ++v) {
+            const i64 j = j0 + jr + v * L, t = j / g.C;
+            di[v] = (t / g.kw) * g.dh - g.ph;
+            dj[v] = (t % g.kw) * g.dw - g.pw;
+            ch[v] = j % g.C;
+        }
+        for (i64 p = 0, oh = p0 / g.OW, ow = p0 % g.OW; p < kc; ++p) {
+            T* d = dst + p * NR;
+            for (int v = 0; v < nv; ++v) {
+                const i64 ih = oh * g.sh + di[v], iw = ow * g.sw + dj[v];
+                const bool in = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+                (in ? V::load(xh + (ih * g.W + iw) * g.C + ch[v]) : V::zero()).store(d + v * L);
+            }
+            if (++ow == g.OW) ow = 0, ++oh;
+        }
+    }
+}
+
+template <class T>
+bool dweight_hwc(i64 m, i64 images, const T* dy, i64 lddy, i64 dy_step, const T* x, i64 x_step, const ConvGeom& g,
+                 T* dw, i64 lddw) {
+    const i64 k = g.OH * g.OW, K = g.kh * g.kw, ck = g.C * K, hw = g.H * g.W;
+    T* xh = scratch<T>(kColumnBlock, g.C * hw + m * ck);
+    if (!xh) return false;
+    T* acc = xh + g.C * hw;  // m x ck, tap-major columns
+    for (i64 img = 0; img < images; ++img) {
+        transpose_copy(x + img * x_step, hw, g.C, hw, xh, g.C);
+        if (!blocked<T>(false, m, ck, k, T(1), dy + img * dy_step, lddy, [&](i64 p0, i64 kc, i64 j0, i64 ncols, T* dst) {
+                pack_hwc(xh, g, p0, kc, j0, ncols, dst);
+            }, img == 0 ? T(0) : T(1), acc, ck))
+            return false;
+    }
+    for (i64 i = 0; i < m; ++i)
+        for (i64 t = 0; t < K; ++t)
+            for (i64 c = 0; c < g.C; ++c) dw[i * lddw + c * K + t] = acc[i * ck + t * g.C + c];
+    return true;
+}
+
 template <class T>
 bool conv_dweight(i64 m, i64 images, const T* dy, i64 lddy, i64 dy_step, const T* x, i64 x_step, const ConvGeom& g,
                   i64 n0, i64 n1, T beta, T* dw, i64 lddw) {
@@ -459,6 +517,8 @@ bool conv_dweight(i64 m, i64 images, const T* dy, i64 lddy, i64 dy_step, const T
     if (m <= 0 || n <= 0) return true;
     if (k <= 0 || images <= 0) return scale(m, n, beta, dw + n0, lddw), true;
     if (use_dot_images<T>(g)) return dweight_dot(m, images, dy, lddy, dy_step, x, x_step, g, n0, n1, beta, dw, lddw);
+    if (use_hwc_dweight<T>(g, m, n0, n1, beta))
+        return dweight_hwc(m, images, dy, lddy, dy_step, x, x_step, g, dw, lddw);
     T* s = scratch<T>(kColumnBlock, kKC * nc<T>());
     if (!s) return false;
     for (i64 img = 0; img < images; ++img) {
