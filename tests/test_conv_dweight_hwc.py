@@ -1,7 +1,8 @@
-"""The kernel gradient built from the pixel-major image (channels a multiple of the vector length:
-the GEMM's packed panels loaded straight from the image, tap-major columns reordered at the end),
-at its edges and on both sides of its bounds, against the reference on every ISA, with relucore's
-own GEMM on the GEMM path; and its independence from the thread count."""
+"""The GEMM path's backward with relucore's own GEMM, against the reference on every ISA: the kernel
+gradient built from the pixel-major image (channels a multiple of the vector length: the GEMM's
+packed panels loaded straight from the image, tap-major columns reordered at the end) and dx from
+weights packed once per call (at most 256 column rows and 256 filters per group), at their edges
+and on both sides of their bounds; and the kernel gradient's independence from the thread count."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ CASES = {
     "conv2": (8, 16, 14, 14, 32, 3, 3, 1, 1, 1, 1),
     "c8": (3, 8, 9, 9, 6, 3, 3, 1, 1, 1, 1),  # float64: 8 channels are whole vectors; float32: not
     "c24": (3, 24, 9, 9, 6, 3, 3, 1, 1, 1, 1),  # float32: not a multiple of 16
-    "c32_f1": (2, 32, 7, 7, 1, 3, 3, 1, 1, 1, 1),  # one filter: one partial row tile
+    "c32_f1": (2, 32, 7, 7, 1, 3, 3, 1, 1, 1, 1),  # one filter: one partial row tile; dx: 288 column rows
+    "k4_f256": (2, 16, 6, 6, 256, 4, 4, 1, 1, 1, 1),  # dx: 256 column rows and 256 filters, the largest packed
     "pad0": (3, 16, 10, 11, 9, 3, 3, 1, 0, 1, 1),
     "pad2": (3, 16, 10, 11, 9, 3, 3, 1, 2, 1, 1),
     "stride2": (3, 16, 15, 13, 10, 3, 3, 2, 1, 1, 1),
@@ -24,7 +26,7 @@ CASES = {
     "groups2": (3, 32, 8, 8, 12, 3, 3, 1, 1, 1, 2),
     "pixel": (5, 16, 1, 1, 4, 3, 3, 1, 1, 1, 1),  # 1x1 images: every tap but the centre outside
     "deep": (2, 16, 20, 20, 9, 3, 3, 1, 1, 1, 1),  # 400 pixels: two depth blocks of the GEMM
-    "many_filters": (2, 16, 6, 6, 1000, 3, 3, 1, 1, 1, 1),  # the tap-major product over its budget
+    "many_filters": (2, 16, 6, 6, 1000, 3, 3, 1, 1, 1, 1),  # the tap-major product over its budget; dx too
     "big_image": (1, 16, 96, 96, 4, 3, 3, 1, 1, 1, 1),  # the pixel-major image over its budget
     "batch1": (1, 16, 24, 24, 40, 3, 3, 1, 1, 1, 1),  # one image: the GEMM split over threads
 }

@@ -206,6 +206,18 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     const bool fused = !direct && gemm_uses_own();  // dweight's GEMM builds the columns of x itself
     const bool x_cols = dw && !fused && !direct;  // dweight's GEMM reads x's columns from the buffer
     const i64 buffer = direct ? 0 : ((x_cols ? 1 : 0) + (dx ? 1 : 0)) * CK * OHW;  // columns of x, of dx
+    // W^T of each group in our GEMM's packed-A layout (panels of mr rows, depth-major), once per call
+    // rather than once per image; used by whole-image GEMMs (a split GEMM packs its own rows).
+    const auto& gk = gemm_kernels<T>();
+    const i64 wt_size = dx && !direct && gemm_uses_own() ? gk.packed_a_size(CK, Fg) : 0;
+    T* wt = wt_size ? scratch<T>(kWinogradWeights, s.groups * wt_size) : nullptr;
+    if (wt_size && !wt) throw std::bad_alloc();
+    if (wt)
+        for (i64 gr = 0; gr < s.groups; ++gr)
+            for (i64 r0 = 0; r0 < CK; r0 += gk.mr)
+                for (i64 f = 0; f < Fg; ++f)
+                    for (i64 i = 0; i < gk.mr; ++i)
+                        wt[gr * wt_size + r0 * Fg + f * gk.mr + i] = r0 + i < CK ? w[(gr * Fg + f) * CK + r0 + i] : T(0);
     std::atomic<bool> ok{true};
     if (dw || dx) for_items<T>(chunks, buffer, 2 * s.N * s.F * CK * OHW, [&](i64 chunk, T* buf, int nt) {
         const i64 n0 = chunk * s.N / chunks, n1 = (chunk + 1) * s.N / chunks;
@@ -242,7 +254,9 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
                     } else if (direct) {
                         if (!par_gemm(nt, Tr::T, Tr::N, CK, OHW, Fg, T(1), wg, CK, dyg, OHW, T(0), dxg, OHW)) ok = false;
                     } else {
-                        if (!par_gemm(nt, Tr::T, Tr::N, CK, OHW, Fg, T(1), wg, CK, dyg, OHW, T(0), dcols, OHW)) ok = false;
+                        if (wt && nt <= 1) {
+                            if (!gemm_kernels<T>().gemm_packed_a(CK, OHW, Fg, wt + gr * wt_size, dyg, OHW, dcols, OHW)) ok = false;
+                        } else if (!par_gemm(nt, Tr::T, Tr::N, CK, OHW, Fg, T(1), wg, CK, dyg, OHW, T(0), dcols, OHW)) ok = false;
                         image_col2im(dcols, dxg, g, nt);
                     }
                 }
