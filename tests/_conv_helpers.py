@@ -167,3 +167,23 @@ def numeric_grad(f, x, h=1e-6):
 
 def assert_grad(analytic, numeric, what=""):
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-7, err_msg=what)
+
+
+def backward_data(n, c, h, w, f, kh, kw, s, p, d, groups, dtype, seed=0):
+    """Seeded standard-normal ``(x, weight, dy)`` of one layer's backward (dy of the output's shape)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((f, c // groups, kh, kw)).astype(dtype)
+    oh = (h + 2 * p - d * (kh - 1) - 1) // s + 1
+    ow = (w + 2 * p - d * (kw - 1) - 1) // s + 1
+    dy = rng.standard_normal((n, f, oh, ow)).astype(dtype)
+    return x, wt, dy
+
+
+def assert_grad_close(got, want, dtype):
+    """``got`` matches ``want`` in shape, dtype and values, to a tolerance scaled by want's largest
+    finite magnitude (gradients are sums of many products)."""
+    rtol = 2e-4 if dtype == np.float32 else 1e-10
+    assert got.shape == want.shape and got.dtype == want.dtype
+    finite = np.abs(want[np.isfinite(want)]).max(initial=0)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * max(1.0, float(finite)))

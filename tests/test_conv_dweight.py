@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _conv_helpers import assert_grad_close, backward_data
 
 # (N, C, H, W, F, k, stride, padding, dilation)
 CASES = {
@@ -35,20 +36,10 @@ CASES = {
 
 def _data(cfg, dtype, seed=0):
     n, c, h, w, f, k, s, p, d = cfg
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    wt = rng.standard_normal((f, c, k, k)).astype(dtype)
-    oh = (h + 2 * p - d * (k - 1) - 1) // s + 1
-    ow = (w + 2 * p - d * (k - 1) - 1) // s + 1
-    dy = rng.standard_normal((n, f, oh, ow)).astype(dtype)
-    return x, wt, dy
+    return backward_data(n, c, h, w, f, k, k, s, p, d, 1, dtype, seed)
 
 
-def _close(got, want, dtype):
-    rtol = 2e-4 if dtype == np.float32 else 1e-10
-    assert got.shape == want.shape and got.dtype == want.dtype
-    finite = np.abs(want[np.isfinite(want)]).max(initial=0)
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * max(1.0, float(finite)))
+_close = assert_grad_close
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _conv_helpers import assert_grad_close, backward_data
 
 # (N, C, H, W, F, kh, kw, stride, padding, dilation, groups)
 CASES = {
@@ -33,21 +34,10 @@ CASES = {
 
 
 def _data(cfg, dtype, seed=0):
-    n, c, h, w, f, kh, kw, s, p, d, g = cfg
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    wt = rng.standard_normal((f, c // g, kh, kw)).astype(dtype)
-    oh = (h + 2 * p - d * (kh - 1) - 1) // s + 1
-    ow = (w + 2 * p - d * (kw - 1) - 1) // s + 1
-    dy = rng.standard_normal((n, f, oh, ow)).astype(dtype)
-    return x, wt, dy
+    return backward_data(*cfg, dtype, seed)
 
 
-def _close(got, want, dtype):
-    rtol = 2e-4 if dtype == np.float32 else 1e-10
-    assert got.shape == want.shape and got.dtype == want.dtype
-    finite = np.abs(want[np.isfinite(want)]).max(initial=0)
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * max(1.0, float(finite)))
+_close = assert_grad_close
 
 
 @pytest.fixture
