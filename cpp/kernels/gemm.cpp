@@ -334,6 +334,10 @@ bool gemm(int ta, int tb, i64 m, i64 n, i64 k, T alpha, const T* a, i64 lda, con
 // Elements of A (m x k) packed whole for gemm_packed_a, or 0 if it is more than one block.
 i64 packed_a_size(i64 m, i64 k) { return m <= kMC && k <= kKC ? (m + kMR - 1) / kMR * kMR * k : 0; }
 
+template <class T> void pack_a_whole(int ta, i64 m, i64 k, const T* a, i64 lda, T* dst) {
+    pack_a(ta != 0, a, lda, 0, m, 0, k, T(1), dst);
+}
+
 // C (m x n) = A B, A given in pack_a's layout (the 16 Winograd products reuse each transformed
 // kernel matrix for every block of tiles: written packed once per call, never packed per product).
 template <class T> bool gemm_packed_a(i64 m, i64 n, i64 k, const T* ap, const T* b, i64 ldb, T* c, i64 ldc) {
@@ -547,6 +551,7 @@ template <class T> GemmKernels<T> make_gemm() {
     g.conv_dweight = &conv_dweight<T>;
     g.activate = &activate<T>;
     g.packed_a_size = &packed_a_size;
+    g.pack_a_whole = &pack_a_whole<T>;
     g.gemm_packed_a = &gemm_packed_a<T>;
 #if defined(RC_ISA_AVX512)
     g.beats_blas = 1;  // ~2x OpenBLAS pinned to AVX2, on par with its AVX-512 kernels (docs/performance.md)

@@ -212,12 +212,8 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     const i64 wt_size = dx && !direct && gemm_uses_own() ? gk.packed_a_size(CK, Fg) : 0;
     T* wt = wt_size ? scratch<T>(kWinogradWeights, s.groups * wt_size) : nullptr;
     if (wt_size && !wt) throw std::bad_alloc();
-    if (wt)
-        for (i64 gr = 0; gr < s.groups; ++gr)
-            for (i64 r0 = 0; r0 < CK; r0 += gk.mr)
-                for (i64 f = 0; f < Fg; ++f)
-                    for (i64 i = 0; i < gk.mr; ++i)
-                        wt[gr * wt_size + r0 * Fg + f * gk.mr + i] = r0 + i < CK ? w[(gr * Fg + f) * CK + r0 + i] : T(0);
+    if (wt)  // W^T (CK x Fg) is the group's weights (Fg x CK) read transposed
+        for (i64 gr = 0; gr < s.groups; ++gr) gk.pack_a_whole(1, CK, Fg, w + gr * Fg * CK, CK, wt + gr * wt_size);
     std::atomic<bool> ok{true};
     if (dw || dx) for_items<T>(chunks, buffer, 2 * s.N * s.F * CK * OHW, [&](i64 chunk, T* buf, int nt) {
         const i64 n0 = chunk * s.N / chunks, n1 = (chunk + 1) * s.N / chunks;
@@ -255,7 +251,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
                         if (!par_gemm(nt, Tr::T, Tr::N, CK, OHW, Fg, T(1), wg, CK, dyg, OHW, T(0), dxg, OHW)) ok = false;
                     } else {
                         if (wt && nt <= 1) {
-                            if (!gemm_kernels<T>().gemm_packed_a(CK, OHW, Fg, wt + gr * wt_size, dyg, OHW, dcols, OHW)) ok = false;
+                            if (!gk.gemm_packed_a(CK, OHW, Fg, wt + gr * wt_size, dyg, OHW, dcols, OHW)) ok = false;
                         } else if (!par_gemm(nt, Tr::T, Tr::N, CK, OHW, Fg, T(1), wg, CK, dyg, OHW, T(0), dcols, OHW)) ok = false;
                         image_col2im(dcols, dxg, g, nt);
                     }

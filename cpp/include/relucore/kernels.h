@@ -115,6 +115,8 @@ struct GemmKernels {
     // 0): C (m x n) = A B, B row-major, A (m x k) as panels of mr rows, each k x mr (depth-major),
     // rows past m zero.
     i64 (*packed_a_size)(i64 m, i64 k);
+    // op(A) (m x k; ta nonzero: a is stored k x m) into dst in that layout (packed_a_size elements).
+    void (*pack_a_whole)(int ta, i64 m, i64 k, const T* a, i64 lda, T* dst);
     bool (*gemm_packed_a)(i64 m, i64 n, i64 k, const T* ap, const T* b, i64 ldb, T* c, i64 ldc);
     int beats_blas;  // measured faster than OpenBLAS as shipped here (the avx512 tile): "auto" uses it
     int mr, nr;  // register tile (rows of C by columns): splits of C at multiples of nr keep full tiles
