@@ -21,11 +21,12 @@ def test_summary_tiny_model_by_hand():
     assert rows == [
         # conv keeps x (32 float32); plain adds the im2col columns (32 positions x 9 taps)
         ("Conv2d", (2, 2, 4, 4), 2 * 9 + 2, 32 * 4, (32 + 32 * 9) * 4),
-        # BN fused with ReLU keeps x and the per-channel mean and 1/std; plain keeps x and x-hat
-        ("BatchNorm2d", (2, 2, 4, 4), 4, 64 * 4 + 2 * 2 * 4, 2 * 64 * 4),
+        # BN, ReLU and the pool run as one sweep: BN keeps x, the per-channel mean and 1/std, and
+        # the pool's byte per output (the window position that won); plain keeps x and x-hat
+        ("BatchNorm2d", (2, 2, 4, 4), 4, 64 * 4 + 2 * 2 * 4 + 16, 2 * 64 * 4),
         ("ReLU", (2, 2, 4, 4), 0, 0, 64 * 4),
-        # one byte per output (the window position that won); plain keeps x and an int64 index
-        ("MaxPool2d", (2, 2, 2, 2), 0, 16, 64 * 4 + 16 * 8),
+        # plain keeps x and an int64 index
+        ("MaxPool2d", (2, 2, 2, 2), 0, 0, 64 * 4 + 16 * 8),
         ("Flatten", (2, 8), 0, 0, 0),
         ("Linear", (2, 3), 8 * 3 + 3, 16 * 4, 16 * 4),
     ]
@@ -46,7 +47,8 @@ def test_summary_float64_and_model_unchanged():
     model = tiny()
     before = model.state_dict()
     s = summary(model, (2, 1, 4, 4), dtype=np.float64)
-    assert s.rows[0].kept_bytes == 32 * 8 and s.rows[3].kept_bytes == 16  # a byte per output, any dtype
+    # a byte per pooled output, any dtype (at the batch norm, whose sweep ran the pool)
+    assert s.rows[0].kept_bytes == 32 * 8 and s.rows[1].kept_bytes == 64 * 8 + 2 * 2 * 8 + 16
     assert model[0].weight.dtype == np.float32
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, before[k])

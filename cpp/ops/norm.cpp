@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "norm_common.h"
 #include "parallel.h"
 #include "relucore/dispatch.h"
 
@@ -25,7 +26,8 @@ namespace relucore {
 namespace ops {
 namespace {
 
-constexpr i64 kGrain = 1 << 15;  // elements per thread below which one thread is faster
+using namespace norm_detail;
+
 constexpr i64 kColumnsBelow = 64;  // spatial sizes below this take the column layout
 
 // f(c0, c1) on blocks of whole vectors of the C*S columns.
@@ -41,58 +43,6 @@ template <class T> std::vector<T> per_column(std::vector<T>&& v, i64 S) {
     for (size_t c = 0; c < v.size(); ++c)
         for (i64 j = 0; j < S; ++j) out[c * (size_t)S + (size_t)j] = v[c];
     return out;
-}
-
-template <class T> struct Forward {
-    const T *weight, *bias;
-    T *running_mean, *running_var;
-    bool training;
-    double momentum, eps;
-    T *save_mean, *save_invstd;
-    i64 n;  // values per channel
-
-    // Channel c's statistics (from its sums shifted by `shift` in training, else the running
-    // buffers), the running-buffer update and saved values; returns the constants of
-    // y = act((x - hi) * scale + b).
-    void constants(i64 c, T shift, double s1, double s2, T& hi, T& scale, T& b) const {
-        double mean = 0, var = 0;
-        if (!training) {
-            mean = (double)running_mean[c];
-            var = (double)running_var[c];
-        } else if (n > 0) {
-            // shifted by one of the channel's own values: no cancellation when |mean| >> spread
-            const double d = s1 / (double)n;
-            var = s2 / (double)n - d * d;
-            var = var > 0 ? var : 0;
-            mean = (double)shift + d;
-            if (running_mean && running_var) {
-                running_mean[c] = (T)((1 - momentum) * (double)running_mean[c] + momentum * mean);
-                running_var[c] = (T)((1 - momentum) * (double)running_var[c] +
-                                     momentum * var * ((double)n / (double)(n > 1 ? n - 1 : 1)));
-            }
-        }
-        const double invstd = 1.0 / sqrt(var + eps);
-        const double sc = (weight ? (double)weight[c] : 1.0) * invstd;
-        // mean = hi + lo: x - hi is exact near the mean, and lo moves into the bias
-        hi = (T)mean;
-        scale = (T)sc;
-        b = (T)((bias ? (double)bias[c] : 0.0) - (mean - (double)hi) * sc);
-        save_mean[c] = (T)mean;
-        save_invstd[c] = (T)invstd;
-    }
-};
-
-// dweight and the dx constants of one channel from its sums sg = sum g, sgu = sum g * u.
-template <class T>
-void grad_constants(double w, double invstd, double sg, double sgu, double n, NormFrom from, T& dweight, T& a,
-                    T& c0, T& c2) {
-    // from x, u = x - mean = xhat / invstd; from y, u = z - bias = xhat * w
-    const double dw = from == kFromX ? sgu * invstd : sgu / w;
-    const double ad = w * invstd;
-    dweight = (T)dw;
-    a = (T)ad;
-    c0 = (T)(-ad * sg / n);
-    c2 = (T)(-ad * dw / n * (from == kFromX ? invstd : 1.0 / w));
 }
 
 // Channel c's sums shifted by x[c*S] (row 0, its first column), from its S columns' sums, each
@@ -185,20 +135,6 @@ void backward_cols(const NormKernels<T>& k, const T* dy, const T* s, NormFrom fr
     });
 }
 
-// f(r) for every run r = n*C + c of S elements, in memory order, threads taking ranges of runs.
-template <class F> void for_runs_in_order(const BatchNormShape& sh, F&& f) {
-    const i64 runs = sh.N * sh.C, grain = kGrain / sh.S > 0 ? kGrain / sh.S : 1;
-    parallel_range(runs, grain, 1, threads_for(runs * sh.S, kGrain), [&](i64 r0, i64 r1, int) {
-        for (i64 r = r0; r < r1; ++r) f(r);
-    });
-}
-
-// Per-run partial sums (double) added per channel over n in order: the same bits for any split.
-inline void add_runs(const BatchNormShape& sh, const std::vector<double>& part, i64 c, double& total) {
-    total = 0;
-    for (i64 n = 0; n < sh.N; ++n) total += part[(size_t)(n * sh.C + c)];
-}
-
 // Large S: the runs in memory order (a channel's runs lie C*S apart; sweeping them per channel ran
 // at half the copy bandwidth). Training: per-run sums, the constants, then the normalize pass.
 template <class T>
@@ -208,7 +144,7 @@ void forward_runs(const NormKernels<T>& k, const T* x, T* y, const BatchNormShap
     const NormRuns one{1, sh.S, sh.S};
     std::vector<double> p1(f.training ? runs : 0), p2(f.training ? runs : 0);
     if (f.training)
-        for_runs_in_order(sh, [&](i64 r) {
+        for_runs_in_order(sh, [&](i64 r, int) {
             const T shift = x[(r % sh.C) * sh.S];  // channel's first value: no cancellation
             k.moments(x + r * sh.S, one, shift, &p1[(size_t)r], &p2[(size_t)r]);
         });
@@ -222,7 +158,7 @@ void forward_runs(const NormKernels<T>& k, const T* x, T* y, const BatchNormShap
         f.constants((i64)c, x[c * (size_t)sh.S], s1, s2, hi[c], scale[c], b[c]);
     }
     std::vector<i64> run_counts(counts ? runs : 0);
-    for_runs_in_order(sh, [&](i64 r) {
+    for_runs_in_order(sh, [&](i64 r, int) {
         const size_t c = (size_t)(r % sh.C);
         const i64 pos = k.normalize[act](x + r * sh.S, y + r * sh.S, one, hi[c], scale[c], b[c], param,
                                          counts != nullptr);
@@ -249,7 +185,7 @@ void backward_runs(const NormKernels<T>& k, const T* dy, const T* s, NormFrom fr
         q[c].param = param;
     }
     std::vector<double> pg(runs), pgu(runs);
-    for_runs_in_order(sh, [&](i64 r) {
+    for_runs_in_order(sh, [&](i64 r, int) {
         const i64 off = r * sh.S;
         k.grad_sums[act][from](dy + off, s + off, one, q[(size_t)(r % sh.C)], &pg[(size_t)r], &pgu[(size_t)r]);
     });
@@ -262,7 +198,7 @@ void backward_runs(const NormKernels<T>& k, const T* dy, const T* s, NormFrom fr
                        q[c].c0, q[c].c2);
         dbias[c] = (T)g;
     }
-    for_runs_in_order(sh, [&](i64 r) {
+    for_runs_in_order(sh, [&](i64 r, int) {
         const i64 off = r * sh.S;
         k.grad_input[act][from](dy + off, s + off, dx + off, one, q[(size_t)(r % sh.C)], training);
     });

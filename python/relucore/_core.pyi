@@ -96,6 +96,15 @@ def batch_norm(x: object, running_mean: object, running_var: object, weight: obj
 def batch_norm_backward(dy: object, s: object, from_y: bool, weight: object, bias: object, save_mean: object,
                         save_invstd: object, act: int, param: float, training: bool,
                         out: object) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]: ...
+# batch norm + activation + max pooling (nn.BatchNorm2d in a Sequential): validated plain arrays
+def batch_norm_max_pool2d(x: _F, running_mean: Optional[_F], running_var: Optional[_F], weight: Optional[_F],
+                          bias: Optional[_F], training: bool, momentum: float, eps: float, act: int, param: float,
+                          kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, /
+                          ) -> tuple[_F, npt.NDArray[np.uint8], _F, _F]: ...
+def batch_norm_max_pool2d_backward(dy: _F, positions: npt.NDArray[np.uint8], x: _F, weight: Optional[_F],
+                                   bias: Optional[_F], save_mean: _F, save_invstd: _F, act: int, param: float,
+                                   training: bool, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, /
+                                   ) -> tuple[_F, _F, _F] | None: ...
 
 # softmax and cross-entropy (relucore.loss): None when an array needs preparation
 REDUCTIONS: Final[dict[str, int]]

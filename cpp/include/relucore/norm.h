@@ -30,5 +30,23 @@ void batch_norm_backward(const T* dy, const T* s, NormFrom from, T* dx, const Ba
                          const T* bias, const T* save_mean, const T* save_invstd, NormAct act, T param,
                          bool training, T* dweight, T* dbias);
 
+// Batch norm + activation + max pooling over (N, C, H, W) (S = H*W): y (N, C, OH, OW) and pos, each
+// maximum's position in its window (g: the pool's geometry, at most 255 positions), as
+// max_pool2d_pos would give for batch_norm_forward's output, which is never written: each plane
+// is normalized into a per-thread scratch plane and pooled from there. Statistics are summed in the
+// runs layout (per plane, added per channel in order).
+template <class T>
+void batch_norm_max_pool_forward(const T* x, T* y, uint8_t* pos, const BatchNormShape& sh, const ConvGeom& g,
+                                 const T* weight, const T* bias, T* running_mean, T* running_var, bool training,
+                                 double momentum, double eps, NormAct act, T param, T* save_mean, T* save_invstd);
+
+// dx (N, C, H, W), dweight and dbias (C) of batch_norm_max_pool_forward from dy (N, C, OH, OW), pos
+// and x: each plane's pooling gradient is rebuilt in scratch for the sums, then again for dx. False
+// (dx, dweight and dbias then not the gradients) if a position lies outside its window or image.
+template <class T>
+bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T* dx, const BatchNormShape& sh,
+                                  const ConvGeom& g, const T* weight, const T* bias, const T* save_mean,
+                                  const T* save_invstd, NormAct act, T param, bool training, T* dweight, T* dbias);
+
 }  // namespace ops
 }  // namespace relucore

@@ -13,6 +13,7 @@ from .activation import ELU, LeakyReLU, ReLU
 from .conv import Conv2d
 from .module import Module, check_int, generation
 from .norm import BatchNorm1d, BatchNorm2d
+from .pooling import MAX_POSITIONS, MaxPool2d
 from ..distributed.sync_batchnorm import SyncBatchNorm  # needs mpi4py only in its collective calls
 
 __all__ = ["Sequential", "Flatten"]
@@ -45,15 +46,25 @@ def conv_activation(m: Module):
     return None
 
 
+def poolable(m) -> bool:
+    """Whether ``m`` can run in the sweep of the batch norm and activation before it (training)."""
+    return type(m) is MaxPool2d and m.kernel_size[0] * m.kernel_size[1] <= MAX_POSITIONS
+
+
 class Sequential(Module):
     r"""Modules run one after the other; backward runs their backward in reverse order.
 
     A batch norm followed directly by a ReLU, LeakyReLU or ELU runs as one fused
     ``batch_norm(..., activation=...)`` pass (one read and one write of the data instead of two of
     each). For invertible activations (LeakyReLU with a positive slope, ELU) only the output is kept
-    for backward, not the input. In evaluation mode a convolution followed by a ReLU or a LeakyReLU
-    (slope >= 0) runs as one ``conv2d(..., activation=...)`` call. ``fuse=False`` runs every module
-    on its own; the results are the same up to rounding.
+    for backward, not the input. In training, a ``BatchNorm2d`` -> activation -> ``MaxPool2d`` triple
+    runs as one sweep over the planes on the native backend: each normalized plane is pooled from a
+    small scratch buffer, so the full-size activation is neither stored nor read back, and the
+    backward rebuilds the pooling gradient per plane the same way (same results as the three layers
+    apart; the pool's kept window positions count at the batch norm). In evaluation mode a
+    convolution followed by a ReLU or a LeakyReLU (slope >= 0) runs as one
+    ``conv2d(..., activation=...)`` call. ``fuse=False`` runs every module on its own; the results
+    are the same up to rounding.
 
     In evaluation mode on the native backend the first forward for an input shape and dtype runs
     layer by layer (with every check); the sequence is then planned for that shape, and later inputs
@@ -118,7 +129,8 @@ class Sequential(Module):
 
     def _schedule(self) -> list:
         """``(module, fused)`` per call of the forward: ``fused`` is None (the module alone), or the
-        arguments of its ``forward_activation`` that take the next module (an activation) with it."""
+        arguments of its ``forward_activation`` that take the next module (an activation), and in
+        training a max pooling after that, with it."""
         mods = [m for m in self._modules.values() if m is not None]
         if len({id(m) for m in mods}) != len(mods):
             raise ValueError("Sequential: a module appears twice; each instance keeps one forward's state "
@@ -131,11 +143,14 @@ class Sequential(Module):
             fused = None
             if nxt is not None and type(m) in (BatchNorm1d, BatchNorm2d, SyncBatchNorm):
                 fused = fusable_activation(nxt)
+                pool = mods[i + 2] if i + 2 < len(mods) else None
+                if fused is not None and type(m) is BatchNorm2d and self.training and poolable(pool):
+                    fused = (*fused, pool)
             elif nxt is not None and type(m) is Conv2d and not self.training:
                 act = conv_activation(nxt)
                 fused = None if act is None else (act,)
             out.append((m, fused))
-            i += 1 if fused is None else 2
+            i += 1 if fused is None else 3 if len(fused) == 3 else 2  # with the activation[, the pool]
         return out
 
     def forward(self, x):

@@ -6,10 +6,16 @@ from typing import Optional
 
 import numpy as np
 
+from .. import _checks as C
+from .. import _core
+from ..activations import _c
+from ..norm import _fast_act
 from . import _functions as F
 from .module import Module, Parameter, check_int, float_dtype
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
+
+_NATIVE = F.get_backend()
 
 
 class _BatchNorm(Module):
@@ -51,10 +57,13 @@ class _BatchNorm(Module):
     def forward(self, x):
         return self.forward_activation(x)
 
-    def forward_activation(self, x, activation=None, keep_output: bool = False):
+    def forward_activation(self, x, activation=None, keep_output: bool = False, pool=None):
         """Batch norm followed by ``activation`` (``None``, ``"relu"``, ``("leaky_relu", slope)`` or
         ``("elu", alpha)``) in one pass. With ``keep_output`` (an invertible activation) backward
-        runs from the output alone and the input is not kept."""
+        runs from the output alone and the input is not kept. With ``pool`` (a :class:`MaxPool2d`
+        of at most 255 window positions) the pooling runs in the same sweep on the native backend
+        (the full-size activation is never stored) and its gradient in this layer's backward;
+        elsewhere ``pool`` runs on its own and its backward is called from this layer's."""
         x = self._input(x, self._layout.format(self.num_features), self._ndims, channels=self.num_features,
                         dtype=self._dtype())
         w = None if self.weight is None else self.weight.data
@@ -63,23 +72,64 @@ class _BatchNorm(Module):
         tracking = self.training and self.track_running_stats
         # with momentum=None the kernel counts the batch and averages with 1/count
         nbt = self.num_batches_tracked if tracking and self.momentum is None else None
+        if (pool is not None and nbt is None and x.ndim == 4 and F.current() is _NATIVE
+                and _fast_act(activation) is not None and (not training or x.shape[0] * x.shape[2] * x.shape[3] > 1)):
+            return self._forward_pooled(x, w, b, training, tracking, activation, pool)
         y, mean, invstd = self._kernel(F.batch_norm, x, self.running_mean, self.running_var, w, b, training,
                                        self.momentum, self.eps, activation=activation, num_batches_tracked=nbt)
         if tracking and nbt is None:
             self.num_batches_tracked += 1
-        if keep_output and (w is None or np.all(w != 0)):  # no y inverts through a zero weight
+        if keep_output and pool is None and (w is None or np.all(w != 0)):  # no y inverts through a zero weight
             self._keep(None, y, mean, invstd, activation, training)
-        else:
+        elif pool is None:
             self._keep(x, None, mean, invstd, activation, training)
+        else:  # the pool's backward runs first in this one's
+            self._keep(x, None, mean, invstd, activation, training, pool)
+        return y if pool is None else pool(y)
+
+    def _forward_pooled(self, x, w, b, training, tracking, activation, pool):
+        """The native batch norm + activation + max pooling (see :meth:`forward_activation`)."""
+        code, param = _fast_act(activation)
+        x = _c(pool._kernel(C.check_pool_args, x, pool.kernel_size, pool.stride, pool.padding)[0])
+        (kh, kw), (sh, sw), (ph, pw) = pool.kernel_size, pool.stride, pool.padding
+        y, pos, mean, invstd = _core.batch_norm_max_pool2d(
+            x, self.running_mean if tracking or not training else None,
+            self.running_var if tracking or not training else None, w, b, training, self.momentum, self.eps,
+            code, param, kh, kw, sh, sw, ph, pw)
+        if tracking:
+            self.num_batches_tracked += 1
+        self._keep(x, None, mean, invstd, activation, training, (pos, pool.kernel_size, pool.stride, pool.padding))
         return y
 
     def backward(self, dy):
-        saved = x, y, mean, invstd, activation, training = self._take()
-        dy = self._dy(dy, (x if y is None else y).shape, saved)
+        saved = self._take()
+        x, y, mean, invstd, activation, training = saved[:6]
+        pool = saved[6] if len(saved) > 6 else None  # the fused pool's (positions, geometry), or the module
         w = None if self.weight is None else self.weight.data
         b = None if self.bias is None else self.bias.data
-        dx, dw, db = F.batch_norm_backward(dy, x, w, mean, invstd, bias=b, activation=activation, y=y,
-                                           training=training)
+        if isinstance(pool, tuple):
+            pos, (kh, kw), (sh, sw), (ph, pw) = pool
+            dy = self._dy(dy, pos.shape, saved)
+            if dy.dtype not in (np.float32, np.float64):
+                self._keep(*saved)
+                raise TypeError(f"{self._label()}: dy dtype must be float32 or float64, got {dy.dtype}")
+            dy = _c(dy.astype(x.dtype, copy=False))
+            r = _core.batch_norm_max_pool2d_backward(dy, pos, x, w, b, mean, invstd, *_fast_act(activation),
+                                                     bool(training), kh, kw, sh, sw, ph, pw)
+            if r is None:
+                raise ValueError(f"{self._label()}: the kept window positions do not fit the input "
+                                 "(was the cache changed?)")
+            dx, dw, db = r
+        else:
+            if pool is not None:
+                try:
+                    dy = pool.backward(dy)
+                except (TypeError, ValueError):
+                    self._keep(*saved)  # the pool kept its own state again: a corrected call can follow
+                    raise
+            dy = self._dy(dy, (x if y is None else y).shape, saved)
+            dx, dw, db = F.batch_norm_backward(dy, x, w, mean, invstd, bias=b, activation=activation, y=y,
+                                               training=training)
         if self.affine:
             self.weight.accumulate(dw)
             self.bias.accumulate(db)

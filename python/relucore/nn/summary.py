@@ -100,8 +100,8 @@ def summary(model: Sequential, input_shape, dtype=np.float32) -> Summary:
     The bytes kept are measured: a copy of ``model`` runs a forward in training mode on a zero batch
     of ``input_shape``, and the NumPy arrays each layer then holds for its backward are added up
     (a ReLU's 1-bit mask, a convolution's input, a max pooling's byte per output naming the window
-    position that won; nothing for a ReLU that ran fused into the batch norm before it, whose kept
-    arrays count at the batch norm). The
+    position that won; nothing for a ReLU that ran fused into the batch norm before it, or for a
+    max pooling that ran in the batch norm's sweep, whose kept arrays count at the batch norm). The
     "plain NumPy" column is what the same layers keep when written as plain NumPy layers
     (CS231n-style): ReLU, LeakyReLU, ELU, PReLU and Linear keep ``x``; Sigmoid and Tanh ``y``; a
     batch norm ``x`` and :math:`\hat x`; a convolution ``x`` and its im2col columns; max pooling

@@ -1,0 +1,267 @@
+"""Sequential's BatchNorm2d -> activation -> MaxPool2d sweep (training, native backend): the same
+results as the three layers run apart (bit for bit where both sum the statistics per plane: batch
+2-3 with planes of 64+ values; within rounding otherwise), on every ISA, with NaN/±inf/±0 in the
+data, every activation the batch norm fuses, overlapping and padded windows, odd sizes, frozen
+statistics, non-contiguous input and two threads; numeric gradients; the paths that run the pool
+apart (numpy backend, momentum=None, a Monitor); errors naming the layer; the bytes kept."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import relucore
+from _helpers import assert_bitwise, make_data
+from relucore import nn
+from relucore.nn.container import fusable_activation
+from relucore.nn.summary import summary
+from test_pool import distinct_data
+
+ACTS = {"relu": lambda: nn.ReLU(), "leaky": lambda: nn.LeakyReLU(0.1), "elu": lambda: nn.ELU(0.7)}
+# (kernel, stride, padding): the usual 2x2, overlapping, padded, rectangular
+POOLS = {"k2": (2, None, 0), "k2s1": (2, 1, 0), "k3s2p1": (3, 2, 1), "rect": ((2, 3), (1, 2), (1, 1))}
+# batch <= 3 and planes of >= 64 values: the separate batch norm sums per plane too (bitwise)
+PLANE_SHAPES = [(2, 3, 16, 16), (1, 2, 8, 8), (3, 2, 9, 11), (2, 4, 13, 15), (2, 2, 10, 33)]
+
+
+class Apart(nn.Module):
+    """The same layers with the pool run apart: the batch norm + activation pass keeping x (the
+    sweep's kernels; a separate ReLU would pass dy through a NaN, the fused pair does not), then the
+    pool."""
+
+    def __init__(self, bn, act, pool):
+        super().__init__()
+        self.bn, self.pool = bn, pool
+        self.act = fusable_activation(act)[0]
+
+    def forward(self, x):
+        return self.pool(self.bn.forward_activation(x, self.act, False))
+
+    def backward(self, dy):
+        return self.bn.backward(self.pool.backward(dy))
+
+
+def apart_of(fused):
+    return Apart(*copy.deepcopy(list(fused)))
+
+
+def bn_of(model):
+    return model.bn if isinstance(model, Apart) else model[0]
+
+
+def triple(c, act, pool, dtype, seed=0):
+    """(fused, apart): BatchNorm2d -> act -> MaxPool2d, and :func:`apart_of` it, same state."""
+    bn = nn.BatchNorm2d(c, dtype=dtype)
+    rng = np.random.default_rng(seed)
+    bn.weight.data[...] = rng.uniform(-2, 2, c)  # negative scales reverse the pooling's order
+    bn.bias.data[...] = rng.uniform(-1, 1, c)
+    fused = nn.Sequential(bn, ACTS[act](), nn.MaxPool2d(*POOLS[pool]))
+    return fused, apart_of(fused)
+
+
+def ran_fused(model) -> bool:
+    """Whether the last forward ran the sweep (the batch norm then holds the pool's positions)."""
+    saved = bn_of(model).__dict__["_cache"]
+    return saved is not None and len(saved) == 7 and isinstance(saved[6], tuple)
+
+
+def step(model, x, dy, fused=None):
+    """Forward, backward: (y, dx, dweight, dbias, running_mean, running_var); with ``fused`` (True or
+    False), whether the forward ran the sweep is checked first."""
+    for p in model.parameters():
+        p.grad = None
+    y = model(x)
+    if fused is not None:
+        assert ran_fused(model) == fused
+    dx = model.backward(dy)
+    bn = bn_of(model)
+    return y, dx, bn.weight.grad, bn.bias.grad, bn.running_mean.copy(), bn.running_var.copy()
+
+
+NAMES = ("y", "dx", "dweight", "dbias", "running_mean", "running_var")
+
+
+@pytest.mark.parametrize("shape", PLANE_SHAPES, ids=str)
+@pytest.mark.parametrize("pool", POOLS)
+@pytest.mark.parametrize("act", ACTS)
+def test_bitwise_as_the_layers_apart(rc, dtype, rng, shape, pool, act):
+    fused, apart = triple(shape[1], act, pool, dtype)
+    x = make_data(rng, shape, dtype)  # NaN, ±inf, ±0 among them
+    x[0, 0] = rng.standard_normal(shape[2:])  # one finite plane: a channel whose statistics are numbers
+    for _ in range(2):  # the running statistics move twice
+        dy = make_data(rng, nn.MaxPool2d(*POOLS[pool])(x).shape, dtype)
+        got = step(fused, x, dy, True)
+        exp = step(apart, x, dy)
+        for name, g, e in zip(NAMES, got, exp):
+            assert_bitwise(g, e, f"{name} {act} {pool} {shape}")
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_frozen_statistics_and_no_affine(rc, dtype, rng, act):
+    """A batch norm in evaluation mode inside a training Sequential, and one without weight, bias or
+    running statistics."""
+    shape = (2, 3, 12, 10)
+    x = make_data(rng, shape, dtype)
+    for make in ("eval", "plain"):
+        if make == "eval":
+            fused, apart = triple(3, act, "k2", dtype)
+            for m in (fused, apart):
+                bn_of(m).running_mean[...] = [0.5, -1, 2]
+                bn_of(m).running_var[...] = [0.25, 4, 1]
+                bn_of(m).eval()
+        else:
+            bn = nn.BatchNorm2d(3, affine=False, track_running_stats=False, dtype=dtype)
+            fused = nn.Sequential(bn, ACTS[act](), nn.MaxPool2d(2))
+            apart = apart_of(fused)
+        y = fused(x)
+        assert ran_fused(fused)
+        dy = make_data(rng, y.shape, dtype)
+        assert_bitwise(y, apart(x), f"y {make}")
+        assert_bitwise(fused.backward(dy), apart.backward(dy), f"dx {make}")
+        if make == "eval":
+            assert_bitwise(fused[0].weight.grad, bn_of(apart).weight.grad)
+            assert_bitwise(fused[0].running_mean, bn_of(apart).running_mean)
+
+
+@pytest.mark.parametrize("shape", [(8, 4, 16, 16), (6, 3, 7, 7), (5, 2, 5, 9), (64, 4, 14, 14)], ids=str)
+@pytest.mark.parametrize("act", ACTS)
+def test_close_to_the_layers_apart_in_other_layouts(rc, dtype, rng, shape, act):
+    """Shapes where the separate batch norm sums its statistics per channel or across vector lanes:
+    the same up to rounding (values far apart: rounding does not move a window's winner)."""
+    fused, apart = triple(shape[1], act, "k2", dtype)
+    x = distinct_data(rng, shape).astype(dtype)
+    x /= np.abs(x).max()
+    y = fused(x)
+    assert ran_fused(fused)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for p in fused.parameters():
+        p.grad = None
+    got = (y, fused.backward(dy), fused[0].weight.grad, fused[0].bias.grad, fused[0].running_mean, fused[0].running_var)
+    exp = step(apart, x, dy)
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    for name, g, e in zip(NAMES, got, exp):
+        np.testing.assert_allclose(g, e, err_msg=name, **tol)
+
+
+def test_two_threads_bitwise(dtype, rng):
+    shape = (3, 8, 40, 40)
+    x = make_data(rng, shape, dtype)
+    results = []
+    for n in (1, 2):
+        fused, _ = triple(8, "relu", "k2", dtype)
+        old = relucore.get_num_threads()
+        relucore.set_num_threads(n)
+        try:
+            results.append(step(fused, x, np.ones((3, 8, 20, 20), dtype), True))
+        finally:
+            relucore.set_num_threads(old)
+    for name, a, b in zip(NAMES, *results):
+        assert_bitwise(a, b, name)
+
+
+def test_non_contiguous_input(dtype, rng):
+    base = make_data(rng, (2, 3, 16, 20), dtype)
+    x = base.transpose(0, 1, 3, 2)
+    fused, apart = triple(3, "relu", "k2", dtype)
+    y = fused(x)
+    assert ran_fused(fused)
+    dy = make_data(rng, y.shape, dtype)[..., ::1]
+    assert_bitwise(y, apart(x))
+    assert_bitwise(fused.backward(dy[:, :, :, :]), apart.backward(dy))
+
+
+def test_numeric_gradients():
+    rng = np.random.default_rng(5)
+    for pool in POOLS:
+        fused, _ = triple(2, "leaky", pool, np.float64, seed=3)
+        x = distinct_data(rng, (2, 2, 8, 8))
+        report = relucore.gradcheck(fused, x, rtol=1e-5)
+        assert report.passed, report
+
+
+def test_paths_that_run_the_pool_apart(dtype, rng):
+    """numpy backend, momentum=None (the batch count decides the average), a Monitor counting
+    active units: the pool runs as its own layer, its backward from the batch norm's."""
+    shape = (2, 3, 8, 8)
+    x = distinct_data(rng, shape).astype(dtype)  # finite, far apart: the NumPy rounding keeps the winners
+    dy = rng.standard_normal((2, 3, 4, 4)).astype(dtype)
+    fused, apart = triple(3, "relu", "k2", dtype)
+    exp = step(apart, x, dy)
+    with relucore.use_backend("numpy"):
+        got = step(fused, x, dy, False)
+    for name, g, e in zip(NAMES, got, exp):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4, err_msg=name)
+    x = make_data(rng, shape, dtype)
+    dy = make_data(rng, (2, 3, 4, 4), dtype)
+
+    fused, apart = triple(3, "relu", "k2", dtype)
+    fused[0].momentum = bn_of(apart).momentum = None
+    got, exp = step(fused, x, dy, False), step(apart, x, dy)
+    for name, g, e in zip(NAMES, got, exp):
+        assert_bitwise(g, e, name)
+
+    from relucore.diagnostics import Monitor
+
+    fused, apart = triple(3, "relu", "k2", dtype)
+    with Monitor(fused) as mon:
+        got = step(fused, x, dy, False)
+        mon.step()
+    for name, g, e in zip(NAMES, got, step(apart, x, dy)):
+        assert_bitwise(g, e, name)
+    assert any(mon.history[k] for k in mon.history)
+
+
+def test_not_fused_where_it_should_not(dtype):
+    """Evaluation mode, a pool of more than 255 positions, another pool type, ReLU with a gradient
+    at 0, fuse=False."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 20, 20)).astype(dtype)
+    fused, _ = triple(3, "relu", "k2", dtype)
+    fused.eval()
+    fused(x)
+    assert not ran_fused(fused)
+    for tail in (nn.MaxPool2d(16), nn.AvgPool2d(2)):
+        m = nn.Sequential(nn.BatchNorm2d(3, dtype=dtype), nn.ReLU(), tail)
+        m(x)
+        assert not ran_fused(m)
+    m = nn.Sequential(nn.BatchNorm2d(3, dtype=dtype), nn.ReLU(grad_at_zero=1), nn.MaxPool2d(2))
+    m(x)
+    assert not ran_fused(m)
+    m = nn.Sequential(nn.BatchNorm2d(3, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2), fuse=False)
+    m(x)
+    assert m[0].__dict__["_cache"] is not None and not ran_fused(m)
+
+
+def test_errors_name_the_layer():
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    fused, _ = triple(3, "relu", "k2", np.float32)
+    with pytest.raises(RuntimeError, match="Sequential"):
+        fused.backward(np.ones((2, 3, 4, 4), np.float32))
+    fused(x)
+    fused[0].backward(np.ones((2, 3, 4, 4), np.float32))
+    with pytest.raises(RuntimeError, match="BatchNorm2d"):  # one backward per forward
+        fused[0].backward(np.ones((2, 3, 4, 4), np.float32))
+    fused(x)
+    bn = fused[0]  # the layer keeps its state for a corrected call (the Sequential does not)
+    with pytest.raises(ValueError, match=r"BatchNorm2d.*\(2, 3, 4, 4\)"):
+        bn.backward(np.ones((2, 3, 8, 8), np.float32))
+    with pytest.raises(TypeError, match="BatchNorm2d.*float32 or float64"):
+        bn.backward(np.ones((2, 3, 4, 4), np.int32))
+    dx = bn.backward(np.ones((2, 3, 4, 4), np.float64))
+    assert dx.shape == x.shape and dx.dtype == np.float32
+    fused(x)
+    fused[0].__dict__["_cache"][6][0][0, 0, 0, 0] = 7  # a damaged window position
+    with pytest.raises(ValueError, match="BatchNorm2d.*positions"):
+        fused.backward(np.ones((2, 3, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="MaxPool2d"):  # a window larger than the padded input
+        nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(9))(x)
+    with pytest.raises(ValueError, match="BatchNorm2d"):  # one value per channel
+        nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(1))(x[:1, :, :1, :1])
+
+
+def test_summary_counts_the_positions_at_the_batch_norm():
+    model = nn.Sequential(nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+    s = summary(model, (8, 4, 6, 6))
+    kept = [r.kept_bytes for r in s.rows]
+    # x (float32), the saved mean and 1/std, one byte per pooled output; nothing at ReLU and pool
+    assert kept == [8 * 4 * 36 * 4 + 2 * 4 * 4 + 8 * 4 * 9, 0, 0, 0]
