@@ -19,6 +19,7 @@ template <class T> ConvKernels<T> make_conv();
 template <class T> void fill_im2col(ConvKernels<T>& k);     // im2col.cpp
 template <class T> void fill_pool(ConvKernels<T>& k);       // pool.cpp
 template <class T> void fill_depthwise(ConvKernels<T>& k);  // depthwise.cpp
+template <class T> void fill_small_conv(ConvKernels<T>& k);  // small_conv.cpp
 template <class T> void fill_reduce(ConvKernels<T>& k);     // reduce.cpp
 template <class T> GemmKernels<T> make_gemm();
 template <class T> WinogradKernels<T> make_winograd();

@@ -9,6 +9,7 @@ template <class T> ConvKernels<T> make_conv() {
     fill_im2col(k);
     fill_pool(k);
     fill_depthwise(k);
+    fill_small_conv(k);
     fill_reduce(k);
     return k;
 }

@@ -14,6 +14,7 @@
 
 #include "gemm.h"
 #include "items.h"
+#include "small_conv.h"
 #include "winograd.h"
 #include "relucore/conv.h"
 #include "relucore/dispatch.h"
@@ -115,6 +116,7 @@ void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, i
     const SettingsScope settings;
     if (s.N == 0 || s.F == 0 || s.g.OH * s.g.OW == 0) return;
     if (use_direct(s)) return direct_forward(x, w, bias, y, s, act, param);
+    if (small_conv_forward(x, w, bias, y, s, act, param)) return;
     if (winograd_forward(x, w, bias, y, s, act, param)) return;
     const ConvGeom& g = s.g;
     const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;

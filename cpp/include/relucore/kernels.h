@@ -61,6 +61,9 @@ struct ConvGeom {
     i64 OH, OW;      // output size
 };
 
+// Filters per register group of the small-tap direct convolution (ConvKernels::small_conv_rows).
+constexpr int kSmallConvGroup = 8;
+
 template <class T>
 struct ConvKernels {
     // Rows [r0, r1) of the column matrix (C*kh*kw, OH*OW) of one image x (C, H, W); zero outside x.
@@ -86,6 +89,16 @@ struct ConvKernels {
     void (*plane_conv_backward_input)(const T* dy, const T* w, T* dx, const ConvGeom& g);
     // dw (kh, kw) += the correlation of dy (OH, OW) with x (H, W).
     void (*plane_conv_backward_weight)(const T* dy, const T* x, T* dw, const ConvGeom& g);
+    // Output rows [oh0, oh1) of a stride-1, dilation-1 convolution of one image with F filters and
+    // few taps (K = C*kh*kw), summed in registers: y[f, oh, :] = act(sum_t wt(f, t) x_t + bias[f])
+    // (the GEMM path's order: taps in order, then the bias). xp holds x's rows oh0 - ph .. oh1 - ph
+    // + kh - 1 (one past the rows used: output rows go in pairs) zero-padded: element (c, r, q) =
+    // x[c, oh0 - ph + r, q - pw] (0 outside x) at xp[(c * rp + r) * wp + q], with rp >= oh1 - oh0 +
+    // kh and wp >= roundup(OW, 16) + kw - 1; wt holds the weights in groups
+    // of kSmallConvGroup filters, tap-major: w[f, t] at wt[((f / G) * K + t) * G + f % G] (zeros
+    // past F). y is the image's (F, OH, OW) output.
+    void (*small_conv_rows)(const T* xp, i64 wp, i64 rp, const T* wt, const T* bias, T* y, i64 F,
+                            const ConvGeom& g, i64 oh0, i64 oh1, int act, T param);
     // The sum of x[0..n) (a bias gradient's plane), in vector partial sums.
     double (*sum)(const T* x, i64 n);
     // max |x[i]| over i < n (0 for n = 0); +inf if any x[i] is NaN or infinite.
