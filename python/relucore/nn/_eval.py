@@ -25,7 +25,7 @@ from .. import _core
 from ..conv import _BLAS_MAX
 from .conv import Conv2d
 from .linear import Linear
-from .module import Module
+from .module import Module, plain
 from .norm import BatchNorm1d, BatchNorm2d
 from .pooling import MAX_POSITIONS, MaxPool2d
 
@@ -34,12 +34,6 @@ _ACT = _core.NORM_ACTIVATIONS
 MAX_PLANS = 8
 
 Step = Callable[[np.ndarray], np.ndarray]
-
-
-def _plain(a) -> bool:
-    """``a`` is what the kernels take without a copy: a C-contiguous aligned native ndarray (or None)."""
-    return a is None or (type(a) is np.ndarray and a.flags.c_contiguous and a.flags.aligned
-                         and a.dtype.isnative)
 
 
 def _act_code(activation) -> Optional[Tuple[int, float]]:
@@ -61,7 +55,7 @@ def _keep(m: Module):
 def _conv_step(m: Conv2d, activation, x_shape) -> Optional[Step]:
     act = _act_code(activation)
     w, b = m.weight.data, None if m.bias is None else m.bias.data
-    if act is None or not (_plain(w) and _plain(b)):
+    if act is None or not (plain(w) and plain(b)):
         return None
     (sh, sw), (ph, pw), (dh, dw), g = m.stride, m.padding, m.dilation, m.groups
     kh, kw = m.kernel_size
@@ -89,7 +83,7 @@ def _bn_step(m, activation, keep_output: bool) -> Optional[Step]:
     w, b = (None if p is None else p.data for p in (m.weight, m.bias))
     momentum, eps = m.momentum, m.eps
     if (act is None or keep_output or m.training or rm is None or type(momentum) not in (float, int)
-            or type(eps) not in (float, int) or not all(_plain(a) for a in (rm, rv, w, b))):
+            or type(eps) not in (float, int) or not all(plain(a) for a in (rm, rv, w, b))):
         return None
     code, param = act
     keep, bn = _keep(m), _core.batch_norm
@@ -135,7 +129,7 @@ def _linear_step(m: Linear, x_shape) -> Optional[Step]:
     w, b = m.weight.data, None if m.bias is None else m.bias.data
     lead = x_shape[:-1]
     rows, n_in, n_out = math.prod(lead), x_shape[-1], m.out_features
-    if not (_plain(w) and _plain(b)) or rows * n_out == 0 or max(rows, n_in, n_out) > _BLAS_MAX:
+    if not (plain(w) and plain(b)) or rows * n_out == 0 or max(rows, n_in, n_out) > _BLAS_MAX:
         return None
     out_shape = lead + (n_out,)
     keep, linear = _keep(m), _core.linear

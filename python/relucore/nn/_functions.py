@@ -16,7 +16,13 @@ import threading
 from types import ModuleType
 
 _backend: ModuleType = importlib.import_module("relucore")
+_NATIVE = _backend
 _pinned = threading.local()  # .backend: the module the calling thread's current call uses
+
+
+def native() -> ModuleType:
+    """The native kernels' module (``relucore``)."""
+    return _NATIVE
 
 
 def set_backend(module: ModuleType) -> ModuleType:

@@ -6,9 +6,10 @@ from typing import Tuple, Union
 
 import numpy as np
 
+from .. import _core
 from . import _functions as F
 from . import init
-from .module import Module, check_int, float_dtype
+from .module import Module, check_int, float_dtype, plain
 
 __all__ = ["Conv2d"]
 
@@ -88,28 +89,54 @@ class Conv2d(Module):
     def forward(self, x):
         return self.forward_activation(x)
 
+    def _direct(self, x, w, b):
+        """The native kernels' geometry arguments if ``x``, ``w`` and ``b`` can go to them without
+        the argument checks (:meth:`Module._checked`), else None."""
+        if not (plain(x) and plain(w) and plain(b) and x.dtype == w.dtype and (b is None or b.dtype == w.dtype)
+                and self._checked((x.shape, w.shape, b is None))):
+            return None
+        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
+        return sh, sw, ph, pw, dh, dw, self.groups
+
     def forward_activation(self, x, activation=None):
         """The convolution followed by ``activation`` (``None``, ``"relu"`` or ``("leaky_relu",
         slope)`` with ``slope >= 0``) in one call. Backward then takes the activation's derivative
         from the output (its sign is the pre-activation's), so the output is kept too."""
+        w = self.weight.data
+        b = None if self.bias is None else self.bias.data
+        geometry = None if activation is not None else self._direct(x, w, b)
+        if geometry is not None:
+            y = _core.conv2d(x, w, b, *geometry, 0, 0.0)
+            self._keep(x, y.shape, None, None)
+            return y
         x = self._input(x, f"(N, {self.in_channels}, H, W)", (4,), channels=self.in_channels,
                         dtype=self.weight.dtype)
-        b = None if self.bias is None else self.bias.data
         fused = {} if activation is None else {"activation": activation}
-        y = self._kernel(F.conv2d, x, self.weight.data, b, **self._geometry(), **fused)
+        y = self._kernel(F.conv2d, x, w, b, **self._geometry(), **fused)
         self._keep(x, y.shape, activation, None if activation is None else y)
+        if y.size and plain(x):
+            self._remember((x.shape, w.shape, b is None))
         return y
 
     def backward(self, dy, input_grad: bool = True):
         """As :meth:`Module.backward`; ``input_grad=False`` skips the input's gradient (a network's
         first layer does not need it) and returns None."""
         saved = x, y_shape, activation, y = self._take()
+        w = self.weight.data
+        has_bias = self.bias is not None
+        geometry = None if activation is not None else self._direct(x, w, self.bias.data if has_bias else None)
+        if geometry is not None and plain(dy) and dy.shape == y_shape and dy.dtype == x.dtype:
+            dx, dw, db = _core.conv2d_backward(dy, x, w, *geometry, bool(input_grad), True, has_bias)
+            self.weight.accumulate(dw)
+            if has_bias:
+                self.bias.accumulate(db)
+            return dx
         dy = self._dy(dy, y_shape, saved)
         if activation == "relu":
             dy = F.relu_backward(dy, y)
         elif activation is not None:
             dy = F.leaky_relu_backward(dy, y, activation[1])
-        dx, dw, db = F.conv2d_backward(dy, x, self.weight.data, **self._geometry(), compute_dx=bool(input_grad),
+        dx, dw, db = F.conv2d_backward(dy, x, w, **self._geometry(), compute_dx=bool(input_grad),
                                        compute_dbias=self.bias is not None)
         self.weight.accumulate(dw)
         if self.bias is not None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _core
 from . import _functions as F
 from . import init
-from .module import Module, check_int, float_dtype
+from .module import Module, check_int, float_dtype, plain
 
 __all__ = ["Linear"]
 
@@ -48,20 +49,38 @@ class Linear(Module):
         self.weight = w
         self.register_parameter("bias", b)
 
+    def _direct(self, x, w, b) -> bool:
+        """Whether a 2-D ``x``, ``w`` and ``b`` can go to the native kernels without the argument
+        checks (:meth:`Module._checked`)."""
+        return (plain(x) and plain(w) and plain(b) and x.ndim == 2 and x.dtype == w.dtype
+                and (b is None or b.dtype == w.dtype) and self._checked((x.shape, w.shape, b is None)))
+
     def forward(self, x):
+        w = self.weight.data
+        b = None if self.bias is None else self.bias.data
+        if self._direct(x, w, b):
+            y = _core.linear(x, False, w, False, b)
+            self._keep(x)
+            return y
         x = self._input(x, f"(*, {self.in_features})", min_ndim=1, dtype=self.weight.dtype)
         if x.shape[-1] != self.in_features:
             raise ValueError(f"{self._label()}: expected input of shape (*, {self.in_features}), got {x.shape}")
-        b = None if self.bias is None else self.bias.data
-        y = self._kernel(F.linear, x, self.weight.data, b)
+        y = self._kernel(F.linear, x, w, b)
         self._keep(x)
+        if y.size and plain(x):
+            self._remember((x.shape, w.shape, b is None))
         return y
 
     def backward(self, dy):
         saved = self._take()
         x = saved[0]
-        dy = self._dy(dy, x.shape[:-1] + (self.out_features,), saved)
-        dx, dw, db = F.linear_backward(dy, x, self.weight.data)
+        w = self.weight.data
+        if (plain(dy) and dy.dtype == x.dtype and dy.shape == x.shape[:-1] + (self.out_features,)
+                and self._direct(x, w, None if self.bias is None else self.bias.data)):
+            dx, dw, db = _core.linear_backward(dy, x, False, w, False)
+        else:
+            dy = self._dy(dy, x.shape[:-1] + (self.out_features,), saved)
+            dx, dw, db = F.linear_backward(dy, x, w)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)

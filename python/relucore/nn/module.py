@@ -39,6 +39,11 @@ def float_dtype(dtype) -> np.dtype:
     return d
 
 
+def plain(a) -> bool:
+    """``a`` is what the kernels take without a copy: a C-contiguous aligned native ndarray (or None)."""
+    return a is None or (type(a) is np.ndarray and a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative)
+
+
 def check_int(name: str, v, minimum: int = 1) -> int:
     """``v`` as an int >= ``minimum`` (a bool or a float is a mistake), else a ValueError naming it."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < minimum:
@@ -384,6 +389,22 @@ class Module:
                                "(each forward() allows one backward())")
         self.__dict__["_cache"] = None
         return saved
+
+    def _checked(self, key) -> bool:
+        """Whether the argument checks of this layer's native calls passed for ``key`` (the arrays'
+        shapes) since the module last changed, on the backend in use: a layer then calls the native
+        kernels directly (for a small layer the checks cost more than the kernels)."""
+        fast = self.__dict__.get("_checked_keys")
+        return fast is not None and fast[0] == generation() and key in fast[1] and F.current() is F.native()
+
+    def _remember(self, key) -> None:
+        """Note that the checks passed for ``key`` (see :meth:`_checked`); a few keys per module."""
+        if F.current() is not F.native():
+            return
+        fast = self.__dict__.get("_checked_keys")
+        if fast is None or fast[0] != generation() or len(fast[1]) >= 8:
+            fast = self.__dict__["_checked_keys"] = (generation(), set())
+        fast[1].add(key)
 
     def _label(self) -> str:
         """How errors name this layer: its one-line repr."""

@@ -78,7 +78,7 @@ class _BatchNorm(Module):
         y, mean, invstd = self._kernel(F.batch_norm, x, self.running_mean, self.running_var, w, b, training,
                                        self.momentum, self.eps, activation=activation, num_batches_tracked=nbt)
         if tracking and nbt is None:
-            self.num_batches_tracked += 1
+            np.add(self.num_batches_tracked, 1, out=self.num_batches_tracked)  # in place (no module change)
         if keep_output and pool is None and (w is None or np.all(w != 0)):  # no y inverts through a zero weight
             self._keep(None, y, mean, invstd, activation, training)
         elif pool is None:
@@ -97,7 +97,7 @@ class _BatchNorm(Module):
             self.running_var if tracking or not training else None, w, b, training, self.momentum, self.eps,
             code, param, kh, kw, sh, sw, ph, pw)
         if tracking:
-            self.num_batches_tracked += 1
+            np.add(self.num_batches_tracked, 1, out=self.num_batches_tracked)  # in place (no module change)
         self._keep(x, None, mean, invstd, activation, training, (pos, pool.kernel_size, pool.stride, pool.padding))
         return y
 
