@@ -1,5 +1,5 @@
 """conv2d for layers with few taps per output (C*kh*kw <= 27, at most two filters per tap, stride 1:
-a network's first layer), which runs a direct kernel: against the reference on every ISA at the
+a network's first layer), which runs a direct kernel in place of relucore's GEMM: against the reference on every ISA at the
 kernel's edges (output widths around the vector lengths, filter counts around its groups of 8, odd
 row counts, batch 1 split into row blocks, padding wider than the kernel's reach), with NaN/±inf/-0.0
 in the input, the fused activations bitwise against the separate ones, and the same bits on one and two threads."""
@@ -12,6 +12,14 @@ import relucore
 import relucore.reference as R
 from _conv_helpers import assert_terms_close, normal
 from _helpers import assert_bitwise
+
+
+@pytest.fixture(autouse=True)
+def own_gemm():
+    """The direct kernel stands in for relucore's own GEMM (the default on AVX-512 only): forced
+    here, so that every ISA's kernel runs."""
+    with relucore.use_gemm("own"):
+        yield
 
 
 def check(x, w, b, padding):
@@ -48,12 +56,13 @@ def test_kernels_and_padding(rc, dtype, rng, kernel, padding):
           padding)
 
 
-@pytest.mark.parametrize("shape", [(1, 3, 40, 37), (1, 1, 3, 100), (5, 3, 11, 12)], ids=str)
+@pytest.mark.parametrize("shape", [(1, 3, 160, 161), (2, 3, 96, 96), (5, 1, 130, 70)], ids=str)
 def test_batch_one_row_blocks_and_threads(rc, dtype, rng, shape):
-    """A batch smaller than four items per thread is split into blocks of rows."""
+    """Enough work for two threads; a batch smaller than four items per thread is split into blocks
+    of rows."""
     x = normal(rng, shape, dtype)
-    w = normal(rng, (16, shape[1], 3, 3), dtype)
-    b = normal(rng, (16,), dtype)
+    w = normal(rng, (18, shape[1], 3, 3), dtype)
+    b = normal(rng, (18,), dtype)
     old = relucore.get_num_threads()
     try:
         out = []
@@ -82,3 +91,15 @@ def test_specials_and_fused_activation(rc, dtype, rng, act):
     name, param = (act, None) if isinstance(act, str) else act
     sep = relucore.relu(y) if name == "relu" else getattr(relucore, name)(y, param)
     assert_bitwise(relucore.conv2d(x, w, b, padding=1, activation=act), sep)
+
+
+@pytest.mark.parametrize("kernel", [(1, 5), (5, 1), (2, 3), (5, 5)])
+def test_same_bits_as_the_gemm_path(rc, dtype, rng, kernel):
+    """The direct kernel sums as relucore's GEMM does; with Winograd forced (which takes only 3x3
+    layers) these layers run the GEMM path instead."""
+    x = normal(rng, (3, 1, 11, 29), dtype)
+    w = normal(rng, (6, 1) + kernel, dtype)
+    b = normal(rng, (6,), dtype)
+    direct = check(x, w, b, 1)
+    with relucore.use_conv_algorithm("winograd"):
+        assert_bitwise(relucore.conv2d(x, w, b, padding=1), direct)

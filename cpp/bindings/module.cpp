@@ -28,7 +28,6 @@ void bind_pool(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_norm(py::module_& m);
-void bind_norm_pool(py::module_& m);
 void bind_loss(py::module_& m);
 void bind_output_cache(py::module_& m);
 }  // namespace bind
@@ -77,7 +76,6 @@ PYBIND11_MODULE(_core, m) {
     relucore::bind::bind_linear(m);
     relucore::bind::bind_gemm(m);
     relucore::bind::bind_norm(m);
-    relucore::bind::bind_norm_pool(m);
     relucore::bind::bind_loss(m);
     relucore::bind::bind_output_cache(m);
     m.def("get_isa", &relucore::active_isa);

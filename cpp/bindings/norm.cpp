@@ -1,6 +1,6 @@
 // Bindings of batch norm (fast paths; see module.cpp for the contract). relucore.norm validates and
 // prepares; these take only plain arrays of one dtype and consistent shapes, and return None otherwise.
-#include "common.h"
+#include "layers.h"
 #include "relucore/norm.h"
 
 namespace relucore {
@@ -119,6 +119,78 @@ py::object batch_norm_backward(py::handle dy_h, py::handle s_h, bool from_y, py:
     return py::make_tuple(out, dw, db);
 }
 
+// Batch norm + activation + max pooling (nn.Sequential's BatchNorm2d -> activation -> MaxPool2d in
+// training): (y, positions, save_mean, save_invstd), or None for arrays it cannot take as they are
+// (the layer then runs the three apart). The pool's geometry is the caller's, already checked.
+py::object batch_norm_max_pool2d(py::handle x_h, py::handle rm_h, py::handle rv_h, py::handle w_h, py::handle b_h,
+                                 bool training, double momentum, double eps, int act, double param, i64 kh, i64 kw,
+                                 i64 sh, i64 sw, i64 ph, i64 pw) {
+    if (act < 0 || act >= kNormActs) throw py::value_error("unknown batch norm activation code");
+    View x = plain(x_h);
+    if (!x.a || ndim(x) != 4 || mul(kh, kw) > 255) return py::none();
+    const py::ssize_t* d = dims(x);
+    const ConvGeom g = geom(1, d[2], d[3], kh, kw, sh, sw, ph, pw, 1, 1);
+    const ops::BatchNormShape shape{d[0], d[1], mul(d[2], d[3])};
+    const Vec rm = vec(rm_h, x, shape.C, training), rv = vec(rv_h, x, shape.C, training);
+    const Vec w = vec(w_h, x, shape.C), b = vec(b_h, x, shape.C);
+    if (!rm.ok || !rv.ok || !w.ok || !b.ok || !rm.v.a != !rv.v.a) return py::none();
+    if ((!training && !rm.v.a) || (training && mul(shape.N, shape.S) <= 1)) return py::none();
+    for (const View* other : {&rv.v, &w.v, &b.v})  // the running buffers are written while these are read
+        if (rm.v.a && !disjoint(rm.v, *other)) return py::none();
+    for (const View* other : {&w.v, &b.v})
+        if (rv.v.a && !disjoint(rv.v, *other)) return py::none();
+    py::array y = empty(x.type, {d[0], d[1], g.OH, g.OW});
+    auto pos = py::reinterpret_steal<py::array_t<uint8_t>>(
+        new_array(py::dtype::of<uint8_t>(), {d[0], d[1], g.OH, g.OW}).release());
+    py::array mean = channel_array(x, shape.C), invstd = channel_array(x, shape.C);
+    by_type(x.type, [&](auto t) {
+        using T = decltype(t);
+        uint8_t* pp = pos.mutable_data();
+        T* pm = static_cast<T*>(mean.mutable_data());
+        T* pi = static_cast<T*>(invstd.mutable_data());
+        py::gil_scoped_release nogil;
+        ops::batch_norm_max_pool_forward<T>(ptr<T>(x), ptr<T>(y), pp, shape, g, w.ptr<T>(), b.ptr<T>(), rm.ptr<T>(),
+                                            rv.ptr<T>(), training, momentum, eps, (NormAct)act, (T)param, pm, pi);
+        return 0;
+    });
+    return py::make_tuple(y, pos, mean, invstd);
+}
+
+// Its gradients: (dx, dweight, dbias); None for arrays it cannot take as they are, False if a kept
+// position lies outside its window or the image.
+py::object batch_norm_max_pool2d_backward(py::handle dy_h, py::handle pos_h, py::handle x_h, py::handle w_h,
+                                          py::handle b_h, py::handle mean_h, py::handle invstd_h, int act,
+                                          double param, bool training, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph,
+                                          i64 pw) {
+    if (act < 0 || act >= kNormActs) throw py::value_error("unknown batch norm activation code");
+    View x = plain(x_h), dy = plain(dy_h);
+    if (!x.a || !dy.a || ndim(x) != 4 || ndim(dy) != 4 || dy.type != x.type || mul(kh, kw) > 255) return py::none();
+    const py::ssize_t* d = dims(x);
+    const ConvGeom g = geom(1, d[2], d[3], kh, kw, sh, sw, ph, pw, 1, 1);
+    const ops::BatchNormShape shape{d[0], d[1], mul(d[2], d[3])};
+    const py::ssize_t* e = dims(dy);
+    if (e[0] != d[0] || e[1] != d[1] || e[2] != g.OH || e[3] != g.OW) return py::none();
+    auto pos = py::array_t<uint8_t, py::array::c_style>::ensure(pos_h);
+    if (!pos || pos.size() != dy.size) return py::none();
+    const Vec w = vec(w_h, x, shape.C), b = vec(b_h, x, shape.C);
+    const Vec mean = vec(mean_h, x, shape.C), invstd = vec(invstd_h, x, shape.C);
+    if (!w.ok || !b.ok || !mean.ok || !invstd.ok || !mean.v.a || !invstd.v.a) return py::none();
+    py::array dx = empty(x.type, {d[0], d[1], d[2], d[3]});
+    py::array dw = channel_array(x, shape.C), db = channel_array(x, shape.C);
+    bool ok = true;
+    by_type(x.type, [&](auto t) {
+        using T = decltype(t);
+        const uint8_t* pp = pos.data();
+        py::gil_scoped_release nogil;
+        ok = ops::batch_norm_max_pool_backward<T>(ptr<T>(dy), pp, ptr<T>(x), ptr<T>(dx), shape, g, w.ptr<T>(),
+                                                  b.ptr<T>(), mean.ptr<T>(), invstd.ptr<T>(), (NormAct)act, (T)param,
+                                                  training, ptr<T>(dw), ptr<T>(db));
+        return 0;
+    });
+    if (!ok) return py::bool_(false);
+    return py::make_tuple(dx, dw, db);
+}
+
 }  // namespace
 
 void bind_norm(py::module_& m) {
@@ -130,6 +202,10 @@ void bind_norm(py::module_& m) {
           py::arg("weight"), py::arg("bias"), py::arg("save_mean"), py::arg("save_invstd"), py::arg("act"),
           py::arg("param"), py::arg("training"), py::arg("out"),
           "Batch norm + activation gradients on plain arrays: (dx, dweight, dbias) or None");
+    m.def("batch_norm_max_pool2d", &batch_norm_max_pool2d,
+          "Batch norm + activation + max pooling on plain arrays: (y, positions, save_mean, save_invstd) or None");
+    m.def("batch_norm_max_pool2d_backward", &batch_norm_max_pool2d_backward,
+          "Gradients of batch_norm_max_pool2d: (dx, dweight, dbias), None, or False for damaged positions");
     py::dict acts;
     acts["none"] = (int)kNormNone;
     acts["relu"] = (int)kNormRelu;

@@ -142,23 +142,10 @@ void forward_runs(const NormKernels<T>& k, const T* x, T* y, const BatchNormShap
                   NormAct act, T param, i64* counts) {
     const size_t C = (size_t)sh.C, runs = (size_t)(sh.N * sh.C);
     const NormRuns one{1, sh.S, sh.S};
-    std::vector<double> p1(f.training ? runs : 0), p2(f.training ? runs : 0);
-    if (f.training)
-        for_runs_in_order(sh, [&](i64 r, int) {
-            const T shift = x[(r % sh.C) * sh.S];  // channel's first value: no cancellation
-            k.moments(x + r * sh.S, one, shift, &p1[(size_t)r], &p2[(size_t)r]);
-        });
-    std::vector<T> hi(C), scale(C), b(C);
-    for (size_t c = 0; c < C; ++c) {
-        double s1 = 0, s2 = 0;
-        if (f.training) {
-            add_runs(sh, p1, (i64)c, s1);
-            add_runs(sh, p2, (i64)c, s2);
-        }
-        f.constants((i64)c, x[c * (size_t)sh.S], s1, s2, hi[c], scale[c], b[c]);
-    }
+    std::vector<T> hi, scale, b;
+    runs_constants(k, x, sh, f, hi, scale, b);
     std::vector<i64> run_counts(counts ? runs : 0);
-    for_runs_in_order(sh, [&](i64 r, int) {
+    for_runs_in_order(sh, [&](i64 r) {
         const size_t c = (size_t)(r % sh.C);
         const i64 pos = k.normalize[act](x + r * sh.S, y + r * sh.S, one, hi[c], scale[c], b[c], param,
                                          counts != nullptr);
@@ -175,30 +162,16 @@ template <class T>
 void backward_runs(const NormKernels<T>& k, const T* dy, const T* s, NormFrom from, T* dx, const BatchNormShape& sh,
                    const T* weight, const T* bias, const T* save_mean, const T* save_invstd, NormAct act, T param,
                    bool training, T* dweight, T* dbias) {
-    const size_t C = (size_t)sh.C, runs = (size_t)(sh.N * sh.C);
+    const size_t runs = (size_t)(sh.N * sh.C);
     const NormRuns one{1, sh.S, sh.S};
-    std::vector<NormCoef<T>> q(C);
-    for (size_t c = 0; c < C; ++c) {
-        q[c].mean = save_mean[c];
-        q[c].scale = (T)((weight ? (double)weight[c] : 1.0) * (double)save_invstd[c]);
-        q[c].bias = bias ? bias[c] : T(0);
-        q[c].param = param;
-    }
+    std::vector<NormCoef<T>> q = runs_coefs(sh, weight, bias, save_mean, save_invstd, param);
     std::vector<double> pg(runs), pgu(runs);
-    for_runs_in_order(sh, [&](i64 r, int) {
+    for_runs_in_order(sh, [&](i64 r) {
         const i64 off = r * sh.S;
         k.grad_sums[act][from](dy + off, s + off, one, q[(size_t)(r % sh.C)], &pg[(size_t)r], &pgu[(size_t)r]);
     });
-    const double n = (double)(sh.N * sh.S > 0 ? sh.N * sh.S : 1);
-    for (size_t c = 0; c < C; ++c) {
-        double g, gu;
-        add_runs(sh, pg, (i64)c, g);
-        add_runs(sh, pgu, (i64)c, gu);
-        grad_constants(weight ? (double)weight[c] : 1.0, (double)save_invstd[c], g, gu, n, from, dweight[c], q[c].a,
-                       q[c].c0, q[c].c2);
-        dbias[c] = (T)g;
-    }
-    for_runs_in_order(sh, [&](i64 r, int) {
+    runs_grad_constants(sh, pg, pgu, weight, save_invstd, from, q, dweight, dbias);
+    for_runs_in_order(sh, [&](i64 r) {
         const i64 off = r * sh.S;
         k.grad_input[act][from](dy + off, s + off, dx + off, one, q[(size_t)(r % sh.C)], training);
     });

@@ -66,15 +66,11 @@ void grad_constants(double w, double invstd, double sg, double sgu, double n, No
     c2 = (T)(-ad * dw / n * (from == kFromX ? invstd : 1.0 / w));
 }
 
-// The threads for_runs_in_order runs on.
-inline int runs_threads(const BatchNormShape& sh) { return threads_for(sh.N * sh.C * sh.S, kGrain); }
-
-// f(r, t) for every run r = n*C + c of S elements, in memory order, threads taking ranges of runs;
-// t < runs_threads(sh) names the thread.
+// f(r) for every run r = n*C + c of S elements, in memory order, threads taking ranges of runs.
 template <class F> void for_runs_in_order(const BatchNormShape& sh, F&& f) {
     const i64 runs = sh.N * sh.C, grain = kGrain / sh.S > 0 ? kGrain / sh.S : 1;
-    parallel_range(runs, grain, 1, runs_threads(sh), [&](i64 r0, i64 r1, int t) {
-        for (i64 r = r0; r < r1; ++r) f(r, t);
+    parallel_range(runs, grain, 1, threads_for(runs * sh.S, kGrain), [&](i64 r0, i64 r1, int) {
+        for (i64 r = r0; r < r1; ++r) f(r);
     });
 }
 
@@ -82,6 +78,60 @@ template <class F> void for_runs_in_order(const BatchNormShape& sh, F&& f) {
 inline void add_runs(const BatchNormShape& sh, const std::vector<double>& part, i64 c, double& total) {
     total = 0;
     for (i64 n = 0; n < sh.N; ++n) total += part[(size_t)(n * sh.C + c)];
+}
+
+// The runs layout's statistics (per run, in training) and each channel's constants of
+// y = act((x - hi) * scale + b) (Forward::constants, which also updates the running buffers).
+template <class T>
+void runs_constants(const NormKernels<T>& k, const T* x, const BatchNormShape& sh, const Forward<T>& f,
+                    std::vector<T>& hi, std::vector<T>& scale, std::vector<T>& b) {
+    const size_t C = (size_t)sh.C, runs = (size_t)(sh.N * sh.C);
+    const NormRuns one{1, sh.S, sh.S};
+    std::vector<double> p1(f.training ? runs : 0), p2(f.training ? runs : 0);
+    if (f.training)
+        for_runs_in_order(sh, [&](i64 r) {
+            const T shift = x[(r % sh.C) * sh.S];  // channel's first value: no cancellation
+            k.moments(x + r * sh.S, one, shift, &p1[(size_t)r], &p2[(size_t)r]);
+        });
+    hi.resize(C), scale.resize(C), b.resize(C);
+    for (size_t c = 0; c < C; ++c) {
+        double s1 = 0, s2 = 0;
+        if (f.training) {
+            add_runs(sh, p1, (i64)c, s1);
+            add_runs(sh, p2, (i64)c, s2);
+        }
+        f.constants((i64)c, sh.N > 0 ? x[c * (size_t)sh.S] : T(0), s1, s2, hi[c], scale[c], b[c]);
+    }
+}
+
+// Each channel's terms of the backward's sums (the dx constants come from runs_grad_constants).
+template <class T>
+std::vector<NormCoef<T>> runs_coefs(const BatchNormShape& sh, const T* weight, const T* bias, const T* save_mean,
+                                    const T* save_invstd, T param) {
+    std::vector<NormCoef<T>> q((size_t)sh.C);
+    for (size_t c = 0; c < q.size(); ++c) {
+        q[c].mean = save_mean[c];
+        q[c].scale = (T)((weight ? (double)weight[c] : 1.0) * (double)save_invstd[c]);
+        q[c].bias = bias ? bias[c] : T(0);
+        q[c].param = param;
+    }
+    return q;
+}
+
+// dweight, dbias and each channel's dx constants (q's a, c0, c2) from the per-run sums.
+template <class T>
+void runs_grad_constants(const BatchNormShape& sh, const std::vector<double>& pg, const std::vector<double>& pgu,
+                         const T* weight, const T* save_invstd, NormFrom from, std::vector<NormCoef<T>>& q,
+                         T* dweight, T* dbias) {
+    const double n = (double)(sh.N * sh.S > 0 ? sh.N * sh.S : 1);
+    for (size_t c = 0; c < q.size(); ++c) {
+        double g, gu;
+        add_runs(sh, pg, (i64)c, g);
+        add_runs(sh, pgu, (i64)c, gu);
+        grad_constants(weight ? (double)weight[c] : 1.0, (double)save_invstd[c], g, gu, n, from, dweight[c], q[c].a,
+                       q[c].c0, q[c].c2);
+        dbias[c] = (T)g;
+    }
 }
 
 }  // namespace norm_detail

@@ -9,6 +9,7 @@
 #include "parallel.h"
 #include "scratch.h"
 #include "relucore/dispatch.h"
+#include "relucore/gemm.h"
 
 namespace relucore {
 namespace ops {
@@ -16,13 +17,16 @@ namespace {
 
 // Where the direct kernel measured faster than the GEMM path (docs/performance.md, "Convolution with
 // few taps"): up to 27 taps per output (3 channels of 3x3), and at most two filters per tap (64
-// filters over 9 taps ran 1.1-1.9x slower: the GEMM's tiles reuse each column more).
+// filters over 9 taps ran 1.1-1.9x slower: the GEMM's tiles reuse each column more). It sums as
+// relucore's GEMM does (the same bits), so it stands in for that GEMM only: not for the BLAS, and
+// not where Winograd is forced.
 constexpr i64 kMaxTaps = 27;
 
 bool applies(const Conv2dShape& s) {
     const ConvGeom& g = s.g;
     const i64 K = g.C * g.kh * g.kw;
-    return s.groups == 1 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && K <= kMaxTaps && s.F <= 2 * K;
+    return s.groups == 1 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && K <= kMaxTaps && s.F <= 2 * K &&
+           gemm_uses_own() && conv_algo() != "winograd";
 }
 
 // Rows [oh0, oh0 + rows) of the padded input (see ConvKernels::small_conv_rows) of image x (C, H, W).

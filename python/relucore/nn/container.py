@@ -13,7 +13,7 @@ from .activation import ELU, LeakyReLU, ReLU
 from .conv import Conv2d
 from .module import Module, check_int, generation
 from .norm import BatchNorm1d, BatchNorm2d
-from .pooling import MAX_POSITIONS, MaxPool2d
+from .pooling import poolable
 from ..distributed.sync_batchnorm import SyncBatchNorm  # needs mpi4py only in its collective calls
 
 __all__ = ["Sequential", "Flatten"]
@@ -46,11 +46,6 @@ def conv_activation(m: Module):
     return None
 
 
-def poolable(m) -> bool:
-    """Whether ``m`` can run in the sweep of the batch norm and activation before it (training)."""
-    return type(m) is MaxPool2d and m.kernel_size[0] * m.kernel_size[1] <= MAX_POSITIONS
-
-
 class Sequential(Module):
     r"""Modules run one after the other; backward runs their backward in reverse order.
 
@@ -60,8 +55,9 @@ class Sequential(Module):
     for backward, not the input. In training, a ``BatchNorm2d`` -> activation -> ``MaxPool2d`` triple
     runs as one sweep over the planes on the native backend: each normalized plane is pooled from a
     small scratch buffer, so the full-size activation is neither stored nor read back, and the
-    backward rebuilds the pooling gradient per plane the same way (same results as the three layers
-    apart; the pool's kept window positions count at the batch norm). In evaluation mode a
+    backward rebuilds the pooling gradient per plane the same way (the results of the fused batch
+    norm + activation followed by the pool, bitwise where that batch norm sums per plane; the pool's
+    kept window positions count at the batch norm). In evaluation mode a
     convolution followed by a ReLU or a LeakyReLU (slope >= 0) runs as one
     ``conv2d(..., activation=...)`` call. ``fuse=False`` runs every module on its own; the results
     are the same up to rounding.

@@ -93,7 +93,7 @@ class Conv2d(Module):
         """The native kernels' geometry arguments if ``x``, ``w`` and ``b`` can go to them without
         the argument checks (:meth:`Module._checked`), else None."""
         if not (plain(x) and plain(w) and plain(b) and x.dtype == w.dtype and (b is None or b.dtype == w.dtype)
-                and self._checked((x.shape, w.shape, b is None))):
+                and self._checked((x.shape, x.dtype, w.shape, None if b is None else b.shape))):
             return None
         (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
         return sh, sw, ph, pw, dh, dw, self.groups
@@ -115,7 +115,7 @@ class Conv2d(Module):
         y = self._kernel(F.conv2d, x, w, b, **self._geometry(), **fused)
         self._keep(x, y.shape, activation, None if activation is None else y)
         if y.size and plain(x):
-            self._remember((x.shape, w.shape, b is None))
+            self._remember((x.shape, x.dtype, w.shape, None if b is None else b.shape))
         return y
 
     def backward(self, dy, input_grad: bool = True):

@@ -53,7 +53,8 @@ class Linear(Module):
         """Whether a 2-D ``x``, ``w`` and ``b`` can go to the native kernels without the argument
         checks (:meth:`Module._checked`)."""
         return (plain(x) and plain(w) and plain(b) and x.ndim == 2 and x.dtype == w.dtype
-                and (b is None or b.dtype == w.dtype) and self._checked((x.shape, w.shape, b is None)))
+                and (b is None or b.dtype == w.dtype)
+                and self._checked((x.shape, x.dtype, w.shape, None if b is None else b.shape)))
 
     def forward(self, x):
         w = self.weight.data
@@ -68,7 +69,7 @@ class Linear(Module):
         y = self._kernel(F.linear, x, w, b)
         self._keep(x)
         if y.size and plain(x):
-            self._remember((x.shape, w.shape, b is None))
+            self._remember((x.shape, x.dtype, w.shape, None if b is None else b.shape))
         return y
 
     def backward(self, dy):

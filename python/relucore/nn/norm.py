@@ -12,10 +12,10 @@ from ..activations import _c
 from ..norm import _fast_act
 from . import _functions as F
 from .module import Module, Parameter, check_int, float_dtype
+from .pooling import max_pool_kept_backward, poolable
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
 
-_NATIVE = F.get_backend()
 
 
 class _BatchNorm(Module):
@@ -60,10 +60,10 @@ class _BatchNorm(Module):
     def forward_activation(self, x, activation=None, keep_output: bool = False, pool=None):
         """Batch norm followed by ``activation`` (``None``, ``"relu"``, ``("leaky_relu", slope)`` or
         ``("elu", alpha)``) in one pass. With ``keep_output`` (an invertible activation) backward
-        runs from the output alone and the input is not kept. With ``pool`` (a :class:`MaxPool2d`
-        of at most 255 window positions) the pooling runs in the same sweep on the native backend
-        (the full-size activation is never stored) and its gradient in this layer's backward;
-        elsewhere ``pool`` runs on its own and its backward is called from this layer's."""
+        runs from the output alone and the input is not kept. With ``pool`` (a pooling layer) its
+        forward follows, and its backward runs in this layer's; a :class:`MaxPool2d` of at most 255
+        window positions runs in the same sweep on the native backend (the full-size activation is
+        never stored)."""
         x = self._input(x, self._layout.format(self.num_features), self._ndims, channels=self.num_features,
                         dtype=self._dtype())
         w = None if self.weight is None else self.weight.data
@@ -72,9 +72,11 @@ class _BatchNorm(Module):
         tracking = self.training and self.track_running_stats
         # with momentum=None the kernel counts the batch and averages with 1/count
         nbt = self.num_batches_tracked if tracking and self.momentum is None else None
-        if (pool is not None and nbt is None and x.ndim == 4 and F.current() is _NATIVE
-                and _fast_act(activation) is not None and (not training or x.shape[0] * x.shape[2] * x.shape[3] > 1)):
-            return self._forward_pooled(x, w, b, training, tracking, activation, pool)
+        if (poolable(pool) and nbt is None and x.ndim == 4 and F.current() is F.native()
+                and _fast_act(activation) is not None):
+            y = self._forward_pooled(x, w, b, training, tracking, activation, pool)
+            if y is not None:
+                return y
         y, mean, invstd = self._kernel(F.batch_norm, x, self.running_mean, self.running_var, w, b, training,
                                        self.momentum, self.eps, activation=activation, num_batches_tracked=nbt)
         if tracking and nbt is None:
@@ -88,14 +90,18 @@ class _BatchNorm(Module):
         return y if pool is None else pool(y)
 
     def _forward_pooled(self, x, w, b, training, tracking, activation, pool):
-        """The native batch norm + activation + max pooling (see :meth:`forward_activation`)."""
+        """The native batch norm + activation + max pooling (see :meth:`forward_activation`), or
+        None for arrays the kernel does not take as they are."""
         code, param = _fast_act(activation)
         x = _c(pool._kernel(C.check_pool_args, x, pool.kernel_size, pool.stride, pool.padding)[0])
+        running = tracking or not training
         (kh, kw), (sh, sw), (ph, pw) = pool.kernel_size, pool.stride, pool.padding
-        y, pos, mean, invstd = _core.batch_norm_max_pool2d(
-            x, self.running_mean if tracking or not training else None,
-            self.running_var if tracking or not training else None, w, b, training, self.momentum, self.eps,
-            code, param, kh, kw, sh, sw, ph, pw)
+        r = self._kernel(_core.batch_norm_max_pool2d, x, self.running_mean if running else None,
+                         self.running_var if running else None, w, b, training, self.momentum, self.eps, code,
+                         param, kh, kw, sh, sw, ph, pw)
+        if r is None:
+            return None
+        y, pos, mean, invstd = r
         if tracking:
             np.add(self.num_batches_tracked, 1, out=self.num_batches_tracked)  # in place (no module change)
         self._keep(x, None, mean, invstd, activation, training, (pos, pool.kernel_size, pool.stride, pool.padding))
@@ -108,18 +114,23 @@ class _BatchNorm(Module):
         w = None if self.weight is None else self.weight.data
         b = None if self.bias is None else self.bias.data
         if isinstance(pool, tuple):
-            pos, (kh, kw), (sh, sw), (ph, pw) = pool
+            pos, k, s, p = pool
             dy = self._dy(dy, pos.shape, saved)
             if dy.dtype not in (np.float32, np.float64):
                 self._keep(*saved)
                 raise TypeError(f"{self._label()}: dy dtype must be float32 or float64, got {dy.dtype}")
             dy = _c(dy.astype(x.dtype, copy=False))
             r = _core.batch_norm_max_pool2d_backward(dy, pos, x, w, b, mean, invstd, *_fast_act(activation),
-                                                     bool(training), kh, kw, sh, sw, ph, pw)
-            if r is None:
+                                                     bool(training), k[0], k[1], s[0], s[1], p[0], p[1])
+            if r is False:
                 raise ValueError(f"{self._label()}: the kept window positions do not fit the input "
                                  "(was the cache changed?)")
-            dx, dw, db = r
+            if r is not None:
+                dx, dw, db = r
+            else:  # parameters the kernel does not take as they are: the pool's gradient, then batch norm's
+                dy = self._kernel(max_pool_kept_backward, dy, pos, x.shape, k, s, p)
+                dx, dw, db = F.batch_norm_backward(dy, x, w, mean, invstd, bias=b, activation=activation,
+                                                   training=training)
         else:
             if pool is not None:
                 try:

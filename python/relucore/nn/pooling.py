@@ -57,6 +57,12 @@ def max_pool_kept_backward(dy, kept, input_shape, kernel_size, stride, padding) 
     return F.max_pool2d_backward(dy, indices, input_shape)
 
 
+def poolable(m) -> bool:
+    """Whether ``m`` can run in the sweep of a batch norm and activation before it (training): a
+    MaxPool2d (exactly) of at most :data:`MAX_POSITIONS` window positions."""
+    return type(m) is MaxPool2d and m.kernel_size[0] * m.kernel_size[1] <= MAX_POSITIONS
+
+
 class _Pool2d(Module):
     def __init__(self, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None, padding: IntOrPair = 0) -> None:
         super().__init__()
