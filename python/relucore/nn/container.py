@@ -57,10 +57,9 @@ class Sequential(Module):
     small scratch buffer, so the full-size activation is neither stored nor read back, and the
     backward rebuilds the pooling gradient per plane the same way (the results of the fused batch
     norm + activation followed by the pool, bitwise where that batch norm sums per plane; the pool's
-    kept window positions count at the batch norm). In evaluation mode a
-    convolution followed by a ReLU or a LeakyReLU (slope >= 0) runs as one
-    ``conv2d(..., activation=...)`` call. ``fuse=False`` runs every module on its own; the results
-    are the same up to rounding.
+    kept window positions count at the batch norm). In evaluation mode a convolution followed by a
+    ReLU or a LeakyReLU (slope >= 0) runs as one ``conv2d(..., activation=...)`` call.
+    ``fuse=False`` runs every module on its own; the results are the same up to rounding.
 
     In evaluation mode on the native backend the first forward for an input shape and dtype runs
     layer by layer (with every check); the sequence is then planned for that shape, and later inputs

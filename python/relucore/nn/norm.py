@@ -17,7 +17,6 @@ from .pooling import max_pool_kept_backward, poolable
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
 
 
-
 class _BatchNorm(Module):
     _ndims: tuple = ()
     _layout: str = ""
