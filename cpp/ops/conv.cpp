@@ -78,7 +78,7 @@ void direct_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dSha
     const auto k = conv_kernels<T>().plane_conv;
     const ConvGeom& g = s.g;
     const i64 Cg = g.C, Fg = s.F / s.groups, K = g.kh * g.kw, in = s.H * s.W, out = g.OH * g.OW;
-    parallel_items(s.N * s.F, threads_for(s.N * s.F * out * Cg * K, kGrainCopy), [&](i64 p) {
+    parallel_runs(s.N * s.F, threads_for(s.N * s.F * out * Cg * K, kGrainCopy), [&](i64 p) {
         const i64 n = p / s.F, f = p % s.F, c0 = (f / Fg) * Cg;
         T* yp = y + p * out;
         for (i64 i = 0; i < out; ++i) yp[i] = bias ? bias[f] : T(0);
@@ -94,14 +94,14 @@ void direct_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Co
     const i64 Cg = g.C, Fg = s.F / s.groups, K = g.kh * g.kw, in = s.H * s.W, out = g.OH * g.OW;
     const int nt = threads_for(s.N * s.F * out * Cg * K, kGrainCopy);
     if (dx)
-        parallel_items(s.N * s.C, nt, [&](i64 p) {
+        parallel_runs(s.N * s.C, nt, [&](i64 p) {
             const i64 n = p / s.C, c = p % s.C, f0 = (c / Cg) * Fg, cl = c % Cg;
             zero(dx + p * in, in);
             for (i64 f = f0; f < f0 + Fg; ++f)
                 t.plane_conv_backward_input(dy + (n * s.F + f) * out, w + (f * Cg + cl) * K, dx + p * in, g);
         });
     if (dw)  // per output channel, images in order: deterministic
-        parallel_items(s.F, nt, [&](i64 f) {
+        parallel_runs(s.F, nt, [&](i64 f) {
             const i64 c0 = (f / Fg) * Cg;
             zero(dw + f * Cg * K, Cg * K);
             for (i64 n = 0; n < s.N; ++n)
@@ -180,7 +180,7 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     if (db) {  // per channel, images in order: deterministic
         const int nt = threads_for(s.N * s.F * OHW, kGrainCopy);
         const auto sum = conv_kernels<T>().sum;
-        parallel_items(s.F, nt, [&](i64 f) {
+        parallel_runs(s.F, nt, [&](i64 f) {
             double acc = 0;
             for (i64 n = 0; n < s.N; ++n) acc += sum(dy + (n * s.F + f) * OHW, OHW);
             db[f] = (T)acc;

@@ -190,7 +190,7 @@ template <class T>
 void forward_channels(const NormKernels<T>& k, const T* x, T* y, const BatchNormShape& sh, const Forward<T>& f,
                       NormAct act, T param, i64* counts) {
     const NormRuns runs{sh.N, sh.S, sh.C * sh.S};
-    parallel_items(sh.C, threads_for(sh.N * sh.C * sh.S, kGrain), [&](i64 c) {
+    parallel_runs(sh.C, threads_for(sh.N * sh.C * sh.S, kGrain), [&](i64 c) {
         const T* xc = x + c * sh.S;
         double s1 = 0, s2 = 0;
         const T shift = xc[0];
@@ -208,7 +208,7 @@ void backward_channels(const NormKernels<T>& k, const T* dy, const T* s, NormFro
                        const T* save_invstd, NormAct act, T param, bool training, T* dweight, T* dbias) {
     const NormRuns runs{sh.N, sh.S, sh.C * sh.S};
     const double n = (double)(sh.N * sh.S > 0 ? sh.N * sh.S : 1);
-    parallel_items(sh.C, threads_for(sh.N * sh.C * sh.S, kGrain), [&](i64 c) {
+    parallel_runs(sh.C, threads_for(sh.N * sh.C * sh.S, kGrain), [&](i64 c) {
         const i64 off = c * sh.S;
         const double w = weight ? (double)weight[c] : 1.0;
         NormCoef<T> q{};

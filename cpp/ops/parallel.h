@@ -63,5 +63,15 @@ void parallel_items(int64_t items, int nt, F&& f) {
     run_pieces(items, nt, [](void* p, int64_t i, int) { (*static_cast<G*>(p))(i); }, &f);
 }
 
+// f(item) for item in [0, items), each thread taking runs of consecutive items (kPiecesPerThread
+// runs a thread): items handed out one at a time, as parallel_items does, made two threads slower
+// than one on image-sized items (docs/performance.md).
+template <class F>
+void parallel_runs(int64_t items, int nt, F&& f) {
+    parallel_range(items, 1, 1, nt, [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) f(i);
+    });
+}
+
 }  // namespace ops
 }  // namespace relucore
