@@ -32,6 +32,24 @@ bool shape_of(const View& x, ops::BatchNormShape& sh) {
     return true;
 }
 
+// The forward's per-channel arguments, each usable as is: running buffers both or neither (needed
+// in eval), and disjoint from what is read while they are written.
+struct Params {
+    Vec rm, rv, w, b;
+    bool ok;
+};
+Params params(py::handle rm_h, py::handle rv_h, py::handle w_h, py::handle b_h, const View& x, i64 C, bool training) {
+    Params p{vec(rm_h, x, C, training), vec(rv_h, x, C, training), vec(w_h, x, C), vec(b_h, x, C), false};
+    if (!p.rm.ok || !p.rv.ok || !p.w.ok || !p.b.ok || !p.rm.v.a != !p.rv.v.a) return p;
+    if (!training && !p.rm.v.a) return p;
+    for (const View* other : {&p.rv.v, &p.w.v, &p.b.v})
+        if (p.rm.v.a && !disjoint(p.rm.v, *other)) return p;
+    for (const View* other : {&p.w.v, &p.b.v})
+        if (p.rv.v.a && !disjoint(p.rv.v, *other)) return p;
+    p.ok = true;
+    return p;
+}
+
 py::array channel_array(const View& like, i64 channels) {
     if (like.type == kF32) return py::array_t<float>((py::ssize_t)channels);
     return py::array_t<double>((py::ssize_t)channels);
@@ -56,17 +74,9 @@ py::object batch_norm(py::handle x_h, py::handle rm_h, py::handle rv_h, py::hand
     View x = plain(x_h);
     ops::BatchNormShape sh;
     if (!shape_of(x, sh)) return py::none();
-    const Vec rm = vec(rm_h, x, sh.C, training), rv = vec(rv_h, x, sh.C, training);
-    const Vec w = vec(w_h, x, sh.C), b = vec(b_h, x, sh.C);
-    if (!rm.ok || !rv.ok || !w.ok || !b.ok) return py::none();
-    if (!training && (!rm.v.a || !rv.v.a)) return py::none();
-    if (training && sh.N * sh.S == 1) return py::none();  // one value per channel: an error
-    if (!rm.v.a != !rv.v.a) return py::none();  // both or neither
-    // the running buffers are written while the other vectors are read
-    for (const View* other : {&rv.v, &w.v, &b.v})
-        if (rm.v.a && !disjoint(rm.v, *other)) return py::none();
-    for (const View* other : {&w.v, &b.v})
-        if (rv.v.a && !disjoint(rv.v, *other)) return py::none();
+    const Params p = params(rm_h, rv_h, w_h, b_h, x, sh.C, training);
+    if (!p.ok || (training && sh.N * sh.S == 1)) return py::none();  // one value per channel: an error
+    const Vec &rm = p.rm, &rv = p.rv, &w = p.w, &b = p.b;
     py::object out;
     View y;
     if (!output_array(out_h, x, {&x, &rm.v, &rv.v, &w.v, &b.v}, out, y)) return py::none();
@@ -131,14 +141,9 @@ py::object batch_norm_max_pool2d(py::handle x_h, py::handle rm_h, py::handle rv_
     const py::ssize_t* d = dims(x);
     const ConvGeom g = geom(1, d[2], d[3], kh, kw, sh, sw, ph, pw, 1, 1);
     const ops::BatchNormShape shape{d[0], d[1], mul(d[2], d[3])};
-    const Vec rm = vec(rm_h, x, shape.C, training), rv = vec(rv_h, x, shape.C, training);
-    const Vec w = vec(w_h, x, shape.C), b = vec(b_h, x, shape.C);
-    if (!rm.ok || !rv.ok || !w.ok || !b.ok || !rm.v.a != !rv.v.a) return py::none();
-    if ((!training && !rm.v.a) || (training && mul(shape.N, shape.S) <= 1)) return py::none();
-    for (const View* other : {&rv.v, &w.v, &b.v})  // the running buffers are written while these are read
-        if (rm.v.a && !disjoint(rm.v, *other)) return py::none();
-    for (const View* other : {&w.v, &b.v})
-        if (rv.v.a && !disjoint(rv.v, *other)) return py::none();
+    const Params p = params(rm_h, rv_h, w_h, b_h, x, shape.C, training);
+    if (!p.ok || (training && mul(shape.N, shape.S) <= 1)) return py::none();
+    const Vec &rm = p.rm, &rv = p.rv, &w = p.w, &b = p.b;
     py::array y = empty(x.type, {d[0], d[1], g.OH, g.OW});
     auto pos = py::reinterpret_steal<py::array_t<uint8_t>>(
         new_array(py::dtype::of<uint8_t>(), {d[0], d[1], g.OH, g.OW}).release());

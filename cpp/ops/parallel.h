@@ -64,11 +64,12 @@ void parallel_items(int64_t items, int nt, F&& f) {
 }
 
 // f(item) for item in [0, items), each thread taking runs of consecutive items (kPiecesPerThread
-// runs a thread): items handed out one at a time, as parallel_items does, made two threads slower
-// than one on image-sized items (docs/performance.md).
+// runs a thread, each at least `grain` items): items handed out one at a time, as parallel_items
+// does, interleave the threads, which made two threads slower than one on planes and images
+// (docs/performance.md).
 template <class F>
-void parallel_runs(int64_t items, int nt, F&& f) {
-    parallel_range(items, 1, 1, nt, [&](int64_t b, int64_t e, int) {
+void parallel_runs(int64_t items, int nt, F&& f, int64_t grain = 1) {
+    parallel_range(items, grain, 1, nt, [&](int64_t b, int64_t e, int) {
         for (int64_t i = b; i < e; ++i) f(i);
     });
 }

@@ -65,14 +65,12 @@ bool small_conv_forward(const T* x, const T* w, const T* bias, T* y, const Conv2
     const i64 rb = (g.OH + blocks - 1) / blocks, rows = rb + g.kh;  // one more for the row pairs
     blocks = (g.OH + rb - 1) / rb;
     const auto k = conv_kernels<T>().small_conv_rows;
-    parallel_range(s.N * blocks, 1, 1, nt, [&](i64 i0, i64 i1, int) {
+    parallel_runs(s.N * blocks, nt, [&](i64 item) {
+        const i64 n = item / blocks, oh0 = item % blocks * rb, oh1 = oh0 + rb < g.OH ? oh0 + rb : g.OH;
         T* xp = scratch<T>(kColumns, g.C * rows * wp);
         if (!xp) throw std::bad_alloc();
-        for (i64 item = i0; item < i1; ++item) {
-            const i64 n = item / blocks, oh0 = item % blocks * rb, oh1 = oh0 + rb < g.OH ? oh0 + rb : g.OH;
-            pad_rows(x + n * s.C * s.H * s.W, xp, wp, rows, oh0, g);
-            k(xp, wp, rows, wt.data(), bias, y + n * s.F * OHW, s.F, g, oh0, oh1, act, param);
-        }
+        pad_rows(x + n * s.C * s.H * s.W, xp, wp, rows, oh0, g);
+        k(xp, wp, rows, wt.data(), bias, y + n * s.F * OHW, s.F, g, oh0, oh1, act, param);
     });
     return true;
 }

@@ -151,7 +151,7 @@ class SyncBatchNorm(_BatchNorm):
         y, save_mean, save_invstd = self._kernel(F.batch_norm, x, mean.astype(dt), var.astype(dt), w, b, False,
                                                  0.0, self.eps, activation=activation, out=y)
         if self.training and self.track_running_stats:
-            np.add(self.num_batches_tracked, 1, out=self.num_batches_tracked)  # in place (no module change)
+            self._count_batch()
             m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
             self.running_mean[...] = (1 - m) * self.running_mean + m * mean
             self.running_var[...] = (1 - m) * self.running_var + m * (m2 / (n - 1))

@@ -18,7 +18,6 @@ from ..distributed.sync_batchnorm import SyncBatchNorm  # needs mpi4py only in i
 
 __all__ = ["Sequential", "Flatten"]
 
-_NATIVE = F.get_backend()  # the native kernels: the only backend the evaluation plans call
 #: Sequential -> its evaluation plans (outside the instance: copies and pickles never share them)
 _PLANS: "weakref.WeakKeyDictionary[Sequential, _eval.Plans]" = weakref.WeakKeyDictionary()
 
@@ -149,7 +148,7 @@ class Sequential(Module):
         return out
 
     def forward(self, x):
-        if self.training or F.current() is not _NATIVE:
+        if self.training or F.current() is not F.native():
             return self._forward(self._schedule(), x)
         key = _eval.key_of(x)
         plans = _PLANS.get(self)

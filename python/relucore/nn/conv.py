@@ -92,8 +92,7 @@ class Conv2d(Module):
     def _direct(self, x, w, b):
         """The native kernels' geometry arguments if ``x``, ``w`` and ``b`` can go to them without
         the argument checks (:meth:`Module._checked`), else None."""
-        if not (plain(x) and plain(w) and plain(b) and x.dtype == w.dtype and (b is None or b.dtype == w.dtype)
-                and self._checked((x.shape, x.dtype, w.shape, None if b is None else b.shape))):
+        if not self._checked(x, w, b):
             return None
         (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
         return sh, sw, ph, pw, dh, dw, self.groups
@@ -114,8 +113,8 @@ class Conv2d(Module):
         fused = {} if activation is None else {"activation": activation}
         y = self._kernel(F.conv2d, x, w, b, **self._geometry(), **fused)
         self._keep(x, y.shape, activation, None if activation is None else y)
-        if y.size and plain(x):
-            self._remember((x.shape, x.dtype, w.shape, None if b is None else b.shape))
+        if y.size:
+            self._remember(x, w, b)
         return y
 
     def backward(self, dy, input_grad: bool = True):

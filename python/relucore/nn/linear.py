@@ -52,9 +52,7 @@ class Linear(Module):
     def _direct(self, x, w, b) -> bool:
         """Whether a 2-D ``x``, ``w`` and ``b`` can go to the native kernels without the argument
         checks (:meth:`Module._checked`)."""
-        return (plain(x) and plain(w) and plain(b) and x.ndim == 2 and x.dtype == w.dtype
-                and (b is None or b.dtype == w.dtype)
-                and self._checked((x.shape, x.dtype, w.shape, None if b is None else b.shape)))
+        return plain(x) and x.ndim == 2 and self._checked(x, w, b)
 
     def forward(self, x):
         w = self.weight.data
@@ -68,8 +66,8 @@ class Linear(Module):
             raise ValueError(f"{self._label()}: expected input of shape (*, {self.in_features}), got {x.shape}")
         y = self._kernel(F.linear, x, w, b)
         self._keep(x)
-        if y.size and plain(x):
-            self._remember((x.shape, x.dtype, w.shape, None if b is None else b.shape))
+        if y.size:
+            self._remember(x, w, b)
         return y
 
     def backward(self, dy):

@@ -44,6 +44,11 @@ def plain(a) -> bool:
     return a is None or (type(a) is np.ndarray and a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative)
 
 
+def _key(x, w, b) -> tuple:
+    """What a layer's checked shapes are keyed by (see Module._checked)."""
+    return x.shape, x.dtype, w.shape, None if b is None else b.shape
+
+
 def check_int(name: str, v, minimum: int = 1) -> int:
     """``v`` as an int >= ``minimum`` (a bool or a float is a mistake), else a ValueError naming it."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < minimum:
@@ -390,21 +395,25 @@ class Module:
         self.__dict__["_cache"] = None
         return saved
 
-    def _checked(self, key) -> bool:
-        """Whether the argument checks of this layer's native calls passed for ``key`` (the arrays'
-        shapes) since the module last changed, on the backend in use: a layer then calls the native
-        kernels directly (for a small layer the checks cost more than the kernels)."""
+    def _checked(self, x, w, b) -> bool:
+        """Whether ``x``, ``w`` and ``b`` (or None) can go to the native kernels without the argument
+        checks: the native backend, C-contiguous aligned arrays of one dtype, and shapes that passed
+        the checks since the module last changed (for a small layer the checks cost more than the
+        kernels)."""
+        if not (plain(x) and plain(w) and plain(b) and x.dtype == w.dtype and (b is None or b.dtype == w.dtype)):
+            return False
         fast = self.__dict__.get("_checked_keys")
-        return fast is not None and fast[0] == generation() and key in fast[1] and F.current() is F.native()
+        return (fast is not None and fast[0] == generation() and _key(x, w, b) in fast[1]
+                and F.current() is F.native())
 
-    def _remember(self, key) -> None:
-        """Note that the checks passed for ``key`` (see :meth:`_checked`); a few keys per module."""
-        if F.current() is not F.native():
+    def _remember(self, x, w, b) -> None:
+        """Note that the checks passed for these arrays' shapes (see :meth:`_checked`); a few per module."""
+        if F.current() is not F.native() or not plain(x):
             return
         fast = self.__dict__.get("_checked_keys")
         if fast is None or fast[0] != generation() or len(fast[1]) >= 8:
             fast = self.__dict__["_checked_keys"] = (generation(), set())
-        fast[1].add(key)
+        fast[1].add(_key(x, w, b))
 
     def _label(self) -> str:
         """How errors name this layer: its one-line repr."""

@@ -47,6 +47,10 @@ class _BatchNorm(Module):
             self.running_var[...] = 1
             self.num_batches_tracked[...] = 0
 
+    def _count_batch(self) -> None:
+        """num_batches_tracked += 1, in place: assigning it would mark the module changed."""
+        np.add(self.num_batches_tracked, 1, out=self.num_batches_tracked)
+
     def _dtype(self):
         for a in (self.weight, self.running_mean):
             if a is not None:
@@ -79,7 +83,7 @@ class _BatchNorm(Module):
         y, mean, invstd = self._kernel(F.batch_norm, x, self.running_mean, self.running_var, w, b, training,
                                        self.momentum, self.eps, activation=activation, num_batches_tracked=nbt)
         if tracking and nbt is None:
-            np.add(self.num_batches_tracked, 1, out=self.num_batches_tracked)  # in place (no module change)
+            self._count_batch()
         if keep_output and pool is None and (w is None or np.all(w != 0)):  # no y inverts through a zero weight
             self._keep(None, y, mean, invstd, activation, training)
         elif pool is None:
@@ -102,7 +106,7 @@ class _BatchNorm(Module):
             return None
         y, pos, mean, invstd = r
         if tracking:
-            np.add(self.num_batches_tracked, 1, out=self.num_batches_tracked)  # in place (no module change)
+            self._count_batch()
         self._keep(x, None, mean, invstd, activation, training, (pos, pool.kernel_size, pool.stride, pool.padding))
         return y
 

@@ -17,7 +17,6 @@ __all__ = ["MaxPool2d", "AvgPool2d"]
 
 #: windows of at most this many positions keep one byte per output for backward
 MAX_POSITIONS = 255
-_NATIVE = F.get_backend()
 
 
 def _window_origins(shape, kernel_size, stride, padding):
@@ -33,7 +32,7 @@ def max_pool_kept(x, kernel_size, stride, padding) -> Tuple[np.ndarray, np.ndarr
     native backend each maximum's position ``i * kw + j`` in its window as uint8 (windows of at most
     :data:`MAX_POSITIONS` positions); otherwise the backend's int64 ``indices``, as it returns them
     (converting them would add work to the NumPy backend that a plain NumPy layer does not do)."""
-    if kernel_size[0] * kernel_size[1] > MAX_POSITIONS or F.current() is not _NATIVE:
+    if kernel_size[0] * kernel_size[1] > MAX_POSITIONS or F.current() is not F.native():
         return F.max_pool2d(x, kernel_size, stride, padding)
     x, k, s, p, _ = C.check_pool_args(x, kernel_size, stride, padding)
     return _core.max_pool2d_positions(_c(x), k[0], k[1], s[0], s[1], p[0], p[1])
@@ -44,7 +43,7 @@ def max_pool_kept_backward(dy, kept, input_shape, kernel_size, stride, padding) 
     backend: positions kept natively are converted to indices for another one)."""
     if kept.dtype == np.int64:
         return F.max_pool2d_backward(dy, kept, input_shape)
-    if F.current() is _NATIVE:
+    if F.current() is F.native():
         dy = C.check_4d("dy", C.check_float("dy", dy))
         (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
         dx = _core.max_pool2d_positions_backward(_c(dy), kept, *input_shape, kh, kw, sh, sw, ph, pw)
