@@ -90,14 +90,14 @@ def test_gemm_env_override(value):
     assert "Warning" not in r.stderr
 
 
-@pytest.mark.parametrize("value", ["gemm", "winograd", "auto"])
+@pytest.mark.parametrize("value", ["gemm", "winograd", "fft", "auto"])
 def test_conv_env_override(value):
     r = _run("import relucore; print(relucore.runtime_info()['conv_algo'])", RELUCORE_CONV=value)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == value and "Warning" not in r.stderr
 
 
-@pytest.mark.parametrize("var,value,getter", [("RELUCORE_CONV", "fft", "get_conv_algorithm"),
+@pytest.mark.parametrize("var,value,getter", [("RELUCORE_CONV", "direct", "get_conv_algorithm"),
                                               ("RELUCORE_GEMM", "mkl", "get_gemm")])
 def test_choice_env_override_unknown_value_warns(var, value, getter):
     code = f"""

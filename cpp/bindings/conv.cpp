@@ -97,9 +97,9 @@ py::tuple conv2d_backward(py::handle dy_h, py::handle x_h, py::handle w_h, i64 s
 void bind_conv(py::module_& m) {
     m.def("set_conv_algo", [](const std::string& name) {
         if (!ops::set_conv_algo(name))
-            throw py::value_error("conv algorithm must be 'auto', 'gemm' or 'winograd', got '" + name + "'");
+            throw py::value_error("conv algorithm must be 'auto', 'gemm', 'winograd' or 'fft', got '" + name + "'");
     });
-    m.def("get_conv_algo", &ops::conv_algo, "the 3x3 stride-1 algorithm setting: 'auto', 'gemm' or 'winograd'");
+    m.def("get_conv_algo", &ops::conv_algo, "the convolution algorithm setting: 'auto', 'gemm', 'winograd' or 'fft'");
     m.def("im2col", &im2col);
     m.def("col2im", &col2im);
     m.def("conv2d", &conv2d);

@@ -23,6 +23,7 @@ template <class T> void fill_small_conv(ConvKernels<T>& k);  // small_conv.cpp
 template <class T> void fill_reduce(ConvKernels<T>& k);     // reduce.cpp
 template <class T> GemmKernels<T> make_gemm();
 template <class T> WinogradKernels<T> make_winograd();
+template <class T> FftKernels<T> make_fft();
 template <class T> NormKernels<T> make_norm();
 template <class T> LossKernels<T> make_loss();
 // Shared between im2col.cpp and gemm.cpp (the fused im2col GEMMs): rows [r0, r1) x columns [j0, j1)

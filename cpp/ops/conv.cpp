@@ -12,6 +12,7 @@
 #include <new>
 #include <type_traits>
 
+#include "fft_conv.h"
 #include "gemm.h"
 #include "items.h"
 #include "small_conv.h"
@@ -116,6 +117,7 @@ void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, i
     const SettingsScope settings;
     if (s.N == 0 || s.F == 0 || s.g.OH * s.g.OW == 0) return;
     if (use_direct(s)) return direct_forward(x, w, bias, y, s, act, param);
+    if (fft_forward(x, w, bias, y, s, act, param)) return;
     if (small_conv_forward(x, w, bias, y, s, act, param)) return;
     if (winograd_forward(x, w, bias, y, s, act, param)) return;
     const ConvGeom& g = s.g;
@@ -188,6 +190,8 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     }
     if (!dx && !dw) return;
     if (use_direct(s)) return direct_backward(dy, x, w, dx, dw, s);
+    fft_backward(dy, x, w, dx, dw, s);  // clears the gradients it computed
+    if (!dx && !dw) return;
     const WinogradBackward wino = winograd_backward_plan(dy, x, w, dx != nullptr, dw != nullptr, s);
     if (wino.dw) {
         winograd_backward_weight(dy, x, dw, s);

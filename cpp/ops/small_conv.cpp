@@ -5,6 +5,7 @@
 #include <new>
 #include <vector>
 
+#include "conv_algo.h"
 #include "items.h"
 #include "parallel.h"
 #include "scratch.h"
@@ -19,14 +20,15 @@ namespace {
 // few taps"): up to 27 taps per output (3 channels of 3x3), and at most two filters per tap (64
 // filters over 9 taps ran 1.1-1.9x slower: the GEMM's tiles reuse each column more). It sums as
 // relucore's GEMM does (the same bits), so it stands in for that GEMM only: not for the BLAS, and
-// not where Winograd is forced.
+// not where Winograd or the FFT is forced.
 constexpr i64 kMaxTaps = 27;
 
 bool applies(const Conv2dShape& s) {
     const ConvGeom& g = s.g;
     const i64 K = g.C * g.kh * g.kw;
     return s.groups == 1 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && K <= kMaxTaps && s.F <= 2 * K &&
-           gemm_uses_own() && conv_algo() != "winograd";
+           gemm_uses_own() && current_settings().conv_algo != kAlgoWinograd &&
+           current_settings().conv_algo != kAlgoFft;
 }
 
 // Rows [oh0, oh0 + rows) of the padded input (see ConvKernels::small_conv_rows) of image x (C, H, W).

@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include <atomic>
-#include <limits>
 #include <new>
 
 #include "gemm.h"
+#include "conv_algo.h"
 #include "items.h"
 #include "relucore/dispatch.h"
 
@@ -18,7 +18,6 @@ namespace relucore {
 namespace ops {
 namespace {
 
-enum Algo { kAuto = 0, kGemm = 1, kWinograd = 2 };
 constexpr i64 kMinTiles = 96;         // GEMM columns of a work item (small images are grouped to reach it)
 constexpr i64 kBlockBytes = 1 << 20;  // transformed data of a block of kMinTiles tiles that stays near L2
 
@@ -36,9 +35,9 @@ i64 tiles_per_image(const ConvGeom& g) { return ((g.OH + 1) / 2) * ((g.OW + 1) /
 // channels_ok: the channel rule of the forward, dx or dweight (below), asked only under "auto".
 bool shape_ok(const ConvGeom& g, i64 n, i64 cin, i64 cout, i64 groups, bool depthwise, bool channels_ok) {
     const int a = current_settings().conv_algo;
-    if (a == kGemm || depthwise) return false;
+    if (a == kAlgoGemm || a == kAlgoFft || depthwise) return false;
     if (!(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)) return false;
-    if (a == kWinograd) return true;
+    if (a == kAlgoWinograd) return true;
     const double tiles = (double)n * (double)tiles_per_image(g);
     const double macs = 9.0 * (double)n * (double)g.OH * (double)g.OW * (double)cin * (double)cout * (double)groups;
     return channels_ok && tiles >= kMinBatchTiles && macs >= kMinMacs;
@@ -57,40 +56,6 @@ template <class T> bool dx_channels_ok(const ConvGeom& g, i64 Cg, i64 Fg) {
 template <class T> bool dw_channels_ok(const ConvGeom& g, i64 Cg, i64 Fg) {
     if (sizeof(T) == 4) return Cg >= 32 && Fg >= 32;
     return Cg >= kMinChannels && Fg >= kMinChannels && (Cg >= 32 || tiles_per_image(g) >= 196);
-}
-
-// out[j] = max |a[j][i]| over i < n[j] (inf if any value is NaN or inf), for `count` arrays in one
-// parallel pass.
-template <class T> void max_abs(int count, const T* const* a, const i64* n, double* out) {
-    const auto k = conv_kernels<T>().max_abs;
-    std::atomic<double> m[3] = {{0.0}, {0.0}, {0.0}};
-    i64 total = 0;
-    for (int j = 0; j < count; ++j) total += n[j];
-    parallel_range(total, kGrainCopy * 8, 1024, 0, [&](i64 b, i64 e, int) {
-        i64 base = 0;
-        for (int j = 0; j < count; base += n[j++]) {
-            const i64 lo = b > base ? b : base, hi = e < base + n[j] ? e : base + n[j];
-            if (lo >= hi) continue;
-            const double v = (double)k(a[j] + (lo - base), hi - lo);
-            double cur = m[j].load();
-            while (v > cur && !m[j].compare_exchange_weak(cur, v)) {
-            }
-        }
-    });
-    for (int j = 0; j < count; ++j) out[j] = m[j].load();
-}
-
-// Winograd's transforms take differences of inputs (d0 - d2, ...): an inf there gives inf - inf =
-// NaN where the direct sum gives +-inf, and large values can overflow in the transformed products
-// where the direct sum would not (or to +-inf of both signs, then NaN). So the fast path is taken
-// only when every value read is finite and terms * max|a| * max|b| stays below a quarter of the
-// largest finite value, a bound on every intermediate of the transforms, the products and their
-// sums: 81 * channels for the forward and dx (max|in| * max|w|), 64 * tiles for dweight
-// (max|x| * max|dy|, see winograd.h). Otherwise the GEMM path runs. The scan reads the inputs once,
-// in parallel (~1-3% of a layer).
-template <class T> bool tame(double ma, double mb, double terms) {
-    const double limit = (double)std::numeric_limits<T>::max() / 4;
-    return ma < limit && mb < limit && terms * ma * mb < limit;
 }
 
 // The stride between the 16 transformed matrices of n elements: n rounded up to 4 KiB plus 64 bytes.
@@ -247,18 +212,9 @@ void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p,
 
 }  // namespace
 
-bool set_conv_algo(const std::string& name) {
-    const int a = name == "auto" ? kAuto : name == "gemm" ? kGemm : name == "winograd" ? kWinograd : -1;
-    if (a < 0) return false;
-    set_conv_algo_switch(a);
-    return true;
-}
-
-std::string conv_algo() {
-    const int a = current_settings().conv_algo;
-    return a == kGemm ? "gemm" : a == kWinograd ? "winograd" : "auto";
-}
-
+// Winograd's transforms take differences of inputs (d0 - d2, ...): an inf gives inf - inf = NaN
+// where the direct sum gives +-inf. tame()'s terms: 81 * channels for the forward and dx
+// (max|in| * max|w|), 64 * tiles for dweight (max|x| * max|dy|, see winograd.h).
 template <class T>
 bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;

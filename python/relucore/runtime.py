@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 _GEMMS = ("auto", "own", "blas")
-_CONV_ALGORITHMS = ("auto", "gemm", "winograd")
+_CONV_ALGORITHMS = ("auto", "gemm", "winograd", "fft")
 _BACKENDS = ("native", "numpy")
 
 
@@ -177,7 +177,7 @@ def runtime_info() -> dict[str, Any]:
     Keys: ``isa`` (the kernel set in use: :func:`use_isa`), ``compiled_isas``, ``usable_isas``,
     ``num_threads`` (relucore's own thread pool), ``gemm`` (the GEMM in use: relucore's own
     register tile on avx512, else the BLAS; :func:`use_gemm`), ``blas`` (the BLAS library and its
-    configuration), ``conv_algo`` (the 3x3 stride-1 algorithm setting, :func:`use_conv_algorithm`;
+    configuration), ``conv_algo`` (the stride-1 convolution algorithm setting, :func:`use_conv_algorithm`;
     what ``"auto"`` picks: docs/api.md, Convolution), ``version``, ``numpy``, ``compiler`` and
     ``tiles`` (elements per kernel main-loop iteration, by dtype).
 
@@ -312,25 +312,28 @@ def get_gemm() -> str:
 
 
 def use_conv_algorithm(name: str) -> AbstractContextManager[None]:
-    r"""Choose how 3x3, stride-1, dilation-1 convolutions are computed, process-wide, from now on.
+    r"""Choose how stride-1 convolutions are computed, process-wide, from now on.
 
     ``"winograd"`` runs Winograd F(2x2, 3x3) (2.25x fewer multiply-adds; rounding relative to each
-    2x2 output tile, see docs/api.md) for every such layer, ``"gemm"`` the direct sum through the
-    GEMM, and ``"auto"`` Winograd only where it measured faster (>= 16 channels per group and
-    enough work). Inputs with inf, NaN or values whose products could overflow always take the
-    GEMM. Used as a context manager, the setting found at the call comes back when the ``with``
-    block ends, also on an exception; such blocks nest.
+    2x2 output tile, see docs/api.md) for every 3x3, dilation-1 layer; ``"fft"`` runs 2-D FFTs
+    (work per output independent of the kernel's area; rounding relative to each plane's largest
+    terms) for every dilation-1 layer with one group; ``"gemm"`` the direct sum through the GEMM;
+    ``"auto"`` each only where it measured faster: Winograd for 3x3 layers with >= 16 channels per
+    group and enough work, the FFT for float64 layers with kernels of >= 25 taps whose estimated
+    cost is below 0.7x the GEMM's. Inputs with inf, NaN or values whose products could overflow
+    always take the GEMM. Used as a context manager, the setting found at the call comes back when
+    the ``with`` block ends, also on an exception; such blocks nest.
 
     Args:
         name (str): ``"auto"`` (the default at import, unless ``RELUCORE_CONV`` says otherwise),
-            ``"gemm"`` or ``"winograd"``.
+            ``"gemm"``, ``"winograd"`` or ``"fft"``.
 
     Returns:
         A context manager; entering it does nothing more, leaving it restores the previous algorithm.
 
     Raises:
         TypeError: ``name`` is not a str.
-        ValueError: ``name`` is not one of the three.
+        ValueError: ``name`` is not one of the four.
 
     Example::
 
@@ -342,7 +345,7 @@ def use_conv_algorithm(name: str) -> AbstractContextManager[None]:
 
 
 def get_conv_algorithm() -> str:
-    """The 3x3 convolution setting: ``"auto"``, ``"gemm"`` or ``"winograd"`` (see :func:`use_conv_algorithm`)."""
+    """The convolution setting: ``"auto"``, ``"gemm"``, ``"winograd"`` or ``"fft"`` (see :func:`use_conv_algorithm`)."""
     return str(_core.get_conv_algo())
 
 

@@ -1,5 +1,5 @@
 // Convolution over whole NCHW batches (contiguous buffers): im2col/col2im, conv2d and its
-// gradients, and the 3x3 stride-1 algorithm setting. Threads over images (or over rows of one
+// gradients, and the stride-1 algorithm setting. Threads over images (or over rows of one
 // image's column matrix for batch 1).
 #pragma once
 #include <stdint.h>
@@ -31,9 +31,11 @@ void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, i
 template <class T>
 void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, const Conv2dShape& s);
 
-// 3x3 stride-1 layers: "auto" (Winograd F(2x2, 3x3) when 3x3, stride 1, dilation 1, not depthwise,
-// >= 16 channels in and out per group, >= 48 tiles in the batch and >= 2^23 direct multiply-adds),
-// "gemm" (never) or "winograd" (every 3x3 stride-1 layer, for tests). False for an unknown name.
+// Stride-1 layers: "auto" (Winograd F(2x2, 3x3) when 3x3, stride 1, dilation 1, not depthwise,
+// >= 16 channels in and out per group, >= 48 tiles in the batch and >= 2^23 direct multiply-adds;
+// FFTs for float64 layers with one group and >= 25 taps where the estimate beats the GEMM, see
+// ops/fft_conv.cpp), "gemm" (neither), "winograd" (every 3x3 stride-1 layer, for tests) or "fft"
+// (every stride-1, dilation-1 layer with one group). False for an unknown name.
 bool set_conv_algo(const std::string& name);
 std::string conv_algo();
 

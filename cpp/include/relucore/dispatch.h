@@ -13,7 +13,7 @@ namespace relucore {
 struct Settings {
     const KernelTable* kernels;  // set_isa
     int gemm;                    // set_gemm_backend (cpp/ops/gemm.cpp's values)
-    int conv_algo;               // set_conv_algo (cpp/ops/winograd.cpp's values)
+    int conv_algo;               // set_conv_algo (cpp/ops/conv_algo.h's values)
     int threads;                 // set_num_threads (work splits and per-thread buffers follow it)
 };
 
@@ -50,6 +50,7 @@ template <class T> const ElementwiseKernels<T>& elementwise_kernels() { return k
 template <class T> const ConvKernels<T>& conv_kernels() { return kernels<T>().conv; }
 template <class T> const GemmKernels<T>& gemm_kernels() { return kernels<T>().gemm; }
 template <class T> const WinogradKernels<T>& winograd_kernels() { return kernels<T>().wino; }
+template <class T> const FftKernels<T>& fft_kernels() { return kernels<T>().fft; }
 template <class T> const NormKernels<T>& norm_kernels() { return kernels<T>().norm; }
 std::string active_isa();
 bool set_isa(const std::string& name);               // false if not compiled or the CPU lacks it

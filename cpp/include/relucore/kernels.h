@@ -138,6 +138,48 @@ struct GemmKernels {
 // The activations batch norm and conv2d fuse.
 enum NormAct { kNormNone, kNormRelu, kNormLeaky, kNormElu, kNormActs };
 
+// A mixed-radix FFT of length n (radices 4, 2, 3, 5), built by ops/fft_conv.cpp: stage q has radix
+// radix[q], span[q] = the product of the radices before it, and twiddles at tw[q]: twr/twi[tw[q] +
+// j * radix[q] + t] = exp(-2 pi i j t / (span[q] * radix[q])) for j < span[q], t < radix[q].
+constexpr int kFftMaxStages = 8;
+constexpr int kFftMaxTwiddles = 512;
+template <class T>
+struct FftPlan {
+    i64 n;
+    int stages;
+    int radix[kFftMaxStages];
+    i64 span[kFftMaxStages], tw[kFftMaxStages];
+    T twr[kFftMaxTwiddles], twi[kFftMaxTwiddles];
+};
+
+// Complex 2-D DFTs of n x n planes (n = plan.n) for the FFT convolution. A spectrum is n rows:
+// row i's real parts at z + i * zs, its imaginary parts at z + i * zs + zm (zs and zm multiples
+// of lanes; zs = ld, zm = n * ld for a contiguous plane); it is stored transposed (element
+// [k2][k1], k1 the frequency along x's rows). work: two contiguous planes of row stride ld >= n
+// (a multiple of lanes), 4 * n * ld elements.
+template <class T>
+struct FftKernels {
+    // z = DFT(a + i b) with a and b (h x w, row stride w; b null: zero) placed at row pr, column pc
+    // of a zero n x n plane.
+    void (*forward)(const T* a, const T* b, i64 h, i64 w, i64 pr, i64 pc, const FftPlan<T>& p, i64 ld, T* z,
+                    i64 zs, i64 zm, T* work);
+    // v = the unscaled inverse DFT of z; rows [r0, r0 + oh) x columns [c0, c0 + ow) of v stored as
+    // act(s * Re v + ba) into ya and act(s * Im v + bb) into yb (null: skipped), row stride ow.
+    void (*inverse[kNormActs])(const T* z, i64 zs, i64 zm, const FftPlan<T>& p, i64 ld, T* work, i64 r0, i64 c0,
+                               i64 oh, i64 ow, T s, T* ya, T ba, T* yb, T bb, T param);
+    // acc = sum over k < K of a_k * b_k (conj: a_k * conj(b_k)), elementwise over m complex values;
+    // a_k at a + k * as, b_k at b + k * bs, each m real parts then m imaginary parts (m a multiple
+    // of lanes).
+    void (*cdot)(T* acc, const T* a, i64 as, const T* b, i64 bs, i64 K, i64 m, int conj);
+    // A product of matrices of spectra over complex values [e0, e1) (multiples of lanes) of each,
+    // imaginary parts m further: o(i, j) = sum over k < K of A(i, k) B(k, j), with A(i, k) at
+    // a + i * ai + k * ak (conjugated if conj_a), B(k, j) at b + k * bk + j * bj (conjugated if
+    // conj_b), o(i, j) at o + i * oi + j * oj.
+    void (*cgemm)(i64 I, i64 J, i64 K, const T* a, i64 ai, i64 ak, const T* b, i64 bk, i64 bj, T* o, i64 oi, i64 oj,
+                  i64 m, i64 e0, i64 e1, int conj_a, int conj_b);
+    int lanes;
+};
+
 template <class T>
 struct WinogradKernels {
     // F(2x2, 3x3) input transform of one zero-padded plane xp (row stride ldx, 2*TH + 2 rows, at
@@ -250,6 +292,7 @@ struct Kernels {
     ConvKernels<T> conv;
     GemmKernels<T> gemm;
     WinogradKernels<T> wino;
+    FftKernels<T> fft;
     NormKernels<T> norm;
     LossKernels<T> loss;
 };

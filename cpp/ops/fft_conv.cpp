@@ -1,0 +1,277 @@
+// FFT convolution over batches. With x_pad the zero-padded input placed in an n x n plane (n >=
+// H + 2 ph, W + 2 pw), every output position's window lies inside the plane, so the circular
+// correlation of x_pad with the kernel equals the layer's output:
+//   forward  Y = sum_c X_c conj(W_fc)    dx_pad = IFFT(sum_f DY_f W_fc) cropped to x
+//   dweight  dW_fc = Re IFFT(sum_pairs Z_c conj(D_f)) cropped to the kernel
+// with Z = FFT(x_i + i x_(i+1)) and D = FFT(dy_i + i dy_(i+1)): the spectra of two real planes in
+// one complex transform, separated by the inverse (real and imaginary parts) or, for dweight, by
+// taking the real part (the cross terms land in the imaginary part). Spectra are scaled by 1/n^2
+// in the inverse.
+#include "fft_conv.h"
+
+#include <math.h>
+
+#include <new>
+
+#include "conv_algo.h"
+#include "items.h"
+#include "parallel.h"
+#include "scratch.h"
+#include "relucore/dispatch.h"
+
+namespace relucore {
+namespace ops {
+namespace {
+
+constexpr i64 kMaxSize = 96;  // transform lengths considered (the plan's tables hold their twiddles)
+// Kernel spectra (C * F planes) kept for one call at most this large; beyond, the GEMM path runs.
+constexpr double kMaxSpectraBytes = 256.0 * (1 << 20);
+// "auto": kernels of at least this many taps, and an estimated cost below this share of the GEMM's.
+constexpr i64 kMinTaps = 25;
+constexpr double kMaxCostRatio = 0.7;
+
+// Radices 8, 4, 2, 3, 5 in that order (fewest stages); false if n has another prime factor.
+template <class T> bool make_plan(i64 n, FftPlan<T>& p) {
+    p.n = n;
+    p.stages = 0;
+    i64 rest = n, span = 1, off = 0;
+    for (int r : {8, 4, 2, 3, 5})
+        while (rest % r == 0) {
+            if (p.stages == kFftMaxStages || off + span * r > kFftMaxTwiddles) return false;
+            p.radix[p.stages] = r, p.span[p.stages] = span, p.tw[p.stages] = off;
+            for (i64 j = 0; j < span; ++j)
+                for (int t = 0; t < r; ++t) {
+                    const double a = -2 * M_PI * (double)(j * t) / (double)(span * r);
+                    p.twr[off + j * r + t] = (T)cos(a), p.twi[off + j * r + t] = (T)sin(a);
+                }
+            off += span * r, span *= r, rest /= r, ++p.stages;
+        }
+    return rest == 1;
+}
+
+bool smooth(i64 n) {
+    for (i64 r : {2, 3, 5})
+        while (n % r == 0) n /= r;
+    return n == 1;
+}
+
+// Transform sizes and what a call keeps: n, the row stride ld (a multiple of the lanes, padded off
+// multiples of 256 bytes, where a stage's rows would share cache sets), plane = one spectrum's
+// elements (real parts, then imaginary), pairs of images.
+template <class T> struct Layout {
+    i64 n = 0, ld = 0, m = 0, plane = 0, pairs = 0;
+    T scale = T(0);
+    FftPlan<T> plan;
+};
+
+template <class T> bool layout(const Conv2dShape& s, Layout<T>& l) {
+    const i64 e = s.H + 2 * s.g.ph > s.W + 2 * s.g.pw ? s.H + 2 * s.g.ph : s.W + 2 * s.g.pw;
+    i64 n = e > 2 ? e : 2;  // a plan has at least one stage (the last writes the spectrum)
+    while (n <= kMaxSize && !smooth(n)) ++n;
+    if (n > kMaxSize || !make_plan(n, l.plan)) return false;
+    const i64 lanes = fft_kernels<T>().lanes;
+    l.n = n;
+    l.ld = (n + lanes - 1) / lanes * lanes;
+    if ((l.ld * (i64)sizeof(T)) % 256 == 0) l.ld += lanes;
+    l.m = n * l.ld;
+    l.plane = 2 * l.m;
+    l.pairs = (s.N + 1) / 2;
+    l.scale = (T)(1.0 / ((double)n * (double)n));
+    return (double)(s.C * s.F) * (double)l.plane * sizeof(T) <= kMaxSpectraBytes;
+}
+
+// Whether FFTs take a pass of this layer: the setting, the geometry (stride 1, dilation 1, one
+// group), and under "auto" float64 with a large kernel where the estimated cost beats the GEMM's.
+// Every pass (forward, dx, dweight) makes the same transforms: C * F kernel planes, pairs * (C + F)
+// data planes, pairs * C * F pointwise products. A plane's transform was measured at ~10.4
+// multiply-adds' time per n^2 log2 n (40 x 40, float64); a pointwise product, memory-bound, at 8.
+// float32 stays on the GEMM under "auto": the FFT's rounding is relative to a plane's largest
+// values rather than to each output's own terms.
+template <class T> bool applies(const Conv2dShape& s, Layout<T>& l) {
+    const ConvGeom& g = s.g;
+    const int a = current_settings().conv_algo;
+    if (a == kAlgoGemm || a == kAlgoWinograd) return false;
+    if (!(g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && s.groups == 1)) return false;
+    if (s.N == 0 || s.C == 0 || s.F == 0 || g.OH <= 0 || g.OW <= 0) return false;
+    if (!layout(s, l)) return false;
+    if (a == kAlgoFft) return true;
+    if (sizeof(T) != 8 || g.kh * g.kw < kMinTaps) return false;
+    const double n = (double)l.n, planes = (double)(s.C * s.F) + (double)l.pairs * (double)(s.C + s.F);
+    const double fft = 10.4 * planes * n * n * log2(n) + 8.0 * (double)l.pairs * (double)(s.C * s.F) * (double)l.m;
+    const double gemm = (double)s.N * (double)(s.F * s.C * g.kh * g.kw) * (double)(g.OH * g.OW);
+    return fft < kMaxCostRatio * gemm;
+}
+
+// Spectra of the kernels: plane (f * C + c) = FFT(w[f][c] at the origin).
+template <class T> const T* kernel_spectra(const T* w, const Conv2dShape& s, const Layout<T>& l, int nt) {
+    T* ws = scratch<T>(kWinogradWeights, s.F * s.C * l.plane);
+    if (!ws) throw std::bad_alloc();
+    const auto fwd = fft_kernels<T>().forward;
+    const i64 K = s.g.kh * s.g.kw;
+    parallel_runs(s.F * s.C, nt, [&](i64 q) {
+        T* work = scratch<T>(kColumns, 2 * l.plane);
+        if (!work) throw std::bad_alloc();
+        fwd(w + q * K, nullptr, s.g.kh, s.g.kw, 0, 0, l.plan, l.ld, ws + q * l.plane, l.ld, l.m, work);
+    });
+    return ws;
+}
+
+// Spectra of image pair p's planes [0, planes) of x (planes of h x w, placed at (pr, pc)) into z.
+template <class T>
+void pair_spectra(const T* x, i64 N, i64 planes, i64 h, i64 w, i64 pr, i64 pc, i64 p, const Layout<T>& l, T* z,
+                  T* work) {
+    const auto fwd = fft_kernels<T>().forward;
+    const i64 i0 = 2 * p, size = h * w;
+    for (i64 c = 0; c < planes; ++c) {
+        const T* a = x + (i0 * planes + c) * size;
+        fwd(a, i0 + 1 < N ? a + planes * size : nullptr, h, w, pr, pc, l.plan, l.ld, z + c * l.plane, l.ld, l.m,
+            work);
+    }
+}
+
+// 2 * kGrainFlops-sized pieces of the GEMM's multiply-adds per thread.
+int threads(const Conv2dShape& s) {
+    return threads_for(s.N * s.F * s.C * s.g.kh * s.g.kw * s.g.OH * s.g.OW, kGrainFlops);
+}
+
+}  // namespace
+
+template <class T>
+bool fft_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
+    Layout<T> l;
+    if (!applies(s, l)) return false;
+    const T* arrays[2] = {x, w};
+    const i64 K = s.g.kh * s.g.kw, sizes[2] = {s.N * s.C * s.H * s.W, s.F * s.C * K};
+    double mx[2];
+    max_abs(2, arrays, sizes, mx);
+    // |Z| <= 2 n^2 max|x|, |W| <= K max|w|, summed over C, inverse <= n^2 times that
+    const double n2 = (double)l.n * (double)l.n;
+    if (!tame<T>(mx[0], mx[1], 2.0 * n2 * n2 * (double)K * (double)s.C)) return false;
+    const int nt = threads(s);
+    const T* ws = kernel_spectra(w, s, l, nt);
+    const auto& k = fft_kernels<T>();
+    const auto inverse = k.inverse[act];
+    // Items: blocks of pairs, so each kernel spectrum read serves several pairs from cache.
+    const i64 block = l.pairs >= 8 * nt ? 4 : l.pairs >= 4 * nt ? 2 : 1;
+    const i64 blocks = (l.pairs + block - 1) / block, OHW = s.g.OH * s.g.OW;
+    parallel_runs(blocks, nt, [&](i64 b) {
+        const i64 p0 = b * block, p1 = p0 + block < l.pairs ? p0 + block : l.pairs;
+        T* z = scratch<T>(kColumns, ((p1 - p0) * s.C + 3) * l.plane);
+        if (!z) throw std::bad_alloc();
+        T* acc = z + (p1 - p0) * s.C * l.plane;
+        T* work = acc + l.plane;
+        for (i64 p = p0; p < p1; ++p)
+            pair_spectra(x, s.N, s.C, s.H, s.W, s.g.ph, s.g.pw, p, l, z + (p - p0) * s.C * l.plane, work);
+        for (i64 f = 0; f < s.F; ++f) {
+            const T bf = bias ? bias[f] : T(0);
+            for (i64 p = p0; p < p1; ++p) {
+                k.cdot(acc, z + (p - p0) * s.C * l.plane, l.plane, ws + f * s.C * l.plane, l.plane, s.C, l.m, 1);
+                const i64 i0 = 2 * p;
+                T* ya = y + (i0 * s.F + f) * OHW;
+                inverse(acc, l.ld, l.m, l.plan, l.ld, work, 0, 0, s.g.OH, s.g.OW, l.scale, ya, bf,
+                        i0 + 1 < s.N ? ya + s.F * OHW : nullptr, bf, param);
+            }
+        }
+    });
+    return true;
+}
+
+// Q spectra row-interleaved: row i of spectrum q at base + (i * Q + q) * 2 * ld (real parts, then
+// imaginary ld further), so the pointwise products find every spectrum's row i in one contiguous
+// block (a per-plane layout had them read Q planes far apart: 0.4x the speed for dy's 13 MB).
+template <class T> struct Bank {
+    T* base;
+    i64 Q, ld;
+    T* at(i64 q) const { return base + q * 2 * ld; }
+    i64 rows() const { return Q * 2 * ld; }  // a spectrum's row stride
+    T* row(i64 i) const { return base + i * rows(); }
+};
+
+template <class T> void fft_backward(const T* dy, const T* x, const T* w, T*& dx, T*& dw, const Conv2dShape& s) {
+    Layout<T> l;
+    if ((!dx && !dw) || !applies(s, l)) return;
+    const i64 K = s.g.kh * s.g.kw, OHW = s.g.OH * s.g.OW, HW = s.H * s.W;
+    const T* arrays[3] = {dy, w, x};
+    const i64 sizes[3] = {s.N * s.F * OHW, s.F * s.C * K, s.N * s.C * HW};
+    double mx[3] = {0, 0, 0};  // max |dy|, |w|, |x|
+    max_abs(dw ? 3 : 2, arrays, sizes, mx);
+    const double n2 = (double)l.n * (double)l.n;
+    const bool take_dx = dx && s.H > 0 && s.W > 0 && tame<T>(mx[0], mx[1], 2.0 * n2 * n2 * (double)K * (double)s.F);
+    // |Z| <= 2 HW max|x|, |D| <= 2 OHW max|dy|, summed over the pairs, inverse <= n^2 times that
+    const bool take_dw = dw && tame<T>(mx[0], mx[2], 4.0 * n2 * (double)HW * (double)OHW * (double)l.pairs);
+    if (!take_dx && !take_dw) return;
+    const int nt = threads(s);
+    const auto& k = fft_kernels<T>();
+    const i64 P = l.pairs, C = s.C, F = s.F, pl = l.plane;
+    // dy's spectra D(p, f) (q = p * F + f), once for both gradients; for dweight x's spectra Z(p, c)
+    // and the sums S(f, c), for dx the kernels' spectra W(f, c) and the sums DX(p, c).
+    T* mem = scratch<T>(kPartials, (P * F + (take_dw ? P * C + F * C : 0) + (take_dx ? F * C + P * C : 0)) * pl);
+    if (!mem) throw std::bad_alloc();
+    const Bank<T> d{mem, P * F, l.ld};
+    T* next = mem + P * F * pl;
+    const auto bank = [&](bool used, i64 Q) {
+        const Bank<T> b{used ? next : nullptr, Q, l.ld};
+        if (used) next += Q * pl;
+        return b;
+    };
+    const Bank<T> z = bank(take_dw, P * C), sw = bank(take_dw, F * C), ws = bank(take_dx, F * C), sx = bank(take_dx, P * C);
+    const auto each = [&](i64 items, auto&& f) {  // f(item, work) with two planes of work per thread
+        parallel_runs(items, nt, [&](i64 q) {
+            T* work = scratch<T>(kColumns, 2 * pl);
+            if (!work) throw std::bad_alloc();
+            f(q, work);
+        });
+    };
+    each(P * F + (take_dw ? P * C : 0) + (take_dx ? F * C : 0), [&](i64 q, T* work) {
+        if (q < P * F) {
+            const i64 p = q / F, f = q % F;
+            const T* a = dy + (2 * p * F + f) * OHW;
+            k.forward(a, 2 * p + 1 < s.N ? a + F * OHW : nullptr, s.g.OH, s.g.OW, 0, 0, l.plan, l.ld, d.at(q), d.rows(),
+                      l.ld, work);
+        } else if (take_dw && q < P * F + P * C) {
+            q -= P * F;
+            const i64 p = q / C, c = q % C;
+            const T* a = x + (2 * p * C + c) * HW;
+            k.forward(a, 2 * p + 1 < s.N ? a + C * HW : nullptr, s.H, s.W, s.g.ph, s.g.pw, l.plan, l.ld, z.at(q),
+                      z.rows(), l.ld, work);
+        } else {
+            q -= P * F + (take_dw ? P * C : 0);
+            k.forward(w + q * K, nullptr, s.g.kh, s.g.kw, 0, 0, l.plan, l.ld, ws.at(q), ws.rows(), l.ld, work);
+        }
+    });
+    // The pointwise products row by row (FftKernels::cgemm; strides in spectra), each row of D read
+    // once for both gradients: S(f, c) = sum_p conj(D(p, f)) Z(p, c), DX(p, c) = sum_f D(p, f) W(f, c).
+    const auto cgemm = k.cgemm;
+    const i64 u = 2 * l.ld;
+    parallel_runs(l.n, nt, [&](i64 r) {
+        if (take_dw)
+            cgemm(F, C, P, d.row(r), u, F * u, z.row(r), C * u, u, sw.row(r), C * u, u, l.ld, 0, l.ld, 1, 0);
+        if (take_dx)
+            cgemm(P, C, F, d.row(r), F * u, u, ws.row(r), C * u, u, sx.row(r), C * u, u, l.ld, 0, l.ld, 0, 0);
+    });
+    // dw = Re IFFT(S) on the kernel's taps; dx = IFFT(DX) on x's positions
+    each((take_dw ? F * C : 0) + (take_dx ? P * C : 0), [&](i64 q, T* work) {
+        if (take_dw && q < F * C) {
+            k.inverse[kNormNone](sw.at(q), sw.rows(), l.ld, l.plan, l.ld, work, 0, 0, s.g.kh, s.g.kw, l.scale, dw + q * K,
+                                 T(0), nullptr, T(0), T(0));
+            return;
+        }
+        if (take_dw) q -= F * C;
+        const i64 p = q / C, c = q % C;
+        T* xa = dx + (2 * p * C + c) * HW;
+        k.inverse[kNormNone](sx.at(q), sx.rows(), l.ld, l.plan, l.ld, work, s.g.ph, s.g.pw, s.H, s.W, l.scale, xa, T(0),
+                             2 * p + 1 < s.N ? xa + C * HW : nullptr, T(0), T(0));
+    });
+    if (take_dw) dw = nullptr;
+    if (take_dx) dx = nullptr;
+}
+
+#define RC_INSTANTIATE(T)                                                                                  \
+    template bool fft_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, int, T);            \
+    template void fft_backward<T>(const T*, const T*, const T*, T*&, T*&, const Conv2dShape&);
+RC_INSTANTIATE(float)
+RC_INSTANTIATE(double)
+#undef RC_INSTANTIATE
+
+}  // namespace ops
+}  // namespace relucore
