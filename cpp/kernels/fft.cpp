@@ -303,24 +303,6 @@ void fft_inverse(const T* z, i64 zs, i64 zm, const FftPlan<T>& p, i64 ld, T* wor
     }
 }
 
-template <class T>
-void cdot(T* acc, const T* a, i64 as, const T* b, i64 bs, i64 K, i64 m, int conj) {
-    using V = Vec<T>;
-    for (i64 e = 0; e < m; e += V::L) {
-        V sr = V::zero(), si = V::zero();
-        V tr = V::zero(), ti = V::zero();  // the products' second terms, summed apart (fewer dependent FMAs)
-        const T* pa = a + e;
-        const T* pb = b + e;
-        for (i64 k = 0; k < K; ++k, pa += as, pb += bs) {
-            const V ar = V::load(pa), ai = V::load(pa + m), br = V::load(pb), bi = V::load(pb + m);
-            sr = mul_add(ar, br, sr), si = mul_add(ai, br, si);
-            tr = mul_add(ai, bi, tr), ti = mul_add(ar, bi, ti);
-        }
-        if (conj) (sr + tr).store(acc + e), (si - ti).store(acc + m + e);  // (ar br + ai bi) + i (ai br - ar bi)
-        else (sr - tr).store(acc + e), (si + ti).store(acc + m + e);
-    }
-}
-
 // Output tiles of the pointwise products: TI x TJ complex accumulators and their operands fit the
 // register file (16 + 6 + 8 of 32 zmm; 4 + 3 + 4 of 16 ymm).
 #if defined(RC_ISA_AVX512)
@@ -329,11 +311,12 @@ constexpr int kTileI = 2, kTileJ = 4;
 constexpr int kTileI = 1, kTileJ = 2;
 #endif
 
-template <class T, int TI, int TJ>
+// CJ: which operand is conjugated (0 none, 1 A, 2 B); the signs are folded into the FMAs, one
+// negation per A element loaded.
+template <class T, int TI, int TJ, int CJ>
 void cgemm_tile(i64 K, const T* a, i64 ai, i64 ak, const T* b, i64 bk, i64 bj, T* o, i64 oi, i64 oj, i64 m, i64 e0,
-                i64 e1, int conj_a, int conj_b) {
+                i64 e1) {
     using V = Vec<T>;
-    const V sa = V::set1(conj_a ? T(-1) : T(1)), sb = V::set1(conj_b ? T(-1) : T(1));
     for (i64 e = e0; e < e1; e += V::L) {
         V re[TI][TJ], im[TI][TJ];
         for (int i = 0; i < TI; ++i)
@@ -342,14 +325,25 @@ void cgemm_tile(i64 K, const T* a, i64 ai, i64 ak, const T* b, i64 bk, i64 bj, T
             V br[TJ], bi[TJ];
             for (int j = 0; j < TJ; ++j) {
                 const T* q = b + k * bk + j * bj + e;
-                br[j] = V::load(q), bi[j] = V::load(q + m) * sb;
+                br[j] = V::load(q), bi[j] = V::load(q + m);
             }
             for (int i = 0; i < TI; ++i) {
                 const T* q = a + i * ai + k * ak + e;
-                const V ar = V::load(q), ai_ = V::load(q + m) * sa, nai = V::zero() - ai_;
-                for (int j = 0; j < TJ; ++j) {  // (ar + i ai)(br + i bi)
-                    re[i][j] = mul_add(nai, bi[j], mul_add(ar, br[j], re[i][j]));
-                    im[i][j] = mul_add(ai_, br[j], mul_add(ar, bi[j], im[i][j]));
+                const V ar = V::load(q), av = V::load(q + m);
+                // re += ar br -+ ai bi, im += ar bi +- ai br (none / conj A); conj B: re += ar br +
+                // ai bi, im += ai br - ar bi
+                const V n = V::zero() - (CJ == 2 ? ar : av);
+                for (int j = 0; j < TJ; ++j) {
+                    if (CJ == 0) {
+                        re[i][j] = mul_add(n, bi[j], mul_add(ar, br[j], re[i][j]));
+                        im[i][j] = mul_add(av, br[j], mul_add(ar, bi[j], im[i][j]));
+                    } else if (CJ == 1) {
+                        re[i][j] = mul_add(av, bi[j], mul_add(ar, br[j], re[i][j]));
+                        im[i][j] = mul_add(n, br[j], mul_add(ar, bi[j], im[i][j]));
+                    } else {
+                        re[i][j] = mul_add(av, bi[j], mul_add(ar, br[j], re[i][j]));
+                        im[i][j] = mul_add(n, bi[j], mul_add(av, br[j], im[i][j]));
+                    }
                 }
             }
         }
@@ -361,28 +355,36 @@ void cgemm_tile(i64 K, const T* a, i64 ai, i64 ak, const T* b, i64 bk, i64 bj, T
     }
 }
 
-template <class T, int TI>
+template <class T, int TI, int CJ>
 void cgemm_row(i64 J, i64 K, const T* a, i64 ai, i64 ak, const T* b, i64 bk, i64 bj, T* o, i64 oi, i64 oj, i64 m,
-               i64 e0, i64 e1, int ca, int cb) {
+               i64 e0, i64 e1) {
     i64 j = 0;
     for (; j + kTileJ <= J; j += kTileJ)
-        cgemm_tile<T, TI, kTileJ>(K, a, ai, ak, b + j * bj, bk, bj, o + j * oj, oi, oj, m, e0, e1, ca, cb);
+        cgemm_tile<T, TI, kTileJ, CJ>(K, a, ai, ak, b + j * bj, bk, bj, o + j * oj, oi, oj, m, e0, e1);
     b += j * bj, o += j * oj;
     switch (J - j) {  // the remaining columns in one tile
-        case 3: return cgemm_tile<T, TI, 3>(K, a, ai, ak, b, bk, bj, o, oi, oj, m, e0, e1, ca, cb);
-        case 2: return cgemm_tile<T, TI, 2>(K, a, ai, ak, b, bk, bj, o, oi, oj, m, e0, e1, ca, cb);
-        case 1: return cgemm_tile<T, TI, 1>(K, a, ai, ak, b, bk, bj, o, oi, oj, m, e0, e1, ca, cb);
+        case 3: return cgemm_tile<T, TI, 3, CJ>(K, a, ai, ak, b, bk, bj, o, oi, oj, m, e0, e1);
+        case 2: return cgemm_tile<T, TI, 2, CJ>(K, a, ai, ak, b, bk, bj, o, oi, oj, m, e0, e1);
+        case 1: return cgemm_tile<T, TI, 1, CJ>(K, a, ai, ak, b, bk, bj, o, oi, oj, m, e0, e1);
         default: return;
     }
 }
 
-template <class T>
-void cgemm(i64 I, i64 J, i64 K, const T* a, i64 ai, i64 ak, const T* b, i64 bk, i64 bj, T* o, i64 oi, i64 oj, i64 m,
-           i64 e0, i64 e1, int ca, int cb) {
+template <class T, int CJ>
+void cgemm_conj(i64 I, i64 J, i64 K, const T* a, i64 ai, i64 ak, const T* b, i64 bk, i64 bj, T* o, i64 oi, i64 oj,
+                i64 m, i64 e0, i64 e1) {
     i64 i = 0;
     for (; i + kTileI <= I; i += kTileI)
-        cgemm_row<T, kTileI>(J, K, a + i * ai, ai, ak, b, bk, bj, o + i * oi, oi, oj, m, e0, e1, ca, cb);
-    for (; i < I; ++i) cgemm_row<T, 1>(J, K, a + i * ai, ai, ak, b, bk, bj, o + i * oi, oi, oj, m, e0, e1, ca, cb);
+        cgemm_row<T, kTileI, CJ>(J, K, a + i * ai, ai, ak, b, bk, bj, o + i * oi, oi, oj, m, e0, e1);
+    for (; i < I; ++i) cgemm_row<T, 1, CJ>(J, K, a + i * ai, ai, ak, b, bk, bj, o + i * oi, oi, oj, m, e0, e1);
+}
+
+template <class T>
+void cgemm(i64 I, i64 J, i64 K, const T* a, i64 ai, i64 ak, const T* b, i64 bk, i64 bj, T* o, i64 oi, i64 oj, i64 m,
+           i64 e0, i64 e1, int conj_a, int conj_b) {
+    if (conj_a) return cgemm_conj<T, 1>(I, J, K, a, ai, ak, b, bk, bj, o, oi, oj, m, e0, e1);
+    if (conj_b) return cgemm_conj<T, 2>(I, J, K, a, ai, ak, b, bk, bj, o, oi, oj, m, e0, e1);
+    cgemm_conj<T, 0>(I, J, K, a, ai, ak, b, bk, bj, o, oi, oj, m, e0, e1);
 }
 
 }  // namespace
@@ -394,7 +396,6 @@ template <class T> FftKernels<T> make_fft() {
     k.inverse[kNormRelu] = &fft_inverse<T, Relu<T>>;
     k.inverse[kNormLeaky] = &fft_inverse<T, LeakyRelu<T>>;
     k.inverse[kNormElu] = &fft_inverse<T, Elu<T>>;
-    k.cdot = &cdot<T>;
     k.cgemm = &cgemm<T>;
     k.lanes = (int)Vec<T>::L;
     return k;

@@ -167,12 +167,8 @@ struct FftKernels {
     // act(s * Re v + ba) into ya and act(s * Im v + bb) into yb (null: skipped), row stride ow.
     void (*inverse[kNormActs])(const T* z, i64 zs, i64 zm, const FftPlan<T>& p, i64 ld, T* work, i64 r0, i64 c0,
                                i64 oh, i64 ow, T s, T* ya, T ba, T* yb, T bb, T param);
-    // acc = sum over k < K of a_k * b_k (conj: a_k * conj(b_k)), elementwise over m complex values;
-    // a_k at a + k * as, b_k at b + k * bs, each m real parts then m imaginary parts (m a multiple
-    // of lanes).
-    void (*cdot)(T* acc, const T* a, i64 as, const T* b, i64 bs, i64 K, i64 m, int conj);
-    // A product of matrices of spectra over complex values [e0, e1) (multiples of lanes) of each,
-    // imaginary parts m further: o(i, j) = sum over k < K of A(i, k) B(k, j), with A(i, k) at
+    // The pointwise products, as a product of matrices of spectra over complex values [e0, e1)
+    // (multiples of lanes) of each, imaginary parts m further: o(i, j) = sum over k < K of A(i, k) B(k, j), with A(i, k) at
     // a + i * ai + k * ak (conjugated if conj_a), B(k, j) at b + k * bk + j * bj (conjugated if
     // conj_b), o(i, j) at o + i * oi + j * oj.
     void (*cgemm)(i64 I, i64 J, i64 K, const T* a, i64 ai, i64 ak, const T* b, i64 bk, i64 bj, T* o, i64 oi, i64 oj,
