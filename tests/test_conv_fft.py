@@ -126,7 +126,8 @@ def test_non_finite_takes_the_gemm_path(rc, dtype, rng, special):
 
     def both(*args):
         with relucore.use_conv_algorithm("gemm"):
-            want = [relucore.conv2d(*args[:2], None, padding=2), *relucore.conv2d_backward(args[2], *args[:2], padding=2)]
+            want = [relucore.conv2d(*args[:2], None, padding=2),
+                    *relucore.conv2d_backward(args[2], *args[:2], padding=2)]
         got = [forward(args[0], args[1], None, 2), *backward(args[2], *args[:2], 2)]
         return got, want
 
@@ -141,7 +142,7 @@ def test_non_finite_takes_the_gemm_path(rc, dtype, rng, special):
                 continue
             if where == "w" and name == "dweight":
                 continue
-            assert_bitwise(g, e), f"{name} with {special} in {where}"
+            assert_bitwise(g, e, f"{name} with {special} in {where}")
     big = np.finfo(dtype).max / 8
     xb = x.copy()
     xb[0, 0, 0, 0] = big

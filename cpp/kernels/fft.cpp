@@ -47,8 +47,7 @@ template <class V> struct Butterfly<V, 8> {
         V orr[4] = {r[1], r[3], r[5], r[7]}, oi[4] = {i[1], i[3], i[5], i[7]};
         Butterfly<V, 4>::run(er, ei, inv);
         Butterfly<V, 4>::run(orr, oi, inv);
-        const V h = V::set1((T)0.70710678118654752440);
-        const T sg = inv ? T(1) : T(-1);  // w8 = (1 + sg i) / sqrt(2), w8^2 = sg i
+        const V h = V::set1((T)0.70710678118654752440);  // w8 = (1 -+ i) / sqrt(2), w8^2 = -+i
         V tr[4], ti[4];
         tr[0] = orr[0], ti[0] = oi[0];
         if (inv) {
@@ -60,7 +59,6 @@ template <class V> struct Butterfly<V, 8> {
             tr[2] = oi[2], ti[2] = V::zero() - orr[2];
             tr[3] = (oi[3] - orr[3]) * h, ti[3] = V::zero() - (orr[3] + oi[3]) * h;
         }
-        (void)sg;
         for (int k = 0; k < 4; ++k) {
             r[k] = er[k] + tr[k], i[k] = ei[k] + ti[k];
             r[k + 4] = er[k] - tr[k], i[k + 4] = ei[k] - ti[k];
@@ -167,11 +165,16 @@ inline bool block_transpose(const double* s, i64 lds, double* d, i64 ldd) {
 #if defined(RC_ISA_AVX512)
     __m512d r[8], t[8], u[8];
     for (int i = 0; i < 8; ++i) r[i] = _mm512_loadu_pd(s + i * lds);
-    for (int i = 0; i < 8; i += 2) t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+    }
     // u[0..3]: columns {0,4}, {2,6}, {1,5}, {3,7} of rows 0-3 (as pairs); u[4..7] of rows 4-7
     for (int h = 0; h < 8; h += 4) {
-        u[h] = _mm512_shuffle_f64x2(t[h], t[h + 2], 0x88), u[h + 1] = _mm512_shuffle_f64x2(t[h], t[h + 2], 0xdd);
-        u[h + 2] = _mm512_shuffle_f64x2(t[h + 1], t[h + 3], 0x88), u[h + 3] = _mm512_shuffle_f64x2(t[h + 1], t[h + 3], 0xdd);
+        u[h] = _mm512_shuffle_f64x2(t[h], t[h + 2], 0x88);
+        u[h + 1] = _mm512_shuffle_f64x2(t[h], t[h + 2], 0xdd);
+        u[h + 2] = _mm512_shuffle_f64x2(t[h + 1], t[h + 3], 0x88);
+        u[h + 3] = _mm512_shuffle_f64x2(t[h + 1], t[h + 3], 0xdd);
     }
     const int col[4][2] = {{0, 4}, {2, 6}, {1, 5}, {3, 7}};
     for (int q = 0; q < 4; ++q) {
@@ -204,7 +207,10 @@ inline bool block_transpose(const float* s, i64 lds, float* d, i64 ldd) {
 #if defined(RC_ISA_AVX512) || defined(RC_ISA_AVX2)
     __m256 r[8], t[8], u[8];
     for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * lds);
-    for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
     for (int h = 0; h < 8; h += 4) {
         u[h] = _mm256_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(1, 0, 1, 0));
         u[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(3, 2, 3, 2));
@@ -285,7 +291,8 @@ void fft_inverse(const T* z, i64 zs, i64 zm, const FftPlan<T>& p, i64 ld, T* wor
     T* w0 = work;
     T* w1 = work + 2 * m;
     // along k2 (rows become x's columns), then only the columns kept, along k1
-    const Rows<T> r1 = pass(p, Rows<T>{const_cast<T*>(z), zs, zm}, w0, w1, ld, (const Rows<T>*)nullptr, true, round_up(n, L));
+    const Rows<T> r1 =
+        pass(p, Rows<T>{const_cast<T*>(z), zs, zm}, w0, w1, ld, (const Rows<T>*)nullptr, true, round_up(n, L));
     T* t = r1.p == w0 ? w1 : w0;
     transpose(r1.p, t, n, ld, c0, ow, n);
     const T* v = pass(p, Rows<T>{t, ld, m}, w0, w1, ld, (const Rows<T>*)nullptr, true, round_up(ow, L)).p;

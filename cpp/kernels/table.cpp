@@ -19,10 +19,10 @@ template <class T> ConvKernels<T> make_conv() {
 const KernelTable* kernel_table() {
     static const KernelTable table = {
         RC_ISA_NAME,
-        {make_elementwise<float>(), make_conv<float>(), make_gemm<float>(), make_winograd<float>(), make_fft<float>(),
-         make_norm<float>(), make_loss<float>()},
-        {make_elementwise<double>(), make_conv<double>(), make_gemm<double>(), make_winograd<double>(), make_fft<double>(),
-         make_norm<double>(), make_loss<double>()}};
+        {make_elementwise<float>(), make_conv<float>(), make_gemm<float>(), make_winograd<float>(),
+         make_fft<float>(), make_norm<float>(), make_loss<float>()},
+        {make_elementwise<double>(), make_conv<double>(), make_gemm<double>(), make_winograd<double>(),
+         make_fft<double>(), make_norm<double>(), make_loss<double>()}};
     return &table;
 }
 

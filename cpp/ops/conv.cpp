@@ -8,6 +8,8 @@
 // (relucore/kernels.h). A fused activation is applied as each output element is stored (our
 // GEMM's register tiles, Winograd's output transform) or, behind a GEMM with no epilogue to hook
 // and in the depthwise kernel, to each output block right after it is written, while in cache.
+// Before the GEMM path a layer may be taken by the depthwise kernel, FFTs (fft_conv.h), the
+// few-tap direct kernel (small_conv.h) or Winograd (winograd.h), in that order.
 #include <atomic>
 #include <new>
 #include <type_traits>

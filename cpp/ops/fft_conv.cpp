@@ -102,12 +102,10 @@ template <class T> bool applies(const Conv2dShape& s, Layout<T>& l) {
     return fft < kMaxCostRatio * gemm;
 }
 
-// 2 * kGrainFlops-sized pieces of the GEMM's multiply-adds per thread.
+// Threads as for the GEMM path: kGrainFlops of its multiply-adds per thread.
 int threads(const Conv2dShape& s) {
     return threads_for(s.N * s.F * s.C * s.g.kh * s.g.kw * s.g.OH * s.g.OW, kGrainFlops);
 }
-
-}  // namespace
 
 // G x J spectra (g, j) row-interleaved: row i of spectrum (g, j) at base + i * rows() + g * gs +
 // j * u, u = 2 * ld (real parts, then imaginary ld further), gs = J * u, so the pointwise products
@@ -116,7 +114,8 @@ int threads(const Conv2dShape& s) {
 template <class T> struct Bank {
     T* base;
     i64 G, J, ld, gs;
-    Bank(T* b, i64 groups, i64 per_group, i64 ld_) : base(b), G(groups), J(per_group), ld(ld_), gs(per_group * 2 * ld_) {}
+    Bank(T* b, i64 groups, i64 per_group, i64 ld_)
+        : base(b), G(groups), J(per_group), ld(ld_), gs(per_group * 2 * ld_) {}
     T* at(i64 g, i64 j) const { return base + g * gs + j * 2 * ld; }
     i64 rows() const { return G * gs; }  // a spectrum's row stride
     T* row(i64 i) const { return base + i * rows(); }
@@ -131,6 +130,8 @@ template <class T, class F> void each(i64 n, int nt, const Layout<T>& l, F&& f) 
         f(q, work);
     });
 }
+
+}  // namespace
 
 template <class T>
 bool fft_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
@@ -206,7 +207,9 @@ template <class T> void fft_backward(const T* dy, const T* x, const T* w, T*& dx
     // S(f, c), for dx the kernels' spectra W(f, c) and the sums DX(p, c).
     Bank<T> d(nullptr, P, F, l.ld), z(nullptr, P, C, l.ld), sw(nullptr, F, C, l.ld), ws(nullptr, F, C, l.ld),
         sx(nullptr, P, C, l.ld);
-    const i64 total = d.size(l.n) + (take_dw ? z.size(l.n) + sw.size(l.n) : 0) + (take_dx ? ws.size(l.n) + sx.size(l.n) : 0);
+    const i64 total =
+        d.size(l.n) + (take_dw ? z.size(l.n) + sw.size(l.n) : 0) + (take_dx ? ws.size(l.n) + sx.size(l.n) : 0);
+    if ((double)total * sizeof(T) > kMaxSpectraBytes) return;  // kept scratch stays bounded: the GEMM path
     T* next = scratch<T>(kPartials, total);
     if (!next) throw std::bad_alloc();
     for (Bank<T>* b : {&d, &z, &sw, &ws, &sx}) {
@@ -248,8 +251,8 @@ template <class T> void fft_backward(const T* dy, const T* x, const T* w, T*& dx
     // dw = Re IFFT(S) on the kernel's taps; dx = IFFT(DX) on x's positions
     each((take_dw ? F * C : 0) + (take_dx ? P * C : 0), nt, l, [&](i64 q, T* work) {
         if (take_dw && q < F * C) {
-            k.inverse[kNormNone](sw.at(q / C, q % C), sw.rows(), l.ld, l.plan, l.ld, work, 0, 0, s.g.kh, s.g.kw, l.scale,
-                                 dw + q * K, T(0), nullptr, T(0), T(0));
+            k.inverse[kNormNone](sw.at(q / C, q % C), sw.rows(), l.ld, l.plan, l.ld, work, 0, 0, s.g.kh, s.g.kw,
+                                 l.scale, dw + q * K, T(0), nullptr, T(0), T(0));
             return;
         }
         if (take_dw) q -= F * C;
