@@ -317,12 +317,13 @@ def use_conv_algorithm(name: str) -> AbstractContextManager[None]:
     ``"winograd"`` runs Winograd F(2x2, 3x3) (2.25x fewer multiply-adds; rounding relative to each
     2x2 output tile, see docs/api.md) for every 3x3, dilation-1 layer; ``"fft"`` runs 2-D FFTs
     (work per output independent of the kernel's area; rounding relative to each plane's largest
-    terms) for every dilation-1 layer with one group; ``"gemm"`` the direct sum through the GEMM;
-    ``"auto"`` each only where it measured faster: Winograd for 3x3 layers with >= 16 channels per
-    group and enough work, the FFT for float64 layers with kernels of >= 25 taps whose estimated
-    cost is below 0.7x the GEMM's. Inputs with inf, NaN or values whose products could overflow
-    always take the GEMM. Used as a context manager, the setting found at the call comes back when
-    the ``with`` block ends, also on an exception; such blocks nest.
+    terms) for every dilation-1 layer with one group and padded planes of at most 96 x 96;
+    ``"gemm"`` the direct sum through the GEMM; ``"auto"`` each only where it measured faster:
+    Winograd for 3x3 layers with >= 16 channels per group and enough work, the FFT for float64
+    layers with kernels of >= 25 taps whose estimated cost is below 0.7x the GEMM's. Inputs with
+    inf, NaN or values whose products could overflow always take the GEMM. Used as a context
+    manager, the setting found at the call comes back when the ``with`` block ends, also on an
+    exception; such blocks nest.
 
     Args:
         name (str): ``"auto"`` (the default at import, unless ``RELUCORE_CONV`` says otherwise),
