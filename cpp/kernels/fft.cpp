@@ -280,6 +280,8 @@ void fft_forward(const T* a, const T* b, i64 h, i64 w, i64 pr, i64 pc, const Fft
     transpose(r1.p, t, n, ld, 0, n, pc + w);
     const Rows<T> dst{z, zs, zm};
     pass(p, Rows<T>{t, ld, m}, w0, w1, ld, &dst, false, round_up(n, L));
+    for (i64 i = 0; i < n; ++i)  // columns past the last vector: zero for the pointwise products
+        for (i64 c = round_up(n, L); c < ld; ++c) z[i * zs + c] = z[i * zs + zm + c] = T(0);
 }
 
 template <class T, class Op>

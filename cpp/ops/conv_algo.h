@@ -36,9 +36,10 @@ template <class T> void max_abs(int count, const T* const* a, const i64* n, doub
     for (int j = 0; j < count; ++j) out[j] = m[j].load();
 }
 
-// True when max|a| and max|b| are finite and terms * max|a| * max|b| stays below a quarter of the
-// largest finite value: `terms` bounds every intermediate of a transformed algorithm (transforms,
-// products, sums) in units of max|a| * max|b| (the callers say how). Otherwise the GEMM path runs.
+// True when ma and mb (bounds of two operands, or of their transforms) and terms * ma * mb stay
+// below a quarter of the largest finite value: with `terms`, a bound on every intermediate of a
+// transformed algorithm (transforms, products, sums), as the callers say. Otherwise the GEMM path
+// runs.
 // The scan reads the inputs once, in parallel (~1-3% of a layer).
 template <class T> bool tame(double ma, double mb, double terms) {
     const double limit = (double)std::numeric_limits<T>::max() / 4;

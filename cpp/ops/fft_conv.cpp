@@ -26,6 +26,7 @@ namespace {
 constexpr i64 kMaxSize = 96;  // transform lengths considered (the plan's tables hold their twiddles)
 // Kernel spectra (C * F planes) kept for one call at most this large; beyond, the GEMM path runs.
 constexpr double kMaxSpectraBytes = 256.0 * (1 << 20);
+constexpr double kMaxThreadBytes = 64.0 * (1 << 20);  // the forward's spectra per thread
 // "auto": kernels of at least this many taps, and an estimated cost below this share of the GEMM's.
 constexpr i64 kMinTaps = 25;
 constexpr double kMaxCostRatio = 0.7;
@@ -142,23 +143,29 @@ bool fft_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape&
     const i64 sizes[2] = {s.N * s.C * HW, s.F * s.C * K};
     double mx[2];
     max_abs(2, arrays, sizes, mx);
-    // |Z| <= 2 n^2 max|x|, |W| <= K max|w|, summed over C, inverse <= n^2 times that
+    // Each operand's transform (|Z| <= 2 n^2 max|x|, |W| <= K max|w|) and the inverse of the sum
+    // over C of their products (<= n^2 times it) stay finite.
     const double n2 = (double)l.n * (double)l.n;
-    if (!tame<T>(mx[0], mx[1], 2.0 * n2 * n2 * (double)K * (double)s.C)) return false;
+    if (!tame<T>(2.0 * n2 * mx[0], (double)K * mx[1], n2 * (double)s.C)) return false;
     const int nt = threads(s);
     const auto& k = fft_kernels<T>();
     const i64 C = s.C, F = s.F, pl = l.plane;
+    // Items: blocks of pairs, each thread's spectra at most kMaxThreadBytes (else smaller blocks,
+    // or the GEMM path when one pair's input spectra pass it).
+    constexpr i64 kFilters = 4;
+    i64 block = l.pairs >= 8 * nt ? 4 : l.pairs >= 4 * nt ? 2 : 1;
+    const auto bytes = [&](i64 b) { return (double)((b * C + b * kFilters + 2) * pl) * sizeof(T); };
+    while (block > 1 && bytes(block) > kMaxThreadBytes) block /= 2;
+    if (bytes(block) > kMaxThreadBytes) return false;
     // The kernels' spectra W(f, c), contiguous planes (q = f * C + c).
     T* ws = scratch<T>(kWinogradWeights, F * C * pl);
     if (!ws) throw std::bad_alloc();
     each(F * C, nt, l, [&](i64 q, T* work) {
         k.forward(w + q * K, nullptr, s.g.kh, s.g.kw, 0, 0, l.plan, l.ld, ws + q * pl, l.ld, l.m, work);
     });
-    // Items: blocks of pairs. A block's spectra Z(p, c) stay in the thread's cache while the
-    // products Y(p, f) = sum_c Z(p, c) conj(W(f, c)) of kFilters filters at a time are formed and
-    // transformed back (a whole batch of Y, 13 MB on the CS231n layer, measured slower).
-    constexpr i64 kFilters = 4;
-    const i64 block = l.pairs >= 8 * nt ? 4 : l.pairs >= 4 * nt ? 2 : 1;
+    // A block's spectra Z(p, c) stay in the thread's cache while the products Y(p, f) = sum_c
+    // Z(p, c) conj(W(f, c)) of kFilters filters at a time are formed and transformed back (a whole
+    // batch of Y, 13 MB on the CS231n layer, measured slower).
     const auto inverse = k.inverse[act];
     parallel_runs((l.pairs + block - 1) / block, nt, [&](i64 b) {
         const i64 p0 = b * block, pb = p0 + block < l.pairs ? block : l.pairs - p0;
@@ -195,10 +202,12 @@ template <class T> void fft_backward(const T* dy, const T* x, const T* w, T*& dx
     const i64 sizes[3] = {s.N * s.F * OHW, s.F * s.C * K, s.N * s.C * HW};
     double mx[3] = {0, 0, 0};  // max |dy|, |w|, |x|
     max_abs(dw ? 3 : 2, arrays, sizes, mx);
-    const double n2 = (double)l.n * (double)l.n;
-    const bool take_dx = dx && s.H > 0 && s.W > 0 && tame<T>(mx[0], mx[1], 2.0 * n2 * n2 * (double)K * (double)s.F);
-    // |Z| <= 2 HW max|x|, |D| <= 2 OHW max|dy|, summed over the pairs, inverse <= n^2 times that
-    const bool take_dw = dw && tame<T>(mx[0], mx[2], 4.0 * n2 * (double)HW * (double)OHW * (double)l.pairs);
+    // Each operand's transform (|D| <= 2 OHW max|dy|, |W| <= K max|w|, |Z| <= 2 HW max|x|) and
+    // the inverse of the sums of products (over F for dx, the pairs for dweight; <= n^2 times
+    // them) stay finite.
+    const double n2 = (double)l.n * (double)l.n, md = 2.0 * (double)OHW * mx[0];
+    const bool take_dx = dx && s.H > 0 && s.W > 0 && tame<T>(md, (double)K * mx[1], n2 * (double)s.F);
+    const bool take_dw = dw && tame<T>(md, 2.0 * (double)HW * mx[2], n2 * (double)l.pairs);
     if (!take_dx && !take_dw) return;
     const int nt = threads(s);
     const auto& k = fft_kernels<T>();
