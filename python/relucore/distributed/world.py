@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import traceback
 from typing import Optional, Union
 
@@ -14,6 +15,9 @@ __all__ = ["World", "init", "get_world", "is_main", "print_on_main", "save_on_ma
 
 MPI_EXTRA_HINT = ("relucore.distributed needs mpi4py and an MPI library: pip install 'relucore[mpi]' "
                   "(mpi4py and the mpich wheel, which brings mpiexec)")
+
+# How long a failing rank waits between flushing its traceback and aborting the job.
+ABORT_GRACE_SECONDS = 0.25
 
 
 def mpi():
@@ -54,10 +58,14 @@ class World:
         self.comm.Barrier()
 
     def abort(self, code: int = 1) -> None:
-        """End every process of the job now, with exit code ``code``."""
+        """End every process of the job with exit code ``code``, after flushing stdout and stderr and a
+        pause of ``ABORT_GRACE_SECONDS`` (0.25 s) for the launcher to pass them on."""
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        # The launcher forwards each rank's output through a pipe and kills the job on the first
+        # Abort; without a pause, text already flushed (the traceback) could be dropped unread.
+        time.sleep(ABORT_GRACE_SECONDS)
         self.comm.Abort(code)
 
     def __repr__(self) -> str:
