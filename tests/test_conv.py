@@ -397,12 +397,14 @@ def test_threads_native(rc, cfg, dtype, rng):
 
 # --------------------------------------------------------------------------- Winograd F(2x2, 3x3)
 
-# 225 and 300 tiles an image: split into blocks of 96 (the last takes the rest) that start mid-row;
-# a block's outputs must not spill into the next block's part of the row. 260 input channels: more
-# than one GEMM depth block, so the transformed kernels are not packed once ahead.
+# The batch's tiles are cut in blocks of 96 that start mid-row and span images (49 tiles an image
+# for 14 x 14; 225 and 300 for the large planes): a block's outputs must not spill into the next
+# block's part of a row or image. 20 and 33 kernels: a last register tile of fewer rows; 5 x 49
+# tiles: a last block of fewer columns than a register tile. 260 input channels: more than one GEMM
+# depth block, so the transformed kernels are not packed once ahead (the unfused products).
 WINO = [Conv(2, 16, 9, 11, 16, 3, 1, 1), Conv(1, 17, 8, 8, 20, 3, 1, 0), Conv(3, 32, 6, 7, 32, 3, 1, 2, 1, 2),
         Conv(2, 16, 5, 5, 16, 3, 1, (1, 0)), Conv(1, 16, 30, 30, 16, 3, 1, 1), Conv(1, 40, 30, 40, 40, 3, 1, 1),
-        Conv(1, 260, 5, 6, 20, 3, 1, 1)]
+        Conv(1, 260, 5, 6, 20, 3, 1, 1), Conv(5, 16, 14, 14, 33, 3, 1, 1)]
 
 
 @pytest.mark.parametrize("cfg", WINO, ids=conv_id)

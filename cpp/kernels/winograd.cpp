@@ -7,46 +7,84 @@
 //   dk = G^T [sum over tiles V . (A dy A^T)] G,  with V the forward's input transform of x.
 #include "isa.h"
 #include "act_ops.h"
+#include "gemm_tile.h"
 
 namespace relucore {
 namespace RC_NS {
 namespace {
 
-// One padded plane xp (row stride ldx; rows 2*TH + 2; a row holds at least 2*ceil(TW/L)*L + 2
-// readable elements) -> v[xi * vs + th * TW + tw] for xi = 4 * row + column of the 4x4 transform.
+// One tile row of a padded plane (xp at its first row, row stride ldx; a row holds at least
+// 2*ceil(TW/L)*L + 2 readable elements) -> store(tw, n, u): u[xi] = (B^T d B)[xi] of tiles
+// tw .. tw + n (n <= L), xi = 4 * row + column of the 4x4 transform.
+template <class T, class Store>
+void input_row(const T* xp, i64 ldx, i64 TW, Store&& store) {
+    using V = typename VecOf<T>::type;
+    constexpr i64 L = V::L;
+    for (i64 tw = 0; tw < TW; tw += L) {
+        const i64 n = TW - tw < L ? TW - tw : L;
+        V d[4][4];
+        for (int q = 0; q < 4; ++q) {
+            const T* p = xp + q * ldx + 2 * tw;
+            const V a0 = V::load(p), a1 = V::load(p + L), b0 = V::load(p + 2), b1 = V::load(p + 2 + L);
+            d[q][0] = even_lanes(a0, a1);
+            d[q][1] = odd_lanes(a0, a1);
+            d[q][2] = even_lanes(b0, b1);
+            d[q][3] = odd_lanes(b0, b1);
+        }
+        V t[4][4];  // B^T d
+        for (int j = 0; j < 4; ++j) {
+            t[0][j] = d[0][j] - d[2][j];
+            t[1][j] = d[1][j] + d[2][j];
+            t[2][j] = d[2][j] - d[1][j];
+            t[3][j] = d[1][j] - d[3][j];
+        }
+        V u[16];
+        for (int q = 0; q < 4; ++q) {  // (B^T d) B, row q
+            u[4 * q] = t[q][0] - t[q][2];
+            u[4 * q + 1] = t[q][1] + t[q][2];
+            u[4 * q + 2] = t[q][2] - t[q][1];
+            u[4 * q + 3] = t[q][1] - t[q][3];
+        }
+        store(tw, n, u);
+    }
+}
+
+// One padded plane xp (rows 2*TH + 2) -> v[xi * vs + th * TW + tw].
 template <class T>
 void winograd_input(const T* xp, i64 ldx, i64 TH, i64 TW, T* v, i64 vs) {
     using V = typename VecOf<T>::type;
-    constexpr i64 L = V::L;
     for (i64 th = 0; th < TH; ++th)
-        for (i64 tw = 0; tw < TW; tw += L) {
-            const i64 n = TW - tw < L ? TW - tw : L;
-            V d[4][4];
-            for (int q = 0; q < 4; ++q) {
-                const T* p = xp + (2 * th + q) * ldx + 2 * tw;
-                const V a0 = V::load(p), a1 = V::load(p + L), b0 = V::load(p + 2), b1 = V::load(p + 2 + L);
-                d[q][0] = even_lanes(a0, a1);
-                d[q][1] = odd_lanes(a0, a1);
-                d[q][2] = even_lanes(b0, b1);
-                d[q][3] = odd_lanes(b0, b1);
+        input_row<T>(xp + 2 * th * ldx, ldx, TW, [&](i64 tw, i64 n, const V* u) {
+            T* o = v + th * TW + tw;
+            for (int xi = 0; xi < 16; ++xi) {
+                if (n == V::L) u[xi].store(o + xi * vs);
+                else u[xi].store_tail(o + xi * vs, n);
             }
-            V t[4][4];  // B^T d
-            for (int j = 0; j < 4; ++j) {
-                t[0][j] = d[0][j] - d[2][j];
-                t[1][j] = d[1][j] + d[2][j];
-                t[2][j] = d[2][j] - d[1][j];
-                t[3][j] = d[1][j] - d[3][j];
-            }
-            T* out = v + th * TW + tw;
-            for (int q = 0; q < 4; ++q) {  // (B^T d) B, row q
-                const V u[4] = {t[q][0] - t[q][2], t[q][1] + t[q][2], t[q][2] - t[q][1], t[q][1] - t[q][3]};
-                for (int j = 0; j < 4; ++j) {
-                    T* o = out + (4 * q + j) * vs;
-                    if (n == L) u[j].store(o);
-                    else u[j].store_tail(o, n);
-                }
+        });
+}
+
+// n tiles of one tile row -> columns col .. col + n of the 16 matrices v[xi * vs ..], each cut in
+// panels of NR columns, ps apart: one store per matrix, or two where the run crosses into the
+// next panel (lanes from a on, stored from that panel's start).
+template <class T>
+void winograd_input_panels(const T* xp, i64 ldx, i64 n, i64 col, T* v, i64 vs, i64 ps) {
+    using V = typename VecOf<T>::type;
+    constexpr i64 NR = nr<T>();
+    input_row<T>(xp, ldx, n, [&](i64 tw, i64 cnt, const V* u) {
+        const i64 c = col + tw, j = c % NR, a = NR - j;
+        T* p = v + c / NR * ps + j;
+        if (cnt == V::L && a >= cnt) {
+            for (int xi = 0; xi < 16; ++xi) u[xi].store(p + xi * vs);
+        } else if (a >= cnt) {
+            for (int xi = 0; xi < 16; ++xi) u[xi].store_tail(p + xi * vs, cnt);
+        } else {
+            T* q = p - j + ps - a;  // lane a at the next panel's first column
+            for (int xi = 0; xi < 16; ++xi) {
+                u[xi].store_tail(p + xi * vs, a);
+                u[xi].store_lanes(q + xi * vs, a, cnt);
             }
         }
+    });
 }
 
 // m[xi * ms + th * TW + tw] -> y (OH x OW, row stride ldy) = op(A^T m A + bias); outputs past
@@ -85,6 +123,32 @@ void winograd_output(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i
                 else if (w > L) hi.store_tail(o + L, w - L);
             }
         }
+}
+
+// The 16 products of `rows` kernels by `cols` tile columns (register tiles over the packed
+// panels, into m: 16 x MR x NR, L1-sized), then their output transform into the image rows that
+// the columns' tiles cover: the products never leave L1.
+template <class T, class Op>
+void winograd_fused(i64 k, const T* u, i64 us, const T* v, i64 vs, i64 rows, i64 q0, i64 cols, T* m,
+                    const WinogradTiles<T>& to) {
+    constexpr i64 NR = nr<T>(), ms = kMR * NR;
+    for (int xi = 0; xi < 16; ++xi)
+        tile_for<T, kNV>(k, u + xi * us, v + xi * vs, m + xi * ms, NR, rows, cols, T(0), static_cast<const T*>(nullptr),
+                         Identity<T>{}, false);
+    for (i64 r = 0; r < rows; ++r) {
+        const T b = to.bias ? to.bias[r] : T(0);
+        for (i64 q = q0; q < q0 + cols;) {  // runs of columns in one tile row of one image
+            const i64 img = q / to.block, in_block = q % to.block, t = to.t0 + in_block;
+            const i64 th = t / to.TW, tw = t % to.TW;
+            i64 n = to.TW - tw;
+            if (to.block - in_block < n) n = to.block - in_block;
+            if (q0 + cols - q < n) n = q0 + cols - q;
+            const i64 width = to.OW - 2 * tw < 2 * n ? to.OW - 2 * tw : 2 * n;
+            T* y = to.y + img * to.image_step + r * to.row_step + 2 * th * to.OW + 2 * tw;
+            winograd_output<T, Op>(m + r * NR + (q - q0), ms, 1, n, b, y, to.OH - 2 * th, width, to.OW, to.param);
+            q += n;
+        }
+    }
 }
 
 // Kernels' 9 contiguous values <-> one vector per value with one kernel per lane: ceil(9 / L)
@@ -246,6 +310,11 @@ template <class T> WinogradKernels<T> make_winograd() {
     k.weights = &winograd_weights<T>;
     k.output_grad = &winograd_output_grad<T>;
     k.weights_grad = &winograd_weights_grad<T>;
+    k.input_panels = &winograd_input_panels<T>;
+    k.fused[kNormNone] = &winograd_fused<T, Identity<T>>;
+    k.fused[kNormRelu] = &winograd_fused<T, Relu<T>>;
+    k.fused[kNormLeaky] = &winograd_fused<T, LeakyRelu<T>>;
+    k.fused[kNormElu] = &winograd_fused<T, Elu<T>>;
     k.lanes = (int)VecOf<T>::type::L;
     return k;
 }

@@ -1,7 +1,9 @@
-// Winograd F(2x2, 3x3) convolution over batches: per block of tiles (or group of small images),
-// the input planes are copied zero-padded and transformed (V, 16 matrices of Cin x tiles),
-// multiplied by the transformed kernels (U, 16 matrices Cout x Cin, stored transposed) in 16 GEMMs, and the products
-// transformed back (with the bias). The kernel gradient multiplies V by the transformed dy tiles.
+// Winograd F(2x2, 3x3) convolution over batches: per block of the batch's tiles, the input planes
+// are copied zero-padded and transformed (V, 16 matrices of Cin x tiles), multiplied by the
+// transformed kernels (U, 16 matrices Cout x Cin, stored transposed) in 16 GEMMs, and the products
+// transformed back (with the bias). With our GEMM, U and V are written in its packed layouts and
+// each register tile's 16 products are transformed back while in L1. The kernel gradient
+// multiplies V by the transformed dy tiles.
 #include "winograd.h"
 
 #include <string.h>
@@ -98,35 +100,44 @@ struct Plan {
     i64 N, Cin, H, W, Cout, groups, ph, pw, OH, OW;  // in (N, Cin, H, W) -> out (N, Cout, OH, OW)
 };
 
-// The tiling of a plan, and its work items: an item is one GEMM's worth of tiles, a block of BS
-// consecutive tiles of one image (tile t = th * TW + tw; the last block of an image takes the
-// remainder too) or NI whole images when an image has fewer than kMinTiles. BS is kMinTiles when
-// such a block's transformed data (in and out) fits kBlockBytes, so it stays in the thread's L2
-// (measured: batch-1 56x56x64 backward -12%); with more channels it cannot, and blocks of
-// 8 * kMinTiles keep the GEMMs wide while bounding the scratch (28x28x128 runs whole images, as
-// before). Both are multiples of every GEMM tile width. The split depends on the shape alone, never
-// on the thread count.
+// The tiling of a plan, and its work items: the batch's tiles in order (tile t = th * TW + tw of
+// image n is tile n * TPI + t) cut in blocks of BS, an item each (the last takes what is left);
+// an item may span images. BS is kMinTiles when such a block's transformed data (in and out) fits
+// kBlockBytes, so it stays in the thread's L2 (measured: batch-1 56x56x64 backward -12%); with
+// more channels it cannot, and blocks of 8 * kMinTiles keep the GEMMs wide while bounding the
+// scratch. Both are multiples of every GEMM tile width, so every item but the last is whole
+// register tiles. The split depends on the shape alone, never on the thread count.
 struct Tiles {
-    i64 TH, TW, TPI, NI, BS, B, ldx, rows;  // B blocks per image; padded plane rows x ldx
+    i64 TH, TW, TPI, BS, ldx, rows;  // padded plane rows x ldx
     Tiles(const Plan& p, i64 elem)
         : TH((p.OH + 1) / 2), TW((p.OW + 1) / 2), TPI(TH * TW),
-          NI(TPI >= kMinTiles ? 1 : p.N < (kMinTiles + TPI - 1) / TPI ? p.N : (kMinTiles + TPI - 1) / TPI),
           BS(16 * (p.Cin + p.Cout) / p.groups * elem * kMinTiles <= kBlockBytes ? kMinTiles : 8 * kMinTiles),
-          B(TPI >= BS ? TPI / BS : 1), ldx(2 * ((TW + 15) / 16 * 16) + 34), rows(2 * TH + 2) {}
+          ldx(2 * ((TW + 15) / 16 * 16) + 34), rows(2 * TH + 2) {}
     i64 plane() const { return rows * ldx; }
-    i64 items(i64 N) const { return (N + NI - 1) / NI * B; }  // per group
-    i64 max_cols() const { return NI * (TPI - (B - 1) * BS); }  // the last block is the largest
+    i64 items(i64 N) const { return (N * TPI + BS - 1) / BS; }  // per group
+    i64 max_cols(i64 N) const { return N * TPI < BS ? N * TPI : BS; }
 };
 
 struct Item {
-    i64 n0, ni, t0, t1;  // images n0 .. n0 + ni, tiles t0 .. t1 of each
-    i64 block() const { return t1 - t0; }
-    i64 cols() const { return ni * (t1 - t0); }
+    i64 g0, g1;  // the batch's tiles g0 .. g1: the item's columns
+    i64 cols() const { return g1 - g0; }
+    i64 images(const Tiles& t) const { return (g1 - 1) / t.TPI - g0 / t.TPI + 1; }
 };
 
 Item item(const Tiles& t, i64 N, i64 i) {
-    const i64 n0 = i / t.B * t.NI, b = i % t.B;
-    return Item{n0, N - n0 < t.NI ? N - n0 : t.NI, b * t.BS, b == t.B - 1 ? t.TPI : (b + 1) * t.BS};
+    const i64 g0 = i * t.BS, end = N * t.TPI;
+    return Item{g0, end - g0 < t.BS ? end : g0 + t.BS};
+}
+
+// The item's tiles in its k-th image (k < images): image n, tiles t0 .. t1, tile t0's column.
+struct Run {
+    i64 n, t0, t1, col;
+};
+
+Run image_run(const Tiles& t, const Item& it, i64 k) {
+    const i64 n = it.g0 / t.TPI + k, base = n * t.TPI;
+    const i64 t0 = it.g0 > base ? it.g0 - base : 0, t1 = it.g1 < base + t.TPI ? it.g1 - base : t.TPI;
+    return Run{n, t0, t1, base + t0 - it.g0};
 }
 
 // f(th, tw, n, off) for the row segments of tiles [t0, t1): n tiles from (th, tw), off = th*TW + tw - t0.
@@ -138,31 +149,78 @@ template <class F> void segments(const Tiles& t, i64 t0, i64 t1, F&& f) {
     }
 }
 
-// V[xi * vs + c * cols + k * block + tile - t0] (c < Cg, k < ni) = B^T d B of the item's tiles of
-// the input planes of group gr; xps: one padded plane per thread (only the rows the tiles read are filled).
+// V[xi * vs + c * cols + column] (c < Cg) = B^T d B of the item's tiles of the input planes of
+// group gr; with nr > 0, the same columns cut in panels of nr (the GEMM's packed
+// B: column q of channel c at (q / nr) * Cg * nr + c * nr + q % nr). xps: one padded plane per
+// thread (only the rows the tiles read are filled).
 template <class T>
 void transform_input(const T* in, const Plan& p, const Tiles& t, const Item& it, i64 gr, T* V, i64 vs, T* xps,
-                     int nt) {
+                     int nt, i64 nr = 0) {
     const auto input = winograd_kernels<T>().input;
+    const auto input_panels = winograd_kernels<T>().input_panels;
     const i64 Cg = p.Cin / p.groups, NT = it.cols();
-    const i64 r0 = 2 * (it.t0 / t.TW), r1 = 2 * ((it.t1 - 1) / t.TW) + 4;
-    parallel_range(it.ni * Cg, 1, 1, cap(nt, NT * Cg * 16, kGrainCopy), [&](i64 b, i64 e, int thread) {
+    // a run of n tiles from tw reads columns up to 2 * (tw + ceil(n / L) * L) + 2 of its rows
+    const i64 L = winograd_kernels<T>().lanes, reach = 2 * t.TW + 2 * L;
+    parallel_range(it.images(t) * Cg, 1, 1, cap(nt, NT * Cg * 16, kGrainCopy), [&](i64 b, i64 e, int thread) {
         T* xp = xps + thread * t.plane();
         for (i64 q = b; q < e; ++q) {
-            const i64 k = q / Cg, c = q % Cg;
-            const T* plane = in + ((it.n0 + k) * p.Cin + gr * Cg + c) * p.H * p.W;
-            for (i64 r = r0; r < r1; ++r) {
+            const i64 c = q % Cg;
+            const Run run = image_run(t, it, q / Cg);
+            const T* plane = in + (run.n * p.Cin + gr * Cg + c) * p.H * p.W;
+            const i64 r0 = 2 * (run.t0 / t.TW), r1 = 2 * ((run.t1 - 1) / t.TW) + 4;
+            for (i64 r = r0; r < r1; ++r) {  // the columns the transforms read: [0, reach)
                 T* row = xp + r * t.ldx;
-                const i64 ih = r - p.ph;
-                memset(row, 0, (size_t)t.ldx * sizeof(T));
-                if (ih < 0 || ih >= p.H) continue;
-                const i64 c0 = p.pw, n = p.W < t.ldx - c0 ? p.W : t.ldx - c0;
+                const i64 ih = r - p.ph, c0 = p.pw < reach ? p.pw : reach;
+                const i64 n = ih < 0 || ih >= p.H ? 0 : p.W < reach - c0 ? p.W : reach - c0;
+                zero(row, c0);
                 if (n > 0) memcpy(row + c0, plane + ih * p.W, (size_t)n * sizeof(T));
+                zero(row + c0 + n, reach - c0 - n);
             }
-            segments(t, it.t0, it.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
-                input(xp + 2 * th * t.ldx + 2 * tw, t.ldx, 1, n, V + c * NT + k * it.block() + off, vs);
+            segments(t, run.t0, run.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
+                const T* src = xp + 2 * th * t.ldx + 2 * tw;
+                const i64 col = run.col + off;
+                if (nr) input_panels(src, t.ldx, n, col, V + c * nr, vs, Cg * nr);
+                else input(src, t.ldx, 1, n, V + c * NT + col, vs);
             });
         }
+    });
+}
+
+// run() with U in the GEMM's packed A layout: per item, the input transform writes packed B panels
+// and each (mr kernels, nr tiles) block runs its 16 register tiles and their output transform in L1
+// (no packing, and the products never go to L2 and back).
+template <class T>
+void run_fused(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p, int act, T param) {
+    const auto fused = winograd_kernels<T>().fused[act];
+    const auto& gk = gemm_kernels<T>();
+    const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups, mr = gk.mr, nr = gk.nr, L = winograd_kernels<T>().lanes;
+    const Tiles t(p, sizeof(T));
+    const i64 panels_max = (t.max_cols(p.N) + nr - 1) / nr, msz = 16 * mr * nr;
+    const i64 vsz = 16 * spaced<T>(Cg * nr * panels_max);
+    const i64 work = 16 * Fg * Cg * t.TPI * p.N * p.groups;
+    for_items<T>(t.items(p.N) * p.groups, vsz + max_threads() * (t.plane() + msz), work, [&](i64 i, T* buf, int nt) {
+        const i64 gr = i % p.groups;
+        const Item it = item(t, p.N, i / p.groups);
+        const i64 NT = it.cols(), tp = (NT + nr - 1) / nr, fp = (Fg + mr - 1) / mr, vs = spaced<T>(Cg * nr * tp);
+        T* V = buf;
+        T* ms = buf + vsz + max_threads() * t.plane();
+        transform_input(in, p, t, it, gr, V, vs, buf + vsz, nt, nr);
+        const i64 edge = NT - (tp - 1) * nr, edge_read = (edge + L - 1) / L * L;  // the last panel's columns, read
+        if (edge < edge_read)
+            for (i64 xi = 0; xi < 16; ++xi)
+                for (i64 c = 0; c < Cg; ++c) zero(V + xi * vs + (tp - 1) * Cg * nr + c * nr + edge, edge_read - edge);
+        const i64 ys = p.OH * p.OW;
+        parallel_range(fp * tp, 1, 1, cap(nt, 16 * Fg * Cg * NT, kGrainFlops), [&](i64 b, i64 e, int thread) {
+            T* m = ms + thread * msz;
+            for (i64 w = b; w < e; ++w) {
+                const i64 fi = w % fp, j = w / fp, rows = Fg - fi * mr < mr ? Fg - fi * mr : mr;
+                const i64 q0 = j * nr, cols = NT - q0 < nr ? NT - q0 : nr;
+                const WinogradTiles<T> to{out + (gr * Fg + fi * mr) * ys, ys, p.Cout * ys, t.TPI, 0, t.TW, p.OH, p.OW,
+                                          bias ? bias + gr * Fg + fi * mr : nullptr, param};
+                fused(Cg, U.data + gr * 16 * U.stride + fi * mr * Cg, U.stride, V + j * Cg * nr, vs, rows, it.g0 + q0,
+                      cols, m, to);
+            }
+        });
     });
 }
 
@@ -170,10 +228,11 @@ void transform_input(const T* in, const Plan& p, const Tiles& t, const Item& it,
 // (groups x 16 x Cin_g x Cout_g, matrices `spaced` apart) + bias (or null)).
 template <class T>
 void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p, int act = kNormNone, T param = T(0)) {
+    if (U.packed) return run_fused(in, U, bias, out, p, act, param);
     const auto output = winograd_kernels<T>().output[act];
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups;
     const Tiles t(p, sizeof(T));
-    const i64 vsz = 16 * spaced<T>(Cg * t.max_cols()), msz = 16 * spaced<T>(Fg * t.max_cols());
+    const i64 vsz = 16 * spaced<T>(Cg * t.max_cols(p.N)), msz = 16 * spaced<T>(Fg * t.max_cols(p.N));
     const i64 work = 16 * Fg * Cg * t.TPI * p.N * p.groups;
     const auto& gk = gemm_kernels<T>();
     std::atomic<bool> ok{true};
@@ -196,13 +255,14 @@ void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p,
             ok = false;
             return;
         }
-        parallel_items(it.ni * Fg, cap(nt, NT * Fg * 16, kGrainCopy), [&](i64 q) {
-            const i64 k = q / Fg, f = q % Fg;
+        parallel_items(it.images(t) * Fg, cap(nt, NT * Fg * 16, kGrainCopy), [&](i64 q) {
+            const i64 f = q % Fg;
+            const Run run = image_run(t, it, q / Fg);
             const T b = bias ? bias[gr * Fg + f] : T(0);
-            T* y = out + ((it.n0 + k) * p.Cout + gr * Fg + f) * p.OH * p.OW;
-            segments(t, it.t0, it.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
+            T* y = out + (run.n * p.Cout + gr * Fg + f) * p.OH * p.OW;
+            segments(t, run.t0, run.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
                 const i64 width = p.OW - 2 * tw < 2 * n ? p.OW - 2 * tw : 2 * n;  // this segment's outputs only
-                output(M + f * NT + k * it.block() + off, ms, 1, n, b, y + 2 * th * p.OW + 2 * tw, p.OH - 2 * th,
+                output(M + f * NT + run.col + off, ms, 1, n, b, y + 2 * th * p.OW + 2 * tw, p.OH - 2 * th,
                        width, p.OW, param);
             });
         });
@@ -265,7 +325,7 @@ template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw,
     const Tiles t(p, sizeof(T));
     const auto& wk = winograd_kernels<T>();
     const i64 items = t.items(s.N), chunks = items < kDwChunks ? items : kDwChunks;
-    const i64 vsz = 16 * spaced<T>(Cg * t.max_cols()), dsz = 16 * spaced<T>(Fg * t.max_cols());
+    const i64 vsz = 16 * spaced<T>(Cg * t.max_cols(s.N)), dsz = 16 * spaced<T>(Fg * t.max_cols(s.N));
     const i64 ms = spaced<T>(Fg * Cg), msz = s.groups * 16 * ms;
     T* Ms = scratch<T>(kPartials, chunks * msz);
     if (!Ms) throw std::bad_alloc();
@@ -280,12 +340,13 @@ template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw,
                 const Item it = item(t, s.N, i);  // the same for every group
                 const i64 NT = it.cols(), vs = spaced<T>(Cg * NT), ds = spaced<T>(Fg * NT);
                 transform_input(x, p, t, it, gr, V, vs, buf + vsz + dsz, nt);
-                parallel_items(it.ni * Fg, cap(nt, NT * Fg * 16, kGrainCopy), [&](i64 q) {
-                    const i64 k = q / Fg, f = q % Fg;
-                    const T* g = dy + ((it.n0 + k) * s.F + gr * Fg + f) * p.OH * p.OW;
-                    segments(t, it.t0, it.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
+                parallel_items(it.images(t) * Fg, cap(nt, NT * Fg * 16, kGrainCopy), [&](i64 q) {
+                    const i64 f = q % Fg;
+                    const Run run = image_run(t, it, q / Fg);
+                    const T* g = dy + (run.n * s.F + gr * Fg + f) * p.OH * p.OW;
+                    segments(t, run.t0, run.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
                         wk.output_grad(g + 2 * th * p.OW + 2 * tw, p.OH - 2 * th, p.OW - 2 * tw, p.OW, 1, n,
-                                       D + f * NT + k * it.block() + off, ds);
+                                       D + f * NT + run.col + off, ds);
                     });
                 });
                 T* M = Ms + chunk * msz + gr * 16 * ms;

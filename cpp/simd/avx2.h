@@ -22,7 +22,11 @@ struct F32x8 { using type = float; static constexpr int L = 8; __m256 v;
     void stream(float* p) const { _mm256_stream_ps(p, v); }  // p 32-byte aligned
     // The first n < L lanes; the others read as 0 and are never touched (no fault past the end).
     static F32x8 load_tail(const float* p, int64_t n) { return {_mm256_maskload_ps(p, tail_mask32(n))}; }
-    void store_tail(float* p, int64_t n) const { _mm256_maskstore_ps(p, tail_mask32(n), v); } };
+    void store_tail(float* p, int64_t n) const { _mm256_maskstore_ps(p, tail_mask32(n), v); }
+    // Lanes lo <= i < n to p[i], the others untouched.
+    void store_lanes(float* p, int64_t lo, int64_t n) const {
+        _mm256_maskstore_ps(p, _mm256_andnot_si256(tail_mask32(lo), tail_mask32(n)), v);
+    } };
 struct F64x4 { using type = double; static constexpr int L = 4; __m256d v;
     static F64x4 load(const double* p) { return {_mm256_loadu_pd(p)}; }
     static F64x4 set1(double a) { return {_mm256_set1_pd(a)}; }
@@ -30,7 +34,10 @@ struct F64x4 { using type = double; static constexpr int L = 4; __m256d v;
     void store(double* p) const { _mm256_storeu_pd(p, v); }
     void stream(double* p) const { _mm256_stream_pd(p, v); }
     static F64x4 load_tail(const double* p, int64_t n) { return {_mm256_maskload_pd(p, tail_mask64(n))}; }
-    void store_tail(double* p, int64_t n) const { _mm256_maskstore_pd(p, tail_mask64(n), v); } };
+    void store_tail(double* p, int64_t n) const { _mm256_maskstore_pd(p, tail_mask64(n), v); }
+    void store_lanes(double* p, int64_t lo, int64_t n) const {
+        _mm256_maskstore_pd(p, _mm256_andnot_si256(tail_mask64(lo), tail_mask64(n)), v);
+    } };
 struct M32x8 { __m256 m; };
 struct M64x4 { __m256d m; };
 

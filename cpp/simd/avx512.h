@@ -14,7 +14,11 @@ struct F32x16 { using type = float; static constexpr int L = 16; __m512 v;
     void stream(float* p) const { _mm512_stream_ps(p, v); }  // p 64-byte aligned
     // The first n < L lanes; the others read as 0 and are never touched (no fault past the end).
     static F32x16 load_tail(const float* p, int64_t n) { return {_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p)}; }
-    void store_tail(float* p, int64_t n) const { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v); } };
+    void store_tail(float* p, int64_t n) const { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v); }
+    // Lanes lo <= i < n to p[i], the others untouched.
+    void store_lanes(float* p, int64_t lo, int64_t n) const {
+        _mm512_mask_storeu_ps(p, (__mmask16)(((1u << n) - 1) & ~((1u << lo) - 1)), v);
+    } };
 struct F64x8 { using type = double; static constexpr int L = 8; __m512d v;
     static F64x8 load(const double* p) { return {_mm512_loadu_pd(p)}; }
     static F64x8 set1(double a) { return {_mm512_set1_pd(a)}; }
@@ -22,7 +26,10 @@ struct F64x8 { using type = double; static constexpr int L = 8; __m512d v;
     void store(double* p) const { _mm512_storeu_pd(p, v); }
     void stream(double* p) const { _mm512_stream_pd(p, v); }
     static F64x8 load_tail(const double* p, int64_t n) { return {_mm512_maskz_loadu_pd((__mmask8)((1u << n) - 1), p)}; }
-    void store_tail(double* p, int64_t n) const { _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), v); } };
+    void store_tail(double* p, int64_t n) const { _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), v); }
+    void store_lanes(double* p, int64_t lo, int64_t n) const {
+        _mm512_mask_storeu_pd(p, (__mmask8)(((1u << n) - 1) & ~((1u << lo) - 1)), v);
+    } };
 struct M16 { __mmask16 m; };
 struct M8 { __mmask8 m; };
 

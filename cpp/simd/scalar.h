@@ -25,6 +25,9 @@ struct Scalar {
     void store_tail(T* p, int64_t n) const {
         if (n > 0) *p = v;
     }
+    void store_lanes(T* p, int64_t lo, int64_t n) const {
+        if (lo == 0 && n > 0) *p = v;
+    }
 };
 
 #define RC_S template <class T, bool F> static inline
