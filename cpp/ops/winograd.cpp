@@ -21,7 +21,6 @@ namespace ops {
 namespace {
 
 constexpr i64 kMinTiles = 96;         // GEMM columns of a work item (small images are grouped to reach it)
-constexpr i64 kBlockBytes = 1 << 20;  // transformed data of a block of kMinTiles tiles that stays near L2
 
 // What "auto" asks of a layer before taking Winograd; below each, the GEMM path measured faster
 // (docs/performance.md): channels per group in and out (the Winograd GEMMs' depth), tiles in the
@@ -101,21 +100,19 @@ struct Plan {
 };
 
 // The tiling of a plan, and its work items: the batch's tiles in order (tile t = th * TW + tw of
-// image n is tile n * TPI + t) cut in blocks of BS, an item each (the last takes what is left);
-// an item may span images. BS is kMinTiles when such a block's transformed data (in and out) fits
-// kBlockBytes, so it stays in the thread's L2 (measured: batch-1 56x56x64 backward -12%); with
-// more channels it cannot, and blocks of 8 * kMinTiles keep the GEMMs wide while bounding the
-// scratch. Both are multiples of every GEMM tile width, so every item but the last is whole
-// register tiles. The split depends on the shape alone, never on the thread count.
+// image n is tile n * TPI + t) cut in blocks of kMinTiles, an item each (the last also takes the
+// remainder: no small item left to one thread); an item may span images. A multiple of every GEMM tile width, so every item but the last
+// is whole register tiles. Larger blocks measured slower once their transformed data left L2
+// (768 tiles: 16x256x14x14 forward 5.4 -> 9.6 ms, float32) and none faster beyond noise. The split
+// depends on the shape alone, never on the thread count.
 struct Tiles {
     i64 TH, TW, TPI, BS, ldx, rows;  // padded plane rows x ldx
-    Tiles(const Plan& p, i64 elem)
-        : TH((p.OH + 1) / 2), TW((p.OW + 1) / 2), TPI(TH * TW),
-          BS(16 * (p.Cin + p.Cout) / p.groups * elem * kMinTiles <= kBlockBytes ? kMinTiles : 8 * kMinTiles),
+    explicit Tiles(const Plan& p)
+        : TH((p.OH + 1) / 2), TW((p.OW + 1) / 2), TPI(TH * TW), BS(kMinTiles),
           ldx(2 * ((TW + 15) / 16 * 16) + 34), rows(2 * TH + 2) {}
     i64 plane() const { return rows * ldx; }
-    i64 items(i64 N) const { return (N * TPI + BS - 1) / BS; }  // per group
-    i64 max_cols(i64 N) const { return N * TPI < BS ? N * TPI : BS; }
+    i64 items(i64 N) const { return N * TPI < BS ? 1 : N * TPI / BS; }  // per group
+    i64 max_cols(i64 N) const { return N * TPI < BS ? N * TPI : BS + N * TPI % BS; }  // the last item's
 };
 
 struct Item {
@@ -125,8 +122,7 @@ struct Item {
 };
 
 Item item(const Tiles& t, i64 N, i64 i) {
-    const i64 g0 = i * t.BS, end = N * t.TPI;
-    return Item{g0, end - g0 < t.BS ? end : g0 + t.BS};
+    return Item{i * t.BS, i == t.items(N) - 1 ? N * t.TPI : (i + 1) * t.BS};
 }
 
 // The item's tiles in its k-th image (k < images): image n, tiles t0 .. t1, tile t0's column.
@@ -194,7 +190,7 @@ void run_fused(const T* in, const Weights<T>& U, const T* bias, T* out, const Pl
     const auto fused = winograd_kernels<T>().fused[act];
     const auto& gk = gemm_kernels<T>();
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups, mr = gk.mr, nr = gk.nr, L = winograd_kernels<T>().lanes;
-    const Tiles t(p, sizeof(T));
+    const Tiles t(p);
     const i64 panels_max = (t.max_cols(p.N) + nr - 1) / nr, msz = 16 * mr * nr;
     const i64 vsz = 16 * spaced<T>(Cg * nr * panels_max);
     const i64 work = 16 * Fg * Cg * t.TPI * p.N * p.groups;
@@ -231,7 +227,7 @@ void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p,
     if (U.packed) return run_fused(in, U, bias, out, p, act, param);
     const auto output = winograd_kernels<T>().output[act];
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups;
-    const Tiles t(p, sizeof(T));
+    const Tiles t(p);
     const i64 vsz = 16 * spaced<T>(Cg * t.max_cols(p.N)), msz = 16 * spaced<T>(Fg * t.max_cols(p.N));
     const i64 work = 16 * Fg * Cg * t.TPI * p.N * p.groups;
     const auto& gk = gemm_kernels<T>();
@@ -322,7 +318,7 @@ template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, 
 template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     const Plan p{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW};
-    const Tiles t(p, sizeof(T));
+    const Tiles t(p);
     const auto& wk = winograd_kernels<T>();
     const i64 items = t.items(s.N), chunks = items < kDwChunks ? items : kDwChunks;
     const i64 vsz = 16 * spaced<T>(Cg * t.max_cols(s.N)), dsz = 16 * spaced<T>(Fg * t.max_cols(s.N));
