@@ -20,7 +20,7 @@ namespace relucore {
 namespace ops {
 namespace {
 
-constexpr i64 kMinTiles = 96;         // GEMM columns of a work item (small images are grouped to reach it)
+constexpr i64 kMinTiles = 96;  // tiles (GEMM columns) of a work item
 
 // What "auto" asks of a layer before taking Winograd; below each, the GEMM path measured faster
 // (docs/performance.md): channels per group in and out (the Winograd GEMMs' depth), tiles in the
@@ -101,10 +101,11 @@ struct Plan {
 
 // The tiling of a plan, and its work items: the batch's tiles in order (tile t = th * TW + tw of
 // image n is tile n * TPI + t) cut in blocks of kMinTiles, an item each (the last also takes the
-// remainder: no small item left to one thread); an item may span images. A multiple of every GEMM tile width, so every item but the last
-// is whole register tiles. Larger blocks measured slower once their transformed data left L2
-// (768 tiles: 16x256x14x14 forward 5.4 -> 9.6 ms, float32) and none faster beyond noise. The split
-// depends on the shape alone, never on the thread count.
+// remainder: no small item left to one thread); an item may span images. kMinTiles is a multiple
+// of every GEMM tile width, so every item but the last is whole register tiles. Larger blocks
+// measured slower once their transformed data left L2 (768 tiles: 16x256x14x14 forward 5.4 ->
+// 9.6 ms, float32) and none faster beyond noise. The split depends on the shape alone, never on
+// the thread count.
 struct Tiles {
     i64 TH, TW, TPI, BS, ldx, rows;  // padded plane rows x ldx
     explicit Tiles(const Plan& p)
