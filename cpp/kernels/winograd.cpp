@@ -135,18 +135,27 @@ void winograd_fused(i64 k, const T* u, i64 us, const T* v, i64 vs, i64 rows, i64
     for (int xi = 0; xi < 16; ++xi)
         tile_for<T, kNV>(k, u + xi * us, v + xi * vs, m + xi * ms, NR, rows, cols, T(0), static_cast<const T*>(nullptr),
                          Identity<T>{}, false);
+    struct Run {
+        i64 off, n, width, rows, y;  // columns off .. off + n: outputs width x rows at y
+    };
+    Run runs[NR];  // runs of columns in one tile row of one image, found once for every kernel
+    i64 count = 0;
+    for (i64 q = q0; q < q0 + cols; ++count) {
+        const i64 img = q / to.block, in_block = q % to.block, t = to.t0 + in_block;
+        const i64 th = t / to.TW, tw = t % to.TW;
+        i64 n = to.TW - tw;
+        if (to.block - in_block < n) n = to.block - in_block;
+        if (q0 + cols - q < n) n = q0 + cols - q;
+        runs[count] = Run{q - q0, n, to.OW - 2 * tw < 2 * n ? to.OW - 2 * tw : 2 * n, to.OH - 2 * th,
+                          img * to.image_step + 2 * th * to.OW + 2 * tw};
+        q += n;
+    }
     for (i64 r = 0; r < rows; ++r) {
         const T b = to.bias ? to.bias[r] : T(0);
-        for (i64 q = q0; q < q0 + cols;) {  // runs of columns in one tile row of one image
-            const i64 img = q / to.block, in_block = q % to.block, t = to.t0 + in_block;
-            const i64 th = t / to.TW, tw = t % to.TW;
-            i64 n = to.TW - tw;
-            if (to.block - in_block < n) n = to.block - in_block;
-            if (q0 + cols - q < n) n = q0 + cols - q;
-            const i64 width = to.OW - 2 * tw < 2 * n ? to.OW - 2 * tw : 2 * n;
-            T* y = to.y + img * to.image_step + r * to.row_step + 2 * th * to.OW + 2 * tw;
-            winograd_output<T, Op>(m + r * NR + (q - q0), ms, 1, n, b, y, to.OH - 2 * th, width, to.OW, to.param);
-            q += n;
+        for (i64 i = 0; i < count; ++i) {
+            const Run& g = runs[i];
+            winograd_output<T, Op>(m + r * NR + g.off, ms, 1, g.n, b, to.y + r * to.row_step + g.y, g.rows, g.width,
+                                   to.OW, to.param);
         }
     }
 }
