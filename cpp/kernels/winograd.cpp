@@ -141,10 +141,8 @@ void winograd_fused(i64 k, const T* u, i64 us, const T* v, i64 vs, i64 rows, i64
     Run runs[NR];  // runs of columns in one tile row of one image, found once for every kernel
     i64 count = 0;
     for (i64 q = q0; q < q0 + cols; ++count) {
-        const i64 img = q / to.block, in_block = q % to.block, t = to.t0 + in_block;
-        const i64 th = t / to.TW, tw = t % to.TW;
-        i64 n = to.TW - tw;
-        if (to.block - in_block < n) n = to.block - in_block;
+        const i64 img = q / to.TPI, t = q % to.TPI, th = t / to.TW, tw = t % to.TW;
+        i64 n = to.TW - tw;  // to the end of the tile row (which ends the image's tiles too)
         if (q0 + cols - q < n) n = q0 + cols - q;
         runs[count] = Run{q - q0, n, to.OW - 2 * tw < 2 * n ? to.OW - 2 * tw : 2 * n, to.OH - 2 * th,
                           img * to.image_step + 2 * th * to.OW + 2 * tw};

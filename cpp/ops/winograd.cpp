@@ -107,13 +107,13 @@ struct Plan {
 // 9.6 ms, float32) and none faster beyond noise. The split depends on the shape alone, never on
 // the thread count.
 struct Tiles {
-    i64 TH, TW, TPI, BS, ldx, rows;  // padded plane rows x ldx
+    i64 TH, TW, TPI, total, ldx, rows;  // total: the batch's tiles; padded plane rows x ldx
     explicit Tiles(const Plan& p)
-        : TH((p.OH + 1) / 2), TW((p.OW + 1) / 2), TPI(TH * TW), BS(kMinTiles),
+        : TH((p.OH + 1) / 2), TW((p.OW + 1) / 2), TPI(TH * TW), total(p.N * TPI),
           ldx(2 * ((TW + 15) / 16 * 16) + 34), rows(2 * TH + 2) {}
     i64 plane() const { return rows * ldx; }
-    i64 items(i64 N) const { return N * TPI < BS ? 1 : N * TPI / BS; }  // per group
-    i64 max_cols(i64 N) const { return N * TPI < BS ? N * TPI : BS + N * TPI % BS; }  // the last item's
+    i64 items() const { return total < kMinTiles ? 1 : total / kMinTiles; }  // per group
+    i64 max_cols() const { return total < kMinTiles ? total : kMinTiles + total % kMinTiles; }  // the last item's
 };
 
 struct Item {
@@ -122,8 +122,8 @@ struct Item {
     i64 images(const Tiles& t) const { return (g1 - 1) / t.TPI - g0 / t.TPI + 1; }
 };
 
-Item item(const Tiles& t, i64 N, i64 i) {
-    return Item{i * t.BS, i == t.items(N) - 1 ? N * t.TPI : (i + 1) * t.BS};
+Item item(const Tiles& t, i64 i) {
+    return Item{i * kMinTiles, i == t.items() - 1 ? t.total : (i + 1) * kMinTiles};
 }
 
 // The item's tiles in its k-th image (k < images): image n, tiles t0 .. t1, tile t0's column.
@@ -192,12 +192,12 @@ void run_fused(const T* in, const Weights<T>& U, const T* bias, T* out, const Pl
     const auto& gk = gemm_kernels<T>();
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups, mr = gk.mr, nr = gk.nr, L = winograd_kernels<T>().lanes;
     const Tiles t(p);
-    const i64 panels_max = (t.max_cols(p.N) + nr - 1) / nr, msz = 16 * mr * nr;
+    const i64 panels_max = (t.max_cols() + nr - 1) / nr, msz = 16 * mr * nr;
     const i64 vsz = 16 * spaced<T>(Cg * nr * panels_max);
     const i64 work = 16 * Fg * Cg * t.TPI * p.N * p.groups;
-    for_items<T>(t.items(p.N) * p.groups, vsz + max_threads() * (t.plane() + msz), work, [&](i64 i, T* buf, int nt) {
+    for_items<T>(t.items() * p.groups, vsz + max_threads() * (t.plane() + msz), work, [&](i64 i, T* buf, int nt) {
         const i64 gr = i % p.groups;
-        const Item it = item(t, p.N, i / p.groups);
+        const Item it = item(t, i / p.groups);
         const i64 NT = it.cols(), tp = (NT + nr - 1) / nr, fp = (Fg + mr - 1) / mr, vs = spaced<T>(Cg * nr * tp);
         T* V = buf;
         T* ms = buf + vsz + max_threads() * t.plane();
@@ -212,7 +212,7 @@ void run_fused(const T* in, const Weights<T>& U, const T* bias, T* out, const Pl
             for (i64 w = b; w < e; ++w) {
                 const i64 fi = w % fp, j = w / fp, rows = Fg - fi * mr < mr ? Fg - fi * mr : mr;
                 const i64 q0 = j * nr, cols = NT - q0 < nr ? NT - q0 : nr;
-                const WinogradTiles<T> to{out + (gr * Fg + fi * mr) * ys, ys, p.Cout * ys, t.TPI, 0, t.TW, p.OH, p.OW,
+                const WinogradTiles<T> to{out + (gr * Fg + fi * mr) * ys, ys, p.Cout * ys, t.TPI, t.TW, p.OH, p.OW,
                                           bias ? bias + gr * Fg + fi * mr : nullptr, param};
                 fused(Cg, U.data + gr * 16 * U.stride + fi * mr * Cg, U.stride, V + j * Cg * nr, vs, rows, it.g0 + q0,
                       cols, m, to);
@@ -229,13 +229,13 @@ void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p,
     const auto output = winograd_kernels<T>().output[act];
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups;
     const Tiles t(p);
-    const i64 vsz = 16 * spaced<T>(Cg * t.max_cols(p.N)), msz = 16 * spaced<T>(Fg * t.max_cols(p.N));
+    const i64 vsz = 16 * spaced<T>(Cg * t.max_cols()), msz = 16 * spaced<T>(Fg * t.max_cols());
     const i64 work = 16 * Fg * Cg * t.TPI * p.N * p.groups;
     const auto& gk = gemm_kernels<T>();
     std::atomic<bool> ok{true};
-    for_items<T>(t.items(p.N) * p.groups, vsz + msz + max_threads() * t.plane(), work, [&](i64 i, T* buf, int nt) {
+    for_items<T>(t.items() * p.groups, vsz + msz + max_threads() * t.plane(), work, [&](i64 i, T* buf, int nt) {
         const i64 gr = i % p.groups;
-        const Item it = item(t, p.N, i / p.groups);
+        const Item it = item(t, i / p.groups);
         const i64 NT = it.cols(), vs = spaced<T>(Cg * NT), ms = spaced<T>(Fg * NT);
         T* V = buf;
         T* M = buf + vsz;
@@ -321,8 +321,8 @@ template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw,
     const Plan p{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW};
     const Tiles t(p);
     const auto& wk = winograd_kernels<T>();
-    const i64 items = t.items(s.N), chunks = items < kDwChunks ? items : kDwChunks;
-    const i64 vsz = 16 * spaced<T>(Cg * t.max_cols(s.N)), dsz = 16 * spaced<T>(Fg * t.max_cols(s.N));
+    const i64 items = t.items(), chunks = items < kDwChunks ? items : kDwChunks;
+    const i64 vsz = 16 * spaced<T>(Cg * t.max_cols()), dsz = 16 * spaced<T>(Fg * t.max_cols());
     const i64 ms = spaced<T>(Fg * Cg), msz = s.groups * 16 * ms;
     T* Ms = scratch<T>(kPartials, chunks * msz);
     if (!Ms) throw std::bad_alloc();
@@ -334,7 +334,7 @@ template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw,
         T* D = buf + vsz;
         for (i64 i = i0; i < i1; ++i)
             for (i64 gr = 0; gr < s.groups; ++gr) {
-                const Item it = item(t, s.N, i);  // the same for every group
+                const Item it = item(t, i);  // the same for every group
                 const i64 NT = it.cols(), vs = spaced<T>(Cg * NT), ds = spaced<T>(Fg * NT);
                 transform_input(x, p, t, it, gr, V, vs, buf + vsz + dsz, nt);
                 parallel_items(it.images(t) * Fg, cap(nt, NT * Fg * 16, kGrainCopy), [&](i64 q) {

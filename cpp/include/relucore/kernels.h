@@ -176,14 +176,14 @@ struct FftKernels {
     int lanes;
 };
 
-// Where the columns of a block of Winograd tiles land in the output (the fused forward): column q
-// is tile t0 + q % block of image q / block (tile t at row t / TW, column t % TW of 2x2 tiles).
+// Where the batch's Winograd tiles land in the output (the fused forward): tile q is tile q % TPI
+// of image q / TPI (tile t at row t / TW, column t % TW of 2x2 tiles).
 template <class T>
 struct WinogradTiles {
-    T* y;             // the block's first image, the first output channel of the rows
+    T* y;             // image 0, the first output channel of the rows
     i64 row_step;     // between output channels (OH * OW)
     i64 image_step;   // between images
-    i64 block, t0, TW, OH, OW;
+    i64 TPI, TW, OH, OW;
     const T* bias;    // per row, or null
     T param;          // the activation's
 };
@@ -211,8 +211,9 @@ struct WinogradKernels {
     // input_panels transforms n tiles of a tile row of xp (as `input`) into columns col .. col + n
     // of the 16 matrices v[xi*vs ..], each cut in panels of nr columns `ps` apart (v: this
     // channel's row of panel 0); fused takes `rows` (<= mr) kernels by `cols` (<= nr) columns from
-    // q0: u + xi*us and v + xi*vs are their packed A and B panels over k channels; the 16 register
-    // tiles go to m (16 x mr x nr), then their output transform, bias and activation into `to`.
+    // the batch's tile q0: u + xi*us and v + xi*vs are their packed A and B panels over k
+    // channels; the 16 register tiles go to m (16 x mr x nr), then their output transform, bias
+    // and activation into `to`.
     void (*input_panels)(const T* xp, i64 ldx, i64 n, i64 col, T* v, i64 vs, i64 ps);
     void (*fused[kNormActs])(i64 k, const T* u, i64 us, const T* v, i64 vs, i64 rows, i64 q0, i64 cols, T* m,
                              const WinogradTiles<T>& to);
