@@ -5,6 +5,7 @@
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1].
 // The kernel gradient is the adjoint of the same identity in k (Y = A^T [(G k G^T) . V] A):
 //   dk = G^T [sum over tiles V . (A dy A^T)] G,  with V the forward's input transform of x.
+// Its transforms put L channels (filters) in the lanes instead of L tiles (see winograd_input_cl).
 #include "isa.h"
 #include "act_ops.h"
 #include "gemm_tile.h"
@@ -229,47 +230,6 @@ void winograd_weights(const T* w, i64 rows, i64 cols, i64 lr, i64 lc, int flip, 
     }
 }
 
-// The 2x2 tiles g of dy (OH x OW, row stride ld; zero beyond OH x OW) -> v[xi * vs + th * TW + tw] =
-// A g A^T, A = [1 0; 1 1; 1 -1; 0 -1] (the transpose of the output transform).
-template <class T>
-void winograd_output_grad(const T* dy, i64 OH, i64 OW, i64 ld, i64 TH, i64 TW, T* v, i64 vs) {
-    using V = typename VecOf<T>::type;
-    constexpr i64 L = V::L;
-    const V z = V::zero();
-    for (i64 th = 0; th < TH; ++th)
-        for (i64 tw = 0; tw < TW; tw += L) {
-            const i64 n = TW - tw < L ? TW - tw : L, rem = OW - 2 * tw;  // rem > 0: tw < TW
-            V g[2][2];  // g[row][column] of the tiles, L tiles a lane each
-            for (int a = 0; a < 2; ++a) {
-                if (2 * th + a >= OH) {
-                    g[a][0] = g[a][1] = z;
-                    continue;
-                }
-                const T* p = dy + (2 * th + a) * ld + 2 * tw;
-                const V a0 = rem >= L ? V::load(p) : V::load_tail(p, rem);
-                const V a1 = rem >= 2 * L ? V::load(p + L) : rem > L ? V::load_tail(p + L, rem - L) : z;
-                g[a][0] = even_lanes(a0, a1);
-                g[a][1] = odd_lanes(a0, a1);
-            }
-            V h[4][2];  // A g
-            for (int b = 0; b < 2; ++b) {
-                h[0][b] = g[0][b];
-                h[1][b] = g[0][b] + g[1][b];
-                h[2][b] = g[0][b] - g[1][b];
-                h[3][b] = z - g[1][b];
-            }
-            T* out = v + th * TW + tw;
-            for (int q = 0; q < 4; ++q) {  // (A g) A^T, row q
-                const V u[4] = {h[q][0], h[q][0] + h[q][1], h[q][0] - h[q][1], z - h[q][1]};
-                for (int j = 0; j < 4; ++j) {
-                    T* o = out + (4 * q + j) * vs;
-                    if (n == L) u[j].store(o);
-                    else u[j].store_tail(o, n);
-                }
-            }
-        }
-}
-
 // dw[l*ls + 3i + j] = (G^T m_l G)[i][j] for n kernels, m_l[xi] = the sum over `parts` partials of
 // m[part * ps + xi * ms + l], added in part order; G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
 template <class T>
@@ -305,6 +265,148 @@ void winograd_weights_grad(const T* m, i64 ms, i64 parts, i64 ps, i64 n, T* dw, 
     }
 }
 
+// The kernel gradient with channels in the lanes: each transformed tile is a row of L channels (or
+// filters), so a block's tiles form depth-major operands that the products below read as they are
+// (the tile-lane transforms above would need a transpose of their 16x expanded output instead).
+// The transposes happen on the raw rows, L positions of L planes at a time, into a buffer of
+// positions [0, 2L + 2) of up to 4 rows, rounded up to whole vectors.
+template <class V> constexpr i64 kClChunks = (2 * V::L + 2 + V::L - 1) / V::L;
+
+// Rows r0 .. r0 + rows, columns c0 .. c0 + chunks * L (chunks <= kClChunks) of nch <= L planes
+// (H x W, plane l at src + l * ps) -> buf[r * kClChunks * L + column]: one vector of the planes'
+// values per position; 0 outside the planes (the zero padding) and in the lanes of planes past nch.
+template <class V, class T>
+void to_lanes(const T* src, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, int rows, i64 chunks, V* buf) {
+    constexpr i64 L = V::L, P = kClChunks<V> * L;
+    for (int r = 0; r < rows; ++r)
+        for (i64 c = 0; c < chunks; ++c) {
+            V* v = buf + r * P + c * L;
+            const i64 ih = r0 + r, iw = c0 + c * L;  // lane j: column iw + j
+            const i64 lo = iw < 0 ? -iw : 0, hi = W - iw < L ? W - iw : L;
+            if (ih < 0 || ih >= H || lo >= hi) {
+                for (i64 l = 0; l < L; ++l) v[l] = V::zero();
+                continue;
+            }
+            // lanes outside [lo, hi) are neither read nor faulted (iw may be -1: the padding)
+            const T* p = src + ih * W + iw;
+            for (i64 l = 0; l < L; ++l)
+                v[l] = l >= nch ? V::zero() : lo == 0 && hi == L ? V::load(p + l * ps) : V::load_lanes(p + l * ps, lo, hi);
+            transpose(v);
+        }
+}
+
+// n tiles of a tile row of nch <= L input planes (H x W, plane l at x + l * ps), the first tile's
+// 4x4 patch from row r0, column c0 (negative in the padding) -> v[xi * vs + i * ld ..+L] =
+// (B^T d B)[xi] of tile i, the channels in the lanes (0 in those past nch).
+template <class T>
+void winograd_input_cl(const T* x, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, i64 n, T* v, i64 vs, i64 ld) {
+    using V = typename VecOf<T>::type;
+    constexpr i64 L = V::L, P = kClChunks<V> * L;
+    V buf[4 * P];
+    for (i64 i0 = 0; i0 < n; i0 += L) {
+        const i64 m = n - i0 < L ? n - i0 : L;
+        to_lanes<V>(x, ps, nch, H, W, r0, c0 + 2 * i0, 4, (2 * m + 2 + L - 1) / L, buf);  // the m patches' columns
+        for (i64 i = 0; i < m; ++i) {
+            const V* d = buf + 2 * i;  // d[q * P + j]: row q, column j of the tile's patch
+            V t[4][4];                 // B^T d
+            for (int j = 0; j < 4; ++j) {
+                t[0][j] = d[j] - d[2 * P + j];
+                t[1][j] = d[P + j] + d[2 * P + j];
+                t[2][j] = d[2 * P + j] - d[P + j];
+                t[3][j] = d[P + j] - d[3 * P + j];
+            }
+            T* o = v + (i0 + i) * ld;
+            for (int q = 0; q < 4; ++q) {  // (B^T d) B, row q
+                (t[q][0] - t[q][2]).store(o + (4 * q) * vs);
+                (t[q][1] + t[q][2]).store(o + (4 * q + 1) * vs);
+                (t[q][2] - t[q][1]).store(o + (4 * q + 2) * vs);
+                (t[q][1] - t[q][3]).store(o + (4 * q + 3) * vs);
+            }
+        }
+    }
+}
+
+// n 2x2 tiles of a tile row of nch <= L dy planes (OH x OW, plane l at g + l * ps), the first from
+// row r0, column c0 -> v[xi * vs + i * ld ..+L] = (A g A^T)[xi] of tile i, the filters in the lanes.
+template <class T>
+void winograd_output_grad_cl(const T* g, i64 ps, i64 nch, i64 OH, i64 OW, i64 r0, i64 c0, i64 n, T* v, i64 vs,
+                             i64 ld) {
+    using V = typename VecOf<T>::type;
+    constexpr i64 L = V::L, P = kClChunks<V> * L;
+    const V z = V::zero();
+    V buf[2 * P];
+    for (i64 i0 = 0; i0 < n; i0 += L) {
+        const i64 m = n - i0 < L ? n - i0 : L;
+        to_lanes<V>(g, ps, nch, OH, OW, r0, c0 + 2 * i0, 2, (2 * m + L - 1) / L, buf);
+        for (i64 i = 0; i < m; ++i) {
+            const V* d = buf + 2 * i;
+            V h[4][2];  // A g
+            for (int b = 0; b < 2; ++b) {
+                h[0][b] = d[b];
+                h[1][b] = d[b] + d[P + b];
+                h[2][b] = d[b] - d[P + b];
+                h[3][b] = z - d[P + b];
+            }
+            T* o = v + (i0 + i) * ld;
+            for (int q = 0; q < 4; ++q) {  // (A g) A^T, row q
+                h[q][0].store(o + (4 * q) * vs);
+                (h[q][0] + h[q][1]).store(o + (4 * q + 1) * vs);
+                (h[q][0] - h[q][1]).store(o + (4 * q + 2) * vs);
+                (z - h[q][1]).store(o + (4 * q + 3) * vs);
+            }
+        }
+    }
+}
+
+// c (rows x cols, at most MR x NV*L; ldc) = [c +] the sum over p < kc of a[p*lda + i] * b[p*ldb + j]:
+// the GEMM's register tile over operands with a row stride instead of packed panels. Reads MR
+// values of each a row and NV vectors of each b row whatever rows and cols are.
+template <class T, int NV>
+void cl_tile(i64 kc, const T* __restrict a, i64 lda, const T* __restrict b, i64 ldb, T* c, i64 ldc, i64 rows,
+             i64 cols, bool add) {
+    using V = typename VecOf<T>::type;
+    V acc[kMR][NV];
+    for (int i = 0; i < kMR; ++i)
+        for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+    for (i64 p = 0; p < kc; ++p, a += lda, b += ldb) {
+        V bv[NV];
+        for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * V::L);
+        for (int i = 0; i < kMR; ++i) {
+            const V av = V::set1(a[i]);
+            for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(av, bv[j], acc[i][j]);
+        }
+    }
+    for (int i = 0; i < kMR && i < rows; ++i)
+        for (int j = 0; j < NV; ++j) {
+            T* p = c + i * ldc + j * V::L;
+            const i64 n = cols - j * V::L;
+            if (n >= V::L) (add ? acc[i][j] + V::load(p) : acc[i][j]).store(p);
+            else if (n > 0) (add ? acc[i][j] + V::load_tail(p, n) : acc[i][j]).store_tail(p, n);
+        }
+}
+
+// The narrowest tile that covers `cols`.
+template <class T, int NV>
+void cl_tile_for(i64 kc, const T* a, i64 lda, const T* b, i64 ldb, T* c, i64 ldc, i64 rows, i64 cols, bool add) {
+    if constexpr (NV > 1) {
+        if (cols <= (NV - 1) * VecOf<T>::type::L) return cl_tile_for<T, NV - 1>(kc, a, lda, b, ldb, c, ldc, rows, cols, add);
+    }
+    cl_tile<T, NV>(kc, a, lda, b, ldb, c, ldc, rows, cols, add);
+}
+
+// c (F x C, ldc) = [c +] a^T b over kc rows of a (F values, lda apart) and b (C values, ldb apart),
+// one register tile at a time.
+template <class T>
+void winograd_dw_products(i64 kc, const T* a, i64 lda, const T* b, i64 ldb, i64 F, i64 C, T* c, i64 ldc, int add) {
+    constexpr i64 NR = nr<T>();
+    for (i64 j = 0; j < C; j += NR) {
+        const i64 cols = C - j < NR ? C - j : NR;
+        for (i64 i = 0; i < F; i += kMR)
+            cl_tile_for<T, kNV>(kc, a + i, lda, b + j, ldb, c + i * ldc + j, ldc, F - i < kMR ? F - i : kMR, cols,
+                                add != 0);
+    }
+}
+
 }  // namespace
 
 template <class T> WinogradKernels<T> make_winograd() {
@@ -315,13 +417,16 @@ template <class T> WinogradKernels<T> make_winograd() {
     k.output[kNormLeaky] = &winograd_output<T, LeakyRelu<T>>;
     k.output[kNormElu] = &winograd_output<T, Elu<T>>;
     k.weights = &winograd_weights<T>;
-    k.output_grad = &winograd_output_grad<T>;
     k.weights_grad = &winograd_weights_grad<T>;
     k.input_panels = &winograd_input_panels<T>;
     k.fused[kNormNone] = &winograd_fused<T, Identity<T>>;
     k.fused[kNormRelu] = &winograd_fused<T, Relu<T>>;
     k.fused[kNormLeaky] = &winograd_fused<T, LeakyRelu<T>>;
     k.fused[kNormElu] = &winograd_fused<T, Elu<T>>;
+    k.input_cl = &winograd_input_cl<T>;
+    k.output_grad_cl = &winograd_output_grad_cl<T>;
+    k.dw_products = &winograd_dw_products<T>;
+    k.mr = kMR;
     k.lanes = (int)VecOf<T>::type::L;
     return k;
 }

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <new>
+#include <numeric>
 
 #include "gemm.h"
 #include "conv_algo.h"
@@ -47,17 +48,13 @@ bool shape_ok(const ConvGeom& g, i64 n, i64 cin, i64 cout, i64 groups, bool dept
 // The backward's channel rules, dx and dweight each on its own, from a grid of layers measured both
 // ways (docs/performance.md). dx's Winograd GEMMs have Cg rows and depth Fg: in float32 16 rows
 // lose to the GEMM path (16 -> 32 channels on 14x14: 1.2x slower) unless the planes are large; in
-// float64 the GEMM path is slower and 16 suffice. dweight's GEMMs are Fg x Cg over the tiles:
-// float32 wants 32 of both (16 -> 32 on 14x14: 1.4x slower), float64 16 of both and either 32
-// input channels or planes of 28x28 and up (16 -> 32 on 14x14: 1.15x slower, on 56x56: 1.6x faster).
+// float64 the GEMM path is slower and 16 suffice. dweight (products over the tiles, channels in the
+// lanes) measured faster from 16 channels both ways on every layer of the grid.
 template <class T> bool dx_channels_ok(const ConvGeom& g, i64 Cg, i64 Fg) {
     if (Fg < kMinChannels || Cg < kMinChannels) return false;
     return sizeof(T) == 8 || Cg >= 32 || tiles_per_image(g) >= 400;
 }
-template <class T> bool dw_channels_ok(const ConvGeom& g, i64 Cg, i64 Fg) {
-    if (sizeof(T) == 4) return Cg >= 32 && Fg >= 32;
-    return Cg >= kMinChannels && Fg >= kMinChannels && (Cg >= 32 || tiles_per_image(g) >= 196);
-}
+bool dw_channels_ok(i64 Cg, i64 Fg) { return Cg >= kMinChannels && Fg >= kMinChannels; }
 
 // The stride between the 16 transformed matrices of n elements: n rounded up to 4 KiB plus 64 bytes.
 // At a multiple of 4 KiB the 16 streams a transform reads or writes all map to one L1 set.
@@ -294,7 +291,7 @@ WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, boo
     const bool depthwise = s.groups == s.C && s.groups > 1;
     want_dx = want_dx && s.N > 0 && s.H > 0 && s.W > 0 && s.g.ph <= 2 && s.g.pw <= 2 &&
               shape_ok(s.g, s.N, Fg, Cg, s.groups, depthwise, dx_channels_ok<T>(s.g, Cg, Fg));  // an empty dx: no tiles
-    want_dw = want_dw && s.N > 0 && shape_ok(s.g, s.N, Cg, Fg, s.groups, depthwise, dw_channels_ok<T>(s.g, Cg, Fg));
+    want_dw = want_dw && s.N > 0 && shape_ok(s.g, s.N, Cg, Fg, s.groups, depthwise, dw_channels_ok(Cg, Fg));
     if (!want_dx && !want_dw) return WinogradBackward{false, false};
     const T* arrays[3] = {dy, want_dw ? x : w, w};
     const i64 sizes[3] = {s.N * s.F * s.g.OH * s.g.OW, want_dw ? s.N * s.C * s.H * s.W : s.F * Cg * 9, s.F * Cg * 9};
@@ -313,21 +310,26 @@ template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, 
         Plan{s.N, s.F, s.g.OH, s.g.OW, s.C, s.groups, 2 - s.g.ph, 2 - s.g.pw, s.H, s.W});
 }
 
-// dw = the sum over images and tiles of V(x) . (A dy A^T): per item, 16 GEMMs (Fg x tiles by
-// tiles x Cg) into M, then G^T M G. Items are split into fixed chunks, each summing into its own M
-// (the sums do not depend on the thread count); the chunks are added in order at the end.
+// dw = the sum over images and tiles of V(x) . (A dy A^T): per item, both transforms with L
+// channels (filters) in the lanes write each tile as a row of depth-major operands (D: tiles x Fp
+// filters, V: tiles x Cp channels), the 16 products M[xi] (Fg x Cg) += D^T V run over them
+// unpacked, then G^T M G. Items are split into fixed chunks, each summing into its own M (the sums
+// do not depend on the thread count); the chunks are added in order at the end.
 template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     const Plan p{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW};
     const Tiles t(p);
     const auto& wk = winograd_kernels<T>();
+    // a tile's row in V and D: whole vectors, and for D whole register tiles (dw_products reads mr)
+    const i64 L = wk.lanes, lm = std::lcm(L, (i64)wk.mr);
+    const i64 Cp = (Cg + L - 1) / L * L, Fp = (Fg + lm - 1) / lm * lm;
+    const i64 cc = Cp / L, fc = Fp / L;  // lane chunks of channels and filters
     const i64 items = t.items(), chunks = items < kDwChunks ? items : kDwChunks;
-    const i64 vsz = 16 * spaced<T>(Cg * t.max_cols()), dsz = 16 * spaced<T>(Fg * t.max_cols());
+    const i64 vsz = 16 * spaced<T>(Cp * t.max_cols()), dsz = 16 * spaced<T>(Fp * t.max_cols());
     const i64 ms = spaced<T>(Fg * Cg), msz = s.groups * 16 * ms;
     T* Ms = scratch<T>(kPartials, chunks * msz);
     if (!Ms) throw std::bad_alloc();
-    std::atomic<bool> ok{true};
-    for_items<T>(chunks, vsz + dsz + max_threads() * t.plane(), 16 * Fg * Cg * t.TPI * s.N * s.groups,
+    for_items<T>(chunks, vsz + dsz, 16 * Fg * Cg * t.TPI * s.N * s.groups,
                  [&](i64 chunk, T* buf, int nt) {
         const i64 i0 = chunk * items / chunks, i1 = (chunk + 1) * items / chunks;
         T* V = buf;
@@ -335,26 +337,34 @@ template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw,
         for (i64 i = i0; i < i1; ++i)
             for (i64 gr = 0; gr < s.groups; ++gr) {
                 const Item it = item(t, i);  // the same for every group
-                const i64 NT = it.cols(), vs = spaced<T>(Cg * NT), ds = spaced<T>(Fg * NT);
-                transform_input(x, p, t, it, gr, V, vs, buf + vsz + dsz, nt);
-                parallel_items(it.images(t) * Fg, cap(nt, NT * Fg * 16, kGrainCopy), [&](i64 q) {
-                    const i64 f = q % Fg;
-                    const Run run = image_run(t, it, q / Fg);
-                    const T* g = dy + (run.n * s.F + gr * Fg + f) * p.OH * p.OW;
+                const i64 NT = it.cols(), vs = spaced<T>(Cp * NT), ds = spaced<T>(Fp * NT);
+                // one unit: an image's run of the item by one lane chunk of channels, then of filters
+                const i64 units = it.images(t) * (cc + fc);
+                parallel_items(units, cap(nt, NT * (Cp + Fp) * 16, kGrainCopy), [&](i64 u) {
+                    const Run run = image_run(t, it, u / (cc + fc));
+                    const i64 k = u % (cc + fc);  // channels from k * L, or filters from (k - cc) * L
+                    const bool input = k < cc;
+                    const i64 first = input ? k * L : (k - cc) * L, planes = input ? Cg : Fg;
+                    const i64 nch = planes - first < L ? (planes > first ? planes - first : 0) : L;
+                    const T* src = nch == 0 ? nullptr  // a zero chunk of the filters' padding
+                                   : input ? x + (run.n * s.C + gr * Cg + first) * p.H * p.W
+                                           : dy + (run.n * s.F + gr * Fg + first) * p.OH * p.OW;
                     segments(t, run.t0, run.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
-                        wk.output_grad(g + 2 * th * p.OW + 2 * tw, p.OH - 2 * th, p.OW - 2 * tw, p.OW, 1, n,
-                                       D + f * NT + run.col + off, ds);
+                        const i64 row = run.col + off;
+                        if (input)
+                            wk.input_cl(src, p.H * p.W, nch, p.H, p.W, 2 * th - p.ph, 2 * tw - p.pw, n,
+                                        V + row * Cp + first, vs, Cp);
+                        else
+                            wk.output_grad_cl(src, p.OH * p.OW, nch, p.OH, p.OW, 2 * th, 2 * tw, n,
+                                              D + row * Fp + first, ds, Fp);
                     });
                 });
                 T* M = Ms + chunk * msz + gr * 16 * ms;
                 parallel_items(16, cap(nt, 16 * Fg * Cg * NT, kGrainFlops), [&](i64 xi) {
-                    if (!gemm(Tr::N, Tr::T, Fg, Cg, NT, T(1), D + xi * ds, NT, V + xi * vs, NT,
-                              i == i0 ? T(0) : T(1), M + xi * ms, Cg))
-                        ok = false;
+                    wk.dw_products(NT, D + xi * ds, Fp, V + xi * vs, Cp, Fg, Cg, M + xi * ms, Cg, i != i0);
                 });
             }
     });
-    if (!ok) throw std::bad_alloc();
     parallel_range(s.F, 1, 1, cap(max_threads(), s.F * Cg * 16 * chunks, kGrainCopy), [&](i64 b, i64 e, int) {
         for (i64 f = b; f < e; ++f) {
             const i64 gr = f / Fg, fl = f % Fg;

@@ -26,6 +26,10 @@ struct F32x8 { using type = float; static constexpr int L = 8; __m256 v;
     // Lanes lo <= i < n to p[i], the others untouched.
     void store_lanes(float* p, int64_t lo, int64_t n) const {
         _mm256_maskstore_ps(p, _mm256_andnot_si256(tail_mask32(lo), tail_mask32(n)), v);
+    }
+    // Lanes lo <= i < n from p[i], the others 0 and never touched.
+    static F32x8 load_lanes(const float* p, int64_t lo, int64_t n) {
+        return {_mm256_maskload_ps(p, _mm256_andnot_si256(tail_mask32(lo), tail_mask32(n)))};
     } };
 struct F64x4 { using type = double; static constexpr int L = 4; __m256d v;
     static F64x4 load(const double* p) { return {_mm256_loadu_pd(p)}; }
@@ -37,6 +41,9 @@ struct F64x4 { using type = double; static constexpr int L = 4; __m256d v;
     void store_tail(double* p, int64_t n) const { _mm256_maskstore_pd(p, tail_mask64(n), v); }
     void store_lanes(double* p, int64_t lo, int64_t n) const {
         _mm256_maskstore_pd(p, _mm256_andnot_si256(tail_mask64(lo), tail_mask64(n)), v);
+    }
+    static F64x4 load_lanes(const double* p, int64_t lo, int64_t n) {
+        return {_mm256_maskload_pd(p, _mm256_andnot_si256(tail_mask64(lo), tail_mask64(n)))};
     } };
 struct M32x8 { __m256 m; };
 struct M64x4 { __m256d m; };

@@ -18,6 +18,10 @@ struct F32x16 { using type = float; static constexpr int L = 16; __m512 v;
     // Lanes lo <= i < n to p[i], the others untouched.
     void store_lanes(float* p, int64_t lo, int64_t n) const {
         _mm512_mask_storeu_ps(p, (__mmask16)(((1u << n) - 1) & ~((1u << lo) - 1)), v);
+    }
+    // Lanes lo <= i < n from p[i], the others 0 and never touched.
+    static F32x16 load_lanes(const float* p, int64_t lo, int64_t n) {
+        return {_mm512_maskz_loadu_ps((__mmask16)(((1u << n) - 1) & ~((1u << lo) - 1)), p)};
     } };
 struct F64x8 { using type = double; static constexpr int L = 8; __m512d v;
     static F64x8 load(const double* p) { return {_mm512_loadu_pd(p)}; }
@@ -29,6 +33,9 @@ struct F64x8 { using type = double; static constexpr int L = 8; __m512d v;
     void store_tail(double* p, int64_t n) const { _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), v); }
     void store_lanes(double* p, int64_t lo, int64_t n) const {
         _mm512_mask_storeu_pd(p, (__mmask8)(((1u << n) - 1) & ~((1u << lo) - 1)), v);
+    }
+    static F64x8 load_lanes(const double* p, int64_t lo, int64_t n) {
+        return {_mm512_maskz_loadu_pd((__mmask8)(((1u << n) - 1) & ~((1u << lo) - 1)), p)};
     } };
 struct M16 { __mmask16 m; };
 struct M8 { __mmask8 m; };

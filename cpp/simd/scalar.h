@@ -28,6 +28,7 @@ struct Scalar {
     void store_lanes(T* p, int64_t lo, int64_t n) const {
         if (lo == 0 && n > 0) *p = v;
     }
+    static Scalar load_lanes(const T* p, int64_t lo, int64_t n) { return {lo == 0 && n > 0 ? *p : T(0)}; }
 };
 
 #define RC_S template <class T, bool F> static inline

@@ -202,10 +202,8 @@ struct WinogradKernels {
     // of that layout.
     void (*weights)(const T* w, i64 rows, i64 cols, i64 lr, i64 lc, int flip, i64 mr, i64 e0, i64 e1, T* u,
                     i64 us);
-    // For the kernel gradient: the 2x2 tiles g of dy (OH x OW, row stride ld, zero past it) ->
-    // v[xi*vs + th*TW + tw] = A g A^T; and n kernel gradients dw[l*ls + 3i + j] = G^T m G from
+    // For the kernel gradient: n kernel gradients dw[l*ls + 3i + j] = G^T m G from
     // m[part*ps + xi*ms + l] summed over `parts` partials in order.
-    void (*output_grad)(const T* dy, i64 OH, i64 OW, i64 ld, i64 TH, i64 TW, T* v, i64 vs);
     void (*weights_grad)(const T* m, i64 ms, i64 parts, i64 ps, i64 n, T* dw, i64 ls);
     // The forward with the products fused (GemmKernels' register tile and packed layouts):
     // input_panels transforms n tiles of a tile row of xp (as `input`) into columns col .. col + n
@@ -217,6 +215,17 @@ struct WinogradKernels {
     void (*input_panels)(const T* xp, i64 ldx, i64 n, i64 col, T* v, i64 vs, i64 ps);
     void (*fused[kNormActs])(i64 k, const T* u, i64 us, const T* v, i64 vs, i64 rows, i64 q0, i64 cols, T* m,
                              const WinogradTiles<T>& to);
+    // The kernel gradient with L channels in the lanes (depth-major operands, no packing):
+    // input_cl transforms n tiles of a tile row of nch <= L input planes (H x W, plane l at
+    // x + l*ps; the first tile's patch from row r0, column c0, negative in the zero padding) into
+    // v[xi*vs + i*ld ..+L] (lanes past nch 0); output_grad_cl the same for n 2x2 tiles of dy
+    // planes (OH x OW); dw_products c (F x C, ldc) = [c +] (add) the sum over kc of
+    // a[p*lda + f] * b[p*ldb + c] (reads whole register tiles: mr values of a row of a, vectors of b).
+    void (*input_cl)(const T* x, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, i64 n, T* v, i64 vs, i64 ld);
+    void (*output_grad_cl)(const T* g, i64 ps, i64 nch, i64 OH, i64 OW, i64 r0, i64 c0, i64 n, T* v, i64 vs,
+                           i64 ld);
+    void (*dw_products)(i64 kc, const T* a, i64 lda, const T* b, i64 ldb, i64 F, i64 C, T* c, i64 ldc, int add);
+    int mr;  // dw_products' register tile rows
     int lanes;
 };
 
