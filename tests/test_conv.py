@@ -399,12 +399,16 @@ def test_threads_native(rc, cfg, dtype, rng):
 
 # The batch's tiles are cut in blocks of 96 that start mid-row and span images (49 tiles an image
 # for 14 x 14; 225 and 300 for the large planes): a block's outputs must not spill into the next
-# block's part of a row or image. 20 and 33 kernels: a last register tile of fewer rows; 5 x 49
-# tiles: a last block of fewer columns than a register tile. 260 input channels: more than one GEMM
-# depth block, so the transformed kernels are not packed once ahead (the unfused products).
+# block's part of a row or image. 20 and 33 kernels: a last register tile of fewer rows (tiles in
+# the lanes) or a last vector of fewer kernels (channels in the lanes); 5 x 49 tiles: a last block
+# of fewer columns than a register tile. Most layers run with channels in the lanes; these take
+# tiles in the lanes: 130 channels both ways (a transformed kernel matrix over 64 KiB), float32 16
+# channels on rows of 17 tiles, and 260 -> 80 (more than one GEMM depth block, so the transformed
+# kernels are not packed once ahead: the unfused products).
 WINO = [Conv(2, 16, 9, 11, 16, 3, 1, 1), Conv(1, 17, 8, 8, 20, 3, 1, 0), Conv(3, 32, 6, 7, 32, 3, 1, 2, 1, 2),
         Conv(2, 16, 5, 5, 16, 3, 1, (1, 0)), Conv(1, 16, 30, 30, 16, 3, 1, 1), Conv(1, 40, 30, 40, 40, 3, 1, 1),
-        Conv(1, 260, 5, 6, 20, 3, 1, 1), Conv(5, 16, 14, 14, 33, 3, 1, 1)]
+        Conv(1, 260, 5, 6, 20, 3, 1, 1), Conv(5, 16, 14, 14, 33, 3, 1, 1), Conv(1, 130, 6, 6, 130, 3, 1, 1),
+        Conv(2, 16, 34, 34, 16, 3, 1, 1), Conv(1, 260, 4, 4, 80, 3, 1, 1)]
 
 
 @pytest.mark.parametrize("cfg", WINO, ids=conv_id)

@@ -358,6 +358,112 @@ void winograd_output_grad_cl(const T* g, i64 ps, i64 nch, i64 OH, i64 OW, i64 r0
     }
 }
 
+// c (MR x NV*L, ldc) = the sum over p < kc of a[i * lda + p] * b[p * ldb + j]: the register tile
+// with the rows of A row-major (a tile's channels contiguous); rows past `rows` repeat the last.
+template <class T, int NV>
+void cl_rows_tile(i64 kc, const T* a, i64 lda, i64 rows, const T* __restrict b, i64 ldb, T* c, i64 ldc) {
+    using V = typename VecOf<T>::type;
+    const T* ar[kMR];
+    for (int i = 0; i < kMR; ++i) ar[i] = a + (i < rows ? i : rows - 1) * lda;
+    V acc[kMR][NV];
+    for (int i = 0; i < kMR; ++i)
+        for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+    for (i64 p = 0; p < kc; ++p, b += ldb) {
+        V bv[NV];
+        for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * V::L);
+        for (int i = 0; i < kMR; ++i) {
+            const V av = V::set1(ar[i][p]);
+            for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(av, bv[j], acc[i][j]);
+        }
+    }
+    for (int i = 0; i < kMR; ++i)
+        for (int j = 0; j < NV; ++j) acc[i][j].store(c + i * ldc + j * V::L);
+}
+
+// cl_rows_tile with nv (<= NV) vectors.
+template <class T, int NV>
+void cl_rows_for(i64 nv, i64 kc, const T* a, i64 lda, i64 rows, const T* b, i64 ldb, T* c, i64 ldc) {
+    if constexpr (NV > 1) {
+        if (nv < NV) return cl_rows_for<T, NV - 1>(nv, kc, a, lda, rows, b, ldb, c, ldc);
+    }
+    cl_rows_tile<T, NV>(kc, a, lda, rows, b, ldb, c, ldc);
+}
+
+// The forward (and dx) with channels in the lanes, for `rows` <= MR consecutive tiles of the batch
+// from tile q0: their 16 products with the transformed kernels (v + xi*vs: the tiles as rows of k
+// channels, ldv apart; u + xi*us: k rows of F filters, ldu apart) into m (16 x MR x Fp, Fp = F
+// rounded up to whole vectors: L1-sized), then the output transform, bias and activation, the
+// outputs of L filters turned from filter lanes to position lanes by register transposes and
+// stored row segment by row segment into `to` (to.y and to.bias: filter 0).
+template <class T, class Op>
+void winograd_cl_fused(i64 k, const T* u, i64 us, i64 ldu, const T* v, i64 vs, i64 ldv, i64 rows, i64 F, i64 q0,
+                       T* m, const WinogradTiles<T>& to) {
+    using V = typename VecOf<T>::type;
+    constexpr i64 L = V::L, PB = (2 * kMR + L - 1) / L;  // blocks of L positions of a tile row pair
+    const i64 nvt = (F + L - 1) / L, Fp = nvt * L, ms = kMR * Fp;
+    for (int xi = 0; xi < 16; ++xi) {
+        const T* a = v + xi * vs;
+        const T* b = u + xi * us;
+        T* c = m + xi * ms;
+        for (i64 j = 0; j < nvt;) {  // NV vectors of filters at a time, split evenly (4 -> 2 + 2)
+            const i64 r = nvt - j, nv = r <= kNV ? r : r < 2 * kNV ? (r + 1) / 2 : kNV;
+            cl_rows_for<T, kNV>(nv, k, a, ldv, rows, b + j * L, ldu, c + j * L, Fp);
+            j += nv;
+        }
+    }
+    struct Run {
+        i64 p0, width, rows, y;  // positions p0 .. p0 + width of the group: outputs width x rows at y
+    };
+    Run runs[kMR];
+    i64 count = 0;
+    for (i64 q = q0; q < q0 + rows; ++count) {
+        const i64 img = q / to.TPI, t = q % to.TPI, th = t / to.TW, tw = t % to.TW;
+        i64 n = to.TW - tw;
+        if (q0 + rows - q < n) n = q0 + rows - q;
+        runs[count] = Run{2 * (q - q0), to.OW - 2 * tw < 2 * n ? to.OW - 2 * tw : 2 * n, to.OH - 2 * th,
+                          img * to.image_step + 2 * th * to.OW + 2 * tw};
+        q += n;
+    }
+    const Op op{to.param};
+    for (i64 f0 = 0; f0 < F; f0 += L) {
+        const i64 nf = F - f0 < L ? F - f0 : L;
+        const V vb = to.bias ? V::load_tail(to.bias + f0, nf) : V::zero();
+        V P[2][PB * L];  // P[a][position]: outputs of row a of the tiles, L filters a vector
+        for (i64 i = 0; i < rows; ++i) {
+            const T* in = m + i * Fp + f0;
+            V s[2][4];  // A^T m
+            for (int j = 0; j < 4; ++j) {
+                const V c0 = V::load(in + j * ms), c1 = V::load(in + (4 + j) * ms), c2 = V::load(in + (8 + j) * ms),
+                        c3 = V::load(in + (12 + j) * ms);
+                s[0][j] = c0 + c1 + c2;
+                s[1][j] = c1 - c2 - c3;
+            }
+            for (int a = 0; a < 2; ++a) {
+                P[a][2 * i] = op.fwd(s[a][0] + s[a][1] + s[a][2] + vb);
+                P[a][2 * i + 1] = op.fwd(s[a][1] - s[a][2] - s[a][3] + vb);
+            }
+        }
+        for (int a = 0; a < 2; ++a) {
+            for (i64 e = 2 * rows; e < PB * L; ++e) P[a][e] = V::zero();
+            for (i64 blk = 0; blk < PB; ++blk) transpose(P[a] + blk * L);  // now filter l, positions blk*L ..
+            for (i64 ri = 0; ri < count; ++ri) {
+                const Run& g = runs[ri];
+                if (a >= g.rows) continue;
+                T* row = to.y + g.y + a * to.OW - g.p0;  // position p of the group at row[p]
+                for (i64 blk = g.p0 / L; blk * L < g.p0 + g.width; ++blk) {
+                    const i64 lo = g.p0 > blk * L ? g.p0 - blk * L : 0;
+                    const i64 hi = g.p0 + g.width < (blk + 1) * L ? g.p0 + g.width - blk * L : L;
+                    for (i64 l = 0; l < nf; ++l) {
+                        T* dst = row + (f0 + l) * to.row_step + blk * L;
+                        if (lo == 0 && hi == L) P[a][blk * L + l].store(dst);
+                        else P[a][blk * L + l].store_lanes(dst, lo, hi);
+                    }
+                }
+            }
+        }
+    }
+}
+
 // c (rows x cols, at most MR x NV*L; ldc) = [c +] the sum over p < kc of a[p*lda + i] * b[p*ldb + j]:
 // the GEMM's register tile over operands with a row stride instead of packed panels. Reads MR
 // values of each a row and NV vectors of each b row whatever rows and cols are.
@@ -427,6 +533,10 @@ template <class T> WinogradKernels<T> make_winograd() {
     k.output_grad_cl = &winograd_output_grad_cl<T>;
     k.dw_products = &winograd_dw_products<T>;
     k.mr = kMR;
+    k.cl_fused[kNormNone] = &winograd_cl_fused<T, Identity<T>>;
+    k.cl_fused[kNormRelu] = &winograd_cl_fused<T, Relu<T>>;
+    k.cl_fused[kNormLeaky] = &winograd_cl_fused<T, LeakyRelu<T>>;
+    k.cl_fused[kNormElu] = &winograd_cl_fused<T, Elu<T>>;
     k.lanes = (int)VecOf<T>::type::L;
     return k;
 }

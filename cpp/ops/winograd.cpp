@@ -66,19 +66,21 @@ template <class T> i64 spaced(i64 n) {
 // The transformed kernels U[gr][xi] (16 matrices per group, `stride` apart): element (ci, co) is
 // G k G^T for the 3x3 kernel k from in channel ci to out channel co. Forward: ci < Cg, co < Fg,
 // k = w[co][ci]; input gradient (flipped): ci < Fg, co < Cg, k = w[ci][co] rotated by 180 degrees.
-// For our GEMM, when one depth block holds a matrix, they are written straight in its packed A
-// layout (U^T as panels of mr out channels), so no GEMM packs them; else row-major ci x co (co
-// contiguous: the GEMMs read U transposed and pack it with a plain copy).
+// For our GEMM (may_pack), when one depth block holds a matrix, they are written straight in its
+// packed A layout (U^T as panels of mr out channels), so no GEMM packs them; else row-major ci x co
+// (co contiguous: run_cl reads its rows as they are, the GEMMs read U transposed and pack it with
+// a plain copy).
 template <class T> struct Weights {
     const T* data;
     i64 stride;
     bool packed;
 };
 
-template <class T> Weights<T> transformed_weights(const T* w, i64 groups, i64 Fg, i64 Cg, bool flipped) {
+template <class T>
+Weights<T> transformed_weights(const T* w, i64 groups, i64 Fg, i64 Cg, bool flipped, bool may_pack = true) {
     const i64 rows = flipped ? Fg : Cg, cols = flipped ? Cg : Fg;
     const auto& gk = gemm_kernels<T>();
-    const bool packed = gemm_uses_own() && gk.packed_a_size(cols, rows) > 0;
+    const bool packed = may_pack && gemm_uses_own() && gk.packed_a_size(cols, rows) > 0;
     const i64 mr = packed ? gk.mr : 0, size = (packed ? (cols + mr - 1) / mr * mr : cols) * rows;
     const i64 us = spaced<T>(size), lanes = winograd_kernels<T>().lanes;
     T* U = scratch<T>(kWinogradWeights, groups * 16 * us);
@@ -218,6 +220,64 @@ void run_fused(const T* in, const Weights<T>& U, const T* bias, T* out, const Pl
     });
 }
 
+// V[xi * vs + column * Cp + c] = B^T d B of the item's tiles of the input planes of group gr,
+// channels in the lanes (a tile's row of Cp: the channels rounded up to lanes, zero past Cg).
+template <class T>
+void transform_input_cl(const T* in, const Plan& p, const Tiles& t, const Item& it, i64 gr, T* V, i64 vs, i64 Cp,
+                        int nt) {
+    const auto& wk = winograd_kernels<T>();
+    const i64 Cg = p.Cin / p.groups, L = wk.lanes, cc = Cp / L;
+    parallel_items(it.images(t) * cc, cap(nt, it.cols() * Cp * 16, kGrainCopy), [&](i64 u) {
+        const Run run = image_run(t, it, u / cc);
+        const i64 first = u % cc * L, nch = Cg - first < L ? Cg - first : L;
+        const T* src = in + (run.n * p.Cin + gr * Cg + first) * p.H * p.W;
+        segments(t, run.t0, run.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
+            wk.input_cl(src, p.H * p.W, nch, p.H, p.W, 2 * th - p.ph, 2 * tw - p.pw, n, V + (run.col + off) * Cp + first,
+                        vs, Cp);
+        });
+    });
+}
+
+// run() with channels in the lanes: per item, the input transform writes each tile as a row of
+// channels, and each group of mr tiles runs its 16 products over all the kernels and their output
+// transform in L1 (U row-major: Cin rows of Cout kernels per matrix).
+template <class T>
+void run_cl(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p, int act, T param) {
+    const auto& wk = winograd_kernels<T>();
+    const auto fused = wk.cl_fused[act];
+    const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups, mr = wk.mr, L = wk.lanes;
+    const i64 Cp = (Cg + L - 1) / L * L, Fp = (Fg + L - 1) / L * L;
+    const Tiles t(p);
+    const i64 vsz = 16 * spaced<T>(Cp * t.max_cols()), msz = 16 * mr * Fp;
+    const i64 work = 16 * Fg * Cg * t.TPI * p.N * p.groups;
+    for_items<T>(t.items() * p.groups, vsz + max_threads() * msz, work, [&](i64 i, T* buf, int nt) {
+        const i64 gr = i % p.groups;
+        const Item it = item(t, i / p.groups);
+        const i64 NT = it.cols(), vs = spaced<T>(Cp * NT), groups = (NT + mr - 1) / mr, ys = p.OH * p.OW;
+        T* V = buf;
+        transform_input_cl(in, p, t, it, gr, V, vs, Cp, nt);
+        const WinogradTiles<T> to{out + gr * Fg * ys, ys, p.Cout * ys, t.TPI, t.TW, p.OH, p.OW,
+                                  bias ? bias + gr * Fg : nullptr, param};
+        parallel_range(groups, 1, 1, cap(nt, 16 * Fg * Cg * NT, kGrainFlops), [&](i64 b, i64 e, int thread) {
+            T* m = buf + vsz + thread * msz;
+            for (i64 g = b; g < e; ++g) {
+                const i64 q = g * mr, rows = NT - q < mr ? NT - q : mr;
+                fused(Cg, U.data + gr * 16 * U.stride, U.stride, Fg, V + q * Cp, vs, Cp, rows, Fg, it.g0 + q, m, to);
+            }
+        });
+    });
+}
+
+// Whether a layer runs with channels in the lanes (run_cl) rather than tiles (run). The channel
+// lanes measured faster on the layers of a grid (docs/performance.md) except where a transformed
+// kernel matrix no longer fits L1 (Cg * Fg * sizeof(T) over 64 KiB: 128 float64 channels 1.04-1.13x
+// slower) and where a tile row fills a vector while the channels fill fewer than two (float32 16
+// channels on 56x56 planes: 1.02-1.24x slower).
+template <class T> bool channel_lanes(const Plan& p) {
+    const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups, L = winograd_kernels<T>().lanes;
+    return Cg * Fg * (i64)sizeof(T) <= (64 << 10) && !((p.OW + 1) / 2 >= L && Cg < 2 * L);
+}
+
 // out = act(the stride-1 3x3 correlation of in with the kernels whose transforms are U
 // (groups x 16 x Cin_g x Cout_g, matrices `spaced` apart) + bias (or null)).
 template <class T>
@@ -279,8 +339,11 @@ bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dS
     double m[2];
     max_abs(2, arrays, sizes, m);
     if (!tame<T>(m[0], m[1], 81.0 * (double)Cg)) return false;
-    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, false);
-    run(x, U, bias, y, Plan{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW}, act, param);
+    const Plan pl{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW};
+    const bool cl = channel_lanes<T>(pl);
+    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, false, !cl);
+    if (cl) run_cl(x, U, bias, y, pl, act, param);
+    else run(x, U, bias, y, pl, act, param);
     return true;
 }
 
@@ -305,9 +368,11 @@ WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, boo
 
 template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
-    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, true);
-    run(dy, U, static_cast<const T*>(nullptr), dx,
-        Plan{s.N, s.F, s.g.OH, s.g.OW, s.C, s.groups, 2 - s.g.ph, 2 - s.g.pw, s.H, s.W});
+    const Plan pl{s.N, s.F, s.g.OH, s.g.OW, s.C, s.groups, 2 - s.g.ph, 2 - s.g.pw, s.H, s.W};
+    const bool cl = channel_lanes<T>(pl);
+    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, true, !cl);
+    if (cl) run_cl(dy, U, static_cast<const T*>(nullptr), dx, pl, kNormNone, T(0));
+    else run(dy, U, static_cast<const T*>(nullptr), dx, pl);
 }
 
 // dw = the sum over images and tiles of V(x) . (A dy A^T): per item, both transforms with L

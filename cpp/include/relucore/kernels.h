@@ -225,7 +225,13 @@ struct WinogradKernels {
     void (*output_grad_cl)(const T* g, i64 ps, i64 nch, i64 OH, i64 OW, i64 r0, i64 c0, i64 n, T* v, i64 vs,
                            i64 ld);
     void (*dw_products)(i64 kc, const T* a, i64 lda, const T* b, i64 ldb, i64 F, i64 C, T* c, i64 ldc, int add);
-    int mr;  // dw_products' register tile rows
+    // The forward (and dx) with channels in the lanes: `rows` <= mr tiles of the batch from tile q0
+    // (v + xi*vs: the tiles as rows of k channels, ldv apart, from input_cl) by the transformed
+    // kernels (u + xi*us: k rows of F filters, ldu apart) into m (16 x mr x F rounded up to lanes),
+    // then the output transform, bias and activation of all F filters into `to`.
+    void (*cl_fused[kNormActs])(i64 k, const T* u, i64 us, i64 ldu, const T* v, i64 vs, i64 ldv, i64 rows, i64 F,
+                                i64 q0, T* m, const WinogradTiles<T>& to);
+    int mr;  // dw_products' and cl_fused's register tile rows
     int lanes;
 };
 
