@@ -271,11 +271,15 @@ void run_cl(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan&
 // Whether a layer runs with channels in the lanes (run_cl) rather than tiles (run). The channel
 // lanes measured faster on the layers of a grid (docs/performance.md) except where a transformed
 // kernel matrix no longer fits L1 (Cg * Fg * sizeof(T) over 64 KiB: 128 float64 channels 1.04-1.13x
-// slower) and where a tile row fills a vector while the channels fill fewer than two (float32 16
-// channels on 56x56 planes: 1.02-1.24x slower).
+// slower), where a tile row fills a vector while the channels fill fewer than two (float32 16
+// channels on 56x56 planes: 1.02-1.24x slower), and on float64 layers whose input and output
+// exceed 8 MiB (16x64x56x56: 1.11-1.14x, 16x32x56x56: 1.14-1.26x slower; the same layers with 2-4
+// images 0.95-1.03x).
 template <class T> bool channel_lanes(const Plan& p) {
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups, L = winograd_kernels<T>().lanes;
-    return Cg * Fg * (i64)sizeof(T) <= (64 << 10) && !((p.OW + 1) / 2 >= L && Cg < 2 * L);
+    const double bytes = (double)p.N * (double)(p.Cin * p.H * p.W + p.Cout * p.OH * p.OW) * (double)sizeof(T);
+    return Cg * Fg * (i64)sizeof(T) <= (64 << 10) && !((p.OW + 1) / 2 >= L && Cg < 2 * L) &&
+           !(sizeof(T) == 8 && bytes > (double)(8 << 20));
 }
 
 // out = act(the stride-1 3x3 correlation of in with the kernels whose transforms are U
