@@ -5,7 +5,7 @@
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1].
 // The kernel gradient is the adjoint of the same identity in k (Y = A^T [(G k G^T) . V] A):
 //   dk = G^T [sum over tiles V . (A dy A^T)] G,  with V the forward's input transform of x.
-// Its transforms put L channels (filters) in the lanes instead of L tiles (see winograd_input_cl).
+// The channel-lane forms below (winograd_input_cl on) put L channels (filters) in the lanes instead.
 #include "isa.h"
 #include "act_ops.h"
 #include "gemm_tile.h"
@@ -265,9 +265,9 @@ void winograd_weights_grad(const T* m, i64 ms, i64 parts, i64 ps, i64 n, T* dw, 
     }
 }
 
-// The kernel gradient with channels in the lanes: each transformed tile is a row of L channels (or
-// filters), so a block's tiles form depth-major operands that the products below read as they are
-// (the tile-lane transforms above would need a transpose of their 16x expanded output instead).
+// Channels in the lanes (the forward, dx and the kernel gradient): each transformed tile is a row of
+// L channels (or filters), so a block's tiles form operands that the register tiles below read as
+// they are (the tile-lane transforms above would need a transpose of their 16x expanded output).
 // The transposes happen on the raw rows, L positions of L planes at a time, into a buffer of
 // positions [0, 2L + 2) of up to 4 rows, rounded up to whole vectors.
 template <class V> constexpr i64 kClChunks = (2 * V::L + 2 + V::L - 1) / V::L;

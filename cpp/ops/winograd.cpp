@@ -1,9 +1,11 @@
 // Winograd F(2x2, 3x3) convolution over batches: per block of the batch's tiles, the input planes
-// are copied zero-padded and transformed (V, 16 matrices of Cin x tiles), multiplied by the
-// transformed kernels (U, 16 matrices Cout x Cin, stored transposed) in 16 GEMMs, and the products
-// transformed back (with the bias). With our GEMM, U and V are written in its packed layouts and
-// each register tile's 16 products are transformed back while in L1. The kernel gradient
-// multiplies V by the transformed dy tiles.
+// are transformed (V, 16 matrices), multiplied by the transformed kernels (U, 16 matrices) and the
+// products transformed back (with the bias). Most layers run with channels in the lanes (run_cl):
+// V holds each tile as a row of channels, and each group of tiles runs its products and output
+// transform in L1. The others run with tiles in the lanes (run): planes copied zero-padded, V as
+// Cin x tiles matrices, 16 GEMMs (with our GEMM, U and V in its packed layouts and each register
+// tile's products transformed back while in L1). The kernel gradient multiplies V by the
+// transformed dy tiles, both with channels in the lanes.
 #include "winograd.h"
 
 #include <string.h>
@@ -392,7 +394,7 @@ template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw,
     // a tile's row in V and D: whole vectors, and for D whole register tiles (dw_products reads mr)
     const i64 L = wk.lanes, lm = std::lcm(L, (i64)wk.mr);
     const i64 Cp = (Cg + L - 1) / L * L, Fp = (Fg + lm - 1) / lm * lm;
-    const i64 cc = Cp / L, fc = Fp / L;  // lane chunks of channels and filters
+    const i64 fc = Fp / L;  // lane chunks of filters
     const i64 items = t.items(), chunks = items < kDwChunks ? items : kDwChunks;
     const i64 vsz = 16 * spaced<T>(Cp * t.max_cols()), dsz = 16 * spaced<T>(Fp * t.max_cols());
     const i64 ms = spaced<T>(Fg * Cg), msz = s.groups * 16 * ms;
@@ -407,25 +409,15 @@ template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw,
             for (i64 gr = 0; gr < s.groups; ++gr) {
                 const Item it = item(t, i);  // the same for every group
                 const i64 NT = it.cols(), vs = spaced<T>(Cp * NT), ds = spaced<T>(Fp * NT);
-                // one unit: an image's run of the item by one lane chunk of channels, then of filters
-                const i64 units = it.images(t) * (cc + fc);
-                parallel_items(units, cap(nt, NT * (Cp + Fp) * 16, kGrainCopy), [&](i64 u) {
-                    const Run run = image_run(t, it, u / (cc + fc));
-                    const i64 k = u % (cc + fc);  // channels from k * L, or filters from (k - cc) * L
-                    const bool input = k < cc;
-                    const i64 first = input ? k * L : (k - cc) * L, planes = input ? Cg : Fg;
-                    const i64 nch = planes - first < L ? (planes > first ? planes - first : 0) : L;
+                transform_input_cl(x, p, t, it, gr, V, vs, Cp, nt);
+                parallel_items(it.images(t) * fc, cap(nt, NT * Fp * 16, kGrainCopy), [&](i64 u) {
+                    const Run run = image_run(t, it, u / fc);
+                    const i64 first = u % fc * L, nch = Fg - first < L ? (Fg > first ? Fg - first : 0) : L;
                     const T* src = nch == 0 ? nullptr  // a zero chunk of the filters' padding
-                                   : input ? x + (run.n * s.C + gr * Cg + first) * p.H * p.W
-                                           : dy + (run.n * s.F + gr * Fg + first) * p.OH * p.OW;
+                                            : dy + (run.n * s.F + gr * Fg + first) * p.OH * p.OW;
                     segments(t, run.t0, run.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
-                        const i64 row = run.col + off;
-                        if (input)
-                            wk.input_cl(src, p.H * p.W, nch, p.H, p.W, 2 * th - p.ph, 2 * tw - p.pw, n,
-                                        V + row * Cp + first, vs, Cp);
-                        else
-                            wk.output_grad_cl(src, p.OH * p.OW, nch, p.OH, p.OW, 2 * th, 2 * tw, n,
-                                              D + row * Fp + first, ds, Fp);
+                        wk.output_grad_cl(src, p.OH * p.OW, nch, p.OH, p.OW, 2 * th, 2 * tw, n,
+                                          D + (run.col + off) * Fp + first, ds, Fp);
                     });
                 });
                 T* M = Ms + chunk * msz + gr * 16 * ms;
