@@ -358,13 +358,16 @@ void winograd_output_grad_cl(const T* g, i64 ps, i64 nch, i64 OH, i64 OW, i64 r0
     }
 }
 
-// c (MR x NV*L, ldc) = the sum over p < kc of a[i * lda + p] * b[p * ldb + j]: the register tile
-// with the rows of A row-major (a tile's channels contiguous); rows past `rows` repeat the last.
+// c (rows x cols, at most MR x NV*L; ldc) = [c +] the sum over p < kc of a[i*ra + p*pa] * b[p*ldb + j]:
+// the GEMM's register tile over operands with strides instead of packed panels (A depth-major,
+// pa = lda, ra = 1, or row-major, ra = lda, pa = 1). Rows of A past `rows` repeat the last; reads
+// NV vectors of each b row whatever cols is.
 template <class T, int NV>
-void cl_rows_tile(i64 kc, const T* a, i64 lda, i64 rows, const T* __restrict b, i64 ldb, T* c, i64 ldc) {
+void cl_tile(i64 kc, const T* a, i64 ra, i64 pa, const T* __restrict b, i64 ldb, T* c, i64 ldc, i64 rows, i64 cols,
+             bool add) {
     using V = typename VecOf<T>::type;
     const T* ar[kMR];
-    for (int i = 0; i < kMR; ++i) ar[i] = a + (i < rows ? i : rows - 1) * lda;
+    for (int i = 0; i < kMR; ++i) ar[i] = a + (i < rows ? i : rows - 1) * ra;
     V acc[kMR][NV];
     for (int i = 0; i < kMR; ++i)
         for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
@@ -372,21 +375,28 @@ void cl_rows_tile(i64 kc, const T* a, i64 lda, i64 rows, const T* __restrict b, 
         V bv[NV];
         for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * V::L);
         for (int i = 0; i < kMR; ++i) {
-            const V av = V::set1(ar[i][p]);
+            const V av = V::set1(ar[i][p * pa]);
             for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(av, bv[j], acc[i][j]);
         }
     }
-    for (int i = 0; i < kMR; ++i)
-        for (int j = 0; j < NV; ++j) acc[i][j].store(c + i * ldc + j * V::L);
+    for (int i = 0; i < kMR && i < rows; ++i)
+        for (int j = 0; j < NV; ++j) {
+            T* p = c + i * ldc + j * V::L;
+            const i64 n = cols - j * V::L;
+            if (n >= V::L) (add ? acc[i][j] + V::load(p) : acc[i][j]).store(p);
+            else if (n > 0) (add ? acc[i][j] + V::load_tail(p, n) : acc[i][j]).store_tail(p, n);
+        }
 }
 
-// cl_rows_tile with nv (<= NV) vectors.
+// The narrowest tile that covers `cols`.
 template <class T, int NV>
-void cl_rows_for(i64 nv, i64 kc, const T* a, i64 lda, i64 rows, const T* b, i64 ldb, T* c, i64 ldc) {
+void cl_tile_for(i64 kc, const T* a, i64 ra, i64 pa, const T* b, i64 ldb, T* c, i64 ldc, i64 rows, i64 cols,
+                 bool add) {
     if constexpr (NV > 1) {
-        if (nv < NV) return cl_rows_for<T, NV - 1>(nv, kc, a, lda, rows, b, ldb, c, ldc);
+        if (cols <= (NV - 1) * VecOf<T>::type::L)
+            return cl_tile_for<T, NV - 1>(kc, a, ra, pa, b, ldb, c, ldc, rows, cols, add);
     }
-    cl_rows_tile<T, NV>(kc, a, lda, rows, b, ldb, c, ldc);
+    cl_tile<T, NV>(kc, a, ra, pa, b, ldb, c, ldc, rows, cols, add);
 }
 
 // The forward (and dx) with channels in the lanes, for `rows` <= MR consecutive tiles of the batch
@@ -407,7 +417,7 @@ void winograd_cl_fused(i64 k, const T* u, i64 us, i64 ldu, const T* v, i64 vs, i
         T* c = m + xi * ms;
         for (i64 j = 0; j < nvt;) {  // NV vectors of filters at a time, split evenly (4 -> 2 + 2)
             const i64 r = nvt - j, nv = r <= kNV ? r : r < 2 * kNV ? (r + 1) / 2 : kNV;
-            cl_rows_for<T, kNV>(nv, k, a, ldv, rows, b + j * L, ldu, c + j * L, Fp);
+            cl_tile_for<T, kNV>(k, a, ldv, 1, b + j * L, ldu, c + j * L, Fp, rows, nv * L, false);
             j += nv;
         }
     }
@@ -464,42 +474,6 @@ void winograd_cl_fused(i64 k, const T* u, i64 us, i64 ldu, const T* v, i64 vs, i
     }
 }
 
-// c (rows x cols, at most MR x NV*L; ldc) = [c +] the sum over p < kc of a[p*lda + i] * b[p*ldb + j]:
-// the GEMM's register tile over operands with a row stride instead of packed panels. Reads MR
-// values of each a row and NV vectors of each b row whatever rows and cols are.
-template <class T, int NV>
-void cl_tile(i64 kc, const T* __restrict a, i64 lda, const T* __restrict b, i64 ldb, T* c, i64 ldc, i64 rows,
-             i64 cols, bool add) {
-    using V = typename VecOf<T>::type;
-    V acc[kMR][NV];
-    for (int i = 0; i < kMR; ++i)
-        for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
-    for (i64 p = 0; p < kc; ++p, a += lda, b += ldb) {
-        V bv[NV];
-        for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * V::L);
-        for (int i = 0; i < kMR; ++i) {
-            const V av = V::set1(a[i]);
-            for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(av, bv[j], acc[i][j]);
-        }
-    }
-    for (int i = 0; i < kMR && i < rows; ++i)
-        for (int j = 0; j < NV; ++j) {
-            T* p = c + i * ldc + j * V::L;
-            const i64 n = cols - j * V::L;
-            if (n >= V::L) (add ? acc[i][j] + V::load(p) : acc[i][j]).store(p);
-            else if (n > 0) (add ? acc[i][j] + V::load_tail(p, n) : acc[i][j]).store_tail(p, n);
-        }
-}
-
-// The narrowest tile that covers `cols`.
-template <class T, int NV>
-void cl_tile_for(i64 kc, const T* a, i64 lda, const T* b, i64 ldb, T* c, i64 ldc, i64 rows, i64 cols, bool add) {
-    if constexpr (NV > 1) {
-        if (cols <= (NV - 1) * VecOf<T>::type::L) return cl_tile_for<T, NV - 1>(kc, a, lda, b, ldb, c, ldc, rows, cols, add);
-    }
-    cl_tile<T, NV>(kc, a, lda, b, ldb, c, ldc, rows, cols, add);
-}
-
 // c (F x C, ldc) = [c +] a^T b over kc rows of a (F values, lda apart) and b (C values, ldb apart),
 // one register tile at a time.
 template <class T>
@@ -508,7 +482,7 @@ void winograd_dw_products(i64 kc, const T* a, i64 lda, const T* b, i64 ldb, i64 
     for (i64 j = 0; j < C; j += NR) {
         const i64 cols = C - j < NR ? C - j : NR;
         for (i64 i = 0; i < F; i += kMR)
-            cl_tile_for<T, kNV>(kc, a + i, lda, b + j, ldb, c + i * ldc + j, ldc, F - i < kMR ? F - i : kMR, cols,
+            cl_tile_for<T, kNV>(kc, a + i, 1, lda, b + j, ldb, c + i * ldc + j, ldc, F - i < kMR ? F - i : kMR, cols,
                                 add != 0);
     }
 }

@@ -12,7 +12,6 @@
 
 #include <atomic>
 #include <new>
-#include <numeric>
 
 #include "gemm.h"
 #include "conv_algo.h"
@@ -391,9 +390,7 @@ template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw,
     const Plan p{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW};
     const Tiles t(p);
     const auto& wk = winograd_kernels<T>();
-    // a tile's row in V and D: whole vectors, and for D whole register tiles (dw_products reads mr)
-    const i64 L = wk.lanes, lm = std::lcm(L, (i64)wk.mr);
-    const i64 Cp = (Cg + L - 1) / L * L, Fp = (Fg + lm - 1) / lm * lm;
+    const i64 L = wk.lanes, Cp = (Cg + L - 1) / L * L, Fp = (Fg + L - 1) / L * L;  // a tile's row in V and D
     const i64 fc = Fp / L;  // lane chunks of filters
     const i64 items = t.items(), chunks = items < kDwChunks ? items : kDwChunks;
     const i64 vsz = 16 * spaced<T>(Cp * t.max_cols()), dsz = 16 * spaced<T>(Fp * t.max_cols());

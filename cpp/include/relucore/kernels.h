@@ -220,7 +220,7 @@ struct WinogradKernels {
     // x + l*ps; the first tile's patch from row r0, column c0, negative in the zero padding) into
     // v[xi*vs + i*ld ..+L] (lanes past nch 0); output_grad_cl the same for n 2x2 tiles of dy
     // planes (OH x OW); dw_products c (F x C, ldc) = [c +] (add) the sum over kc of
-    // a[p*lda + f] * b[p*ldb + c] (reads whole register tiles: mr values of a row of a, vectors of b).
+    // a[p*lda + f] * b[p*ldb + c] (reads whole vectors of each row of b).
     void (*input_cl)(const T* x, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, i64 n, T* v, i64 vs, i64 ld);
     void (*output_grad_cl)(const T* g, i64 ps, i64 nch, i64 OH, i64 OW, i64 r0, i64 c0, i64 n, T* v, i64 vs,
                            i64 ld);
