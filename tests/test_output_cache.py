@@ -155,7 +155,7 @@ def test_training_steps_hit_the_cache():
     s1 = stats()
     step()
     s2 = stats()
-    assert s2["hits"] - s1["hits"] >= 4  # conv output, pooled output, batch norm dx, ...
+    assert s2["hits"] - s1["hits"] >= 3  # the conv and pooled outputs among them
     assert s2["misses"] == s1["misses"]
 
 

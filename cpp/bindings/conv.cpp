@@ -40,18 +40,6 @@ py::array col2im(py::handle cols_h, i64 N, i64 C, i64 H, i64 W, i64 kh, i64 kw, 
     return x;
 }
 
-ops::Conv2dShape conv_shape(const View& x, const View& w, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw, i64 groups) {
-    const auto* d = dims(x);
-    const auto* wd = dims(w);
-    if (groups < 1) throw std::invalid_argument("relucore internal: groups");
-    ops::Conv2dShape s;
-    s.N = d[0], s.C = d[1], s.H = d[2], s.W = d[3], s.F = wd[0], s.groups = groups;
-    s.g = geom(s.C / groups, s.H, s.W, wd[2], wd[3], sh, sw, ph, pw, dh, dw);
-    if (wd[1] != s.C / groups || s.C % groups || s.F % groups)
-        throw std::invalid_argument("relucore internal: conv2d shapes");
-    return s;
-}
-
 // act: a NormAct code (NORM_ACTIVATIONS), param its slope or alpha.
 py::array conv2d(py::handle x_h, py::handle w_h, py::handle b_h, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw,
                  i64 groups, int act, double param) {

@@ -1,6 +1,6 @@
-// Shared by the layer bindings (conv.cpp, pool.cpp, linear.cpp). The Python layer (relucore.conv)
-// validates and parses every argument (so errors have one source) and passes C-contiguous arrays of
-// one dtype and plain ints; here they are only checked for memory safety.
+// Shared by the layer bindings (conv.cpp, pool.cpp, linear.cpp, norm.cpp). The Python layer
+// (relucore.conv) validates and parses every argument (so errors have one source) and passes
+// C-contiguous arrays of one dtype and plain ints; here they are only checked for memory safety.
 #pragma once
 #include <initializer_list>
 #include <stdexcept>
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common.h"
+#include "relucore/conv.h"
 
 namespace relucore {
 namespace bind {
@@ -56,6 +57,20 @@ inline ConvGeom geom(i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph
     g.OW = (W + 2 * pw - mul(dw, kw - 1) - 1) / sw + 1;
     if (g.OH < 1 || g.OW < 1) throw std::invalid_argument("relucore internal: empty convolution output");
     return g;
+}
+
+// x (N, C, H, W) and w (F, C/groups, kh, kw) as a convolution's shape.
+inline ops::Conv2dShape conv_shape(const View& x, const View& w, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw,
+                                   i64 groups) {
+    const auto* d = dims(x);
+    const auto* wd = dims(w);
+    if (groups < 1) throw std::invalid_argument("relucore internal: groups");
+    ops::Conv2dShape s;
+    s.N = d[0], s.C = d[1], s.H = d[2], s.W = d[3], s.F = wd[0], s.groups = groups;
+    s.g = geom(s.C / groups, s.H, s.W, wd[2], wd[3], sh, sw, ph, pw, dh, dw);
+    if (wd[1] != s.C / groups || s.C % groups || s.F % groups)
+        throw std::invalid_argument("relucore internal: conv2d shapes");
+    return s;
 }
 
 // Calls f(T()) with T = float or double per the array type (f: a generic lambda).

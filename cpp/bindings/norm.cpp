@@ -2,6 +2,7 @@
 // prepares; these take only plain arrays of one dtype and consistent shapes, and return None otherwise.
 #include "layers.h"
 #include "relucore/norm.h"
+#include "relucore/dweight_planes.h"
 
 namespace relucore {
 namespace bind {
@@ -161,39 +162,102 @@ py::object batch_norm_max_pool2d(py::handle x_h, py::handle rm_h, py::handle rv_
     return py::make_tuple(y, pos, mean, invstd);
 }
 
+// The arrays of batch_norm_max_pool2d's backward, each usable as is (else ok is false).
+struct PoolBackward {
+    View x, dy;
+    py::array_t<uint8_t, py::array::c_style> pos;
+    ConvGeom g;
+    ops::BatchNormShape shape;
+    Vec w, b, mean, invstd;
+    bool ok = false;
+};
+
+PoolBackward pool_backward_args(py::handle dy_h, py::handle pos_h, py::handle x_h, py::handle w_h, py::handle b_h,
+                                py::handle mean_h, py::handle invstd_h, int act, i64 kh, i64 kw, i64 sh, i64 sw,
+                                i64 ph, i64 pw) {
+    if (act < 0 || act >= kNormActs) throw py::value_error("unknown batch norm activation code");
+    PoolBackward a;
+    a.x = plain(x_h), a.dy = plain(dy_h);
+    if (!a.x.a || !a.dy.a || ndim(a.x) != 4 || ndim(a.dy) != 4 || a.dy.type != a.x.type || mul(kh, kw) > 255) return a;
+    const py::ssize_t* d = dims(a.x);
+    a.g = geom(1, d[2], d[3], kh, kw, sh, sw, ph, pw, 1, 1);
+    a.shape = {d[0], d[1], mul(d[2], d[3])};
+    const py::ssize_t* e = dims(a.dy);
+    if (e[0] != d[0] || e[1] != d[1] || e[2] != a.g.OH || e[3] != a.g.OW) return a;
+    a.pos = py::array_t<uint8_t, py::array::c_style>::ensure(pos_h);
+    if (!a.pos || a.pos.size() != a.dy.size) return a;
+    a.w = vec(w_h, a.x, a.shape.C), a.b = vec(b_h, a.x, a.shape.C);
+    a.mean = vec(mean_h, a.x, a.shape.C), a.invstd = vec(invstd_h, a.x, a.shape.C);
+    a.ok = a.w.ok && a.b.ok && a.mean.ok && a.invstd.ok && a.mean.v.a && a.invstd.v.a;
+    return a;
+}
+
 // Its gradients: (dx, dweight, dbias); None for arrays it cannot take as they are, False if a kept
 // position lies outside its window or the image.
 py::object batch_norm_max_pool2d_backward(py::handle dy_h, py::handle pos_h, py::handle x_h, py::handle w_h,
                                           py::handle b_h, py::handle mean_h, py::handle invstd_h, int act,
                                           double param, bool training, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph,
                                           i64 pw) {
-    if (act < 0 || act >= kNormActs) throw py::value_error("unknown batch norm activation code");
-    View x = plain(x_h), dy = plain(dy_h);
-    if (!x.a || !dy.a || ndim(x) != 4 || ndim(dy) != 4 || dy.type != x.type || mul(kh, kw) > 255) return py::none();
-    const py::ssize_t* d = dims(x);
-    const ConvGeom g = geom(1, d[2], d[3], kh, kw, sh, sw, ph, pw, 1, 1);
-    const ops::BatchNormShape shape{d[0], d[1], mul(d[2], d[3])};
-    const py::ssize_t* e = dims(dy);
-    if (e[0] != d[0] || e[1] != d[1] || e[2] != g.OH || e[3] != g.OW) return py::none();
-    auto pos = py::array_t<uint8_t, py::array::c_style>::ensure(pos_h);
-    if (!pos || pos.size() != dy.size) return py::none();
-    const Vec w = vec(w_h, x, shape.C), b = vec(b_h, x, shape.C);
-    const Vec mean = vec(mean_h, x, shape.C), invstd = vec(invstd_h, x, shape.C);
-    if (!w.ok || !b.ok || !mean.ok || !invstd.ok || !mean.v.a || !invstd.v.a) return py::none();
-    py::array dx = empty(x.type, {d[0], d[1], d[2], d[3]});
-    py::array dw = channel_array(x, shape.C), db = channel_array(x, shape.C);
+    PoolBackward a = pool_backward_args(dy_h, pos_h, x_h, w_h, b_h, mean_h, invstd_h, act, kh, kw, sh, sw, ph, pw);
+    if (!a.ok) return py::none();
+    const py::ssize_t* d = dims(a.x);
+    py::array dx = empty(a.x.type, {d[0], d[1], d[2], d[3]});
+    py::array dw = channel_array(a.x, a.shape.C), db = channel_array(a.x, a.shape.C);
     bool ok = true;
-    by_type(x.type, [&](auto t) {
+    by_type(a.x.type, [&](auto t) {
         using T = decltype(t);
-        const uint8_t* pp = pos.data();
+        const uint8_t* pp = a.pos.data();
         py::gil_scoped_release nogil;
-        ok = ops::batch_norm_max_pool_backward<T>(ptr<T>(dy), pp, ptr<T>(x), ptr<T>(dx), shape, g, w.ptr<T>(),
-                                                  b.ptr<T>(), mean.ptr<T>(), invstd.ptr<T>(), (NormAct)act, (T)param,
-                                                  training, ptr<T>(dw), ptr<T>(db));
+        ok = ops::batch_norm_max_pool_backward<T>(ptr<T>(a.dy), pp, ptr<T>(a.x), ptr<T>(dx), a.shape, a.g,
+                                                  a.w.ptr<T>(), a.b.ptr<T>(), a.mean.ptr<T>(), a.invstd.ptr<T>(),
+                                                  (NormAct)act, (T)param, training, ptr<T>(dw), ptr<T>(db));
         return 0;
     });
     if (!ok) return py::bool_(false);
     return py::make_tuple(dx, dw, db);
+}
+
+// The same where x is the output of a network's first convolution (input conv_x, weight conv_w, one
+// group), whose input gradient is not wanted: dx goes plane by plane from scratch into that
+// convolution's dweight and dbias (relucore/dweight_planes.h) and is never written. (dweight, dbias,
+// conv_dweight, conv_dbias or None); None where the arrays are not usable as they are or
+// conv2d_backward would not sum dweight in the dot form; False for a damaged position.
+py::object batch_norm_max_pool2d_conv_backward(py::handle dy_h, py::handle pos_h, py::handle x_h, py::handle w_h,
+                                               py::handle b_h, py::handle mean_h, py::handle invstd_h, int act,
+                                               double param, bool training, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph,
+                                               i64 pw, py::handle conv_x_h, py::handle conv_w_h, i64 csh, i64 csw,
+                                               i64 cph, i64 cpw, i64 cdh, i64 cdw, bool conv_bias) {
+    PoolBackward a = pool_backward_args(dy_h, pos_h, x_h, w_h, b_h, mean_h, invstd_h, act, kh, kw, sh, sw, ph, pw);
+    View cx = plain(conv_x_h), cw = plain(conv_w_h);
+    if (!a.ok || !cx.a || !cw.a || ndim(cx) != 4 || ndim(cw) != 4 || cx.type != a.x.type || cw.type != a.x.type)
+        return py::none();
+    const py::ssize_t *d = dims(a.x), *xd = dims(cx), *wd = dims(cw);
+    if (xd[0] != d[0] || wd[0] != d[1] || wd[1] != xd[1] || d[0] == 0 || d[1] == 0 || xd[1] == 0 || xd[2] == 0 ||
+        xd[3] == 0)
+        return py::none();
+    const ops::Conv2dShape s = conv_shape(cx, cw, csh, csw, cph, cpw, cdh, cdw, 1);
+    if (s.g.OH != d[2] || s.g.OW != d[3]) return py::none();
+    py::array dw = channel_array(a.x, a.shape.C), db = channel_array(a.x, a.shape.C);
+    py::array cdwt = empty(a.x.type, {wd[0], wd[1], wd[2], wd[3]});
+    py::object cdb = conv_bias ? py::object(empty(a.x.type, {wd[0]})) : py::object(py::none());
+    int done = 0;  // 1 taken, 0 not the dot form, -1 a damaged position
+    by_type(a.x.type, [&](auto t) {
+        using T = decltype(t);
+        if (!ops::dweight_is_dot_form<T>(s)) return 0;
+        const uint8_t* pp = a.pos.data();
+        T* pdb = conv_bias ? reinterpret_cast<T*>(py::array(cdb).mutable_data()) : nullptr;
+        py::gil_scoped_release nogil;
+        ops::DweightPlanes<T> conv(ptr<T>(cx), s, ptr<T>(cdwt), pdb);
+        done = ops::batch_norm_max_pool_backward<T>(ptr<T>(a.dy), pp, ptr<T>(a.x), nullptr, a.shape, a.g,
+                                                    a.w.ptr<T>(), a.b.ptr<T>(), a.mean.ptr<T>(), a.invstd.ptr<T>(),
+                                                    (NormAct)act, (T)param, training, ptr<T>(dw), ptr<T>(db), &conv)
+                   ? 1
+                   : -1;
+        return 0;
+    });
+    if (done == 0) return py::none();
+    if (done < 0) return py::bool_(false);
+    return py::make_tuple(dw, db, cdwt, cdb);
 }
 
 }  // namespace
@@ -211,6 +275,9 @@ void bind_norm(py::module_& m) {
           "Batch norm + activation + max pooling on plain arrays: (y, positions, save_mean, save_invstd) or None");
     m.def("batch_norm_max_pool2d_backward", &batch_norm_max_pool2d_backward,
           "Gradients of batch_norm_max_pool2d: (dx, dweight, dbias), None, or False for damaged positions");
+    m.def("batch_norm_max_pool2d_conv_backward", &batch_norm_max_pool2d_conv_backward,
+          "Gradients of batch_norm_max_pool2d after a first convolution, dx into its dweight and dbias: (dweight, "
+          "dbias, conv_dweight, conv_dbias), None, or False for damaged positions");
     py::dict acts;
     acts["none"] = (int)kNormNone;
     acts["relu"] = (int)kNormRelu;

@@ -150,7 +150,7 @@ template <class T> void scale(i64 m, i64 n, T beta, T* c, i64 ldc) {
 // C = alpha * A B^T + beta * C where rows of A and B run along k (the dweight of a layer with few
 // columns, e.g. 16 x 9 x 784): each C element is a dot product in a register, no packing, which
 // would cost more than these few products. For operands that stay in L2 (see use_dot).
-constexpr int kDotM = 4, kDotN = 3;  // 12 accumulators + 3 B vectors + 1 A vector (16 ymm)
+constexpr int kDotM = kDotTileM, kDotN = kDotTileN;  // 12 accumulators + 3 B vectors + 1 A vector (16 ymm)
 
 template <class T, int RM, int RN>
 void dot_tile(i64 rm, i64 rn, i64 k, const T* a, i64 lda, const T* b, i64 ldb, T alpha, T beta, T* c, i64 ldc) {
@@ -346,11 +346,40 @@ void dot_acc_tile(i64 rm, i64 rn, i64 k, const T* a, i64 lda, const T* b, i64 ld
         for (int j = 0; j < RN; ++j) acc_mem[i * RN + j] = acc[i][j];
 }
 
-// Taken for layers with at most 16 column rows (first layers: 1 channel of 3x3): packing and edge
-// tiles cost the per-image GEMM more there. Measured against the per-image GEMMs (dot form for
-// m*n <= 512, else blocked): 64 filters x 9 rows 0.67x, 16 x 9 1.0x; 32 x 27 (3 channels of 3x3)
-// 1.12x and 32 x 144 2x slower, where the operands outgrow L1 and the blocked GEMM's reuse wins.
-template <class T> bool use_dot_images(const ConvGeom& g) { return g.C * g.kh * g.kw <= 16; }
+// Taken for layers with at most kDotFormTaps column rows (first layers: 1 channel of 3x3): packing
+// and edge tiles cost the per-image GEMM more there. Measured against the per-image GEMMs (dot form
+// for m*n <= 512, else blocked): 64 filters x 9 rows 0.67x, 16 x 9 1.0x; 32 x 27 (3 channels of
+// 3x3) 1.12x and 32 x 144 2x slower, where the operands outgrow L1 and the blocked GEMM's reuse wins.
+template <class T> bool use_dot_images(const ConvGeom& g) { return g.C * g.kh * g.kw <= kDotFormTaps; }
+
+// dweight_dot's sums for one image: rows [row0, row0 + m) of dw (row0 a multiple of kDotM) from m
+// rows of dy (a) and the n column rows (b), into accumulator tiles laid out as dweight_dot's (tile
+// (i / kDotM, j / kDotN) at ((i / kDotM) * tiles_n + j / kDotN) * kDotM * kDotN vectors, tiles_n =
+// ceil(n / kDotN)).
+template <class T>
+void dot_acc_block(i64 row0, i64 m, i64 n, i64 k, const T* a, i64 lda, const T* b, i64 ldb, T* acc, int first) {
+    using V = typename VecOf<T>::type;
+    static_assert(sizeof(V) <= sizeof(T) * kMaxLanes<T>, "accumulators as wide as dot_acc_elements counts");
+    const i64 tiles_n = (n + kDotN - 1) / kDotN;
+    V* am = reinterpret_cast<V*>(acc) + (row0 / kDotM) * tiles_n * kDotM * kDotN;
+    for (i64 i = 0; i < m; i += kDotM)
+        for (i64 j = 0; j < n; j += kDotN) {
+            const i64 rm = m - i < kDotM ? m - i : kDotM, rn = n - j < kDotN ? n - j : kDotN;
+            dot_acc_tile<T, kDotM, kDotN>(rm, rn, k, a + i * lda, lda, b + j * ldb, ldb,
+                                          am + ((i / kDotM) * tiles_n + j / kDotN) * kDotM * kDotN, first != 0);
+        }
+}
+
+// out (m x n, row stride ldo) = the sums of those accumulators' lanes, as dweight_dot writes them.
+template <class T> void dot_acc_reduce(i64 m, i64 n, const T* acc, T* out, i64 ldo) {
+    using V = typename VecOf<T>::type;
+    const i64 tiles_n = (n + kDotN - 1) / kDotN;
+    const V* am = reinterpret_cast<const V*>(acc);
+    for (i64 i = 0; i < m; ++i)
+        for (i64 j = 0; j < n; ++j)
+            out[i * ldo + j] = reduce_add(am[((i / kDotM) * tiles_n + j / kDotN) * kDotM * kDotN +
+                                             (i % kDotM) * kDotN + j % kDotN]) + T(0);
+}
 
 template <class T>
 bool dweight_dot(i64 m, i64 images, const T* dy, i64 lddy, i64 dy_step, const T* x, i64 x_step, const ConvGeom& g,
@@ -488,6 +517,8 @@ template <class T> GemmKernels<T> make_gemm() {
     g.packed_a_size = &packed_a_size;
     g.pack_a_whole = &pack_a_whole<T>;
     g.gemm_packed_a = &gemm_packed_a<T>;
+    g.dot_acc_block = &dot_acc_block<T>;
+    g.dot_acc_reduce = &dot_acc_reduce<T>;
 #if defined(RC_ISA_AVX512)
     g.beats_blas = 1;  // ~2x OpenBLAS pinned to AVX2, on par with its AVX-512 kernels (docs/performance.md)
 #else

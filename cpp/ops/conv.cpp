@@ -275,7 +275,14 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     if (dx_wino) winograd_backward_input(dy, w, dx_wino, s);
 }
 
+template <class T> bool dweight_is_dot_form(const Conv2dShape& s) {
+    const ConvGeom& g = s.g;
+    return s.groups == 1 && !use_direct(s) && !is_pointwise(g) && gemm_uses_own() &&
+           g.C * g.kh * g.kw <= kDotFormTaps && !fft_may_take<T>(s) && !winograd_dweight_may_take(s);
+}
+
 #define RC_INSTANTIATE(T)                                                                                     \
+    template bool dweight_is_dot_form<T>(const Conv2dShape&);                                                \
     template void im2col<T>(const T*, T*, i64, const ConvGeom&);                                              \
     template void col2im<T>(const T*, T*, i64, const ConvGeom&);                                              \
     template void conv2d<T>(const T*, const T*, const T*, T*, const Conv2dShape&, int, T);                    \

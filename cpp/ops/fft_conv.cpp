@@ -141,6 +141,11 @@ template <class T, class F> void each(i64 n, int nt, const Layout<T>& l, F&& f) 
 
 }  // namespace
 
+template <class T> bool fft_may_take(const Conv2dShape& s) {
+    Layout<T> l;
+    return applies(s, l);
+}
+
 template <class T>
 bool fft_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
     Layout<T> l;
@@ -279,6 +284,7 @@ template <class T> void fft_backward(const T* dy, const T* x, const T* w, T*& dx
 }
 
 #define RC_INSTANTIATE(T)                                                                                  \
+    template bool fft_may_take<T>(const Conv2dShape&);                                                     \
     template bool fft_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, int, T);            \
     template void fft_backward<T>(const T*, const T*, const T*, T*&, T*&, const Conv2dShape&);
 RC_INSTANTIATE(float)

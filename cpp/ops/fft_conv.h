@@ -9,6 +9,9 @@
 namespace relucore {
 namespace ops {
 
+// True if the setting and the shape let fft_forward/fft_backward take the layer (the data may
+// still send it to the GEMM path).
+template <class T> bool fft_may_take(const Conv2dShape& s);
 // y = act(conv2d(x, w) + bias) through FFTs if the setting, the shape and the data allow it (every
 // value finite and far from overflow); false: not taken.
 template <class T>

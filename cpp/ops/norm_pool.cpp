@@ -11,6 +11,7 @@
 
 #include "norm_common.h"
 #include "relucore/dispatch.h"
+#include "relucore/dweight_planes.h"
 #include "relucore/norm.h"
 #include "scratch.h"
 
@@ -64,7 +65,8 @@ void batch_norm_max_pool_forward(const T* x, T* y, uint8_t* pos, const BatchNorm
 template <class T>
 bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T* dx, const BatchNormShape& sh,
                                   const ConvGeom& g, const T* weight, const T* bias, const T* save_mean,
-                                  const T* save_invstd, NormAct act, T param, bool training, T* dweight, T* dbias) {
+                                  const T* save_invstd, NormAct act, T param, bool training, T* dweight, T* dbias,
+                                  DweightPlanes<T>* conv) {
     const SettingsScope settings;
     const NormKernels<T>& k = norm_kernels<T>();
     const auto unpool = conv_kernels<T>().max_pool_pos_backward;
@@ -85,11 +87,34 @@ bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T
     });
     if (!ok.load()) return false;
     runs_grad_constants(sh, pg, pgu, weight, save_invstd, kFromX, q, dweight, dbias);
-    for_runs_in_order(sh, [&](i64 r) {
-        const i64 off = r * sh.S;
-        k.grad_input[act][kFromX](unpooled(r), x + off, dx + off, one, q[(size_t)(r % sh.C)], training);
+    if (!conv) {
+        for_runs_in_order(sh, [&](i64 r) {
+            const i64 off = r * sh.S;
+            k.grad_input[act][kFromX](unpooled(r), x + off, dx + off, one, q[(size_t)(r % sh.C)], training);
+        });
+        return ok.load();
+    }
+    // dx image by image into scratch (the planes of a block of channels), handed to the convolution's
+    // dweight: items are its chunks of images, split by channels when there are more threads.
+    const int nt = threads_for(sh.N * sh.C * sh.S, kGrain);
+    const i64 chunks = conv->chunks(), want = chunks > 0 ? (nt + chunks - 1) / chunks : 1;
+    const i64 cb = ((sh.C + want - 1) / want + kDotTileM - 1) / kDotTileM * kDotTileM, blocks = (sh.C + cb - 1) / cb;
+    parallel_runs(chunks * blocks, nt, [&](i64 item) {
+        const i64 chunk = item / blocks, c0 = item % blocks * cb, c1 = c0 + cb < sh.C ? c0 + cb : sh.C;
+        T* d = scratch<T>(kPartials, (c1 - c0) * sh.S);
+        if (!d) throw std::bad_alloc();
+        for (i64 n = conv->first_image(chunk); n < conv->first_image(chunk + 1); ++n) {
+            for (i64 c = c0; c < c1; ++c) {
+                const i64 r = n * sh.C + c;
+                k.grad_input[act][kFromX](unpooled(r), x + r * sh.S, d + (c - c0) * sh.S, one, q[(size_t)c],
+                                          training);
+            }
+            conv->add(chunk, n, c0, c1, d);
+        }
     });
-    return ok.load();
+    if (!ok.load()) return false;
+    conv->finish();
+    return true;
 }
 
 #define RC_NORM_POOL(T)                                                                                       \
@@ -98,7 +123,7 @@ bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T
                                                  T*, T*);                                                      \
     template bool batch_norm_max_pool_backward<T>(const T*, const uint8_t*, const T*, T*, const BatchNormShape&, \
                                                   const ConvGeom&, const T*, const T*, const T*, const T*,      \
-                                                  NormAct, T, bool, T*, T*);
+                                                  NormAct, T, bool, T*, T*, DweightPlanes<T>*);
 RC_NORM_POOL(float)
 RC_NORM_POOL(double)
 #undef RC_NORM_POOL

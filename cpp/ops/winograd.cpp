@@ -352,6 +352,12 @@ bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dS
     return true;
 }
 
+bool winograd_dweight_may_take(const Conv2dShape& s) {
+    const i64 Cg = s.g.C, Fg = s.F / s.groups;
+    const bool depthwise = s.groups == s.C && s.groups > 1;
+    return s.N > 0 && shape_ok(s.g, s.N, Cg, Fg, s.groups, depthwise, dw_channels_ok(Cg, Fg));
+}
+
 template <class T>
 WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, bool want_dx, bool want_dw,
                                         const Conv2dShape& s) {
@@ -359,7 +365,7 @@ WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, boo
     const bool depthwise = s.groups == s.C && s.groups > 1;
     want_dx = want_dx && s.N > 0 && s.H > 0 && s.W > 0 && s.g.ph <= 2 && s.g.pw <= 2 &&
               shape_ok(s.g, s.N, Fg, Cg, s.groups, depthwise, dx_channels_ok<T>(s.g, Cg, Fg));  // an empty dx: no tiles
-    want_dw = want_dw && s.N > 0 && shape_ok(s.g, s.N, Cg, Fg, s.groups, depthwise, dw_channels_ok(Cg, Fg));
+    want_dw = want_dw && winograd_dweight_may_take(s);
     if (!want_dx && !want_dw) return WinogradBackward{false, false};
     const T* arrays[3] = {dy, want_dw ? x : w, w};
     const i64 sizes[3] = {s.N * s.F * s.g.OH * s.g.OW, want_dw ? s.N * s.C * s.H * s.W : s.F * Cg * 9, s.F * Cg * 9};

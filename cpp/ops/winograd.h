@@ -21,6 +21,9 @@ struct WinogradBackward {
 template <class T>
 WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, bool want_dx, bool want_dw,
                                         const Conv2dShape& s);
+// True if the setting and the shape let winograd_backward_plan take dweight (the data may still
+// send it to the GEMM path).
+bool winograd_dweight_may_take(const Conv2dShape& s);
 // dx of conv2d (the stride-1 forward of dy with the flipped, transposed kernel and padding 2 - p).
 template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s);
 // dweight of conv2d (the adjoint of the forward's tile identity in the kernel).

@@ -30,6 +30,10 @@ void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, i
 // dx, dw, db (each may be null to skip it) from dy, x, w.
 template <class T>
 void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, const Conv2dShape& s);
+// True if conv2d_backward sums this layer's dweight by dot products along the pixels (one group,
+// at most kDotFormTaps column rows, our GEMM, neither FFTs nor Winograd possible): the form
+// DweightPlanes (relucore/dweight_planes.h) reproduces bit for bit from dy plane by plane.
+template <class T> bool dweight_is_dot_form(const Conv2dShape& s);
 
 // Stride-1 layers: "auto" (Winograd F(2x2, 3x3) when 3x3, stride 1, dilation 1, not depthwise,
 // >= 16 channels in and out per group, >= 48 tiles in the batch and >= 2^23 direct multiply-adds;

@@ -63,6 +63,15 @@ struct ConvGeom {
 
 // Filters per register group of the small-tap direct convolution (ConvKernels::small_conv_rows).
 constexpr int kSmallConvGroup = 8;
+// conv_dweight sums by dot products along the pixels for layers of at most this many column rows
+// (C*kh*kw), in register tiles of kDotTileM x kDotTileN elements, each a vector of lane sums.
+constexpr i64 kDotFormTaps = 16;
+constexpr i64 kDotTileM = 4, kDotTileN = 3;
+template <class T> constexpr i64 kMaxLanes = 64 / (i64)sizeof(T);  // the widest vector's
+// Elements of T that holds the accumulators of an m x n dw (vectors of up to kMaxLanes<T>).
+template <class T> constexpr i64 dot_acc_elements(i64 rows, i64 n) {
+    return (rows + kDotTileM - 1) / kDotTileM * ((n + kDotTileN - 1) / kDotTileN) * kDotTileM * kDotTileN * kMaxLanes<T>;
+}
 
 template <class T>
 struct ConvKernels {
@@ -131,6 +140,14 @@ struct GemmKernels {
     // op(A) (m x k; ta nonzero: a is stored k x m) into dst in that layout (packed_a_size elements).
     void (*pack_a_whole)(int ta, i64 m, i64 k, const T* a, i64 lda, T* dst);
     bool (*gemm_packed_a)(i64 m, i64 n, i64 k, const T* ap, const T* b, i64 ldb, T* c, i64 ldc);
+    // conv_dweight's dot form (layers of at most kDotFormTaps column rows) one image at a time: the
+    // lane accumulators of rows [row0, row0 + m) of dw (F x n; row0 a multiple of kDotTileM) += a
+    // (m rows of k, lda apart) times b's n rows (ldb apart) lane by lane, from zero if `first`; then
+    // out (m x n, ldo apart) = the sums of the first m rows' lanes. Over a chunk's images in order,
+    // the same sums as conv_dweight's over that chunk. acc: dot_acc_elements(F, n), 64-byte aligned.
+    void (*dot_acc_block)(i64 row0, i64 m, i64 n, i64 k, const T* a, i64 lda, const T* b, i64 ldb, T* acc,
+                          int first);
+    void (*dot_acc_reduce)(i64 m, i64 n, const T* acc, T* out, i64 ldo);
     int beats_blas;  // measured faster than OpenBLAS as shipped here (the avx512 tile): "auto" uses it
     int mr, nr;  // register tile (rows of C by columns): splits of C at multiples of nr keep full tiles
 };

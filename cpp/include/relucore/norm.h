@@ -40,13 +40,18 @@ void batch_norm_max_pool_forward(const T* x, T* y, uint8_t* pos, const BatchNorm
                                  const T* weight, const T* bias, T* running_mean, T* running_var, bool training,
                                  double momentum, double eps, NormAct act, T param, T* save_mean, T* save_invstd);
 
+template <class T> class DweightPlanes;
+
 // dx (N, C, H, W), dweight and dbias (C) of batch_norm_max_pool_forward from dy (N, C, OH, OW), pos
-// and x: each plane's pooling gradient is rebuilt in scratch for the sums, then again for dx. False
-// (dx, dweight and dbias then not the gradients) if a position lies outside its window or image.
+// and x: each plane's pooling gradient is rebuilt in scratch for the sums, then again for dx. With
+// `conv` (the gradients of the convolution whose output x is, relucore/dweight_planes.h) each dx plane
+// goes to it from scratch instead (dx is not written; conv's dweight and dbias are, by finish()).
+// False (the outputs then not the gradients) if a position lies outside its window or image.
 template <class T>
 bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T* dx, const BatchNormShape& sh,
                                   const ConvGeom& g, const T* weight, const T* bias, const T* save_mean,
-                                  const T* save_invstd, NormAct act, T param, bool training, T* dweight, T* dbias);
+                                  const T* save_invstd, NormAct act, T param, bool training, T* dweight, T* dbias,
+                                  DweightPlanes<T>* conv = nullptr);
 
 }  // namespace ops
 }  // namespace relucore

@@ -56,7 +56,12 @@ class Sequential(Module):
     small scratch buffer, so the full-size activation is neither stored nor read back, and the
     backward rebuilds the pooling gradient per plane the same way (the results of the fused batch
     norm + activation followed by the pool, bitwise where that batch norm sums per plane; the pool's
-    kept window positions count at the batch norm). In evaluation mode a convolution followed by a
+    kept window positions count at the batch norm). When such a triple follows the network's first
+    ``Conv2d`` and ``backward(dy, input_grad=False)`` is called, the batch norm's input gradient goes
+    plane by plane into that convolution's weight and bias gradients (where the convolution sums
+    its weight gradient by dot products: one group, at most 16 ``C * kh * kw`` taps, relucore's
+    GEMM) and is never stored (the same bits as the two layers' own backwards). In evaluation mode a
+    convolution followed by a
     ReLU or a LeakyReLU (slope >= 0) runs as one ``conv2d(..., activation=...)`` call.
     ``fuse=False`` runs every module on its own; the results are the same up to rounding.
 
@@ -186,6 +191,10 @@ class Sequential(Module):
         for k, m in enumerate(reversed(ran)):
             if k == len(ran) - 1 and not input_grad and type(m) in (Conv2d, Sequential):
                 return m.backward(dy, input_grad=False)
+            # a first Conv2d's gradients straight from a batch norm + pool backward after it
+            if (k == len(ran) - 2 and not input_grad and type(m) is BatchNorm2d and type(ran[0]) is Conv2d
+                    and m._backward_into(dy, ran[0])):
+                return None
             dy = m.backward(dy)
         return dy if input_grad else None
 

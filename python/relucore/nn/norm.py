@@ -11,7 +11,7 @@ from .. import _core
 from ..activations import _c
 from ..norm import _fast_act
 from . import _functions as F
-from .module import Module, Parameter, check_int, float_dtype
+from .module import Module, Parameter, check_int, float_dtype, plain
 from .pooling import max_pool_kept_backward, poolable
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
@@ -148,6 +148,46 @@ class _BatchNorm(Module):
             self.weight.accumulate(dw)
             self.bias.accumulate(db)
         return dx
+
+    def _backward_into(self, dy, conv) -> bool:
+        """The backward of a training forward with a fused max pooling, where this layer's input is
+        the output of ``conv`` (a network's first :class:`Conv2d`, whose input gradient is not
+        wanted): the input gradient goes plane by plane into ``conv``'s weight and bias gradients
+        on the native backend and is never stored. False (nothing done, both layers' states kept)
+        where that path does not apply."""
+        saved = self.__dict__["_cache"]
+        csaved = conv.__dict__["_cache"]
+        if saved is None or csaved is None or len(saved) < 7 or not isinstance(saved[6], tuple):
+            return False
+        x, _, mean, invstd, activation, training, (pos, k, s, p) = saved
+        cx, y_shape, cact, _ = csaved
+        w = None if self.weight is None else self.weight.data
+        b = None if self.bias is None else self.bias.data
+        cw = conv.weight.data
+        if (cact is not None or conv.groups != 1 or not isinstance(dy, np.ndarray) or dy.shape != pos.shape
+                or dy.dtype != x.dtype or not plain(dy) or not plain(cx) or not plain(cw)
+                or tuple(y_shape) != x.shape):
+            return False
+        (sh, sw), (ph, pw), (dh, dw_) = conv.stride, conv.padding, conv.dilation
+        has_bias = conv.bias is not None
+        r = _core.batch_norm_max_pool2d_conv_backward(dy, pos, x, w, b, mean, invstd, *_fast_act(activation),
+                                                      bool(training), k[0], k[1], s[0], s[1], p[0], p[1], cx, cw,
+                                                      sh, sw, ph, pw, dh, dw_, has_bias)
+        if r is None:
+            return False
+        if r is False:
+            raise ValueError(f"{self._label()}: the kept window positions do not fit the input "
+                             "(was the cache changed?)")
+        self._take()
+        conv._take()
+        dw, db, cdw, cdb = r
+        if self.affine:
+            self.weight.accumulate(dw)
+            self.bias.accumulate(db)
+        conv.weight.accumulate(cdw)
+        if has_bias:
+            conv.bias.accumulate(cdb)
+        return True
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
