@@ -161,3 +161,41 @@ def test_the_first_layer_only(dtype, monkeypatch):
     assert not any(calls)
     for g, e in zip(got, exp):
         assert_bitwise(g, e)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_conv_bias_summed_by_the_batch_norm_after_it(rc, dtype, rng, act, monkeypatch):
+    """conv -> batch norm -> act -> pool twice: the second convolution's bias gradient comes from the
+    batch norm + pool backward's dx pass; every gradient bit for bit that of the modules' own
+    backwards called one by one."""
+    model = network(1, 4, 3, 1, 2, act, dtype)
+    block = list(network(4, 6, 3, 1, 2, act, dtype, seed=1))[:4]
+    model = nn.Sequential(*list(model)[:4], *block, nn.Flatten())
+    sums = []
+    inner = nn.BatchNorm2d._backward
+
+    def spy(self, dy, input_sums=False):
+        r = inner(self, dy, input_sums)
+        sums.append(r[1] is not None)
+        return r
+
+    monkeypatch.setattr(nn.BatchNorm2d, "_backward", spy)
+    x = make_data(rng, (3, 1, 12, 12), dtype)
+    x[0] = rng.standard_normal((1, 12, 12))
+    dy = make_data(rng, (3, 6 * 9), dtype)
+    for p in model.parameters():
+        p.grad = None
+    model(x)
+    dx = model.backward(dy)
+    assert sums == [True, True]
+    got = [p.grad.copy() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = None
+    model(x)
+    ran = [model[i] for i in (0, 1, 4, 5, 8)]  # the fused activations and pools run in the batch norms
+    g = dy
+    for m in reversed(ran):
+        g = m.backward(g)
+    assert_bitwise(dx, g, "dx")
+    for i, (a, e) in enumerate(zip(got, [p.grad for p in model.parameters()])):
+        assert_bitwise(a, e, f"parameter {i}")

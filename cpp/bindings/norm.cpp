@@ -192,28 +192,32 @@ PoolBackward pool_backward_args(py::handle dy_h, py::handle pos_h, py::handle x_
     return a;
 }
 
-// Its gradients: (dx, dweight, dbias); None for arrays it cannot take as they are, False if a kept
-// position lies outside its window or the image.
+// Its gradients: (dx, dweight, dbias), and with input_sums dx's sums per channel as conv2d_backward
+// sums a dbias (the bias gradient of the convolution whose output x is) after them; None for arrays
+// it cannot take as they are, False if a kept position lies outside its window or the image.
 py::object batch_norm_max_pool2d_backward(py::handle dy_h, py::handle pos_h, py::handle x_h, py::handle w_h,
                                           py::handle b_h, py::handle mean_h, py::handle invstd_h, int act,
                                           double param, bool training, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph,
-                                          i64 pw) {
+                                          i64 pw, bool input_sums) {
     PoolBackward a = pool_backward_args(dy_h, pos_h, x_h, w_h, b_h, mean_h, invstd_h, act, kh, kw, sh, sw, ph, pw);
     if (!a.ok) return py::none();
     const py::ssize_t* d = dims(a.x);
     py::array dx = empty(a.x.type, {d[0], d[1], d[2], d[3]});
     py::array dw = channel_array(a.x, a.shape.C), db = channel_array(a.x, a.shape.C);
+    py::array sums = channel_array(a.x, input_sums ? a.shape.C : 0);
     bool ok = true;
     by_type(a.x.type, [&](auto t) {
         using T = decltype(t);
         const uint8_t* pp = a.pos.data();
+        T* ps = input_sums ? ptr<T>(sums) : nullptr;
         py::gil_scoped_release nogil;
         ok = ops::batch_norm_max_pool_backward<T>(ptr<T>(a.dy), pp, ptr<T>(a.x), ptr<T>(dx), a.shape, a.g,
                                                   a.w.ptr<T>(), a.b.ptr<T>(), a.mean.ptr<T>(), a.invstd.ptr<T>(),
-                                                  (NormAct)act, (T)param, training, ptr<T>(dw), ptr<T>(db));
+                                                  (NormAct)act, (T)param, training, ptr<T>(dw), ptr<T>(db), ps);
         return 0;
     });
     if (!ok) return py::bool_(false);
+    if (input_sums) return py::make_tuple(dx, dw, db, sums);
     return py::make_tuple(dx, dw, db);
 }
 
@@ -250,7 +254,8 @@ py::object batch_norm_max_pool2d_conv_backward(py::handle dy_h, py::handle pos_h
         ops::DweightPlanes<T> conv(ptr<T>(cx), s, ptr<T>(cdwt), pdb);
         done = ops::batch_norm_max_pool_backward<T>(ptr<T>(a.dy), pp, ptr<T>(a.x), nullptr, a.shape, a.g,
                                                     a.w.ptr<T>(), a.b.ptr<T>(), a.mean.ptr<T>(), a.invstd.ptr<T>(),
-                                                    (NormAct)act, (T)param, training, ptr<T>(dw), ptr<T>(db), &conv)
+                                                    (NormAct)act, (T)param, training, ptr<T>(dw), ptr<T>(db), nullptr,
+                                                    &conv)
                    ? 1
                    : -1;
         return 0;
@@ -273,8 +278,12 @@ void bind_norm(py::module_& m) {
           "Batch norm + activation gradients on plain arrays: (dx, dweight, dbias) or None");
     m.def("batch_norm_max_pool2d", &batch_norm_max_pool2d,
           "Batch norm + activation + max pooling on plain arrays: (y, positions, save_mean, save_invstd) or None");
-    m.def("batch_norm_max_pool2d_backward", &batch_norm_max_pool2d_backward,
-          "Gradients of batch_norm_max_pool2d: (dx, dweight, dbias), None, or False for damaged positions");
+    m.def("batch_norm_max_pool2d_backward", &batch_norm_max_pool2d_backward, py::arg("dy"), py::arg("positions"),
+          py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("save_mean"), py::arg("save_invstd"),
+          py::arg("act"), py::arg("param"), py::arg("training"), py::arg("kh"), py::arg("kw"), py::arg("sh"),
+          py::arg("sw"), py::arg("ph"), py::arg("pw"), py::arg("input_sums") = false,
+          "Gradients of batch_norm_max_pool2d: (dx, dweight, dbias[, dx's sums per channel]), None, or False for "
+          "damaged positions");
     m.def("batch_norm_max_pool2d_conv_backward", &batch_norm_max_pool2d_conv_backward,
           "Gradients of batch_norm_max_pool2d after a first convolution, dx into its dweight and dbias: (dweight, "
           "dbias, conv_dweight, conv_dbias), None, or False for damaged positions");

@@ -66,7 +66,7 @@ template <class T>
 bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T* dx, const BatchNormShape& sh,
                                   const ConvGeom& g, const T* weight, const T* bias, const T* save_mean,
                                   const T* save_invstd, NormAct act, T param, bool training, T* dweight, T* dbias,
-                                  DweightPlanes<T>* conv) {
+                                  T* input_sums, DweightPlanes<T>* conv) {
     const SettingsScope settings;
     const NormKernels<T>& k = norm_kernels<T>();
     const auto unpool = conv_kernels<T>().max_pool_pos_backward;
@@ -88,10 +88,19 @@ bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T
     if (!ok.load()) return false;
     runs_grad_constants(sh, pg, pgu, weight, save_invstd, kFromX, q, dweight, dbias);
     if (!conv) {
+        const auto sum = conv_kernels<T>().sum;
+        std::vector<double> sums(input_sums ? (size_t)(sh.N * sh.C) : 0);
         for_runs_in_order(sh, [&](i64 r) {
             const i64 off = r * sh.S;
             k.grad_input[act][kFromX](unpooled(r), x + off, dx + off, one, q[(size_t)(r % sh.C)], training);
+            if (input_sums) sums[(size_t)r] = sum(dx + off, sh.S);  // while the plane is in L1
         });
+        if (input_sums)  // added as conv2d_backward's dbias: images in order, in double
+            for (i64 c = 0; c < sh.C; ++c) {
+                double total;
+                add_runs(sh, sums, c, total);
+                input_sums[c] = (T)total;
+            }
         return ok.load();
     }
     // dx image by image into scratch (the planes of a block of channels), handed to the convolution's
@@ -123,7 +132,7 @@ bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T
                                                  T*, T*);                                                      \
     template bool batch_norm_max_pool_backward<T>(const T*, const uint8_t*, const T*, T*, const BatchNormShape&, \
                                                   const ConvGeom&, const T*, const T*, const T*, const T*,      \
-                                                  NormAct, T, bool, T*, T*, DweightPlanes<T>*);
+                                                  NormAct, T, bool, T*, T*, T*, DweightPlanes<T>*);
 RC_NORM_POOL(float)
 RC_NORM_POOL(double)
 #undef RC_NORM_POOL

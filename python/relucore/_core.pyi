@@ -6,7 +6,7 @@ writeable and either the input itself or disjoint from every input) and returns 
 else, leaving validation and error messages to the Python layer.
 """
 
-from typing import Final, Optional, Tuple, Union
+from typing import Final, Literal, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -103,8 +103,14 @@ def batch_norm_max_pool2d(x: _F, running_mean: Optional[_F], running_var: Option
                           ) -> tuple[_F, npt.NDArray[np.uint8], _F, _F]: ...
 def batch_norm_max_pool2d_backward(dy: _F, positions: npt.NDArray[np.uint8], x: _F, weight: Optional[_F],
                                    bias: Optional[_F], save_mean: _F, save_invstd: _F, act: int, param: float,
-                                   training: bool, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, /
-                                   ) -> tuple[_F, _F, _F] | None: ...
+                                   training: bool, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+                                   input_sums: bool = False, /) -> tuple[_F, ...] | Literal[False] | None: ...
+def batch_norm_max_pool2d_conv_backward(dy: _F, positions: npt.NDArray[np.uint8], x: _F, weight: Optional[_F],
+                                        bias: Optional[_F], save_mean: _F, save_invstd: _F, act: int, param: float,
+                                        training: bool, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+                                        conv_x: _F, conv_weight: _F, csh: int, csw: int, cph: int, cpw: int,
+                                        cdh: int, cdw: int, conv_bias: bool, /
+                                        ) -> tuple[_F, _F, _F, Optional[_F]] | Literal[False] | None: ...
 
 # softmax and cross-entropy (relucore.loss): None when an array needs preparation
 REDUCTIONS: Final[dict[str, int]]

@@ -43,15 +43,17 @@ void batch_norm_max_pool_forward(const T* x, T* y, uint8_t* pos, const BatchNorm
 template <class T> class DweightPlanes;
 
 // dx (N, C, H, W), dweight and dbias (C) of batch_norm_max_pool_forward from dy (N, C, OH, OW), pos
-// and x: each plane's pooling gradient is rebuilt in scratch for the sums, then again for dx. With
-// `conv` (the gradients of the convolution whose output x is, relucore/dweight_planes.h) each dx plane
-// goes to it from scratch instead (dx is not written; conv's dweight and dbias are, by finish()).
-// False (the outputs then not the gradients) if a position lies outside its window or image.
+// and x: each plane's pooling gradient is rebuilt in scratch for the sums, then again for dx.
+// input_sums (C, optional) receives dx summed per channel as conv2d_backward sums a dbias (the bias
+// gradient of a convolution whose output x is), each plane while it is in cache. With `conv` (that
+// convolution's gradients, relucore/dweight_planes.h) each dx plane goes to it from scratch instead
+// (dx and input_sums are not written; conv's dweight and dbias are, by finish()). False (the
+// outputs then not the gradients) if a position lies outside its window or image.
 template <class T>
 bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T* dx, const BatchNormShape& sh,
                                   const ConvGeom& g, const T* weight, const T* bias, const T* save_mean,
                                   const T* save_invstd, NormAct act, T param, bool training, T* dweight, T* dbias,
-                                  DweightPlanes<T>* conv = nullptr);
+                                  T* input_sums = nullptr, DweightPlanes<T>* conv = nullptr);
 
 }  // namespace ops
 }  // namespace relucore

@@ -56,7 +56,9 @@ class Sequential(Module):
     small scratch buffer, so the full-size activation is neither stored nor read back, and the
     backward rebuilds the pooling gradient per plane the same way (the results of the fused batch
     norm + activation followed by the pool, bitwise where that batch norm sums per plane; the pool's
-    kept window positions count at the batch norm). When such a triple follows the network's first
+    kept window positions count at the batch norm); after a ``Conv2d`` it also sums its input
+    gradient per channel in the same pass, which is that convolution's bias gradient (the same bits
+    as the convolution's own sum). When such a triple follows the network's first
     ``Conv2d`` and ``backward(dy, input_grad=False)`` is called, the batch norm's input gradient goes
     plane by plane into that convolution's weight and bias gradients (where the convolution sums
     its weight gradient by dot products: one group, at most 16 ``C * kh * kw`` taps, relucore's
@@ -188,13 +190,21 @@ class Sequential(Module):
         """Each module's backward in reverse order; returns the input's gradient, or None with
         ``input_grad=False`` (then a first Conv2d, or a Sequential, does not compute it)."""
         (ran,) = self._take()
-        for k, m in enumerate(reversed(ran)):
-            if k == len(ran) - 1 and not input_grad and type(m) in (Conv2d, Sequential):
+        bias_grad = None  # a Conv2d's bias gradient, summed by the batch norm after it
+        for i in reversed(range(len(ran))):
+            m = ran[i]
+            if type(m) is Conv2d:
+                dy = m._backward(dy, input_grad or i > 0, bias_grad)
+                bias_grad = None
+                continue
+            if i == 0 and not input_grad and type(m) is Sequential:
                 return m.backward(dy, input_grad=False)
-            # a first Conv2d's gradients straight from a batch norm + pool backward after it
-            if (k == len(ran) - 2 and not input_grad and type(m) is BatchNorm2d and type(ran[0]) is Conv2d
-                    and m._backward_into(dy, ran[0])):
-                return None
+            if type(m) is BatchNorm2d and i > 0 and type(ran[i - 1]) is Conv2d:
+                # a first Conv2d's gradients straight from a batch norm + pool backward after it
+                if i == 1 and not input_grad and m._backward_into(dy, ran[0]):
+                    return None
+                dy, bias_grad = m._backward(dy, ran[i - 1].bias is not None)
+                continue
             dy = m.backward(dy)
         return dy if input_grad else None
 

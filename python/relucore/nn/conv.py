@@ -120,15 +120,23 @@ class Conv2d(Module):
     def backward(self, dy, input_grad: bool = True):
         """As :meth:`Module.backward`; ``input_grad=False`` skips the input's gradient (a network's
         first layer does not need it) and returns None."""
+        return self._backward(dy, input_grad)
+
+    def _backward(self, dy, input_grad: bool = True, bias_grad=None):
+        """:meth:`backward`, with ``bias_grad`` the bias gradient if the layer after this one
+        (a batch norm) already summed dy as the convolution would (it is then not summed again)."""
         saved = x, y_shape, activation, y = self._take()
         w = self.weight.data
         has_bias = self.bias is not None
+        if activation is not None or not has_bias:
+            bias_grad = None
         geometry = None if activation is not None else self._direct(x, w, self.bias.data if has_bias else None)
         if geometry is not None and plain(dy) and dy.shape == y_shape and dy.dtype == x.dtype:
-            dx, dw, db = _core.conv2d_backward(dy, x, w, *geometry, bool(input_grad), True, has_bias)
+            dx, dw, db = _core.conv2d_backward(dy, x, w, *geometry, bool(input_grad), True,
+                                               has_bias and bias_grad is None)
             self.weight.accumulate(dw)
             if has_bias:
-                self.bias.accumulate(db)
+                self.bias.accumulate(db if bias_grad is None else bias_grad)
             return dx
         dy = self._dy(dy, y_shape, saved)
         if activation == "relu":
@@ -136,10 +144,10 @@ class Conv2d(Module):
         elif activation is not None:
             dy = F.leaky_relu_backward(dy, y, activation[1])
         dx, dw, db = F.conv2d_backward(dy, x, w, **self._geometry(), compute_dx=bool(input_grad),
-                                       compute_dbias=self.bias is not None)
+                                       compute_dbias=has_bias and bias_grad is None)
         self.weight.accumulate(dw)
-        if self.bias is not None:
-            self.bias.accumulate(db)
+        if has_bias:
+            self.bias.accumulate(db if bias_grad is None else bias_grad)
         return dx
 
     def extra_repr(self) -> str:

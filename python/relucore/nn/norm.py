@@ -111,6 +111,13 @@ class _BatchNorm(Module):
         return y
 
     def backward(self, dy):
+        return self._backward(dy)[0]
+
+    def _backward(self, dy, input_sums: bool = False):
+        """``(dx, sums)``: with ``input_sums``, ``sums`` is dx summed per channel as
+        :func:`relucore.conv2d_backward` sums a bias gradient (the bias gradient of a convolution
+        whose output this layer's input is), where the native batch norm + pool backward ran;
+        otherwise None."""
         saved = self._take()
         x, y, mean, invstd, activation, training = saved[:6]
         pool = saved[6] if len(saved) > 6 else None  # the fused pool's (positions, geometry), or the module
@@ -124,17 +131,21 @@ class _BatchNorm(Module):
                 raise TypeError(f"{self._label()}: dy dtype must be float32 or float64, got {dy.dtype}")
             dy = _c(dy.astype(x.dtype, copy=False))
             r = _core.batch_norm_max_pool2d_backward(dy, pos, x, w, b, mean, invstd, *_fast_act(activation),
-                                                     bool(training), k[0], k[1], s[0], s[1], p[0], p[1])
+                                                     bool(training), k[0], k[1], s[0], s[1], p[0], p[1],
+                                                     bool(input_sums))
             if r is False:
                 raise ValueError(f"{self._label()}: the kept window positions do not fit the input "
                                  "(was the cache changed?)")
             if r is not None:
-                dx, dw, db = r
+                dx, dw, db = r[:3]
+                sums = r[3] if input_sums else None
             else:  # parameters the kernel does not take as they are: the pool's gradient, then batch norm's
                 dy = self._kernel(max_pool_kept_backward, dy, pos, x.shape, k, s, p)
                 dx, dw, db = F.batch_norm_backward(dy, x, w, mean, invstd, bias=b, activation=activation,
                                                    training=training)
+                sums = None
         else:
+            sums = None
             if pool is not None:
                 try:
                     dy = pool.backward(dy)
@@ -147,7 +158,7 @@ class _BatchNorm(Module):
         if self.affine:
             self.weight.accumulate(dw)
             self.bias.accumulate(db)
-        return dx
+        return dx, sums
 
     def _backward_into(self, dy, conv) -> bool:
         """The backward of a training forward with a fused max pooling, where this layer's input is
