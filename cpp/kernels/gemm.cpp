@@ -312,38 +312,60 @@ bool conv_forward(i64 m, const T* w, i64 ldw, const T* bias, const T* x, const C
 // and k chunks, and reduced once at the end. No packing and no transposes (both operands run along
 // the depth), and one horizontal sum per element per call instead of one per image. Each element's
 // sum does not depend on how rows or columns are split, so thread splits change no bit.
-template <class T, int RM, int RN>
+// G adjacent accumulator tiles (RM x RN elements each, one after another in acc_mem) over rm rows
+// and rn <= G * RN columns.
+template <class T, int RM, int RN, int G = 1>
 void dot_acc_tile(i64 rm, i64 rn, i64 k, const T* a, i64 lda, const T* b, i64 ldb, typename VecOf<T>::type* acc_mem,
                   bool first) {
     using V = typename VecOf<T>::type;
-    V acc[RM][RN];
+    constexpr int N = G * RN;
+    const auto at = [](int i, int j) { return (j / RN * RM + i) * RN + j % RN; };  // acc_mem index
+    V acc[RM][N];
     for (int i = 0; i < RM; ++i)
-        for (int j = 0; j < RN; ++j) acc[i][j] = first ? V::zero() : acc_mem[i * RN + j];
+        for (int j = 0; j < N; ++j) acc[i][j] = first ? V::zero() : acc_mem[at(i, j)];
     // Edge tiles read rows rm.. and rn.. as copies of the last ones (their sums are never used):
     // the loop keeps no row tests.
     const T* ar[RM];
-    const T* br[RN];
+    const T* br[N];
     for (int i = 0; i < RM; ++i) ar[i] = a + (i < rm ? i : rm - 1) * lda;
-    for (int j = 0; j < RN; ++j) br[j] = b + (j < rn ? j : rn - 1) * ldb;
+    for (int j = 0; j < N; ++j) br[j] = b + (j < rn ? j : rn - 1) * ldb;
     i64 p = 0;
     for (; p + V::L <= k; p += V::L) {
-        V bv[RN];
-        for (int j = 0; j < RN; ++j) bv[j] = V::load(br[j] + p);
+        V bv[N];
+        for (int j = 0; j < N; ++j) bv[j] = V::load(br[j] + p);
         for (int i = 0; i < RM; ++i) {
             const V av = V::load(ar[i] + p);
-            for (int j = 0; j < RN; ++j) acc[i][j] = mul_add(av, bv[j], acc[i][j]);
+            for (int j = 0; j < N; ++j) acc[i][j] = mul_add(av, bv[j], acc[i][j]);
         }
     }
     if (p < k) {
-        V bv[RN];
-        for (int j = 0; j < RN; ++j) bv[j] = V::load_tail(br[j] + p, k - p);
+        V bv[N];
+        for (int j = 0; j < N; ++j) bv[j] = V::load_tail(br[j] + p, k - p);
         for (int i = 0; i < RM; ++i) {
             const V av = V::load_tail(ar[i] + p, k - p);
-            for (int j = 0; j < RN; ++j) acc[i][j] = mul_add(av, bv[j], acc[i][j]);
+            for (int j = 0; j < N; ++j) acc[i][j] = mul_add(av, bv[j], acc[i][j]);
         }
     }
     for (int i = 0; i < RM; ++i)
-        for (int j = 0; j < RN; ++j) acc_mem[i * RN + j] = acc[i][j];
+        for (int j = 0; j < N; ++j) acc_mem[at(i, j)] = acc[i][j];
+}
+
+// Accumulator tiles side by side per register tile: two (24 accumulators, 6 B vectors and an A
+// vector of 32 zmm) load 10 vectors per 24 multiply-adds instead of 7 per 12.
+#if defined(RC_ISA_AVX512)
+constexpr int kDotGroup = 2;
+#else
+constexpr int kDotGroup = 1;
+#endif
+
+// The tiles of rows [i, i + rm) from column tile jt on (rn columns): as many side by side as fit.
+template <class T>
+void dot_acc_tiles(i64 rm, i64 rn, i64 k, const T* a, i64 lda, const T* b, i64 ldb, typename VecOf<T>::type* acc_mem,
+                   bool first) {
+    if (kDotGroup > 1 && rn > kDotN)
+        dot_acc_tile<T, kDotM, kDotN, kDotGroup>(rm, rn, k, a, lda, b, ldb, acc_mem, first);
+    else
+        dot_acc_tile<T, kDotM, kDotN>(rm, rn, k, a, lda, b, ldb, acc_mem, first);
 }
 
 // Taken for layers with at most kDotFormTaps column rows (first layers: 1 channel of 3x3): packing
@@ -363,10 +385,10 @@ void dot_acc_block(i64 row0, i64 m, i64 n, i64 k, const T* a, i64 lda, const T* 
     const i64 tiles_n = (n + kDotN - 1) / kDotN;
     V* am = reinterpret_cast<V*>(acc) + (row0 / kDotM) * tiles_n * kDotM * kDotN;
     for (i64 i = 0; i < m; i += kDotM)
-        for (i64 j = 0; j < n; j += kDotN) {
-            const i64 rm = m - i < kDotM ? m - i : kDotM, rn = n - j < kDotN ? n - j : kDotN;
-            dot_acc_tile<T, kDotM, kDotN>(rm, rn, k, a + i * lda, lda, b + j * ldb, ldb,
-                                          am + ((i / kDotM) * tiles_n + j / kDotN) * kDotM * kDotN, first != 0);
+        for (i64 j = 0; j < n; j += kDotGroup * kDotN) {
+            const i64 rm = m - i < kDotM ? m - i : kDotM, rn = n - j < kDotGroup * kDotN ? n - j : kDotGroup * kDotN;
+            dot_acc_tiles<T>(rm, rn, k, a + i * lda, lda, b + j * ldb, ldb,
+                             am + ((i / kDotM) * tiles_n + j / kDotN) * kDotM * kDotN, first != 0);
         }
 }
 
@@ -403,11 +425,11 @@ bool dweight_dot(i64 m, i64 images, const T* dy, i64 lddy, i64 dy_step, const T*
                 im2col_block(x + img * x_step, g, n0, n1, p0, p0 + pc, s, pc);
                 const T* a0 = dy + img * dy_step + i0 * lddy + p0;
                 for (i64 i = 0; i < rows; i += kDotM)
-                    for (i64 j = 0; j < n; j += kDotN) {
-                        const i64 rm = rows - i < kDotM ? rows - i : kDotM, rn = n - j < kDotN ? n - j : kDotN;
+                    for (i64 j = 0; j < n; j += kDotGroup * kDotN) {
+                        const i64 rm = rows - i < kDotM ? rows - i : kDotM;
+                        const i64 rn = n - j < kDotGroup * kDotN ? n - j : kDotGroup * kDotN;
                         V* am = acc + ((i / kDotM) * tiles_n + j / kDotN) * kDotM * kDotN;
-                        dot_acc_tile<T, kDotM, kDotN>(rm, rn, pc, a0 + i * lddy, lddy, s + j * pc, pc, am,
-                                                      img == 0 && p0 == 0);
+                        dot_acc_tiles<T>(rm, rn, pc, a0 + i * lddy, lddy, s + j * pc, pc, am, img == 0 && p0 == 0);
                     }
             }
         for (i64 i = 0; i < rows; ++i)
