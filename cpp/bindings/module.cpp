@@ -30,6 +30,7 @@ void bind_gemm(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_loss(py::module_& m);
 void bind_output_cache(py::module_& m);
+void bind_optim(py::module_& m);
 }  // namespace bind
 }  // namespace relucore
 
@@ -78,6 +79,7 @@ PYBIND11_MODULE(_core, m) {
     relucore::bind::bind_norm(m);
     relucore::bind::bind_loss(m);
     relucore::bind::bind_output_cache(m);
+    relucore::bind::bind_optim(m);
     m.def("get_isa", &relucore::active_isa);
     m.def("set_isa", [](const std::string& name) {
         if (!relucore::set_isa(name)) throw py::value_error("ISA '" + name + "' is not usable here");

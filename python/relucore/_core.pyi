@@ -112,6 +112,10 @@ def batch_norm_max_pool2d_conv_backward(dy: _F, positions: npt.NDArray[np.uint8]
                                         cdh: int, cdw: int, conv_bias: bool, /
                                         ) -> tuple[_F, _F, _F, Optional[_F]] | Literal[False] | None: ...
 
+# SGD's update of a group's plain parameters (relucore.optim.SGD): False (nothing changed) if any is not
+def sgd_step(items: list[tuple[_F, _F, Optional[_F], bool]], lr: float, momentum: float, dampening: float,
+             weight_decay: float, nesterov: bool, /) -> bool: ...
+
 # softmax and cross-entropy (relucore.loss): None when an array needs preparation
 REDUCTIONS: Final[dict[str, int]]
 def softmax(x: object, axis: int, log: bool, out: object) -> Optional[np.ndarray]: ...

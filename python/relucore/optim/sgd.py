@@ -6,6 +6,9 @@ from typing import Any, Dict, Iterable
 
 import numpy as np
 
+from .. import _core
+from ..nn import _functions as F
+from ..nn.module import plain
 from .optimizer import Optimizer, check_nonnegative
 
 __all__ = ["SGD"]
@@ -49,6 +52,41 @@ class SGD(Optimizer):
         check_nonnegative(lr=group["lr"], momentum=group["momentum"], weight_decay=group["weight_decay"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("nesterov momentum requires momentum > 0 and dampening = 0")
+
+    def step(self) -> None:
+        """Update, in place, every parameter whose ``grad`` is not ``None``. On the native backend
+        a group's plain float32/float64 parameters go to one native call, which computes what the
+        per-parameter NumPy operations compute, rounding for rounding."""
+        if F.current() is not F.native():
+            return super().step()
+        for group in self.param_groups:
+            items, rest = [], []
+            mu = group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.shape != p.data.shape:
+                    raise ValueError(f"{type(self).__name__}: a gradient of shape {p.grad.shape} for "
+                                     f"a parameter of shape {p.data.shape}")
+                state = self.state.setdefault(p, {})
+                buf = state.get("momentum_buffer") if mu != 0 else None
+                if (p.grad.dtype == p.data.dtype and plain(p.data) and plain(p.grad) and p.data.flags.writeable
+                        and (buf is None or (plain(buf) and buf.dtype == p.data.dtype and buf.flags.writeable))):
+                    first = mu != 0 and buf is None
+                    if first:
+                        buf = np.empty_like(p.data)
+                    items.append((p, buf, first))
+                else:
+                    rest.append(p)
+            if items and _core.sgd_step([(p.data, p.grad, buf, first) for p, buf, first in items], group["lr"], mu,
+                                        group["dampening"], group["weight_decay"], group["nesterov"]):
+                for p, buf, first in items:
+                    if first:
+                        self.state[p]["momentum_buffer"] = buf
+            else:
+                rest = [p for p, _, _ in items] + rest
+            for p in rest:
+                self._update(p, p.grad.astype(p.data.dtype, copy=False), group, self.state[p])
 
     def _update(self, p, grad, group, state) -> None:
         wd, mu = group["weight_decay"], group["momentum"]
