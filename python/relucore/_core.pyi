@@ -112,7 +112,7 @@ def batch_norm_max_pool2d_conv_backward(dy: _F, positions: npt.NDArray[np.uint8]
                                         cdh: int, cdw: int, conv_bias: bool, /
                                         ) -> tuple[_F, _F, _F, Optional[_F]] | Literal[False] | None: ...
 
-# SGD's update of a group's plain parameters (relucore.optim.SGD): False (nothing changed) if any is not
+# SGD's update of a group's parameters (relucore.optim.SGD): False (nothing changed) unless all are plain
 def sgd_step(items: list[tuple[_F, _F, Optional[_F], bool]], lr: float, momentum: float, dampening: float,
              weight_decay: float, nesterov: bool, /) -> bool: ...
 

@@ -131,7 +131,16 @@ class Sequential(Module):
     def _schedule(self) -> list:
         """``(module, fused)`` per call of the forward: ``fused`` is None (the module alone), or the
         arguments of its ``forward_activation`` that take the next module (an activation), and in
-        training a max pooling after that, with it."""
+        training a max pooling after that, with it. Kept until a module changes (:func:`generation`)."""
+        kept = self.__dict__.get("_kept_schedule")
+        if kept is not None and kept[0] == generation():
+            return kept[1]
+        stamp = generation()
+        out = self._plan_schedule()
+        self.__dict__["_kept_schedule"] = (stamp, out)
+        return out
+
+    def _plan_schedule(self) -> list:
         mods = [m for m in self._modules.values() if m is not None]
         if len({id(m) for m in mods}) != len(mods):
             raise ValueError("Sequential: a module appears twice; each instance keeps one forward's state "

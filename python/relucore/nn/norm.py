@@ -11,7 +11,7 @@ from .. import _core
 from ..activations import _c
 from ..norm import _fast_act
 from . import _functions as F
-from .module import Module, Parameter, check_int, float_dtype, plain
+from .module import Module, Parameter, check_int, float_dtype, generation, plain
 from .pooling import max_pool_kept_backward, poolable
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
@@ -96,7 +96,11 @@ class _BatchNorm(Module):
         """The native batch norm + activation + max pooling (see :meth:`forward_activation`), or
         None for arrays the kernel does not take as they are."""
         code, param = _fast_act(activation)
-        x = _c(pool._kernel(C.check_pool_args, x, pool.kernel_size, pool.stride, pool.padding)[0])
+        key = (generation(), x.shape, x.dtype, pool.kernel_size, pool.stride, pool.padding)
+        if self.__dict__.get("_pool_checked") != key:  # checked once per shape and pool until a change
+            x = pool._kernel(C.check_pool_args, x, pool.kernel_size, pool.stride, pool.padding)[0]
+            self.__dict__["_pool_checked"] = key
+        x = _c(x)
         running = tracking or not training
         (kh, kw), (sh, sw), (ph, pw) = pool.kernel_size, pool.stride, pool.padding
         r = self._kernel(_core.batch_norm_max_pool2d, x, self.running_mean if running else None,

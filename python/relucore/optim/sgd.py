@@ -8,7 +8,6 @@ import numpy as np
 
 from .. import _core
 from ..nn import _functions as F
-from ..nn.module import plain
 from .optimizer import Optimizer, check_nonnegative
 
 __all__ = ["SGD"]
@@ -55,38 +54,37 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         """Update, in place, every parameter whose ``grad`` is not ``None``. On the native backend
-        a group's plain float32/float64 parameters go to one native call, which computes what the
-        per-parameter NumPy operations compute, rounding for rounding."""
+        a group's parameters go to one native call, which computes what the per-parameter NumPy
+        operations compute, rounding for rounding; it takes plain float32/float64 arrays with
+        gradients of their dtype, and a group with anything else is updated by NumPy."""
         if F.current() is not F.native():
             return super().step()
         for group in self.param_groups:
-            items, rest = [], []
             mu = group["momentum"]
+            items, ps, new = [], [], []
             for p in group["params"]:
-                if p.grad is None:
+                g = p.grad
+                if g is None:
                     continue
-                if p.grad.shape != p.data.shape:
-                    raise ValueError(f"{type(self).__name__}: a gradient of shape {p.grad.shape} for "
+                if g.shape != p.data.shape:
+                    raise ValueError(f"{type(self).__name__}: a gradient of shape {g.shape} for "
                                      f"a parameter of shape {p.data.shape}")
                 state = self.state.setdefault(p, {})
                 buf = state.get("momentum_buffer") if mu != 0 else None
-                if (p.grad.dtype == p.data.dtype and plain(p.data) and plain(p.grad) and p.data.flags.writeable
-                        and (buf is None or (plain(buf) and buf.dtype == p.data.dtype and buf.flags.writeable))):
-                    first = mu != 0 and buf is None
-                    if first:
-                        buf = np.empty_like(p.data)
-                    items.append((p, buf, first))
-                else:
-                    rest.append(p)
-            if items and _core.sgd_step([(p.data, p.grad, buf, first) for p, buf, first in items], group["lr"], mu,
-                                        group["dampening"], group["weight_decay"], group["nesterov"]):
-                for p, buf, first in items:
-                    if first:
-                        self.state[p]["momentum_buffer"] = buf
+                first = mu != 0 and buf is None
+                if first:
+                    buf = np.empty_like(p.data)
+                    new.append((state, buf))
+                items.append((p.data, g, buf, first))
+                ps.append(p)
+            if not items:
+                continue
+            if _core.sgd_step(items, group["lr"], mu, group["dampening"], group["weight_decay"], group["nesterov"]):
+                for state, buf in new:
+                    state["momentum_buffer"] = buf
             else:
-                rest = [p for p, _, _ in items] + rest
-            for p in rest:
-                self._update(p, p.grad.astype(p.data.dtype, copy=False), group, self.state[p])
+                for p in ps:
+                    self._update(p, p.grad.astype(p.data.dtype, copy=False), group, self.state[p])
 
     def _update(self, p, grad, group, state) -> None:
         wd, mu = group["weight_decay"], group["momentum"]
