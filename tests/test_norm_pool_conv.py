@@ -199,3 +199,25 @@ def test_conv_bias_summed_by_the_batch_norm_after_it(rc, dtype, rng, act, monkey
     assert_bitwise(dx, g, "dx")
     for i, (a, e) in enumerate(zip(got, [p.grad for p in model.parameters()])):
         assert_bitwise(a, e, f"parameter {i}")
+
+
+def test_a_backward_replaced_on_the_instance_is_called(dtype):
+    """A layer whose backward is replaced on the instance (a wrapper, a hook) gets its backward
+    called: no hand-over around it."""
+    rng = np.random.default_rng(9)
+    model = network(1, 4, 3, 1, 2, "relu", dtype)
+    conv = model[0]
+    calls = []
+    inner = conv.backward
+
+    def wrapped(dy, input_grad=True):
+        calls.append(input_grad)
+        return inner(dy, input_grad=input_grad)
+
+    conv.backward = wrapped
+    x = rng.standard_normal((2, 1, 8, 8)).astype(dtype)
+    dy = rng.standard_normal((2, 4 * 16)).astype(dtype)
+    model(x)
+    assert model.backward(dy, input_grad=False) is None
+    assert calls == [False]
+    assert conv.weight.grad is not None and conv.bias.grad is not None

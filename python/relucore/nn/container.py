@@ -199,16 +199,20 @@ class Sequential(Module):
         """Each module's backward in reverse order; returns the input's gradient, or None with
         ``input_grad=False`` (then a first Conv2d, or a Sequential, does not compute it)."""
         (ran,) = self._take()
+
+        def plain_layer(m, kind) -> bool:  # of that type exactly, its backward not replaced on the instance
+            return type(m) is kind and "backward" not in m.__dict__
+
         bias_grad = None  # a Conv2d's bias gradient, summed by the batch norm after it
         for i in reversed(range(len(ran))):
             m = ran[i]
-            if type(m) is Conv2d:
+            if plain_layer(m, Conv2d):
                 dy = m._backward(dy, input_grad or i > 0, bias_grad)
                 bias_grad = None
                 continue
-            if i == 0 and not input_grad and type(m) is Sequential:
+            if i == 0 and not input_grad and type(m) in (Conv2d, Sequential):
                 return m.backward(dy, input_grad=False)
-            if type(m) is BatchNorm2d and i > 0 and type(ran[i - 1]) is Conv2d:
+            if plain_layer(m, BatchNorm2d) and i > 0 and plain_layer(ran[i - 1], Conv2d):
                 # a first Conv2d's gradients straight from a batch norm + pool backward after it
                 if i == 1 and not input_grad and m._backward_into(dy, ran[0]):
                     return None
