@@ -46,15 +46,12 @@ bool shape_ok(const ConvGeom& g, i64 n, i64 cin, i64 cout, i64 groups, bool dept
     return channels_ok && tiles >= kMinBatchTiles && macs >= kMinMacs;
 }
 
-// The backward's channel rules, dx and dweight each on its own, from a grid of layers measured both
-// ways (docs/performance.md). dx's Winograd GEMMs have Cg rows and depth Fg: in float32 16 rows
-// lose to the GEMM path (16 -> 32 channels on 14x14: 1.2x slower) unless the planes are large; in
-// float64 the GEMM path is slower and 16 suffice. dweight (products over the tiles, channels in the
-// lanes) measured faster from 16 channels both ways on every layer of the grid.
-template <class T> bool dx_channels_ok(const ConvGeom& g, i64 Cg, i64 Fg) {
-    if (Fg < kMinChannels || Cg < kMinChannels) return false;
-    return sizeof(T) == 8 || Cg >= 32 || tiles_per_image(g) >= 400;
-}
+// The backward's channel rules, dx and dweight each on its own, from grids of layers measured both
+// ways (docs/performance.md): 16 channels both ways suffice for either, in either dtype. float32's
+// dx once asked for 32 input channels or large planes (its tile-lane GEMMs with 16 rows lost 1.2x
+// on 16 -> 32 channels on 14x14); with channels in the lanes, and the tile-lane path as it is now,
+// 18 float32 layers with 16-24 input channels ran 0.61-0.88x the GEMM path's time (AVX2 0.56-0.62x).
+bool dx_channels_ok(i64 Cg, i64 Fg) { return Cg >= kMinChannels && Fg >= kMinChannels; }
 bool dw_channels_ok(i64 Cg, i64 Fg) { return Cg >= kMinChannels && Fg >= kMinChannels; }
 
 // The stride between the 16 transformed matrices of n elements: n rounded up to 4 KiB plus 64 bytes.
@@ -364,7 +361,7 @@ WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, boo
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     const bool depthwise = s.groups == s.C && s.groups > 1;
     want_dx = want_dx && s.N > 0 && s.H > 0 && s.W > 0 && s.g.ph <= 2 && s.g.pw <= 2 &&
-              shape_ok(s.g, s.N, Fg, Cg, s.groups, depthwise, dx_channels_ok<T>(s.g, Cg, Fg));  // an empty dx: no tiles
+              shape_ok(s.g, s.N, Fg, Cg, s.groups, depthwise, dx_channels_ok(Cg, Fg));  // an empty dx: no tiles
     want_dw = want_dw && winograd_dweight_may_take(s);
     if (!want_dx && !want_dw) return WinogradBackward{false, false};
     const T* arrays[3] = {dy, want_dw ? x : w, w};
