@@ -13,6 +13,7 @@
 #include <atomic>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 #include "fft_conv.h"
 #include "gemm.h"
@@ -181,14 +182,12 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
         if (db) zero(db, s.F);
         return;
     }
-    if (db) {  // per channel, images in order: deterministic
+    if (db) {  // per plane, then per channel over the images in order: deterministic
         const int nt = threads_for(s.N * s.F * OHW, kGrainCopy);
         const auto sum = conv_kernels<T>().sum;
-        parallel_runs(s.F, nt, [&](i64 f) {
-            double acc = 0;
-            for (i64 n = 0; n < s.N; ++n) acc += sum(dy + (n * s.F + f) * OHW, OHW);
-            db[f] = (T)acc;
-        });
+        std::vector<double> sums((size_t)(s.N * s.F));
+        parallel_runs(s.N * s.F, nt, [&](i64 p) { sums[(size_t)p] = sum(dy + p * OHW, OHW); });
+        bias_from_plane_sums(sums.data(), s.N, s.F, db);
     }
     if (!dx && !dw) return;
     if (use_direct(s)) return direct_backward(dy, x, w, dx, dw, s);

@@ -45,12 +45,7 @@ template <class T> void DweightPlanes<T>::finish() {
         if (c > 0)
             for (i64 i = 0; i < size; ++i) dw_[i] += partial[(size_t)i];
     }
-    if (db_)
-        for (i64 f = 0; f < s_.F; ++f) {
-            double acc = 0;
-            for (i64 n = 0; n < s_.N; ++n) acc += plane_sums_[(size_t)(n * s_.F + f)];
-            db_[f] = (T)acc;
-        }
+    if (db_) bias_from_plane_sums(plane_sums_.data(), s_.N, s_.F, db_);
 }
 
 template class DweightPlanes<float>;

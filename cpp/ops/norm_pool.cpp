@@ -95,12 +95,7 @@ bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T
             k.grad_input[act][kFromX](unpooled(r), x + off, dx + off, one, q[(size_t)(r % sh.C)], training);
             if (input_sums) sums[(size_t)r] = sum(dx + off, sh.S);  // while the plane is in L1
         });
-        if (input_sums)  // added as conv2d_backward's dbias: images in order, in double
-            for (i64 c = 0; c < sh.C; ++c) {
-                double total;
-                add_runs(sh, sums, c, total);
-                input_sums[c] = (T)total;
-            }
+        if (input_sums) bias_from_plane_sums(sums.data(), sh.N, sh.C, input_sums);
         return ok.load();
     }
     // dx image by image into scratch (the planes of a block of channels), handed to the convolution's

@@ -35,24 +35,23 @@ constexpr double kMinMacs = 1 << 23;
 // 2x2 output tiles of one image of the layer.
 i64 tiles_per_image(const ConvGeom& g) { return ((g.OH + 1) / 2) * ((g.OW + 1) / 2); }
 
-// channels_ok: the channel rule of the forward, dx or dweight (below), asked only under "auto".
-bool shape_ok(const ConvGeom& g, i64 n, i64 cin, i64 cout, i64 groups, bool depthwise, bool channels_ok) {
+// channel_rule: channels_ok (below) of the layer's or dx's channels, asked only under "auto".
+bool shape_ok(const ConvGeom& g, i64 n, i64 cin, i64 cout, i64 groups, bool depthwise, bool channel_rule) {
     const int a = current_settings().conv_algo;
     if (a == kAlgoGemm || a == kAlgoFft || depthwise) return false;
     if (!(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)) return false;
     if (a == kAlgoWinograd) return true;
     const double tiles = (double)n * (double)tiles_per_image(g);
     const double macs = 9.0 * (double)n * (double)g.OH * (double)g.OW * (double)cin * (double)cout * (double)groups;
-    return channels_ok && tiles >= kMinBatchTiles && macs >= kMinMacs;
+    return channel_rule && tiles >= kMinBatchTiles && macs >= kMinMacs;
 }
 
-// The backward's channel rules, dx and dweight each on its own, from grids of layers measured both
-// ways (docs/performance.md): 16 channels both ways suffice for either, in either dtype. float32's
-// dx once asked for 32 input channels or large planes (its tile-lane GEMMs with 16 rows lost 1.2x
-// on 16 -> 32 channels on 14x14); with channels in the lanes, and the tile-lane path as it is now,
-// 18 float32 layers with 16-24 input channels ran 0.61-0.88x the GEMM path's time (AVX2 0.56-0.62x).
-bool dx_channels_ok(i64 Cg, i64 Fg) { return Cg >= kMinChannels && Fg >= kMinChannels; }
-bool dw_channels_ok(i64 Cg, i64 Fg) { return Cg >= kMinChannels && Fg >= kMinChannels; }
+// The channel rule of the forward, dx and dweight alike, from grids of layers measured both ways
+// (docs/performance.md): 16 channels both ways, in either dtype. float32's dx once asked for 32
+// input channels or large planes (its tile-lane GEMMs with 16 rows lost 1.2x on 16 -> 32 channels on
+// 14x14); with channels in the lanes, and the tile-lane path as it is now, 18 float32 layers with
+// 16-24 input channels ran 0.61-0.88x the GEMM path's time (AVX2 0.56-0.62x).
+bool channels_ok(i64 Cg, i64 Fg) { return Cg >= kMinChannels && Fg >= kMinChannels; }
 
 // The stride between the 16 transformed matrices of n elements: n rounded up to 4 KiB plus 64 bytes.
 // At a multiple of 4 KiB the 16 streams a transform reads or writes all map to one L1 set.
@@ -334,8 +333,8 @@ void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p,
 template <class T>
 bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
-    if (!shape_ok(s.g, s.N, Cg, Fg, s.groups, s.groups == s.C && s.groups > 1,
-                  Cg >= kMinChannels && Fg >= kMinChannels) || s.N == 0) return false;
+    if (!shape_ok(s.g, s.N, Cg, Fg, s.groups, s.groups == s.C && s.groups > 1, channels_ok(Cg, Fg)) || s.N == 0)
+        return false;
     const T* arrays[2] = {x, w};
     const i64 sizes[2] = {s.N * s.C * s.H * s.W, s.F * Cg * 9};
     double m[2];
@@ -352,7 +351,7 @@ bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dS
 bool winograd_dweight_may_take(const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     const bool depthwise = s.groups == s.C && s.groups > 1;
-    return s.N > 0 && shape_ok(s.g, s.N, Cg, Fg, s.groups, depthwise, dw_channels_ok(Cg, Fg));
+    return s.N > 0 && shape_ok(s.g, s.N, Cg, Fg, s.groups, depthwise, channels_ok(Cg, Fg));
 }
 
 template <class T>
@@ -361,7 +360,7 @@ WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, boo
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     const bool depthwise = s.groups == s.C && s.groups > 1;
     want_dx = want_dx && s.N > 0 && s.H > 0 && s.W > 0 && s.g.ph <= 2 && s.g.pw <= 2 &&
-              shape_ok(s.g, s.N, Fg, Cg, s.groups, depthwise, dx_channels_ok(Cg, Fg));  // an empty dx: no tiles
+              shape_ok(s.g, s.N, Fg, Cg, s.groups, depthwise, channels_ok(Cg, Fg));  // an empty dx: no tiles
     want_dw = want_dw && winograd_dweight_may_take(s);
     if (!want_dx && !want_dw) return WinogradBackward{false, false};
     const T* arrays[3] = {dy, want_dw ? x : w, w};

@@ -30,6 +30,16 @@ void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, i
 // dx, dw, db (each may be null to skip it) from dy, x, w.
 template <class T>
 void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, const Conv2dShape& s);
+// dbias[f] from the sums of dy's planes (sums[n * F + f], conv_kernels<T>().sum of plane (n, f)),
+// added over the images in order in double: how conv2d_backward sums a bias gradient, and any pass
+// that hands it plane sums instead (the batch norm + pool backward) gives the same bits.
+template <class T> void bias_from_plane_sums(const double* sums, i64 N, i64 F, T* db) {
+    for (i64 f = 0; f < F; ++f) {
+        double acc = 0;
+        for (i64 n = 0; n < N; ++n) acc += sums[n * F + f];
+        db[f] = (T)acc;
+    }
+}
 // True if conv2d_backward sums this layer's dweight by dot products along the pixels (one group,
 // at most kDotFormTaps column rows, our GEMM, neither FFTs nor Winograd possible): the form
 // DweightPlanes (relucore/dweight_planes.h) reproduces bit for bit from dy plane by plane.

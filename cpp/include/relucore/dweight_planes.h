@@ -1,9 +1,9 @@
 // A first layer's dweight and dbias taken from dy an image (the planes of a block of filters) at a
 // time, so that what produces dy (the batch norm + pool backward) hands them over from its scratch
-// instead of writing dy out for conv2d_backward to read twice. For layers whose dweight conv2d_backward sums in the dot form
-// (dweight_is_dot_form), with its sums: the same fixed chunks of images, each chunk's lane
-// accumulators fed in image order and the chunks added in order; dbias per plane through the same
-// kernel, added over the images in order. The same bits as conv2d_backward for any thread count.
+// instead of writing dy out for conv2d_backward to read twice. For layers whose dweight
+// conv2d_backward sums in the dot form (dweight_is_dot_form), with its sums: the same fixed chunks
+// of images, each chunk's lane accumulators fed in image order and the chunks added in order; dbias
+// from per-plane sums (bias_from_plane_sums). The same bits as conv2d_backward for any thread count.
 #pragma once
 #include <vector>
 

@@ -76,10 +76,14 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    if p.grad.shape != p.data.shape:
-                        raise ValueError(f"{type(self).__name__}: a gradient of shape {p.grad.shape} for "
-                                         f"a parameter of shape {p.data.shape}")
+                    self._check_grad(p)
                     self._update(p, p.grad.astype(p.data.dtype, copy=False), group, self.state.setdefault(p, {}))
+
+    def _check_grad(self, p: Parameter) -> None:
+        """A ValueError naming the optimizer if ``p.grad`` is not shaped like ``p``."""
+        if p.grad.shape != p.data.shape:
+            raise ValueError(f"{type(self).__name__}: a gradient of shape {p.grad.shape} for "
+                             f"a parameter of shape {p.data.shape}")
 
     def _update(self, p: Parameter, grad: np.ndarray, group: Dict[str, Any], state: Dict[str, Any]) -> None:
         raise NotImplementedError

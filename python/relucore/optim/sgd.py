@@ -66,9 +66,7 @@ class SGD(Optimizer):
                 g = p.grad
                 if g is None:
                     continue
-                if g.shape != p.data.shape:
-                    raise ValueError(f"{type(self).__name__}: a gradient of shape {g.shape} for "
-                                     f"a parameter of shape {p.data.shape}")
+                self._check_grad(p)
                 state = self.state.setdefault(p, {})
                 buf = state.get("momentum_buffer") if mu != 0 else None
                 first = mu != 0 and buf is None
