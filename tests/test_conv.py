@@ -395,7 +395,7 @@ def test_threads_native(rc, cfg, dtype, rng):
         assert_terms_close(two, one, t, f"{name}: 2 threads vs 1 {cfg}")
 
 
-# --------------------------------------------------------------------------- Winograd F(2x2, 3x3)
+# --------------------------------------------------------------------------- Winograd F(2x2) and F(4x4)
 
 # The batch's tiles are cut in blocks of 96 that start mid-row and span images (49 tiles an image
 # for 14 x 14; 225 and 300 for the large planes): a block's outputs must not spill into the next
@@ -404,11 +404,14 @@ def test_threads_native(rc, cfg, dtype, rng):
 # of fewer columns than a register tile. Most layers run with channels in the lanes; these take
 # tiles in the lanes: 130 channels both ways (a transformed kernel matrix over 64 KiB), float32 16
 # channels on rows of 17 tiles, and 260 -> 80 (more than one GEMM depth block, so the transformed
-# kernels are not packed once ahead: the unfused products).
+# kernels are not packed once ahead: the unfused products). float64 layers with channels in the
+# lanes run F(4x4, 3x3) (4x4 tiles overhanging 9, 11, 14 and 30-wide outputs; 24-tile blocks across
+# images), except 64 -> 64 on 6x6 (as many products either way, and 36 transformed kernel matrices
+# over 1 MiB): F(2x2) there.
 WINO = [Conv(2, 16, 9, 11, 16, 3, 1, 1), Conv(1, 17, 8, 8, 20, 3, 1, 0), Conv(3, 32, 6, 7, 32, 3, 1, 2, 1, 2),
         Conv(2, 16, 5, 5, 16, 3, 1, (1, 0)), Conv(1, 16, 30, 30, 16, 3, 1, 1), Conv(1, 40, 30, 40, 40, 3, 1, 1),
         Conv(1, 260, 5, 6, 20, 3, 1, 1), Conv(5, 16, 14, 14, 33, 3, 1, 1), Conv(1, 130, 6, 6, 130, 3, 1, 1),
-        Conv(2, 16, 34, 34, 16, 3, 1, 1), Conv(1, 260, 4, 4, 80, 3, 1, 1)]
+        Conv(2, 16, 34, 34, 16, 3, 1, 1), Conv(1, 260, 4, 4, 80, 3, 1, 1), Conv(3, 64, 6, 6, 64, 3, 1, 1)]
 
 
 @pytest.mark.parametrize("cfg", WINO, ids=conv_id)
@@ -517,29 +520,30 @@ def test_conv_algo_setting(rc):
     assert rc.runtime_info()["conv_algo"] == rc.get_conv_algorithm()
 
 
-def _winograd_tile_bound(x, w, padding):
-    """Winograd F(2x2, 3x3)'s error scale for each output: sum over input channels of (sum of |x| over
-    the 4x4 input patch of the output's 2x2 tile) x (sum of |w| over the 3x3 kernel). The transforms
-    mix a whole patch, so this is the tile's scale, not the output's own window (float64)."""
+def _winograd_tile_bound(x, w, padding, m=2):
+    """Winograd F(m x m, 3x3)'s error scale for each output: sum over input channels of (sum of |x|
+    over the (m+2) x (m+2) input patch of the output's m x m tile) x (sum of |w| over the 3x3
+    kernel). The transforms mix a whole patch, so this is the tile's scale, not the output's own
+    window (float64)."""
     n, c, h, wd = x.shape
-    f = w.shape[0]
     (ph, pw) = pair(padding)
     oh, ow = h + 2 * ph - 2, wd + 2 * pw - 2
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
-    xp = np.zeros((n, c, 2 * th + 2, 2 * tw + 2))
-    xp[:, :, ph:ph + h, pw:pw + wd] = np.abs(x.astype(np.float64))[:, :, :2 * th + 2 - ph, :2 * tw + 2 - pw]
+    th, tw = -(-oh // m), -(-ow // m)
+    xp = np.zeros((n, c, m * th + 2, m * tw + 2))
+    xp[:, :, ph:ph + h, pw:pw + wd] = np.abs(x.astype(np.float64))[:, :, :m * th + 2 - ph, :m * tw + 2 - pw]
     patch = np.zeros((n, c, th, tw))
-    for i in range(4):
-        for j in range(4):
-            patch += xp[:, :, i:i + 2 * th:2, j:j + 2 * tw:2]
+    for i in range(m + 2):
+        for j in range(m + 2):
+            patch += xp[:, :, i:i + m * th:m, j:j + m * tw:m]
     tile = np.einsum("ncyx,fc->nfyx", patch, np.abs(w.astype(np.float64)).sum(axis=(2, 3)))
-    return np.repeat(np.repeat(tile, 2, axis=2), 2, axis=3)[:, :, :oh, :ow]
+    return np.repeat(np.repeat(tile, m, axis=2), m, axis=3)[:, :, :oh, :ow]
 
 
 def test_winograd_error_model_on_exact_zeros(rc, dtype, rng):
     """Outputs that are exactly zero in a direct sum (here: a zero kernel row meets the only nonzero
     input row; pruned weights do this) stay exactly zero on the GEMM path, and on the Winograd path
-    come out within float rounding of the 2x2 tile's scale (docs/api.md), not exactly zero."""
+    come out within float rounding of the tile's scale (docs/api.md: 2x2 tiles in float32, 4x4 in
+    float64), not exactly zero."""
     x = np.zeros((1, 16, 8, 8), dtype)
     x[:, :, 2, :] = rng.standard_normal((1, 16, 8))
     w = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
@@ -552,5 +556,25 @@ def test_winograd_error_model_on_exact_zeros(rc, dtype, rng):
         assert (rc.conv2d(x, w, None, 1, 1)[zeros] == 0).all()
     with rc.use_conv_algorithm("winograd"):
         y = rc.conv2d(x, w, None, 1, 1).astype(np.float64)
-    bound = 16 * np.finfo(dtype).eps * _winograd_tile_bound(x, w, 1)
+    bound = 16 * np.finfo(dtype).eps * _winograd_tile_bound(x, w, 1, 4 if dtype == np.float64 else 2)
+    assert (np.abs(y - exact) <= bound + 4 * np.spacing(np.abs(exact))).all()
+
+
+@pytest.mark.parametrize("channels,dtype,tile", [(16, np.float64, 4), (16, np.float32, 2), (64, np.float64, 2)],
+                         ids=["f64-16", "f32-16", "f64-64"])
+def test_winograd_tile_size(rc, channels, dtype, tile, rng):
+    """The tile size shows in where rounding can reach: with only input row 3 nonzero and padding 1,
+    output rows 0-1 are exactly zero in a direct sum. A 2x2 tile of rows 0-1 reads input rows -1..2
+    (all zero: exactly zero out), a 4x4 tile of rows 0-3 reads rows -1..4, so its transforms leave
+    rounding residue there. float64 runs 4x4 tiles, float32 2x2 (its rounding would grow ~30x), and
+    float64 64 -> 64 channels 2x2 (36 transformed 64x64 kernel matrices pass 1 MiB)."""
+    x = np.zeros((2, channels, 8, 8), dtype)
+    x[:, :, 3, :] = rng.standard_normal((2, channels, 8))
+    w = rng.standard_normal((channels, channels, 3, 3)).astype(dtype)
+    with rc.use_conv_algorithm("winograd"):
+        y = rc.conv2d(x, w, None, 1, 1)
+    assert (R.conv2d(x, w, None, 1, 1)[:, :, :2] == 0).all()
+    assert bool(y[:, :, :2].any()) == (tile == 4)
+    exact = R.conv2d(x.astype(np.float64), w.astype(np.float64), None, 1, 1)
+    bound = 16 * np.finfo(dtype).eps * _winograd_tile_bound(x, w, 1, tile)
     assert (np.abs(y - exact) <= bound + 4 * np.spacing(np.abs(exact))).all()

@@ -5,7 +5,8 @@
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1].
 // The kernel gradient is the adjoint of the same identity in k (Y = A^T [(G k G^T) . V] A):
 //   dk = G^T [sum over tiles V . (A dy A^T)] G,  with V the forward's input transform of x.
-// The channel-lane forms below (winograd_input_cl on) put L channels (filters) in the lanes instead.
+// The channel-lane forms below (winograd_input_cl on) put L channels (filters) in the lanes instead,
+// for F(2x2, 3x3) and F(4x4, 3x3) (36 products per 4x4 outputs: 2.25 per output against 4).
 #include "isa.h"
 #include "act_ops.h"
 #include "gemm_tile.h"
@@ -183,17 +184,106 @@ template <class V, class T> void scatter_kernels(V* g, i64 m, T* w, i64 ls) {
     }
 }
 
+// The 1-D transforms of F(M x M, 3 x 3), A = M + 2 points, on vectors: bt (A inputs -> A, B^T),
+// at (A -> M, A^T), a (M -> A, the A of the kernel gradient), g (3 -> A, G) and gt (A -> 3, G^T).
+// The 2-D forms apply them to columns, then rows. F(2x2) is the top comment's; F(4x4) takes the
+// points 0, 1, -1, 2, -2 and infinity (Lavin & Gray's):
+//   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+//   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1],
+//   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
+template <int M> struct Wino;
+
+template <> struct Wino<2> {
+    static constexpr int A = 4;
+    template <class V> static void bt(const V* d, V* o) {
+        o[0] = d[0] - d[2];
+        o[1] = d[1] + d[2];
+        o[2] = d[2] - d[1];
+        o[3] = d[1] - d[3];
+    }
+    template <class V> static void at(const V* m, V* y) {
+        y[0] = m[0] + m[1] + m[2];
+        y[1] = m[1] - m[2] - m[3];
+    }
+    template <class V> static void a(const V* g, V* h) {
+        h[0] = g[0];
+        h[1] = g[0] + g[1];
+        h[2] = g[0] - g[1];
+        h[3] = V::zero() - g[1];
+    }
+    template <class V> static void g(V k0, V k1, V k2, V* u) {
+        const V half = V::set1(typename V::type(0.5));
+        u[0] = k0;
+        u[1] = (k0 + k1 + k2) * half;
+        u[2] = (k0 - k1 + k2) * half;
+        u[3] = k2;
+    }
+    template <class V> static void gt(const V* m, V* k) {
+        const V half = V::set1(typename V::type(0.5));
+        const V s = (m[1] + m[2]) * half;
+        k[0] = m[0] + s;
+        k[1] = (m[1] - m[2]) * half;
+        k[2] = s + m[3];
+    }
+};
+
+template <> struct Wino<4> {
+    static constexpr int A = 6;
+    template <class V> static V c(double x) { return V::set1(typename V::type(x)); }
+    template <class V> static void bt(const V* d, V* o) {
+        const V d13 = d[3] - d[1], d42 = d[4] - d[2];
+        o[0] = mul_add(c<V>(4), d[0], mul_add(c<V>(-5), d[2], d[4]));
+        o[1] = mul_add(c<V>(-4), d[1] + d[2], d[3] + d[4]);
+        o[2] = mul_add(c<V>(4), d[1] - d[2], d[4] - d[3]);
+        o[3] = mul_add(c<V>(2), d13, d42);
+        o[4] = mul_add(c<V>(-2), d13, d42);
+        o[5] = mul_add(c<V>(4), d[1], mul_add(c<V>(-5), d[3], d[5]));
+    }
+    template <class V> static void at(const V* m, V* y) {
+        const V a = m[1] + m[2], b = m[1] - m[2], s = m[3] + m[4], t = m[3] - m[4];
+        y[0] = m[0] + a + s;
+        y[1] = mul_add(c<V>(2), t, b);
+        y[2] = mul_add(c<V>(4), s, a);
+        y[3] = mul_add(c<V>(8), t, b) + m[5];
+    }
+    template <class V> static void a(const V* g, V* h) {
+        const V e = g[0] + g[2], f = g[1] + g[3], p = mul_add(c<V>(4), g[2], g[0]), q = mul_add(c<V>(4), g[3], g[1]);
+        h[0] = g[0];
+        h[1] = e + f;
+        h[2] = e - f;
+        h[3] = mul_add(c<V>(2), q, p);
+        h[4] = mul_add(c<V>(-2), q, p);
+        h[5] = g[3];
+    }
+    template <class V> static void g(V k0, V k1, V k2, V* u) {
+        const V s = k0 + k2, t = mul_add(c<V>(4), k2, k0);
+        u[0] = k0 * c<V>(0.25);
+        u[1] = (s + k1) * c<V>(-1.0 / 6);
+        u[2] = (s - k1) * c<V>(-1.0 / 6);
+        u[3] = mul_add(c<V>(2), k1, t) * c<V>(1.0 / 24);
+        u[4] = mul_add(c<V>(-2), k1, t) * c<V>(1.0 / 24);
+        u[5] = k2;
+    }
+    template <class V> static void gt(const V* m, V* k) {
+        const V a = m[1] + m[2], b = m[1] - m[2], s = m[3] + m[4], t = m[3] - m[4];
+        k[0] = mul_add(s, c<V>(1.0 / 24), mul_add(a, c<V>(-1.0 / 6), m[0] * c<V>(0.25)));
+        k[1] = mul_add(t, c<V>(1.0 / 12), b * c<V>(-1.0 / 6));
+        k[2] = mul_add(s - a, c<V>(1.0 / 6), m[5]);
+    }
+};
+
 // The rows x cols grid of kernels, kernel (r, c) row-major at w[r*lr + c*lc ..+9] (rotated by 180
-// degrees if flip), transformed: element (r, c) of u[xi * us ..] is (G k G^T)[xi], with
-// G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. Layout: row-major (mr = 0), or panels of mr
-// columns, each rows x mr (a GEMM's packed operand; columns past cols zero). This call writes the
-// elements [e0, e1) of that layout, L at a time, so every store is a whole contiguous vector.
-template <class T>
+// degrees if flip), transformed: element (r, c) of u[xi * us ..] is (G k G^T)[xi], xi < A * A.
+// Layout: row-major (mr = 0), or panels of mr columns, each rows x mr (a GEMM's packed operand;
+// columns past cols zero). This call writes the elements [e0, e1) of that layout, L at a time, so
+// every store is a whole contiguous vector.
+template <class T, int M>
 void winograd_weights(const T* w, i64 rows, i64 cols, i64 lr, i64 lc, int flip, i64 mr, i64 e0, i64 e1, T* u,
                       i64 us) {
     using V = typename VecOf<T>::type;
+    using W = Wino<M>;
     constexpr i64 L = V::L;
-    const V half = V::set1(T(0.5));
+    constexpr int A = W::A;
     const i64 width = mr ? mr : cols;  // columns per row of a panel (one panel when mr = 0)
     i64 p = e0 / (width * rows), r = e0 % (width * rows) / width, c = e0 % width;  // walks the layout
     for (i64 e = e0; e < e1; e += L) {
@@ -210,19 +300,17 @@ void winograd_weights(const T* w, i64 rows, i64 cols, i64 lr, i64 lc, int flip, 
         V g[kChunks<V> * L];  // g[v]: value v of the kernels
         gather_kernels(k, m, g);
         const auto at = [&](int i, int j) { return g[flip ? 8 - 3 * i - j : 3 * i + j]; };
-        V t[4][3];  // G k
+        V t[A][3];  // G k
         for (int j = 0; j < 3; ++j) {
-            const V a = at(0, j), b = at(1, j), cc = at(2, j);
-            t[0][j] = a;
-            t[1][j] = (a + b + cc) * half;
-            t[2][j] = (a - b + cc) * half;
-            t[3][j] = cc;
+            V o[A];
+            W::g(at(0, j), at(1, j), at(2, j), o);
+            for (int i = 0; i < A; ++i) t[i][j] = o[i];
         }
-        for (int i = 0; i < 4; ++i) {  // (G k) G^T
-            const V a = t[i][0], b = t[i][1], cc = t[i][2];
-            const V o[4] = {a, (a + b + cc) * half, (a - b + cc) * half, cc};
-            for (int j = 0; j < 4; ++j) {
-                T* dst = u + (4 * i + j) * us + e;
+        for (int i = 0; i < A; ++i) {  // (G k) G^T
+            V o[A];
+            W::g(t[i][0], t[i][1], t[i][2], o);
+            for (int j = 0; j < A; ++j) {
+                T* dst = u + (A * i + j) * us + e;
                 if (m == L) o[j].store(dst);
                 else o[j].store_tail(dst, m);
             }
@@ -231,53 +319,47 @@ void winograd_weights(const T* w, i64 rows, i64 cols, i64 lr, i64 lc, int flip, 
 }
 
 // dw[l*ls + 3i + j] = (G^T m_l G)[i][j] for n kernels, m_l[xi] = the sum over `parts` partials of
-// m[part * ps + xi * ms + l], added in part order; G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
-template <class T>
+// m[part * ps + xi * ms + l], added in part order.
+template <class T, int M>
 void winograd_weights_grad(const T* m, i64 ms, i64 parts, i64 ps, i64 n, T* dw, i64 ls) {
     using V = typename VecOf<T>::type;
+    using W = Wino<M>;
     constexpr i64 L = V::L;
-    const V half = V::set1(T(0.5));
+    constexpr int A = W::A;
     for (i64 l0 = 0; l0 < n; l0 += L) {
         const i64 k = n - l0 < L ? n - l0 : L;
-        V t[3][4];  // G^T m
-        for (int j = 0; j < 4; ++j) {
-            V c[4];
-            for (int q = 0; q < 4; ++q) {
-                const T* p = m + (4 * q + j) * ms + l0;
+        V t[3][A];  // G^T m
+        for (int j = 0; j < A; ++j) {
+            V c[A], o[3];
+            for (int q = 0; q < A; ++q) {
+                const T* p = m + (A * q + j) * ms + l0;
                 c[q] = k == L ? V::load(p) : V::load_tail(p, k);
                 for (i64 part = 1; part < parts; ++part)
                     c[q] = c[q] + (k == L ? V::load(p + part * ps) : V::load_tail(p + part * ps, k));
             }
-            const V s = (c[1] + c[2]) * half;
-            t[0][j] = c[0] + s;
-            t[1][j] = (c[1] - c[2]) * half;
-            t[2][j] = s + c[3];
+            W::gt(c, o);
+            for (int i = 0; i < 3; ++i) t[i][j] = o[i];
         }
         V r[kChunks<V> * L];  // r[3i + j]: value (i, j) of the kernels' gradients
         for (auto& v : r) v = V::zero();
-        for (int i = 0; i < 3; ++i) {  // (G^T m) G
-            const V s = (t[i][1] + t[i][2]) * half;
-            r[3 * i] = t[i][0] + s;
-            r[3 * i + 1] = (t[i][1] - t[i][2]) * half;
-            r[3 * i + 2] = s + t[i][3];
-        }
+        for (int i = 0; i < 3; ++i) W::gt(t[i], r + 3 * i);  // (G^T m) G
         scatter_kernels(r, k, dw + l0 * ls, ls);
     }
 }
 
 // Channels in the lanes (the forward, dx and the kernel gradient): each transformed tile is a row of
 // L channels (or filters), so a block's tiles form operands that the register tiles below read as
-// they are (the tile-lane transforms above would need a transpose of their 16x expanded output).
-// The transposes happen on the raw rows, L positions of L planes at a time, into a buffer of
-// positions [0, 2L + 2) of up to 4 rows, rounded up to whole vectors.
-template <class V> constexpr i64 kClChunks = (2 * V::L + 2 + V::L - 1) / V::L;
+// they are (the tile-lane transforms above would need a transpose of their expanded output).
+// The transposes happen on the raw rows, L positions of L planes at a time, into buffers of
+// positions [0, M*L + 2) a row, rounded up to whole vectors (P of them).
+template <class V, int M> constexpr i64 kClRow = (M * V::L + 2 + V::L - 1) / V::L * V::L;
 
-// Rows r0 .. r0 + rows, columns c0 .. c0 + chunks * L (chunks <= kClChunks) of nch <= L planes
-// (H x W, plane l at src + l * ps) -> buf[r * kClChunks * L + column]: one vector of the planes'
-// values per position; 0 outside the planes (the zero padding) and in the lanes of planes past nch.
+// Rows r0 .. r0 + rows, columns c0 .. c0 + chunks * L of nch <= L planes (H x W, plane l at src +
+// l * ps) -> buf[r * P + column]: one vector of the planes' values per position; 0 outside the
+// planes (the zero padding) and in the lanes of planes past nch.
 template <class V, class T>
-void to_lanes(const T* src, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, int rows, i64 chunks, V* buf) {
-    constexpr i64 L = V::L, P = kClChunks<V> * L;
+void to_lanes(const T* src, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, int rows, i64 chunks, i64 P, V* buf) {
+    constexpr i64 L = V::L;
     for (int r = 0; r < rows; ++r)
         for (i64 c = 0; c < chunks; ++c) {
             V* v = buf + r * P + c * L;
@@ -295,64 +377,75 @@ void to_lanes(const T* src, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, int r
         }
 }
 
-// n tiles of a tile row of nch <= L input planes (H x W, plane l at x + l * ps), the first tile's
-// 4x4 patch from row r0, column c0 (negative in the padding) -> v[xi * vs + i * ld ..+L] =
-// (B^T d B)[xi] of tile i, the channels in the lanes (0 in those past nch).
-template <class T>
-void winograd_input_cl(const T* x, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, i64 n, T* v, i64 vs, i64 ld) {
+// trows tile rows of n tiles each of nch <= L input planes (H x W, plane l at x + l * ps), the first
+// tile's A x A patch from row r0, column c0 (negative in the padding) -> v[xi * vs + (r * tstep + i)
+// * ld ..+L] = (B^T d B)[xi] of tile i of tile row r, the channels in the lanes (0 in those past
+// nch). Tile rows overlap by two input rows: per block of L tile columns, going down, the rows a
+// tile row shares with the one above stay in a ring of transposed rows, so each input row is
+// transposed once per block.
+template <class T, int M>
+void winograd_input_cl(const T* x, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, i64 n, i64 trows, i64 tstep,
+                       T* v, i64 vs, i64 ld) {
     using V = typename VecOf<T>::type;
-    constexpr i64 L = V::L, P = kClChunks<V> * L;
-    V buf[4 * P];
+    using Wn = Wino<M>;
+    constexpr i64 L = V::L, P = kClRow<V, M>;
+    constexpr int A = Wn::A, R = A <= 4 ? 4 : 8;  // ring slots: input row q at slot q % R
+    V buf[R * P];
     for (i64 i0 = 0; i0 < n; i0 += L) {
-        const i64 m = n - i0 < L ? n - i0 : L;
-        to_lanes<V>(x, ps, nch, H, W, r0, c0 + 2 * i0, 4, (2 * m + 2 + L - 1) / L, buf);  // the m patches' columns
-        for (i64 i = 0; i < m; ++i) {
-            const V* d = buf + 2 * i;  // d[q * P + j]: row q, column j of the tile's patch
-            V t[4][4];                 // B^T d
-            for (int j = 0; j < 4; ++j) {
-                t[0][j] = d[j] - d[2 * P + j];
-                t[1][j] = d[P + j] + d[2 * P + j];
-                t[2][j] = d[2 * P + j] - d[P + j];
-                t[3][j] = d[P + j] - d[3 * P + j];
-            }
-            T* o = v + (i0 + i) * ld;
-            for (int q = 0; q < 4; ++q) {  // (B^T d) B, row q
-                (t[q][0] - t[q][2]).store(o + (4 * q) * vs);
-                (t[q][1] + t[q][2]).store(o + (4 * q + 1) * vs);
-                (t[q][2] - t[q][1]).store(o + (4 * q + 2) * vs);
-                (t[q][1] - t[q][3]).store(o + (4 * q + 3) * vs);
+        const i64 m = n - i0 < L ? n - i0 : L, chunks = (M * m + 2 + L - 1) / L;  // the m patches' columns
+        to_lanes<V>(x, ps, nch, H, W, r0, c0 + M * i0, 2, chunks, P, buf);
+        for (i64 r = 0; r < trows; ++r) {
+            for (i64 q = M * r + 2; q < M * r + A; ++q)
+                to_lanes<V>(x, ps, nch, H, W, r0 + q, c0 + M * i0, 1, chunks, P, buf + q % R * P);
+            const V* d[A];
+            for (int q = 0; q < A; ++q) d[q] = buf + (M * r + q) % R * P;
+            for (i64 i = 0; i < m; ++i) {
+                const i64 j0 = M * i;  // the tile's patch: columns j0 .. j0 + A - 1 of the A rows
+                V t[A][A];             // t[q][j] = (B^T d)[q][j]
+                for (int j = 0; j < A; ++j) {
+                    V col[A], o[A];
+                    for (int q = 0; q < A; ++q) col[q] = d[q][j0 + j];
+                    Wn::bt(col, o);
+                    for (int q = 0; q < A; ++q) t[q][j] = o[q];
+                }
+                T* out = v + (r * tstep + i0 + i) * ld;
+                for (int q = 0; q < A; ++q) {  // (B^T d) B, row q
+                    V o[A];
+                    Wn::bt(t[q], o);
+                    for (int j = 0; j < A; ++j) o[j].store(out + (A * q + j) * vs);
+                }
             }
         }
     }
 }
 
-// n 2x2 tiles of a tile row of nch <= L dy planes (OH x OW, plane l at g + l * ps), the first from
+// n M x M tiles of a tile row of nch <= L dy planes (OH x OW, plane l at g + l * ps), the first from
 // row r0, column c0 -> v[xi * vs + i * ld ..+L] = (A g A^T)[xi] of tile i, the filters in the lanes.
-template <class T>
+template <class T, int M>
 void winograd_output_grad_cl(const T* g, i64 ps, i64 nch, i64 OH, i64 OW, i64 r0, i64 c0, i64 n, T* v, i64 vs,
                              i64 ld) {
     using V = typename VecOf<T>::type;
-    constexpr i64 L = V::L, P = kClChunks<V> * L;
-    const V z = V::zero();
-    V buf[2 * P];
+    using Wn = Wino<M>;
+    constexpr i64 L = V::L, P = kClRow<V, M>;
+    constexpr int A = Wn::A;
+    V buf[M * P];
     for (i64 i0 = 0; i0 < n; i0 += L) {
         const i64 m = n - i0 < L ? n - i0 : L;
-        to_lanes<V>(g, ps, nch, OH, OW, r0, c0 + 2 * i0, 2, (2 * m + L - 1) / L, buf);
+        to_lanes<V>(g, ps, nch, OH, OW, r0, c0 + M * i0, M, (M * m + L - 1) / L, P, buf);
         for (i64 i = 0; i < m; ++i) {
-            const V* d = buf + 2 * i;
-            V h[4][2];  // A g
-            for (int b = 0; b < 2; ++b) {
-                h[0][b] = d[b];
-                h[1][b] = d[b] + d[P + b];
-                h[2][b] = d[b] - d[P + b];
-                h[3][b] = z - d[P + b];
+            const V* d = buf + M * i;
+            V h[A][M];  // A g
+            for (int b = 0; b < M; ++b) {
+                V col[M], o[A];
+                for (int r = 0; r < M; ++r) col[r] = d[r * P + b];
+                Wn::a(col, o);
+                for (int q = 0; q < A; ++q) h[q][b] = o[q];
             }
-            T* o = v + (i0 + i) * ld;
-            for (int q = 0; q < 4; ++q) {  // (A g) A^T, row q
-                h[q][0].store(o + (4 * q) * vs);
-                (h[q][0] + h[q][1]).store(o + (4 * q + 1) * vs);
-                (h[q][0] - h[q][1]).store(o + (4 * q + 2) * vs);
-                (z - h[q][1]).store(o + (4 * q + 3) * vs);
+            T* out = v + (i0 + i) * ld;
+            for (int q = 0; q < A; ++q) {  // (A g) A^T, row q
+                V o[A];
+                Wn::a(h[q], o);
+                for (int j = 0; j < A; ++j) o[j].store(out + (A * q + j) * vs);
             }
         }
     }
@@ -400,18 +493,20 @@ void cl_tile_for(i64 kc, const T* a, i64 ra, i64 pa, const T* b, i64 ldb, T* c, 
 }
 
 // The forward (and dx) with channels in the lanes, for `rows` <= MR consecutive tiles of the batch
-// from tile q0: their 16 products with the transformed kernels (v + xi*vs: the tiles as rows of k
-// channels, ldv apart; u + xi*us: k rows of F filters, ldu apart) into m (16 x MR x Fp, Fp = F
-// rounded up to whole vectors: L1-sized), then the output transform, bias and activation, the
-// outputs of L filters turned from filter lanes to position lanes by register transposes and
-// stored row segment by row segment into `to` (to.y and to.bias: filter 0).
-template <class T, class Op>
+// from tile q0: their A*A products with the transformed kernels (v + xi*vs: the tiles as rows of k
+// channels, ldv apart; u + xi*us: k rows of F filters, ldu apart) into m (A*A x MR x Fp, Fp = F
+// rounded up to whole vectors), then the output transform, bias and activation, the outputs of L
+// filters turned from filter lanes to position lanes by register transposes and stored row segment
+// by row segment into `to` (to.y and to.bias: filter 0).
+template <class T, int M, class Op>
 void winograd_cl_fused(i64 k, const T* u, i64 us, i64 ldu, const T* v, i64 vs, i64 ldv, i64 rows, i64 F, i64 q0,
                        T* m, const WinogradTiles<T>& to) {
     using V = typename VecOf<T>::type;
-    constexpr i64 L = V::L, PB = (2 * kMR + L - 1) / L;  // blocks of L positions of a tile row pair
+    using Wn = Wino<M>;
+    constexpr int A = Wn::A, XI = A * A;
+    constexpr i64 L = V::L, PB = (M * kMR + L - 1) / L;  // blocks of L positions of a tile row
     const i64 nvt = (F + L - 1) / L, Fp = nvt * L, ms = kMR * Fp;
-    for (int xi = 0; xi < 16; ++xi) {
+    for (int xi = 0; xi < XI; ++xi) {
         const T* a = v + xi * vs;
         const T* b = u + xi * us;
         T* c = m + xi * ms;
@@ -430,31 +525,32 @@ void winograd_cl_fused(i64 k, const T* u, i64 us, i64 ldu, const T* v, i64 vs, i
         const i64 img = q / to.TPI, t = q % to.TPI, th = t / to.TW, tw = t % to.TW;
         i64 n = to.TW - tw;
         if (q0 + rows - q < n) n = q0 + rows - q;
-        runs[count] = Run{2 * (q - q0), to.OW - 2 * tw < 2 * n ? to.OW - 2 * tw : 2 * n, to.OH - 2 * th,
-                          img * to.image_step + 2 * th * to.OW + 2 * tw};
+        runs[count] = Run{M * (q - q0), to.OW - M * tw < M * n ? to.OW - M * tw : M * n, to.OH - M * th,
+                          img * to.image_step + M * th * to.OW + M * tw};
         q += n;
     }
     const Op op{to.param};
     for (i64 f0 = 0; f0 < F; f0 += L) {
         const i64 nf = F - f0 < L ? F - f0 : L;
         const V vb = to.bias ? V::load_tail(to.bias + f0, nf) : V::zero();
-        V P[2][PB * L];  // P[a][position]: outputs of row a of the tiles, L filters a vector
+        V P[M][PB * L];  // P[a][position]: outputs of row a of the tiles, L filters a vector
         for (i64 i = 0; i < rows; ++i) {
             const T* in = m + i * Fp + f0;
-            V s[2][4];  // A^T m
-            for (int j = 0; j < 4; ++j) {
-                const V c0 = V::load(in + j * ms), c1 = V::load(in + (4 + j) * ms), c2 = V::load(in + (8 + j) * ms),
-                        c3 = V::load(in + (12 + j) * ms);
-                s[0][j] = c0 + c1 + c2;
-                s[1][j] = c1 - c2 - c3;
+            V s[M][A];  // A^T m
+            for (int j = 0; j < A; ++j) {
+                V col[A], o[M];
+                for (int q = 0; q < A; ++q) col[q] = V::load(in + (A * q + j) * ms);
+                Wn::at(col, o);
+                for (int a = 0; a < M; ++a) s[a][j] = o[a];
             }
-            for (int a = 0; a < 2; ++a) {
-                P[a][2 * i] = op.fwd(s[a][0] + s[a][1] + s[a][2] + vb);
-                P[a][2 * i + 1] = op.fwd(s[a][1] - s[a][2] - s[a][3] + vb);
+            for (int a = 0; a < M; ++a) {
+                V o[M];
+                Wn::at(s[a], o);
+                for (int e = 0; e < M; ++e) P[a][M * i + e] = op.fwd(o[e] + vb);
             }
         }
-        for (int a = 0; a < 2; ++a) {
-            for (i64 e = 2 * rows; e < PB * L; ++e) P[a][e] = V::zero();
+        for (int a = 0; a < M; ++a) {
+            for (i64 e = M * rows; e < PB * L; ++e) P[a][e] = V::zero();
             for (i64 blk = 0; blk < PB; ++blk) transpose(P[a] + blk * L);  // now filter l, positions blk*L ..
             for (i64 ri = 0; ri < count; ++ri) {
                 const Run& g = runs[ri];
@@ -487,6 +583,19 @@ void winograd_dw_products(i64 kc, const T* a, i64 lda, const T* b, i64 ldb, i64 
     }
 }
 
+template <class T, int M> WinogradClKernels<T> make_cl() {
+    WinogradClKernels<T> k;
+    k.weights = &winograd_weights<T, M>;
+    k.weights_grad = &winograd_weights_grad<T, M>;
+    k.input = &winograd_input_cl<T, M>;
+    k.output_grad = &winograd_output_grad_cl<T, M>;
+    k.fused[kNormNone] = &winograd_cl_fused<T, M, Identity<T>>;
+    k.fused[kNormRelu] = &winograd_cl_fused<T, M, Relu<T>>;
+    k.fused[kNormLeaky] = &winograd_cl_fused<T, M, LeakyRelu<T>>;
+    k.fused[kNormElu] = &winograd_cl_fused<T, M, Elu<T>>;
+    return k;
+}
+
 }  // namespace
 
 template <class T> WinogradKernels<T> make_winograd() {
@@ -496,21 +605,15 @@ template <class T> WinogradKernels<T> make_winograd() {
     k.output[kNormRelu] = &winograd_output<T, Relu<T>>;
     k.output[kNormLeaky] = &winograd_output<T, LeakyRelu<T>>;
     k.output[kNormElu] = &winograd_output<T, Elu<T>>;
-    k.weights = &winograd_weights<T>;
-    k.weights_grad = &winograd_weights_grad<T>;
     k.input_panels = &winograd_input_panels<T>;
     k.fused[kNormNone] = &winograd_fused<T, Identity<T>>;
     k.fused[kNormRelu] = &winograd_fused<T, Relu<T>>;
     k.fused[kNormLeaky] = &winograd_fused<T, LeakyRelu<T>>;
     k.fused[kNormElu] = &winograd_fused<T, Elu<T>>;
-    k.input_cl = &winograd_input_cl<T>;
-    k.output_grad_cl = &winograd_output_grad_cl<T>;
+    k.cl[0] = make_cl<T, 2>();
+    k.cl[1] = make_cl<T, 4>();
     k.dw_products = &winograd_dw_products<T>;
     k.mr = kMR;
-    k.cl_fused[kNormNone] = &winograd_cl_fused<T, Identity<T>>;
-    k.cl_fused[kNormRelu] = &winograd_cl_fused<T, Relu<T>>;
-    k.cl_fused[kNormLeaky] = &winograd_cl_fused<T, LeakyRelu<T>>;
-    k.cl_fused[kNormElu] = &winograd_cl_fused<T, Elu<T>>;
     k.lanes = (int)VecOf<T>::type::L;
     return k;
 }

@@ -5,7 +5,8 @@
 // transform in L1. The others run with tiles in the lanes (run): planes copied zero-padded, V as
 // Cin x tiles matrices, 16 GEMMs (with our GEMM, U and V in its packed layouts and each register
 // tile's products transformed back while in L1). The kernel gradient multiplies V by the
-// transformed dy tiles, both with channels in the lanes.
+// transformed dy tiles, both with channels in the lanes. Channel-lane layers in float64 take 4x4
+// output tiles (36 transforms, F(4x4, 3x3)) where tile_size says so; the rest 2x2 (16).
 #include "winograd.h"
 
 #include <string.h>
@@ -22,7 +23,7 @@ namespace relucore {
 namespace ops {
 namespace {
 
-constexpr i64 kMinTiles = 96;  // tiles (GEMM columns) of a work item
+constexpr i64 kMinTiles = 96;  // 2x2 tiles (GEMM columns) of a work item; 4x4 tiles: a quarter
 
 // What "auto" asks of a layer before taking Winograd; below each, the GEMM path measured faster
 // (docs/performance.md): channels per group in and out (the Winograd GEMMs' depth), tiles in the
@@ -71,45 +72,57 @@ template <class T> struct Weights {
     const T* data;
     i64 stride;
     bool packed;
+    int tile;  // M of F(M x M, 3 x 3): (M + 2)^2 matrices
 };
 
 template <class T>
-Weights<T> transformed_weights(const T* w, i64 groups, i64 Fg, i64 Cg, bool flipped, bool may_pack = true) {
-    const i64 rows = flipped ? Fg : Cg, cols = flipped ? Cg : Fg;
+Weights<T> transformed_weights(const T* w, i64 groups, i64 Fg, i64 Cg, bool flipped, bool may_pack = true,
+                               int tile = 2) {
+    const i64 rows = flipped ? Fg : Cg, cols = flipped ? Cg : Fg, xis = (tile + 2) * (tile + 2);
     const auto& gk = gemm_kernels<T>();
-    const bool packed = may_pack && gemm_uses_own() && gk.packed_a_size(cols, rows) > 0;
+    const bool packed = may_pack && tile == 2 && gemm_uses_own() && gk.packed_a_size(cols, rows) > 0;
     const i64 mr = packed ? gk.mr : 0, size = (packed ? (cols + mr - 1) / mr * mr : cols) * rows;
     const i64 us = spaced<T>(size), lanes = winograd_kernels<T>().lanes;
-    T* U = scratch<T>(kWinogradWeights, groups * 16 * us);
+    T* U = scratch<T>(kWinogradWeights, groups * xis * us);
     if (!U) throw std::bad_alloc();
-    const auto k = winograd_kernels<T>().weights;
+    const auto k = winograd_kernels<T>().cl[tile == 4].weights;
     const i64 lr = flipped ? Cg * 9 : 9, lc = flipped ? 9 : Cg * 9;  // kernel (r -> c): w[c][r], or w[r][c] rotated
     for (i64 gr = 0; gr < groups; ++gr)
-        parallel_range(size, lanes, lanes, cap(max_threads(), size * 16, kGrainCopy), [&](i64 b, i64 e, int) {
-            k(w + gr * Fg * Cg * 9, rows, cols, lr, lc, flipped ? 1 : 0, mr, b, e, U + gr * 16 * us, us);
+        parallel_range(size, lanes, lanes, cap(max_threads(), size * xis, kGrainCopy), [&](i64 b, i64 e, int) {
+            k(w + gr * Fg * Cg * 9, rows, cols, lr, lc, flipped ? 1 : 0, mr, b, e, U + gr * xis * us, us);
         });
-    return Weights<T>{U, us, packed};
+    return Weights<T>{U, us, packed, tile};
 }
 
 struct Plan {
     i64 N, Cin, H, W, Cout, groups, ph, pw, OH, OW;  // in (N, Cin, H, W) -> out (N, Cout, OH, OW)
 };
 
-// The tiling of a plan, and its work items: the batch's tiles in order (tile t = th * TW + tw of
-// image n is tile n * TPI + t) cut in blocks of kMinTiles, an item each (the last also takes the
-// remainder: no small item left to one thread); an item may span images. kMinTiles is a multiple
-// of every GEMM tile width, so every item but the last is whole register tiles. Larger blocks
+// dx: the forward of dy with the flipped kernels, padding 2 - p. dweight: tiles of the forward's.
+Plan dx_plan(const Conv2dShape& s) {
+    return Plan{s.N, s.F, s.g.OH, s.g.OW, s.C, s.groups, 2 - s.g.ph, 2 - s.g.pw, s.H, s.W};
+}
+Plan dweight_plan(const Conv2dShape& s) {
+    return Plan{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW};
+}
+
+// The tiling of a plan in M x M tiles, and its work items: the batch's tiles in order (tile t =
+// th * TW + tw of image n is tile n * TPI + t) cut in blocks of kMinTiles (a quarter of it for
+// 4x4 tiles: the same outputs), an item each (the last also takes the
+// remainder: no small item left to one thread); an item may span images. Both are multiples of
+// every GEMM tile width, so every item but the last is whole register tiles. Larger blocks
 // measured slower once their transformed data left L2 (768 tiles: 16x256x14x14 forward 5.4 ->
-// 9.6 ms, float32) and none faster beyond noise. The split depends on the shape alone, never on
-// the thread count.
+// 9.6 ms, float32) and none faster beyond noise; 24 4x4 tiles ran within 5% of 16 to 96 on eight
+// float64 layers' dweight. The split depends on the shape alone, never on the thread count.
 struct Tiles {
-    i64 TH, TW, TPI, total, ldx, rows;  // total: the batch's tiles; padded plane rows x ldx
-    explicit Tiles(const Plan& p)
-        : TH((p.OH + 1) / 2), TW((p.OW + 1) / 2), TPI(TH * TW), total(p.N * TPI),
-          ldx(2 * ((TW + 15) / 16 * 16) + 34), rows(2 * TH + 2) {}
+    i64 M, TH, TW, TPI, total, block, ldx, rows;  // total: the batch's tiles; padded plane rows x ldx (M = 2)
+    explicit Tiles(const Plan& p, i64 m = 2)
+        : M(m), TH((p.OH + m - 1) / m), TW((p.OW + m - 1) / m), TPI(TH * TW), total(p.N * TPI),
+          block(m == 2 ? kMinTiles : kMinTiles / 4), ldx(2 * ((TW + 15) / 16 * 16) + 34), rows(2 * TH + 2) {}
     i64 plane() const { return rows * ldx; }
-    i64 items() const { return total < kMinTiles ? 1 : total / kMinTiles; }  // per group
-    i64 max_cols() const { return total < kMinTiles ? total : kMinTiles + total % kMinTiles; }  // the last item's
+    i64 items() const { return total < block ? 1 : total / block; }  // per group
+    i64 max_cols() const { return total < block ? total : block + total % block; }  // the last item's
+    i64 transforms() const { return (M + 2) * (M + 2); }
 };
 
 struct Item {
@@ -119,7 +132,7 @@ struct Item {
 };
 
 Item item(const Tiles& t, i64 i) {
-    return Item{i * kMinTiles, i == t.items() - 1 ? t.total : (i + 1) * kMinTiles};
+    return Item{i * t.block, i == t.items() - 1 ? t.total : (i + 1) * t.block};
 }
 
 // The item's tiles in its k-th image (k < images): image n, tiles t0 .. t1, tile t0's column.
@@ -139,6 +152,18 @@ template <class F> void segments(const Tiles& t, i64 t0, i64 t1, F&& f) {
         const i64 th = q / t.TW, tw = q % t.TW, n = t.TW - tw < t1 - q ? t.TW - tw : t1 - q;
         f(th, tw, n, q - t0);
         q += n;
+    }
+}
+
+// f(th, tw, n, rows, off) for tiles [t0, t1) as rectangles of `rows` tile rows of n tiles from
+// (th, tw): a partial first row, the whole rows, a partial last row; off = th*TW + tw - t0.
+template <class F> void rectangles(const Tiles& t, i64 t0, i64 t1, F&& f) {
+    for (i64 q = t0; q < t1;) {
+        const i64 th = q / t.TW, tw = q % t.TW;
+        const i64 rows = tw == 0 && t1 - q >= t.TW ? (t1 - q) / t.TW : 1;
+        const i64 n = rows > 1 || t.TW - tw <= t1 - q ? t.TW - tw : t1 - q;
+        f(th, tw, n, rows, q - t0);
+        q += rows > 1 ? rows * t.TW : n;
     }
 }
 
@@ -223,30 +248,32 @@ template <class T>
 void transform_input_cl(const T* in, const Plan& p, const Tiles& t, const Item& it, i64 gr, T* V, i64 vs, i64 Cp,
                         int nt) {
     const auto& wk = winograd_kernels<T>();
+    const auto input = wk.cl[t.M == 4].input;
     const i64 Cg = p.Cin / p.groups, L = wk.lanes, cc = Cp / L;
-    parallel_items(it.images(t) * cc, cap(nt, it.cols() * Cp * 16, kGrainCopy), [&](i64 u) {
+    parallel_items(it.images(t) * cc, cap(nt, it.cols() * Cp * t.transforms(), kGrainCopy), [&](i64 u) {
         const Run run = image_run(t, it, u / cc);
         const i64 first = u % cc * L, nch = Cg - first < L ? Cg - first : L;
         const T* src = in + (run.n * p.Cin + gr * Cg + first) * p.H * p.W;
-        segments(t, run.t0, run.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
-            wk.input_cl(src, p.H * p.W, nch, p.H, p.W, 2 * th - p.ph, 2 * tw - p.pw, n, V + (run.col + off) * Cp + first,
-                        vs, Cp);
+        rectangles(t, run.t0, run.t1, [&](i64 th, i64 tw, i64 n, i64 rows, i64 off) {
+            input(src, p.H * p.W, nch, p.H, p.W, t.M * th - p.ph, t.M * tw - p.pw, n, rows, t.TW,
+                  V + (run.col + off) * Cp + first, vs, Cp);
         });
     });
 }
 
-// run() with channels in the lanes: per item, the input transform writes each tile as a row of
-// channels, and each group of mr tiles runs its 16 products over all the kernels and their output
-// transform in L1 (U row-major: Cin rows of Cout kernels per matrix).
+// run() with channels in the lanes, F(2x2) or F(4x4) as U's transforms: per item, the input
+// transform writes each tile as a row of channels, and each group of mr tiles runs its products
+// over all the kernels and their output transform (U row-major: Cin rows of Cout kernels per
+// matrix).
 template <class T>
 void run_cl(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p, int act, T param) {
     const auto& wk = winograd_kernels<T>();
-    const auto fused = wk.cl_fused[act];
+    const auto fused = wk.cl[U.tile == 4].fused[act];
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups, mr = wk.mr, L = wk.lanes;
     const i64 Cp = (Cg + L - 1) / L * L, Fp = (Fg + L - 1) / L * L;
-    const Tiles t(p);
-    const i64 vsz = 16 * spaced<T>(Cp * t.max_cols()), msz = 16 * mr * Fp;
-    const i64 work = 16 * Fg * Cg * t.TPI * p.N * p.groups;
+    const Tiles t(p, U.tile);
+    const i64 xis = t.transforms(), vsz = xis * spaced<T>(Cp * t.max_cols()), msz = xis * mr * Fp;
+    const i64 work = xis * Fg * Cg * t.TPI * p.N * p.groups;
     for_items<T>(t.items() * p.groups, vsz + max_threads() * msz, work, [&](i64 i, T* buf, int nt) {
         const i64 gr = i % p.groups;
         const Item it = item(t, i / p.groups);
@@ -255,11 +282,11 @@ void run_cl(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan&
         transform_input_cl(in, p, t, it, gr, V, vs, Cp, nt);
         const WinogradTiles<T> to{out + gr * Fg * ys, ys, p.Cout * ys, t.TPI, t.TW, p.OH, p.OW,
                                   bias ? bias + gr * Fg : nullptr, param};
-        parallel_range(groups, 1, 1, cap(nt, 16 * Fg * Cg * NT, kGrainFlops), [&](i64 b, i64 e, int thread) {
+        parallel_range(groups, 1, 1, cap(nt, xis * Fg * Cg * NT, kGrainFlops), [&](i64 b, i64 e, int thread) {
             T* m = buf + vsz + thread * msz;
             for (i64 g = b; g < e; ++g) {
                 const i64 q = g * mr, rows = NT - q < mr ? NT - q : mr;
-                fused(Cg, U.data + gr * 16 * U.stride, U.stride, Fg, V + q * Cp, vs, Cp, rows, Fg, it.g0 + q, m, to);
+                fused(Cg, U.data + gr * xis * U.stride, U.stride, Fg, V + q * Cp, vs, Cp, rows, Fg, it.g0 + q, m, to);
             }
         });
     });
@@ -278,6 +305,26 @@ template <class T> bool channel_lanes(const Plan& p) {
     return Cg * Fg * (i64)sizeof(T) <= (64 << 10) && !((p.OW + 1) / 2 >= L && Cg < 2 * L) &&
            !(sizeof(T) == 8 && bytes > (double)(8 << 20));
 }
+
+// The tile size M of F(M x M, 3 x 3): 4 for float64 layers with channels in the lanes where that runs
+// fewer products (36 per 4x4 tile against 16 per 2x2 tile, counting the tiles that overhang the
+// output's edge) and the 36 transformed kernel matrices (the forward's and dx's U, dweight's
+// accumulators) stay within 1 MiB, an L2: past it dweight over 256 -> 256 channels on 14x14 ran
+// 1.7x slower. Else 2. float32 keeps 2x2 tiles: F(4x4)'s transforms grow the rounding error about
+// 30x (their entries reach 10 and 19 against 2 and 3), which float64's 2^-53 absorbs.
+template <class T> int tile_size(const Plan& p, bool cl) {
+    const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups;
+    if (!cl || sizeof(T) != 8 || 36 * Cg * Fg * (i64)sizeof(T) > (1 << 20)) return 2;
+    const i64 two = (p.OH + 1) / 2 * ((p.OW + 1) / 2) * 16, four = (p.OH + 3) / 4 * ((p.OW + 3) / 4) * 36;
+    return four < two ? 4 : 2;
+}
+
+// tame()'s terms (max|in| * max|w| or max|x| * max|dy|) for F(M x M, 3 x 3): the forward and dx
+// |A^T [(G w G^T) . (B^T x B)] A| <= (A^T's row sum)^2 * (G's)^2 * (B^T's)^2 * channels, 9 * 9 for
+// 2x2 tiles, 361 * 1 * 100 for 4x4; dweight |G^T [sum V . (A dy A^T)] G| <= 4 * 4 * 4 per tile for
+// 2x2 tiles, 100 * 225 * (5/3)^2 for 4x4.
+double forward_terms(int tile, i64 channels) { return (tile == 4 ? 36100.0 : 81.0) * (double)channels; }
+double dweight_terms(int tile, i64 tiles) { return (tile == 4 ? 62500.0 : 64.0) * (double)tiles; }
 
 // out = act(the stride-1 3x3 correlation of in with the kernels whose transforms are U
 // (groups x 16 x Cin_g x Cout_g, matrices `spaced` apart) + bias (or null)).
@@ -328,8 +375,8 @@ void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p,
 }  // namespace
 
 // Winograd's transforms take differences of inputs (d0 - d2, ...): an inf gives inf - inf = NaN
-// where the direct sum gives +-inf. tame()'s terms: 81 * channels for the forward and dx
-// (max|in| * max|w|), 64 * tiles for dweight (max|x| * max|dy|, see winograd.h).
+// where the direct sum gives +-inf; tame() also keeps the transforms' growth (forward_terms,
+// dweight_terms) from overflowing.
 template <class T>
 bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
@@ -339,10 +386,11 @@ bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dS
     const i64 sizes[2] = {s.N * s.C * s.H * s.W, s.F * Cg * 9};
     double m[2];
     max_abs(2, arrays, sizes, m);
-    if (!tame<T>(m[0], m[1], 81.0 * (double)Cg)) return false;
     const Plan pl{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW};
     const bool cl = channel_lanes<T>(pl);
-    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, false, !cl);
+    const int tile = tile_size<T>(pl, cl);
+    if (!tame<T>(m[0], m[1], forward_terms(tile, Cg))) return false;
+    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, false, !cl, tile);
     if (cl) run_cl(x, U, bias, y, pl, act, param);
     else run(x, U, bias, y, pl, act, param);
     return true;
@@ -368,16 +416,17 @@ WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, boo
     double m[3] = {0, 0, 0};  // max |dy|, then |x| (if dweight is wanted) and |w| (if dx is)
     max_abs(want_dx && want_dw ? 3 : 2, arrays, sizes, m);
     const double mw = want_dw ? m[2] : m[1];
-    const i64 tiles = s.N * tiles_per_image(s.g);
-    return WinogradBackward{want_dx && tame<T>(m[0], mw, 81.0 * (double)Fg),
-                            want_dw && tame<T>(m[0], m[1], 64.0 * (double)tiles)};
+    const Plan dxp = dx_plan(s), dwp = dweight_plan(s);
+    const int dx_tile = tile_size<T>(dxp, channel_lanes<T>(dxp)), dw_tile = tile_size<T>(dwp, true);
+    return WinogradBackward{want_dx && tame<T>(m[0], mw, forward_terms(dx_tile, Fg)),
+                            want_dw && tame<T>(m[0], m[1], dweight_terms(dw_tile, Tiles(dwp, dw_tile).total))};
 }
 
 template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
-    const Plan pl{s.N, s.F, s.g.OH, s.g.OW, s.C, s.groups, 2 - s.g.ph, 2 - s.g.pw, s.H, s.W};
+    const Plan pl = dx_plan(s);
     const bool cl = channel_lanes<T>(pl);
-    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, true, !cl);
+    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, true, !cl, tile_size<T>(pl, cl));
     if (cl) run_cl(dy, U, static_cast<const T*>(nullptr), dx, pl, kNormNone, T(0));
     else run(dy, U, static_cast<const T*>(nullptr), dx, pl);
 }
@@ -389,17 +438,18 @@ template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, 
 // do not depend on the thread count); the chunks are added in order at the end.
 template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
-    const Plan p{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW};
-    const Tiles t(p);
+    const Plan p = dweight_plan(s);
+    const Tiles t(p, tile_size<T>(p, true));
     const auto& wk = winograd_kernels<T>();
+    const auto& ck = wk.cl[t.M == 4];
     const i64 L = wk.lanes, Cp = (Cg + L - 1) / L * L, Fp = (Fg + L - 1) / L * L;  // a tile's row in V and D
     const i64 fc = Fp / L;  // lane chunks of filters
-    const i64 items = t.items(), chunks = items < kDwChunks ? items : kDwChunks;
-    const i64 vsz = 16 * spaced<T>(Cp * t.max_cols()), dsz = 16 * spaced<T>(Fp * t.max_cols());
-    const i64 ms = spaced<T>(Fg * Cg), msz = s.groups * 16 * ms;
+    const i64 items = t.items(), chunks = items < kDwChunks ? items : kDwChunks, xis = t.transforms();
+    const i64 vsz = xis * spaced<T>(Cp * t.max_cols()), dsz = xis * spaced<T>(Fp * t.max_cols());
+    const i64 ms = spaced<T>(Fg * Cg), msz = s.groups * xis * ms;
     T* Ms = scratch<T>(kPartials, chunks * msz);
     if (!Ms) throw std::bad_alloc();
-    for_items<T>(chunks, vsz + dsz, 16 * Fg * Cg * t.TPI * s.N * s.groups,
+    for_items<T>(chunks, vsz + dsz, xis * Fg * Cg * t.TPI * s.N * s.groups,
                  [&](i64 chunk, T* buf, int nt) {
         const i64 i0 = chunk * items / chunks, i1 = (chunk + 1) * items / chunks;
         T* V = buf;
@@ -409,26 +459,26 @@ template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw,
                 const Item it = item(t, i);  // the same for every group
                 const i64 NT = it.cols(), vs = spaced<T>(Cp * NT), ds = spaced<T>(Fp * NT);
                 transform_input_cl(x, p, t, it, gr, V, vs, Cp, nt);
-                parallel_items(it.images(t) * fc, cap(nt, NT * Fp * 16, kGrainCopy), [&](i64 u) {
+                parallel_items(it.images(t) * fc, cap(nt, NT * Fp * xis, kGrainCopy), [&](i64 u) {
                     const Run run = image_run(t, it, u / fc);
                     const i64 first = u % fc * L, nch = Fg - first < L ? (Fg > first ? Fg - first : 0) : L;
                     const T* src = nch == 0 ? nullptr  // a zero chunk of the filters' padding
                                             : dy + (run.n * s.F + gr * Fg + first) * p.OH * p.OW;
                     segments(t, run.t0, run.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
-                        wk.output_grad_cl(src, p.OH * p.OW, nch, p.OH, p.OW, 2 * th, 2 * tw, n,
-                                          D + (run.col + off) * Fp + first, ds, Fp);
+                        ck.output_grad(src, p.OH * p.OW, nch, p.OH, p.OW, t.M * th, t.M * tw, n,
+                                       D + (run.col + off) * Fp + first, ds, Fp);
                     });
                 });
-                T* M = Ms + chunk * msz + gr * 16 * ms;
-                parallel_items(16, cap(nt, 16 * Fg * Cg * NT, kGrainFlops), [&](i64 xi) {
+                T* M = Ms + chunk * msz + gr * xis * ms;
+                parallel_items(xis, cap(nt, xis * Fg * Cg * NT, kGrainFlops), [&](i64 xi) {
                     wk.dw_products(NT, D + xi * ds, Fp, V + xi * vs, Cp, Fg, Cg, M + xi * ms, Cg, i != i0);
                 });
             }
     });
-    parallel_range(s.F, 1, 1, cap(max_threads(), s.F * Cg * 16 * chunks, kGrainCopy), [&](i64 b, i64 e, int) {
+    parallel_range(s.F, 1, 1, cap(max_threads(), s.F * Cg * xis * chunks, kGrainCopy), [&](i64 b, i64 e, int) {
         for (i64 f = b; f < e; ++f) {
             const i64 gr = f / Fg, fl = f % Fg;
-            wk.weights_grad(Ms + gr * 16 * ms + fl * Cg, ms, chunks, msz, Cg, dw + f * Cg * 9, 9);
+            ck.weights_grad(Ms + gr * xis * ms + fl * Cg, ms, chunks, msz, Cg, dw + f * Cg * 9, 9);
         }
     });
 }

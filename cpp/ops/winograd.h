@@ -1,5 +1,6 @@
 // 3x3 stride-1 convolutions through Winograd F(2x2, 3x3): 16 GEMMs over transformed tiles instead of
-// one over im2col columns, 2.25x fewer multiply-adds (docs/performance.md has the measurements).
+// one over im2col columns, 2.25x fewer multiply-adds; F(4x4, 3x3) (36 products per 4x4 tile) for
+// float64 layers with channels in the lanes (docs/performance.md has the measurements).
 // The algorithm setting (set_conv_algo) is public: relucore/conv.h.
 #pragma once
 #include "relucore/conv.h"

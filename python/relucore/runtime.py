@@ -315,7 +315,8 @@ def use_conv_algorithm(name: str) -> AbstractContextManager[None]:
     r"""Choose how stride-1 convolutions are computed, process-wide, from now on.
 
     ``"winograd"`` runs Winograd F(2x2, 3x3) (2.25x fewer multiply-adds; rounding relative to each
-    2x2 output tile, see docs/api.md) for every 3x3, dilation-1 layer; ``"fft"`` runs 2-D FFTs
+    2x2 output tile, see docs/api.md; F(4x4, 3x3) for float64 layers it suits, up to 4x fewer) for
+    every 3x3, dilation-1 layer; ``"fft"`` runs 2-D FFTs
     (work per output independent of the kernel's area; rounding relative to each plane's largest
     terms) for every dilation-1 layer with one group and padded planes of at most 96 x 96;
     ``"gemm"`` the direct sum through the GEMM; ``"auto"`` each only where it measured faster:

@@ -194,7 +194,7 @@ struct FftKernels {
 };
 
 // Where the batch's Winograd tiles land in the output (the fused forward): tile q is tile q % TPI
-// of image q / TPI (tile t at row t / TW, column t % TW of 2x2 tiles).
+// of image q / TPI (tile t at row t / TW, column t % TW of the M x M tiles).
 template <class T>
 struct WinogradTiles {
     T* y;             // image 0, the first output channel of the rows
@@ -205,6 +205,35 @@ struct WinogradTiles {
     T param;          // the activation's
 };
 
+// Winograd F(M x M, 3 x 3) with L channels (or filters) in the lanes: the forward, dx (the forward of
+// dy with the flipped kernels) and the kernel gradient, on A x A transforms (A = M + 2, XI = A*A
+// of them; tile (th, tw) covers outputs [M*th, M*th + M) x [M*tw, M*tw + M)).
+template <class T>
+struct WinogradClKernels {
+    // Kernel transform G k G^T of a rows x cols grid of 3x3 kernels (kernel (r, c) row-major at
+    // w[r*lr + c*lc ..+9], rotated by 180 degrees if flip) into XI matrices u[xi*us ..], row-major
+    // (mr = 0) or as panels of mr columns, each rows x mr (columns past cols zero: the tile-lane
+    // forward's packed operand, 2x2 tiles); elements [e0, e1) of that layout.
+    void (*weights)(const T* w, i64 rows, i64 cols, i64 lr, i64 lc, int flip, i64 mr, i64 e0, i64 e1, T* u,
+                    i64 us);
+    // n kernel gradients dw[l*ls + 3i + j] = G^T m G from m[part*ps + xi*ms + l] summed over
+    // `parts` partials in order.
+    void (*weights_grad)(const T* m, i64 ms, i64 parts, i64 ps, i64 n, T* dw, i64 ls);
+    // trows tile rows of n tiles each of nch <= L input planes (H x W, plane l at x + l*ps; the
+    // first tile's patch from row r0, column c0, negative in the zero padding) into
+    // v[xi*vs + (r*tstep + i)*ld ..+L] (tile i of row r; lanes past nch 0).
+    void (*input)(const T* x, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, i64 n, i64 trows, i64 tstep, T* v,
+                  i64 vs, i64 ld);
+    // The same for n M x M tiles of one tile row of dy planes (OH x OW): A g A^T.
+    void (*output_grad)(const T* g, i64 ps, i64 nch, i64 OH, i64 OW, i64 r0, i64 c0, i64 n, T* v, i64 vs, i64 ld);
+    // `rows` <= mr tiles of the batch from tile q0 (v + xi*vs: the tiles as rows of k channels, ldv
+    // apart, from input) by the transformed kernels (u + xi*us: k rows of F filters, ldu apart)
+    // into m (XI x mr x F rounded up to lanes), then the output transform, bias and activation of
+    // all F filters into `to`.
+    void (*fused[kNormActs])(i64 k, const T* u, i64 us, i64 ldu, const T* v, i64 vs, i64 ldv, i64 rows, i64 F,
+                             i64 q0, T* m, const WinogradTiles<T>& to);
+};
+
 template <class T>
 struct WinogradKernels {
     // F(2x2, 3x3) input transform of one zero-padded plane xp (row stride ldx, 2*TH + 2 rows, at
@@ -213,15 +242,6 @@ struct WinogradKernels {
     // Output transform of m[xi*ms + th*TW + tw] into y (OH x OW, row stride ldy; nothing written
     // past it), plus bias, then the activation (indexed by NormAct) with its parameter.
     void (*output[kNormActs])(const T* m, i64 ms, i64 TH, i64 TW, T bias, T* y, i64 OH, i64 OW, i64 ldy, T param);
-    // Kernel transform G k G^T of a rows x cols grid of 3x3 kernels (kernel (r, c) row-major at
-    // w[r*lr + c*lc ..+9], rotated by 180 degrees if flip) into 16 matrices u[xi*us ..], row-major
-    // (mr = 0) or as panels of mr columns, each rows x mr (columns past cols zero); elements [e0, e1)
-    // of that layout.
-    void (*weights)(const T* w, i64 rows, i64 cols, i64 lr, i64 lc, int flip, i64 mr, i64 e0, i64 e1, T* u,
-                    i64 us);
-    // For the kernel gradient: n kernel gradients dw[l*ls + 3i + j] = G^T m G from
-    // m[part*ps + xi*ms + l] summed over `parts` partials in order.
-    void (*weights_grad)(const T* m, i64 ms, i64 parts, i64 ps, i64 n, T* dw, i64 ls);
     // The forward with the products fused (GemmKernels' register tile and packed layouts):
     // input_panels transforms n tiles of a tile row of xp (as `input`) into columns col .. col + n
     // of the 16 matrices v[xi*vs ..], each cut in panels of nr columns `ps` apart (v: this
@@ -232,23 +252,12 @@ struct WinogradKernels {
     void (*input_panels)(const T* xp, i64 ldx, i64 n, i64 col, T* v, i64 vs, i64 ps);
     void (*fused[kNormActs])(i64 k, const T* u, i64 us, const T* v, i64 vs, i64 rows, i64 q0, i64 cols, T* m,
                              const WinogradTiles<T>& to);
-    // The kernel gradient with L channels in the lanes (depth-major operands, no packing):
-    // input_cl transforms n tiles of a tile row of nch <= L input planes (H x W, plane l at
-    // x + l*ps; the first tile's patch from row r0, column c0, negative in the zero padding) into
-    // v[xi*vs + i*ld ..+L] (lanes past nch 0); output_grad_cl the same for n 2x2 tiles of dy
-    // planes (OH x OW); dw_products c (F x C, ldc) = [c +] (add) the sum over kc of
-    // a[p*lda + f] * b[p*ldb + c] (reads whole vectors of each row of b).
-    void (*input_cl)(const T* x, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, i64 n, T* v, i64 vs, i64 ld);
-    void (*output_grad_cl)(const T* g, i64 ps, i64 nch, i64 OH, i64 OW, i64 r0, i64 c0, i64 n, T* v, i64 vs,
-                           i64 ld);
+    // Channels in the lanes: cl[0] for F(2x2, 3x3), cl[1] for F(4x4, 3x3) (see WinogradClKernels).
+    WinogradClKernels<T> cl[2];
+    // c (F x C, ldc) = [c +] (add) the sum over kc of a[p*lda + f] * b[p*ldb + c] (reads whole
+    // vectors of each row of b): the kernel gradient's products.
     void (*dw_products)(i64 kc, const T* a, i64 lda, const T* b, i64 ldb, i64 F, i64 C, T* c, i64 ldc, int add);
-    // The forward (and dx) with channels in the lanes: `rows` <= mr tiles of the batch from tile q0
-    // (v + xi*vs: the tiles as rows of k channels, ldv apart, from input_cl) by the transformed
-    // kernels (u + xi*us: k rows of F filters, ldu apart) into m (16 x mr x F rounded up to lanes),
-    // then the output transform, bias and activation of all F filters into `to`.
-    void (*cl_fused[kNormActs])(i64 k, const T* u, i64 us, i64 ldu, const T* v, i64 vs, i64 ldv, i64 rows, i64 F,
-                                i64 q0, T* m, const WinogradTiles<T>& to);
-    int mr;  // dw_products' and cl_fused's register tile rows
+    int mr;  // dw_products' and the channel-lane forward's register tile rows
     int lanes;
 };
 
