@@ -371,9 +371,11 @@ void to_lanes(const T* src, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, int r
             }
             // lanes outside [lo, hi) are neither read nor faulted (iw may be -1: the padding)
             const T* p = src + ih * W + iw;
+            V t[L];  // transposed in registers, stored once
             for (i64 l = 0; l < L; ++l)
-                v[l] = l >= nch ? V::zero() : lo == 0 && hi == L ? V::load(p + l * ps) : V::load_lanes(p + l * ps, lo, hi);
-            transpose(v);
+                t[l] = l >= nch ? V::zero() : lo == 0 && hi == L ? V::load(p + l * ps) : V::load_lanes(p + l * ps, lo, hi);
+            transpose(t);
+            for (i64 l = 0; l < L; ++l) v[l] = t[l];
         }
 }
 

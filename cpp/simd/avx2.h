@@ -149,7 +149,7 @@ static inline F64x4 zip_hi(F64x4 a, F64x4 b) {
 }
 
 // r[i] (row i of an L x L block) becomes column i: unpacks inside 128-bit lanes, then lane swaps.
-static inline void transpose(F32x8* r) {
+__attribute__((always_inline)) static inline void transpose(F32x8* r) {
     __m256 t[8], u[8];
     for (int i = 0; i < 4; ++i) {
         t[2 * i] = _mm256_unpacklo_ps(r[2 * i].v, r[2 * i + 1].v);
@@ -166,7 +166,7 @@ static inline void transpose(F32x8* r) {
         r[4 + e].v = _mm256_permute2f128_ps(u[e], u[4 + e], 0x31);
     }
 }
-static inline void transpose(F64x4* r) {
+__attribute__((always_inline)) static inline void transpose(F64x4* r) {
     const __m256d t0 = _mm256_unpacklo_pd(r[0].v, r[1].v), t1 = _mm256_unpackhi_pd(r[0].v, r[1].v);
     const __m256d t2 = _mm256_unpacklo_pd(r[2].v, r[3].v), t3 = _mm256_unpackhi_pd(r[2].v, r[3].v);
     r[0].v = _mm256_permute2f128_pd(t0, t2, 0x20);

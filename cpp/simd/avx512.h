@@ -126,8 +126,9 @@ static inline F64x8 zip_hi(F64x8 a, F64x8 b) {
 }
 
 // r[i] (row i of an L x L block) becomes column i. Unpacks build 4x4 (2x2) blocks inside each
-// 128-bit lane; two rounds of lane shuffles then transpose the 4 x 4 grid of lanes.
-static inline void lane_transpose4(__m512& a, __m512& b, __m512& c, __m512& d) {
+// 128-bit lane; two rounds of lane shuffles then transpose the 4 x 4 grid of lanes. Always inlined:
+// called out of line, the rows go through memory.
+__attribute__((always_inline)) static inline void lane_transpose4(__m512& a, __m512& b, __m512& c, __m512& d) {
     const __m512 v0 = _mm512_shuffle_f32x4(a, b, 0x44), v1 = _mm512_shuffle_f32x4(a, b, 0xEE);
     const __m512 v2 = _mm512_shuffle_f32x4(c, d, 0x44), v3 = _mm512_shuffle_f32x4(c, d, 0xEE);
     a = _mm512_shuffle_f32x4(v0, v2, 0x88);
@@ -135,7 +136,7 @@ static inline void lane_transpose4(__m512& a, __m512& b, __m512& c, __m512& d) {
     c = _mm512_shuffle_f32x4(v1, v3, 0x88);
     d = _mm512_shuffle_f32x4(v1, v3, 0xDD);
 }
-static inline void transpose(F32x16* r) {
+__attribute__((always_inline)) static inline void transpose(F32x16* r) {
     __m512 t[16], u[16];
     for (int i = 0; i < 8; ++i) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i].v, r[2 * i + 1].v);
@@ -152,7 +153,7 @@ static inline void transpose(F32x16* r) {
         for (int L = 0; L < 4; ++L) r[4 * L + e].v = u[4 * L + e];
     }
 }
-static inline void transpose(F64x8* r) {
+__attribute__((always_inline)) static inline void transpose(F64x8* r) {
     __m512 t[8];
     for (int i = 0; i < 4; ++i) {  // t[2i+e], lane L: rows 2i, 2i+1 of column 2L+e
         t[2 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(r[2 * i].v, r[2 * i + 1].v));
