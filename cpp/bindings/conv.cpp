@@ -57,6 +57,24 @@ py::array conv2d(py::handle x_h, py::handle w_h, py::handle b_h, i64 sh, i64 sw,
     return y;
 }
 
+// conv2d without activation, and y's per-plane sums for a batch norm's statistics where the forward
+// gives them (ops::conv2d_moments): (y, sums (2, N*F) float64 or None).
+py::tuple conv2d_moments(py::handle x_h, py::handle w_h, py::handle b_h, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh,
+                         i64 dw, i64 groups) {
+    View x = need(x_h, "x", 4), w = need(w_h, "weight", 4, x.type);
+    const ops::Conv2dShape s = conv_shape(x, w, sh, sw, ph, pw, dh, dw, groups);
+    const View b = need_bias(b_h, s.F, x.type);
+    py::array y = empty(x.type, {s.N, s.F, s.g.OH, s.g.OW});
+    py::array_t<double> sums({(py::ssize_t)2, (py::ssize_t)mul(s.N, s.F)});
+    double* ps = sums.mutable_data();
+    const bool summed = by_type(x.type, [&](auto t) {
+        using T = decltype(t);
+        py::gil_scoped_release nogil;
+        return ops::conv2d_moments<T>(ptr<T>(x), ptr<T>(w), b.a ? ptr<T>(b) : nullptr, ptr<T>(y), s, ps) ? 1 : 0;
+    });
+    return py::make_tuple(y, summed ? py::object(sums) : py::none());
+}
+
 // Gradients not asked for are None and not computed.
 py::tuple conv2d_backward(py::handle dy_h, py::handle x_h, py::handle w_h, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh,
                           i64 dw, i64 groups, bool want_dx, bool want_dw, bool want_db) {
@@ -91,6 +109,7 @@ void bind_conv(py::module_& m) {
     m.def("im2col", &im2col);
     m.def("col2im", &col2im);
     m.def("conv2d", &conv2d);
+    m.def("conv2d_moments", &conv2d_moments);
     m.def("conv2d_backward", &conv2d_backward);
 }
 

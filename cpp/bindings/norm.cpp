@@ -133,9 +133,10 @@ py::object batch_norm_backward(py::handle dy_h, py::handle s_h, bool from_y, py:
 // Batch norm + activation + max pooling (nn.Sequential's BatchNorm2d -> activation -> MaxPool2d in
 // training): (y, positions, save_mean, save_invstd), or None for arrays it cannot take as they are
 // (the layer then runs the three apart). The pool's geometry is the caller's, already checked.
+// run_sums: None, or conv2d_moments' sums of x (2, N*C float64) for the training statistics.
 py::object batch_norm_max_pool2d(py::handle x_h, py::handle rm_h, py::handle rv_h, py::handle w_h, py::handle b_h,
                                  bool training, double momentum, double eps, int act, double param, i64 kh, i64 kw,
-                                 i64 sh, i64 sw, i64 ph, i64 pw) {
+                                 i64 sh, i64 sw, i64 ph, i64 pw, py::handle sums_h) {
     if (act < 0 || act >= kNormActs) throw py::value_error("unknown batch norm activation code");
     View x = plain(x_h);
     if (!x.a || ndim(x) != 4 || mul(kh, kw) > 255) return py::none();
@@ -145,6 +146,14 @@ py::object batch_norm_max_pool2d(py::handle x_h, py::handle rm_h, py::handle rv_
     const Params p = params(rm_h, rv_h, w_h, b_h, x, shape.C, training);
     if (!p.ok || (training && mul(shape.N, shape.S) <= 1)) return py::none();
     const Vec &rm = p.rm, &rv = p.rv, &w = p.w, &b = p.b;
+    py::array_t<double, py::array::c_style> sums;  // (a default array_t is an empty array, not null)
+    const double* ps = nullptr;
+    if (!sums_h.is_none()) {
+        sums = py::array_t<double, py::array::c_style>::ensure(sums_h);
+        if (!training || !sums || sums.ndim() != 2 || sums.shape(0) != 2 || sums.shape(1) != mul(shape.N, shape.C))
+            throw std::invalid_argument("relucore internal: run sums");
+        ps = sums.data();
+    }
     py::array y = empty(x.type, {d[0], d[1], g.OH, g.OW});
     auto pos = py::reinterpret_steal<py::array_t<uint8_t>>(
         new_array(py::dtype::of<uint8_t>(), {d[0], d[1], g.OH, g.OW}).release());
@@ -156,7 +165,8 @@ py::object batch_norm_max_pool2d(py::handle x_h, py::handle rm_h, py::handle rv_
         T* pi = static_cast<T*>(invstd.mutable_data());
         py::gil_scoped_release nogil;
         ops::batch_norm_max_pool_forward<T>(ptr<T>(x), ptr<T>(y), pp, shape, g, w.ptr<T>(), b.ptr<T>(), rm.ptr<T>(),
-                                            rv.ptr<T>(), training, momentum, eps, (NormAct)act, (T)param, pm, pi);
+                                            rv.ptr<T>(), training, momentum, eps, (NormAct)act, (T)param, pm, pi,
+                                            ps);
         return 0;
     });
     return py::make_tuple(y, pos, mean, invstd);
@@ -276,7 +286,10 @@ void bind_norm(py::module_& m) {
           py::arg("weight"), py::arg("bias"), py::arg("save_mean"), py::arg("save_invstd"), py::arg("act"),
           py::arg("param"), py::arg("training"), py::arg("out"),
           "Batch norm + activation gradients on plain arrays: (dx, dweight, dbias) or None");
-    m.def("batch_norm_max_pool2d", &batch_norm_max_pool2d,
+    m.def("batch_norm_max_pool2d", &batch_norm_max_pool2d, py::arg("x"), py::arg("running_mean"),
+          py::arg("running_var"), py::arg("weight"), py::arg("bias"), py::arg("training"), py::arg("momentum"),
+          py::arg("eps"), py::arg("act"), py::arg("param"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
+          py::arg("ph"), py::arg("pw"), py::arg("run_sums") = py::none(),
           "Batch norm + activation + max pooling on plain arrays: (y, positions, save_mean, save_invstd) or None");
     m.def("batch_norm_max_pool2d_backward", &batch_norm_max_pool2d_backward, py::arg("dy"), py::arg("positions"),
           py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("save_mean"), py::arg("save_invstd"),

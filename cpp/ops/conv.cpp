@@ -115,13 +115,15 @@ void direct_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, const Co
         });
 }
 
+namespace {
+
 template <class T>
-void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
-    const SettingsScope settings;
+void conv2d_into(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param, double* sums,
+                 bool& summed) {
     if (s.N == 0 || s.F == 0 || s.g.OH * s.g.OW == 0) return;
     if (use_direct(s)) return direct_forward(x, w, bias, y, s, act, param);
     if (fft_forward(x, w, bias, y, s, act, param)) return;
-    if (small_conv_forward(x, w, bias, y, s, act, param)) return;
+    if (small_conv_forward(x, w, bias, y, s, act, param, sums, &summed)) return;
     if (winograd_forward(x, w, bias, y, s, act, param)) return;
     const ConvGeom& g = s.g;
     const i64 Fg = s.F / s.groups, CK = g.C * g.kh * g.kw, OHW = g.OH * g.OW;
@@ -168,6 +170,23 @@ void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, i
             ok = false;
     });
     if (!ok) throw std::bad_alloc();
+}
+
+}  // namespace
+
+template <class T>
+void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
+    const SettingsScope settings;
+    bool summed = false;
+    conv2d_into(x, w, bias, y, s, act, param, static_cast<double*>(nullptr), summed);
+}
+
+template <class T>
+bool conv2d_moments(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, double* sums) {
+    const SettingsScope settings;
+    bool summed = false;
+    conv2d_into(x, w, bias, y, s, kNormNone, T(0), sums, summed);
+    return summed;
 }
 
 template <class T>
@@ -285,6 +304,7 @@ template <class T> bool dweight_is_dot_form(const Conv2dShape& s) {
     template void im2col<T>(const T*, T*, i64, const ConvGeom&);                                              \
     template void col2im<T>(const T*, T*, i64, const ConvGeom&);                                              \
     template void conv2d<T>(const T*, const T*, const T*, T*, const Conv2dShape&, int, T);                    \
+    template bool conv2d_moments<T>(const T*, const T*, const T*, T*, const Conv2dShape&, double*);          \
     template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&);
 RC_INSTANTIATE(float)
 RC_INSTANTIATE(double)

@@ -3,6 +3,7 @@
 #pragma once
 #include <math.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "parallel.h"
@@ -80,19 +81,29 @@ inline void add_runs(const BatchNormShape& sh, const std::vector<double>& part, 
     for (i64 n = 0; n < sh.N; ++n) total += part[(size_t)(n * sh.C + c)];
 }
 
-// The runs layout's statistics (per run, in training) and each channel's constants of
-// y = act((x - hi) * scale + b) (Forward::constants, which also updates the running buffers).
+// Run r's sums about its channel's first value (image 0's: no cancellation) into p1[r], p2[r]: the
+// training statistics' per-run parts in the runs layout, whoever computes them (conv2d's few-tap
+// forward does, right after writing each image).
+template <class T>
+void run_moments(const NormKernels<T>& k, const T* x, const BatchNormShape& sh, i64 r, double* p1, double* p2) {
+    const NormRuns one{1, sh.S, sh.S};
+    k.moments(x + r * sh.S, one, x[(r % sh.C) * sh.S], p1 + r, p2 + r);
+}
+
+// The runs layout's statistics (per run, in training; from `sums`, 2 x N*C as run_moments writes
+// them, if given) and each channel's constants of y = act((x - hi) * scale + b)
+// (Forward::constants, which also updates the running buffers).
 template <class T>
 void runs_constants(const NormKernels<T>& k, const T* x, const BatchNormShape& sh, const Forward<T>& f,
-                    std::vector<T>& hi, std::vector<T>& scale, std::vector<T>& b) {
+                    std::vector<T>& hi, std::vector<T>& scale, std::vector<T>& b, const double* sums = nullptr) {
     const size_t C = (size_t)sh.C, runs = (size_t)(sh.N * sh.C);
-    const NormRuns one{1, sh.S, sh.S};
     std::vector<double> p1(f.training ? runs : 0), p2(f.training ? runs : 0);
-    if (f.training)
-        for_runs_in_order(sh, [&](i64 r) {
-            const T shift = x[(r % sh.C) * sh.S];  // channel's first value: no cancellation
-            k.moments(x + r * sh.S, one, shift, &p1[(size_t)r], &p2[(size_t)r]);
-        });
+    if (f.training && sums) {
+        std::copy(sums, sums + runs, p1.begin());
+        std::copy(sums + runs, sums + 2 * runs, p2.begin());
+    } else if (f.training) {
+        for_runs_in_order(sh, [&](i64 r) { run_moments(k, x, sh, r, p1.data(), p2.data()); });
+    }
     hi.resize(C), scale.resize(C), b.resize(C);
     for (size_t c = 0; c < C; ++c) {
         double s1 = 0, s2 = 0;

@@ -36,7 +36,8 @@ template <class T> T* scratch_plane(i64 S) {
 template <class T>
 void batch_norm_max_pool_forward(const T* x, T* y, uint8_t* pos, const BatchNormShape& sh, const ConvGeom& g,
                                  const T* weight, const T* bias, T* running_mean, T* running_var, bool training,
-                                 double momentum, double eps, NormAct act, T param, T* save_mean, T* save_invstd) {
+                                 double momentum, double eps, NormAct act, T param, T* save_mean, T* save_invstd,
+                                 const double* run_sums) {
     const SettingsScope settings;
     const NormKernels<T>& k = norm_kernels<T>();
     const auto pool = conv_kernels<T>().max_pool_pos;
@@ -47,7 +48,7 @@ void batch_norm_max_pool_forward(const T* x, T* y, uint8_t* pos, const BatchNorm
     const Forward<T> f{weight, bias, update ? rm.data() : running_mean, update ? rv.data() : running_var, training,
                        momentum, eps, save_mean, save_invstd, sh.N * sh.S};
     std::vector<T> hi, scale, b;
-    runs_constants(k, x, sh, f, hi, scale, b);
+    runs_constants(k, x, sh, f, hi, scale, b, run_sums);
     const i64 out = g.OH * g.OW;
     const NormRuns one{1, sh.S, sh.S};
     for_runs_in_order(sh, [&](i64 r) {
@@ -124,7 +125,7 @@ bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T
 #define RC_NORM_POOL(T)                                                                                       \
     template void batch_norm_max_pool_forward<T>(const T*, T*, uint8_t*, const BatchNormShape&, const ConvGeom&, \
                                                  const T*, const T*, T*, T*, bool, double, double, NormAct, T,  \
-                                                 T*, T*);                                                      \
+                                                 T*, T*, const double*);                                       \
     template bool batch_norm_max_pool_backward<T>(const T*, const uint8_t*, const T*, T*, const BatchNormShape&, \
                                                   const ConvGeom&, const T*, const T*, const T*, const T*,      \
                                                   NormAct, T, bool, T*, T*, T*, DweightPlanes<T>*);

@@ -7,6 +7,7 @@
 
 #include "conv_algo.h"
 #include "items.h"
+#include "norm_common.h"
 #include "parallel.h"
 #include "scratch.h"
 #include "relucore/dispatch.h"
@@ -51,7 +52,8 @@ template <class T> void pad_rows(const T* x, T* xp, i64 wp, i64 rows, i64 oh0, c
 }  // namespace
 
 template <class T>
-bool small_conv_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
+bool small_conv_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param,
+                        double* sums, bool* summed) {
     if (!applies(s)) return false;
     const ConvGeom& g = s.g;
     constexpr int G = kSmallConvGroup;
@@ -67,18 +69,32 @@ bool small_conv_forward(const T* x, const T* w, const T* bias, T* y, const Conv2
     const i64 rb = (g.OH + blocks - 1) / blocks, rows = rb + g.kh;  // one more for the row pairs
     blocks = (g.OH + rb - 1) / rb;
     const auto k = conv_kernels<T>().small_conv_rows;
-    parallel_runs(s.N * blocks, nt, [&](i64 item) {
+    // the batch norm's sums of each plane right after its image (whole images only): image 0 first,
+    // as its first values are every channel's shift
+    const bool moments = sums && blocks == 1 && act == kNormNone;
+    const NormKernels<T>* nk = moments ? &norm_kernels<T>() : nullptr;
+    const BatchNormShape planes{s.N, s.F, OHW};
+    auto run = [&](i64 item) {
         const i64 n = item / blocks, oh0 = item % blocks * rb, oh1 = oh0 + rb < g.OH ? oh0 + rb : g.OH;
         T* xp = scratch<T>(kColumns, g.C * rows * wp);
         if (!xp) throw std::bad_alloc();
         pad_rows(x + n * s.C * s.H * s.W, xp, wp, rows, oh0, g);
         k(xp, wp, rows, wt.data(), bias, y + n * s.F * OHW, s.F, g, oh0, oh1, act, param);
-    });
+        if (moments)
+            for (i64 f = 0; f < s.F; ++f) norm_detail::run_moments(*nk, y, planes, n * s.F + f, sums, sums + s.N * s.F);
+    };
+    if (moments) {
+        run(0);
+        parallel_runs(s.N - 1, nt, [&](i64 item) { run(item + 1); });
+        *summed = true;
+    } else {
+        parallel_runs(s.N * blocks, nt, run);
+    }
     return true;
 }
 
 #define RC_SMALL_CONV(T) \
-    template bool small_conv_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, int, T);
+    template bool small_conv_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, int, T, double*, bool*);
 RC_SMALL_CONV(float)
 RC_SMALL_CONV(double)
 #undef RC_SMALL_CONV

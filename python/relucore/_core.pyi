@@ -74,6 +74,8 @@ def col2im(cols: _F, N: int, C: int, H: int, W: int, kh: int, kw: int, sh: int, 
            dh: int, dw: int, /) -> _F: ...
 def conv2d(x: _F, weight: _F, bias: Optional[_F], sh: int, sw: int, ph: int, pw: int, dh: int, dw: int,
            groups: int, act: int, param: float, /) -> _F: ...
+def conv2d_moments(x: _F, weight: _F, bias: Optional[_F], sh: int, sw: int, ph: int, pw: int, dh: int, dw: int,
+                   groups: int, /) -> tuple[_F, Optional[npt.NDArray[np.float64]]]: ...
 def conv2d_backward(dy: _F, x: _F, weight: _F, sh: int, sw: int, ph: int, pw: int, dh: int, dw: int,
                     groups: int, want_dx: bool, want_dweight: bool, want_dbias: bool, /
                     ) -> tuple[Optional[_F], Optional[_F], Optional[_F]]: ...
@@ -99,7 +101,8 @@ def batch_norm_backward(dy: object, s: object, from_y: bool, weight: object, bia
 # batch norm + activation + max pooling (nn.BatchNorm2d in a Sequential): validated plain arrays
 def batch_norm_max_pool2d(x: _F, running_mean: Optional[_F], running_var: Optional[_F], weight: Optional[_F],
                           bias: Optional[_F], training: bool, momentum: float, eps: float, act: int, param: float,
-                          kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, /
+                          kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+                          run_sums: Optional[npt.NDArray[np.float64]] = None,
                           ) -> tuple[_F, npt.NDArray[np.uint8], _F, _F]: ...
 def batch_norm_max_pool2d_backward(dy: _F, positions: npt.NDArray[np.uint8], x: _F, weight: Optional[_F],
                                    bias: Optional[_F], save_mean: _F, save_invstd: _F, act: int, param: float,

@@ -27,6 +27,12 @@ template <class T> void col2im(const T* cols, T* x, i64 N, const ConvGeom& g);
 // alpha), the activation applied in the pass that writes y.
 template <class T>
 void conv2d(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act = kNormNone, T param = T(0));
+// conv2d without activation that also gives y's per-plane sums as a following batch norm's training
+// statistics take them (sums: 2 x N*F, see batch_norm_max_pool_forward's run_sums), computed while
+// each image is in cache, where the few-tap direct forward runs whole images; false (sums not
+// written, y written) elsewhere.
+template <class T>
+bool conv2d_moments(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, double* sums);
 // dx, dw, db (each may be null to skip it) from dy, x, w.
 template <class T>
 void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, const Conv2dShape& s);

@@ -35,10 +35,13 @@ void batch_norm_backward(const T* dy, const T* s, NormFrom from, T* dx, const Ba
 // max_pool2d_pos would give for batch_norm_forward's output, which is never written: each plane
 // is normalized into a per-thread scratch plane and pooled from there. Statistics are summed in the
 // runs layout (per plane, added per channel in order).
+// run_sums (2 x N*C, optional, training only): x's per-plane sums as conv2d_moments gives them; the
+// statistics then come from these instead of a pass over x (the same values).
 template <class T>
 void batch_norm_max_pool_forward(const T* x, T* y, uint8_t* pos, const BatchNormShape& sh, const ConvGeom& g,
                                  const T* weight, const T* bias, T* running_mean, T* running_var, bool training,
-                                 double momentum, double eps, NormAct act, T param, T* save_mean, T* save_invstd);
+                                 double momentum, double eps, NormAct act, T param, T* save_mean, T* save_invstd,
+                                 const double* run_sums = nullptr);
 
 template <class T> class DweightPlanes;
 

@@ -21,6 +21,9 @@ __all__ = ["Sequential", "Flatten"]
 #: Sequential -> its evaluation plans (outside the instance: copies and pickles never share them)
 _PLANS: "weakref.WeakKeyDictionary[Sequential, _eval.Plans]" = weakref.WeakKeyDictionary()
 
+#: schedule mark of a Conv2d whose output's per-plane sums go to the batch norm + pool sweep after it
+_MOMENTS = ("moments",)
+
 
 def fusable_activation(m: Module) -> Optional[Tuple[object, bool]]:
     """``(activation, invertible)`` for ``rc.batch_norm`` if ``m`` can run fused into the batch norm
@@ -58,7 +61,10 @@ class Sequential(Module):
     norm + activation followed by the pool, bitwise where that batch norm sums per plane; the pool's
     kept window positions count at the batch norm); after a ``Conv2d`` it also sums its input
     gradient per channel in the same pass, which is that convolution's bias gradient (the same bits
-    as the convolution's own sum). When such a triple follows the network's first
+    as the convolution's own sum), and where that convolution runs its few-tap direct forward on
+    whole images (a network's first layer) it sums each output plane for the batch statistics
+    while the plane is in cache, so the sweep skips its statistics pass (the same bits). When such
+    a triple follows the network's first
     ``Conv2d`` and ``backward(dy, input_grad=False)`` is called, the batch norm's input gradient goes
     plane by plane into that convolution's weight and bias gradients (where the convolution sums
     its weight gradient by dot products: one group, at most 16 ``C * kh * kw`` taps, relucore's
@@ -159,6 +165,11 @@ class Sequential(Module):
             elif nxt is not None and type(m) is Conv2d and not self.training:
                 act = conv_activation(nxt)
                 fused = None if act is None else (act,)
+            elif (nxt is not None and self.training and type(m) is Conv2d and type(nxt) is BatchNorm2d
+                  and i + 3 < len(mods) and fusable_activation(mods[i + 2]) is not None and poolable(mods[i + 3])):
+                out.append((m, _MOMENTS))  # training: the sweep takes its statistics from these sums
+                i += 1
+                continue
             out.append((m, fused))
             i += 1 if fused is None else 3 if len(fused) == 3 else 2  # with the activation[, the pool]
         return out
@@ -188,10 +199,16 @@ class Sequential(Module):
 
     def _forward(self, schedule, x, keys=None):
         """The layer-by-layer forward; ``keys`` (a list) collects each call's input's plan key."""
+        sums = None  # a Conv2d's output sums for the batch norm sweep next
         for m, fused in schedule:
             if keys is not None:
                 keys.append(_eval.key_of(x))
-            x = m(x) if fused is None else m.forward_activation(x, *fused)
+            if fused is _MOMENTS:
+                x, sums = m._forward_moments(x)
+            elif sums is not None:
+                x, sums = m.forward_activation(x, *fused, run_sums=sums), None
+            else:
+                x = m(x) if fused is None else m.forward_activation(x, *fused)
         self._keep([m for m, _ in schedule])
         return x
 

@@ -117,6 +117,19 @@ class Conv2d(Module):
             self._remember(x, w, b)
         return y
 
+    def _forward_moments(self, x):
+        """``(y, sums)``: the forward (no activation), and where the native forward gives them the
+        output's per-plane sums as a training batch norm after this layer takes its statistics
+        (``BatchNorm2d.forward_activation``'s ``run_sums``), else None."""
+        w = self.weight.data
+        b = None if self.bias is None else self.bias.data
+        geometry = self._direct(x, w, b)
+        if geometry is None:
+            return self.forward_activation(x), None
+        y, sums = _core.conv2d_moments(x, w, b, *geometry)
+        self._keep(x, y.shape, None, None)
+        return y, sums
+
     def backward(self, dy, input_grad: bool = True):
         """As :meth:`Module.backward`; ``input_grad=False`` skips the input's gradient (a network's
         first layer does not need it) and returns None."""

@@ -60,15 +60,19 @@ class _BatchNorm(Module):
     def forward(self, x):
         return self.forward_activation(x)
 
-    def forward_activation(self, x, activation=None, keep_output: bool = False, pool=None):
+    def forward_activation(self, x, activation=None, keep_output: bool = False, pool=None, run_sums=None):
         """Batch norm followed by ``activation`` (``None``, ``"relu"``, ``("leaky_relu", slope)`` or
         ``("elu", alpha)``) in one pass. With ``keep_output`` (an invertible activation) backward
         runs from the output alone and the input is not kept. With ``pool`` (a pooling layer) its
         forward follows, and its backward runs in this layer's; a :class:`MaxPool2d` of at most 255
         window positions runs in the same sweep on the native backend (the full-size activation is
-        never stored)."""
+        never stored). ``run_sums``: x's per-plane sums from the convolution that produced x
+        (``Conv2d._forward_moments``), used for the batch statistics of that sweep."""
+        given = x
         x = self._input(x, self._layout.format(self.num_features), self._ndims, channels=self.num_features,
                         dtype=self._dtype())
+        if x is not given:
+            run_sums = None
         w = None if self.weight is None else self.weight.data
         b = None if self.bias is None else self.bias.data
         training = self.training or self.running_mean is None
@@ -77,7 +81,7 @@ class _BatchNorm(Module):
         nbt = self.num_batches_tracked if tracking and self.momentum is None else None
         if (poolable(pool) and nbt is None and x.ndim == 4 and F.current() is F.native()
                 and _fast_act(activation) is not None):
-            y = self._forward_pooled(x, w, b, training, tracking, activation, pool)
+            y = self._forward_pooled(x, w, b, training, tracking, activation, pool, run_sums if training else None)
             if y is not None:
                 return y
         y, mean, invstd = self._kernel(F.batch_norm, x, self.running_mean, self.running_var, w, b, training,
@@ -92,7 +96,7 @@ class _BatchNorm(Module):
             self._keep(x, None, mean, invstd, activation, training, pool)
         return y if pool is None else pool(y)
 
-    def _forward_pooled(self, x, w, b, training, tracking, activation, pool):
+    def _forward_pooled(self, x, w, b, training, tracking, activation, pool, run_sums=None):
         """The native batch norm + activation + max pooling (see :meth:`forward_activation`), or
         None for arrays the kernel does not take as they are."""
         code, param = _fast_act(activation)
@@ -105,7 +109,7 @@ class _BatchNorm(Module):
         (kh, kw), (sh, sw), (ph, pw) = pool.kernel_size, pool.stride, pool.padding
         r = self._kernel(_core.batch_norm_max_pool2d, x, self.running_mean if running else None,
                          self.running_var if running else None, w, b, training, self.momentum, self.eps, code,
-                         param, kh, kw, sh, sw, ph, pw)
+                         param, kh, kw, sh, sw, ph, pw, run_sums)
         if r is None:
             return None
         y, pos, mean, invstd = r
