@@ -42,10 +42,12 @@ template <class T> struct EluFromY {
     }
 };
 
-// Calls f.vec(offset) for whole vectors and f.one(offset) for the tail of every run, and f.flush()
-// once at least kBlock elements have been summed since the last flush, at the end of a run once
-// kRunFlush have, and at the end (the summation order depends only on the shape).
-template <class V, class F> inline void for_runs(const NormRuns& r, F& f) {
+// Calls f.vec(offset) for whole vectors (with U = 4, f.vec4(offset) for groups of four first: sums
+// into four accumulators, whose adds do not wait on each other) and f.one(offset) for the tail of
+// every run, and f.flush() once at least kBlock elements have been summed since the last flush, at
+// the end of a run once kRunFlush have, and at the end (the summation order depends only on the
+// shape).
+template <class V, class F, int U = 1> inline void for_runs(const NormRuns& r, F& f) {
     constexpr int L = V::L;
     i64 pending = 0;
     for (i64 n = 0; n < r.runs; ++n) {
@@ -53,6 +55,8 @@ template <class V, class F> inline void for_runs(const NormRuns& r, F& f) {
         for (i64 b = 0; b < r.len; b += kBlock) {
             const i64 e = b + kBlock < r.len ? b + kBlock : r.len;
             i64 i = b;
+            if constexpr (U == 4)
+                for (; i + 4 * L <= e; i += 4 * L) f.vec4(base + i);
             for (; i + L <= e; i += L) f.vec(base + i);
             for (; i < e; ++i) f.one(base + i);
             pending += e - b;
@@ -74,13 +78,20 @@ template <class T> struct Moments {
     using S = ScalarOf<T>;
     const T* x;
     T shift;
-    V a1 = V::zero(), a2 = V::zero();
+    V a1[4] = {V::zero(), V::zero(), V::zero(), V::zero()}, a2[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
     T t1 = 0, t2 = 0;
     double s1 = 0, s2 = 0;
+    void vec4(i64 i) {
+        for (int u = 0; u < 4; ++u) {
+            const V d = V::load(x + i + u * V::L) - V::set1(shift);
+            a1[u] = a1[u] + d;
+            a2[u] = mul_add(d, d, a2[u]);
+        }
+    }
     void vec(i64 i) {
         V d = V::load(x + i) - V::set1(shift);
-        a1 = a1 + d;
-        a2 = mul_add(d, d, a2);
+        a1[0] = a1[0] + d;
+        a2[0] = mul_add(d, d, a2[0]);
     }
     void one(i64 i) {
         T d = x[i] - shift;
@@ -88,9 +99,9 @@ template <class T> struct Moments {
         t2 += d * d;
     }
     void flush() {
-        s1 += (double)reduce_add(a1) + (double)t1;
-        s2 += (double)reduce_add(a2) + (double)t2;
-        a1 = a2 = V::zero();
+        s1 += (double)reduce_add((a1[0] + a1[1]) + (a1[2] + a1[3])) + (double)t1;
+        s2 += (double)reduce_add((a2[0] + a2[1]) + (a2[2] + a2[3])) + (double)t2;
+        for (int u = 0; u < 4; ++u) a1[u] = a2[u] = V::zero();
         t1 = t2 = 0;
     }
 };
@@ -98,7 +109,7 @@ template <class T> struct Moments {
 template <class T>
 void moments(const T* x, const NormRuns& r, T shift, double* s1, double* s2) {
     Moments<T> m{x, shift};
-    for_runs<typename VecOf<T>::type>(r, m);
+    for_runs<typename VecOf<T>::type, Moments<T>, 4>(r, m);
     *s1 = m.s1;
     *s2 = m.s2;
 }
@@ -157,14 +168,22 @@ template <class T, class Op, class Inv, int kFrom> struct GradSums {
     const T *dy, *s;
     const NormCoef<T>& k;
     GradTerms<T, Op, Inv, kFrom> t;
-    V ag = V::zero(), agu = V::zero();
+    V ag[4] = {V::zero(), V::zero(), V::zero(), V::zero()}, agu[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
     T tg = 0, tgu = 0;
     double sg = 0, sgu = 0;
+    void vec4(i64 i) {
+        for (int q = 0; q < 4; ++q) {
+            V g, u;
+            t.at(k, V::load(dy + i + q * V::L), V::load(s + i + q * V::L), g, u);
+            ag[q] = ag[q] + g;
+            agu[q] = mul_add(g, u, agu[q]);
+        }
+    }
     void vec(i64 i) {
         V g, u;
         t.at(k, V::load(dy + i), V::load(s + i), g, u);
-        ag = ag + g;
-        agu = mul_add(g, u, agu);
+        ag[0] = ag[0] + g;
+        agu[0] = mul_add(g, u, agu[0]);
     }
     void one(i64 i) {
         S g, u;
@@ -173,9 +192,9 @@ template <class T, class Op, class Inv, int kFrom> struct GradSums {
         tgu += g.v * u.v;
     }
     void flush() {
-        sg += (double)reduce_add(ag) + (double)tg;
-        sgu += (double)reduce_add(agu) + (double)tgu;
-        ag = agu = V::zero();
+        sg += (double)reduce_add((ag[0] + ag[1]) + (ag[2] + ag[3])) + (double)tg;
+        sgu += (double)reduce_add((agu[0] + agu[1]) + (agu[2] + agu[3])) + (double)tgu;
+        for (int q = 0; q < 4; ++q) ag[q] = agu[q] = V::zero();
         tg = tgu = 0;
     }
 };
@@ -183,7 +202,7 @@ template <class T, class Op, class Inv, int kFrom> struct GradSums {
 template <class T, class Op, class Inv, int kFrom>
 void grad_sums(const T* dy, const T* s, const NormRuns& r, const NormCoef<T>& k, double* sg, double* sgu) {
     GradSums<T, Op, Inv, kFrom> f{dy, s, k, {Op{k.param}, Inv{k.param}}};
-    for_runs<typename GradSums<T, Op, Inv, kFrom>::V>(r, f);
+    for_runs<typename GradSums<T, Op, Inv, kFrom>::V, GradSums<T, Op, Inv, kFrom>, 4>(r, f);
     *sg = f.sg;
     *sgu = f.sgu;
 }
