@@ -468,6 +468,29 @@ def test_winograd_falls_back_on_non_finite(rc, conv_algo, special, dtype, rng):
     assert np.isposinf(dwb).all(), "the direct sum overflows to +inf everywhere"
 
 
+@pytest.mark.parametrize("where", ["first", "last"])
+@pytest.mark.parametrize("special", [np.inf, np.nan], ids=["inf", "nan"])
+def test_winograd_scans_as_it_transforms(rc, special, where, dtype, rng):
+    """With channels in the lanes, the transforms check the data they read and the GEMM path redoes
+    a layer whose data are not tame: a special value at the batch's first or last element (the last
+    4x4 tile overhangs the 14x14 planes) or a finite value too large gives the GEMM's result, bit
+    for bit, in the forward, dx and dweight."""
+    cfg = Conv(5, 16, 14, 14, 33, 3, 1, 1)
+    x, w, b, dy = _inputs(cfg, dtype, rng)
+    at = (0, 0, 0, 0) if where == "first" else (-1, -1, -1, -1)
+    for name, value in (("special", special), ("huge", np.finfo(dtype).max / 8)):
+        for target in ("x", "dy"):
+            xs, dys = x.copy(), dy.copy()
+            (xs if target == "x" else dys)[at] = value
+            with rc.use_conv_algorithm("winograd"):
+                got = [rc.conv2d(xs, w, b, *cfg.args), *rc.conv2d_backward(dys, xs, w, *cfg.args)]
+            with rc.use_conv_algorithm("gemm"):
+                exp = [rc.conv2d(xs, w, b, *cfg.args), *rc.conv2d_backward(dys, xs, w, *cfg.args)]
+            # dy only enters dx and dweight; x only the forward and dweight
+            for k in ((1, 2) if target == "dy" else (0, 2)):
+                assert_bitwise(got[k], exp[k], f"{name} in {target} {where}: {('y', 'dx', 'dweight')[k]}")
+
+
 def test_depthwise_skips_padded_taps_as_pytorch(rc, dtype):
     """Depthwise layers skip the taps in the zero padding (PyTorch's depthwise kernel does too): a
     non-finite weight or dy meets no padded zero, so no 0 * inf = NaN at the border; inside, the

@@ -356,9 +356,11 @@ template <class V, int M> constexpr i64 kClRow = (M * V::L + 2 + V::L - 1) / V::
 
 // Rows r0 .. r0 + rows, columns c0 .. c0 + chunks * L of nch <= L planes (H x W, plane l at src +
 // l * ps) -> buf[r * P + column]: one vector of the planes' values per position; 0 outside the
-// planes (the zero padding) and in the lanes of planes past nch.
+// planes (the zero padding) and in the lanes of planes past nch. With scan, scan[0] takes the
+// largest |value| read and scan[1] sums value - value (NaN once an inf or NaN was read).
 template <class V, class T>
-void to_lanes(const T* src, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, int rows, i64 chunks, i64 P, V* buf) {
+void to_lanes(const T* src, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, int rows, i64 chunks, i64 P, V* buf,
+              V* scan) {
     constexpr i64 L = V::L;
     for (int r = 0; r < rows; ++r)
         for (i64 c = 0; c < chunks; ++c) {
@@ -374,9 +376,23 @@ void to_lanes(const T* src, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, int r
             V t[L];  // transposed in registers, stored once
             for (i64 l = 0; l < L; ++l)
                 t[l] = l >= nch ? V::zero() : lo == 0 && hi == L ? V::load(p + l * ps) : V::load_lanes(p + l * ps, lo, hi);
+            if (scan)
+                for (i64 l = 0; l < L; ++l) scan[0] = max(scan[0], abs(t[l])), scan[1] = scan[1] + (t[l] - t[l]);
             transpose(t);
             for (i64 l = 0; l < L; ++l) v[l] = t[l];
         }
+}
+
+// The scan of to_lanes' reads as scalars: out[0] = the largest |value|, out[1] = 0, or NaN if an inf
+// or NaN was read (null out: no scan).
+template <class V, class T> void scan_out(const V* scan, T* out) {
+    if (!out) return;
+    T lanes[V::L];
+    scan[0].store(lanes);
+    T m = T(0);
+    for (int l = 0; l < V::L; ++l) m = lanes[l] > m ? lanes[l] : m;
+    out[0] = m;
+    out[1] = reduce_add(scan[1]);
 }
 
 // trows tile rows of n tiles each of nch <= L input planes (H x W, plane l at x + l * ps), the first
@@ -387,18 +403,20 @@ void to_lanes(const T* src, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, int r
 // transposed once per block.
 template <class T, int M>
 void winograd_input_cl(const T* x, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, i64 n, i64 trows, i64 tstep,
-                       T* v, i64 vs, i64 ld) {
+                       T* v, i64 vs, i64 ld, T* scan) {
     using V = typename VecOf<T>::type;
     using Wn = Wino<M>;
     constexpr i64 L = V::L, P = kClRow<V, M>;
     constexpr int A = Wn::A, R = A <= 4 ? 4 : 8;  // ring slots: input row q at slot q % R
     V buf[R * P];
+    V sc[2] = {V::zero(), V::zero()};
+    V* const s = scan ? sc : nullptr;
     for (i64 i0 = 0; i0 < n; i0 += L) {
         const i64 m = n - i0 < L ? n - i0 : L, chunks = (M * m + 2 + L - 1) / L;  // the m patches' columns
-        to_lanes<V>(x, ps, nch, H, W, r0, c0 + M * i0, 2, chunks, P, buf);
+        to_lanes<V>(x, ps, nch, H, W, r0, c0 + M * i0, 2, chunks, P, buf, s);
         for (i64 r = 0; r < trows; ++r) {
             for (i64 q = M * r + 2; q < M * r + A; ++q)
-                to_lanes<V>(x, ps, nch, H, W, r0 + q, c0 + M * i0, 1, chunks, P, buf + q % R * P);
+                to_lanes<V>(x, ps, nch, H, W, r0 + q, c0 + M * i0, 1, chunks, P, buf + q % R * P, s);
             const V* d[A];
             for (int q = 0; q < A; ++q) d[q] = buf + (M * r + q) % R * P;
             for (i64 i = 0; i < m; ++i) {
@@ -419,21 +437,23 @@ void winograd_input_cl(const T* x, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0
             }
         }
     }
+    scan_out(sc, scan);
 }
 
 // n M x M tiles of a tile row of nch <= L dy planes (OH x OW, plane l at g + l * ps), the first from
 // row r0, column c0 -> v[xi * vs + i * ld ..+L] = (A g A^T)[xi] of tile i, the filters in the lanes.
 template <class T, int M>
 void winograd_output_grad_cl(const T* g, i64 ps, i64 nch, i64 OH, i64 OW, i64 r0, i64 c0, i64 n, T* v, i64 vs,
-                             i64 ld) {
+                             i64 ld, T* scan) {
     using V = typename VecOf<T>::type;
     using Wn = Wino<M>;
     constexpr i64 L = V::L, P = kClRow<V, M>;
     constexpr int A = Wn::A;
     V buf[M * P];
+    V sc[2] = {V::zero(), V::zero()};
     for (i64 i0 = 0; i0 < n; i0 += L) {
         const i64 m = n - i0 < L ? n - i0 : L;
-        to_lanes<V>(g, ps, nch, OH, OW, r0, c0 + M * i0, M, (M * m + L - 1) / L, P, buf);
+        to_lanes<V>(g, ps, nch, OH, OW, r0, c0 + M * i0, M, (M * m + L - 1) / L, P, buf, scan ? sc : nullptr);
         for (i64 i = 0; i < m; ++i) {
             const V* d = buf + M * i;
             V h[A][M];  // A g
@@ -451,6 +471,7 @@ void winograd_output_grad_cl(const T* g, i64 ps, i64 nch, i64 OH, i64 OW, i64 r0
             }
         }
     }
+    scan_out(sc, scan);
 }
 
 // c (rows x cols, at most MR x NV*L; ldc) = [c +] the sum over p < kc of a[i*ra + p*pa] * b[p*ldb + j]:

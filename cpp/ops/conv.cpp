@@ -212,13 +212,12 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
     if (use_direct(s)) return direct_backward(dy, x, w, dx, dw, s);
     fft_backward(dy, x, w, dx, dw, s);  // clears the gradients it computed
     if (!dx && !dw) return;
-    const WinogradBackward wino = winograd_backward_plan(dy, x, w, dx != nullptr, dw != nullptr, s);
-    if (wino.dw) {
-        winograd_backward_weight(dy, x, dw, s);
-        dw = nullptr;
-    }
-    T* const dx_wino = wino.dx ? dx : nullptr;  // dx after dweight (they share scratch slots)
-    if (dx_wino) dx = nullptr;
+    // Winograd's gradients first, one after the other (they share scratch slots); each checks its
+    // data as it reads them, and what it leaves (false) the GEMM path below computes
+    const WinogradBackward wino = winograd_backward_plan(dx != nullptr, dw != nullptr, s);
+    if (wino.dw && winograd_backward_weight(dy, x, dw, s)) dw = nullptr;
+    if (wino.dx && winograd_backward_input(dy, w, dx, s)) dx = nullptr;
+    if (!dx && !dw) return;
     // Work items are fixed chunks of images; each owns a dweight partial (the first image of a chunk
     // overwrites it), summed in chunk order. One chunk writes dweight itself.
     const i64 chunks = s.N < kDwChunks ? s.N : kDwChunks;
@@ -290,7 +289,6 @@ void conv2d_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, T* db, c
         for (i64 c = 1; c < chunks; ++c)
             for (i64 i = 0; i < wsize; ++i) dw[i] += partial[c * wsize + i];
     }
-    if (dx_wino) winograd_backward_input(dy, w, dx_wino, s);
 }
 
 template <class T> bool dweight_is_dot_form(const Conv2dShape& s) {

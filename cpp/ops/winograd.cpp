@@ -242,11 +242,27 @@ void run_fused(const T* in, const Weights<T>& U, const T* bias, T* out, const Pl
     });
 }
 
+// What the channel-lane transforms read, from all their calls: the largest |value|, and whether one
+// was inf or NaN. Those layers run first and ask after (tame) instead of a pass over the data
+// before; for data that are not tame the caller recomputes on the GEMM path.
+struct Scan {
+    std::atomic<double> max{0};
+    std::atomic<bool> bad{false};
+    template <class T> void add(const T* s) {  // a kernel's scan: {max |value|, 0 or NaN}
+        if (s[1] != s[1]) bad.store(true, std::memory_order_relaxed);
+        double cur = max.load(std::memory_order_relaxed);
+        while ((double)s[0] > cur && !max.compare_exchange_weak(cur, (double)s[0], std::memory_order_relaxed)) {
+        }
+    }
+    double value() const { return bad.load() ? __builtin_inf() : max.load(); }
+};
+
 // V[xi * vs + column * Cp + c] = B^T d B of the item's tiles of the input planes of group gr,
-// channels in the lanes (a tile's row of Cp: the channels rounded up to lanes, zero past Cg).
+// channels in the lanes (a tile's row of Cp: the channels rounded up to lanes, zero past Cg); what
+// they read goes to scan.
 template <class T>
 void transform_input_cl(const T* in, const Plan& p, const Tiles& t, const Item& it, i64 gr, T* V, i64 vs, i64 Cp,
-                        int nt) {
+                        int nt, Scan& scan) {
     const auto& wk = winograd_kernels<T>();
     const auto input = wk.cl[t.M == 4].input;
     const i64 Cg = p.Cin / p.groups, L = wk.lanes, cc = Cp / L;
@@ -255,8 +271,10 @@ void transform_input_cl(const T* in, const Plan& p, const Tiles& t, const Item& 
         const i64 first = u % cc * L, nch = Cg - first < L ? Cg - first : L;
         const T* src = in + (run.n * p.Cin + gr * Cg + first) * p.H * p.W;
         rectangles(t, run.t0, run.t1, [&](i64 th, i64 tw, i64 n, i64 rows, i64 off) {
+            T sc[2];
             input(src, p.H * p.W, nch, p.H, p.W, t.M * th - p.ph, t.M * tw - p.pw, n, rows, t.TW,
-                  V + (run.col + off) * Cp + first, vs, Cp);
+                  V + (run.col + off) * Cp + first, vs, Cp, sc);
+            scan.add(sc);
         });
     });
 }
@@ -266,7 +284,7 @@ void transform_input_cl(const T* in, const Plan& p, const Tiles& t, const Item& 
 // over all the kernels and their output transform (U row-major: Cin rows of Cout kernels per
 // matrix).
 template <class T>
-void run_cl(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p, int act, T param) {
+void run_cl(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p, int act, T param, Scan& scan) {
     const auto& wk = winograd_kernels<T>();
     const auto fused = wk.cl[U.tile == 4].fused[act];
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups, mr = wk.mr, L = wk.lanes;
@@ -279,7 +297,7 @@ void run_cl(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan&
         const Item it = item(t, i / p.groups);
         const i64 NT = it.cols(), vs = spaced<T>(Cp * NT), groups = (NT + mr - 1) / mr, ys = p.OH * p.OW;
         T* V = buf;
-        transform_input_cl(in, p, t, it, gr, V, vs, Cp, nt);
+        transform_input_cl(in, p, t, it, gr, V, vs, Cp, nt, scan);
         const WinogradTiles<T> to{out + gr * Fg * ys, ys, p.Cout * ys, t.TPI, t.TW, p.OH, p.OW,
                                   bias ? bias + gr * Fg : nullptr, param};
         parallel_range(groups, 1, 1, cap(nt, xis * Fg * Cg * NT, kGrainFlops), [&](i64 b, i64 e, int thread) {
@@ -376,24 +394,30 @@ void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p,
 
 // Winograd's transforms take differences of inputs (d0 - d2, ...): an inf gives inf - inf = NaN
 // where the direct sum gives +-inf; tame() also keeps the transforms' growth (forward_terms,
-// dweight_terms) from overflowing.
+// dweight_terms) from overflowing. The weights are scanned first; the data too on tiles in the
+// lanes, while with channels in the lanes their transforms scan what they read and the check comes
+// after (false: the caller's GEMM path overwrites the result).
 template <class T>
 bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     if (!shape_ok(s.g, s.N, Cg, Fg, s.groups, s.groups == s.C && s.groups > 1, channels_ok(Cg, Fg)) || s.N == 0)
         return false;
-    const T* arrays[2] = {x, w};
-    const i64 sizes[2] = {s.N * s.C * s.H * s.W, s.F * Cg * 9};
-    double m[2];
-    max_abs(2, arrays, sizes, m);
     const Plan pl{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW};
     const bool cl = channel_lanes<T>(pl);
     const int tile = tile_size<T>(pl, cl);
-    if (!tame<T>(m[0], m[1], forward_terms(tile, Cg))) return false;
+    const T* arrays[2] = {w, x};
+    const i64 sizes[2] = {s.F * Cg * 9, s.N * s.C * s.H * s.W};
+    double m[2] = {0, 0};
+    max_abs(cl ? 1 : 2, arrays, sizes, m);
+    if (!tame<T>(m[1], m[0], forward_terms(tile, Cg))) return false;
     const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, false, !cl, tile);
-    if (cl) run_cl(x, U, bias, y, pl, act, param);
-    else run(x, U, bias, y, pl, act, param);
-    return true;
+    if (!cl) {
+        run(x, U, bias, y, pl, act, param);
+        return true;
+    }
+    Scan scan;
+    run_cl(x, U, bias, y, pl, act, param, scan);
+    return tame<T>(scan.value(), m[0], forward_terms(tile, Cg));
 }
 
 bool winograd_dweight_may_take(const Conv2dShape& s) {
@@ -402,41 +426,42 @@ bool winograd_dweight_may_take(const Conv2dShape& s) {
     return s.N > 0 && shape_ok(s.g, s.N, Cg, Fg, s.groups, depthwise, channels_ok(Cg, Fg));
 }
 
-template <class T>
-WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, bool want_dx, bool want_dw,
-                                        const Conv2dShape& s) {
+WinogradBackward winograd_backward_plan(bool want_dx, bool want_dw, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     const bool depthwise = s.groups == s.C && s.groups > 1;
     want_dx = want_dx && s.N > 0 && s.H > 0 && s.W > 0 && s.g.ph <= 2 && s.g.pw <= 2 &&
               shape_ok(s.g, s.N, Fg, Cg, s.groups, depthwise, channels_ok(Cg, Fg));  // an empty dx: no tiles
-    want_dw = want_dw && winograd_dweight_may_take(s);
-    if (!want_dx && !want_dw) return WinogradBackward{false, false};
-    const T* arrays[3] = {dy, want_dw ? x : w, w};
-    const i64 sizes[3] = {s.N * s.F * s.g.OH * s.g.OW, want_dw ? s.N * s.C * s.H * s.W : s.F * Cg * 9, s.F * Cg * 9};
-    double m[3] = {0, 0, 0};  // max |dy|, then |x| (if dweight is wanted) and |w| (if dx is)
-    max_abs(want_dx && want_dw ? 3 : 2, arrays, sizes, m);
-    const double mw = want_dw ? m[2] : m[1];
-    const Plan dxp = dx_plan(s), dwp = dweight_plan(s);
-    const int dx_tile = tile_size<T>(dxp, channel_lanes<T>(dxp)), dw_tile = tile_size<T>(dwp, true);
-    return WinogradBackward{want_dx && tame<T>(m[0], mw, forward_terms(dx_tile, Fg)),
-                            want_dw && tame<T>(m[0], m[1], dweight_terms(dw_tile, Tiles(dwp, dw_tile).total))};
+    return WinogradBackward{want_dx, want_dw && winograd_dweight_may_take(s)};
 }
 
-template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s) {
+// The forward of dy with the flipped kernels; the data checked as in winograd_forward.
+template <class T> bool winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     const Plan pl = dx_plan(s);
     const bool cl = channel_lanes<T>(pl);
-    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, true, !cl, tile_size<T>(pl, cl));
-    if (cl) run_cl(dy, U, static_cast<const T*>(nullptr), dx, pl, kNormNone, T(0));
-    else run(dy, U, static_cast<const T*>(nullptr), dx, pl);
+    const int tile = tile_size<T>(pl, cl);
+    const T* arrays[2] = {w, dy};
+    const i64 sizes[2] = {s.F * Cg * 9, s.N * s.F * s.g.OH * s.g.OW};
+    double m[2] = {0, 0};
+    max_abs(cl ? 1 : 2, arrays, sizes, m);
+    if (!tame<T>(m[1], m[0], forward_terms(tile, Fg))) return false;
+    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, true, !cl, tile);
+    if (!cl) {
+        run(dy, U, static_cast<const T*>(nullptr), dx, pl);
+        return true;
+    }
+    Scan scan;
+    run_cl(dy, U, static_cast<const T*>(nullptr), dx, pl, kNormNone, T(0), scan);
+    return tame<T>(scan.value(), m[0], forward_terms(tile, Fg));
 }
 
 // dw = the sum over images and tiles of V(x) . (A dy A^T): per item, both transforms with L
 // channels (filters) in the lanes write each tile as a row of depth-major operands (D: tiles x Fp
-// filters, V: tiles x Cp channels), the 16 products M[xi] (Fg x Cg) += D^T V run over them
+// filters, V: tiles x Cp channels), the products M[xi] (Fg x Cg) += D^T V run over them
 // unpacked, then G^T M G. Items are split into fixed chunks, each summing into its own M (the sums
-// do not depend on the thread count); the chunks are added in order at the end.
-template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s) {
+// do not depend on the thread count); the chunks are added in order at the end. The transforms
+// scan x and dy: false (dw not written) if they are not tame.
+template <class T> bool winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     const Plan p = dweight_plan(s);
     const Tiles t(p, tile_size<T>(p, true));
@@ -449,6 +474,7 @@ template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw,
     const i64 ms = spaced<T>(Fg * Cg), msz = s.groups * xis * ms;
     T* Ms = scratch<T>(kPartials, chunks * msz);
     if (!Ms) throw std::bad_alloc();
+    Scan xs, dys;
     for_items<T>(chunks, vsz + dsz, xis * Fg * Cg * t.TPI * s.N * s.groups,
                  [&](i64 chunk, T* buf, int nt) {
         const i64 i0 = chunk * items / chunks, i1 = (chunk + 1) * items / chunks;
@@ -458,15 +484,17 @@ template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw,
             for (i64 gr = 0; gr < s.groups; ++gr) {
                 const Item it = item(t, i);  // the same for every group
                 const i64 NT = it.cols(), vs = spaced<T>(Cp * NT), ds = spaced<T>(Fp * NT);
-                transform_input_cl(x, p, t, it, gr, V, vs, Cp, nt);
+                transform_input_cl(x, p, t, it, gr, V, vs, Cp, nt, xs);
                 parallel_items(it.images(t) * fc, cap(nt, NT * Fp * xis, kGrainCopy), [&](i64 u) {
                     const Run run = image_run(t, it, u / fc);
                     const i64 first = u % fc * L, nch = Fg - first < L ? (Fg > first ? Fg - first : 0) : L;
                     const T* src = nch == 0 ? nullptr  // a zero chunk of the filters' padding
                                             : dy + (run.n * s.F + gr * Fg + first) * p.OH * p.OW;
                     segments(t, run.t0, run.t1, [&](i64 th, i64 tw, i64 n, i64 off) {
+                        T sc[2];
                         ck.output_grad(src, p.OH * p.OW, nch, p.OH, p.OW, t.M * th, t.M * tw, n,
-                                       D + (run.col + off) * Fp + first, ds, Fp);
+                                       D + (run.col + off) * Fp + first, ds, Fp, sc);
+                        dys.add(sc);
                     });
                 });
                 T* M = Ms + chunk * msz + gr * xis * ms;
@@ -475,26 +503,24 @@ template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw,
                 });
             }
     });
+    if (!tame<T>(dys.value(), xs.value(), dweight_terms(t.M, t.total))) return false;
     parallel_range(s.F, 1, 1, cap(max_threads(), s.F * Cg * xis * chunks, kGrainCopy), [&](i64 b, i64 e, int) {
         for (i64 f = b; f < e; ++f) {
             const i64 gr = f / Fg, fl = f % Fg;
             ck.weights_grad(Ms + gr * xis * ms + fl * Cg, ms, chunks, msz, Cg, dw + f * Cg * 9, 9);
         }
     });
+    return true;
 }
 
 template bool winograd_forward<float>(const float*, const float*, const float*, float*, const Conv2dShape&, int,
                                       float);
 template bool winograd_forward<double>(const double*, const double*, const double*, double*, const Conv2dShape&, int,
                                        double);
-template WinogradBackward winograd_backward_plan<float>(const float*, const float*, const float*, bool, bool,
-                                                        const Conv2dShape&);
-template WinogradBackward winograd_backward_plan<double>(const double*, const double*, const double*, bool, bool,
-                                                         const Conv2dShape&);
-template void winograd_backward_input<float>(const float*, const float*, float*, const Conv2dShape&);
-template void winograd_backward_input<double>(const double*, const double*, double*, const Conv2dShape&);
-template void winograd_backward_weight<float>(const float*, const float*, float*, const Conv2dShape&);
-template void winograd_backward_weight<double>(const double*, const double*, double*, const Conv2dShape&);
+template bool winograd_backward_input<float>(const float*, const float*, float*, const Conv2dShape&);
+template bool winograd_backward_input<double>(const double*, const double*, double*, const Conv2dShape&);
+template bool winograd_backward_weight<float>(const float*, const float*, float*, const Conv2dShape&);
+template bool winograd_backward_weight<double>(const double*, const double*, double*, const Conv2dShape&);
 
 }  // namespace ops
 }  // namespace relucore

@@ -9,26 +9,26 @@ namespace relucore {
 namespace ops {
 
 // y = act(conv2d(x, w) + bias) through Winograd if the setting, the shape and the data allow it
-// (every value finite and far from overflow); false: not taken.
+// (every value finite and far from overflow); false: not taken, and y may have been written (the
+// data are checked as the transforms read them: the caller's GEMM path overwrites y).
 template <class T>
 bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param);
-// Which gradients of conv2d_backward go through Winograd: the setting and the shape allow it, and
-// the data are tame (every value of dy, w (for dx) and x (for dweight) finite; for dweight also
-// 64 * tiles * max|x| * max|dy| far from overflow: |B^T x B| <= 4 max|x|, |A dy A^T| <= 4 max|dy|,
-// and G^T . G at most quadruples a sum). One parallel scan reads the arrays needed.
+// Which gradients of conv2d_backward may go through Winograd, by the setting and the shape; the
+// data decide in winograd_backward_input/weight.
 struct WinogradBackward {
     bool dx, dw;
 };
-template <class T>
-WinogradBackward winograd_backward_plan(const T* dy, const T* x, const T* w, bool want_dx, bool want_dw,
-                                        const Conv2dShape& s);
+WinogradBackward winograd_backward_plan(bool want_dx, bool want_dw, const Conv2dShape& s);
 // True if the setting and the shape let winograd_backward_plan take dweight (the data may still
 // send it to the GEMM path).
 bool winograd_dweight_may_take(const Conv2dShape& s);
-// dx of conv2d (the stride-1 forward of dy with the flipped, transposed kernel and padding 2 - p).
-template <class T> void winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s);
-// dweight of conv2d (the adjoint of the forward's tile identity in the kernel).
-template <class T> void winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s);
+// dx of conv2d (the stride-1 forward of dy with the flipped, transposed kernel and padding 2 - p),
+// and dweight (the adjoint of the forward's tile identity in the kernel), if the data are tame
+// (every value of dy, w (for dx) and x (for dweight) finite, and the transforms' growth times the
+// largest values far from overflow; the transforms check what they read); false otherwise, the
+// gradient then possibly written, for the GEMM path to overwrite.
+template <class T> bool winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s);
+template <class T> bool winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s);
 
 }  // namespace ops
 }  // namespace relucore

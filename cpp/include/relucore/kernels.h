@@ -221,11 +221,13 @@ struct WinogradClKernels {
     void (*weights_grad)(const T* m, i64 ms, i64 parts, i64 ps, i64 n, T* dw, i64 ls);
     // trows tile rows of n tiles each of nch <= L input planes (H x W, plane l at x + l*ps; the
     // first tile's patch from row r0, column c0, negative in the zero padding) into
-    // v[xi*vs + (r*tstep + i)*ld ..+L] (tile i of row r; lanes past nch 0).
+    // v[xi*vs + (r*tstep + i)*ld ..+L] (tile i of row r; lanes past nch 0). With scan (else null):
+    // scan[0] = the largest |value| read, scan[1] = 0, or NaN if one was inf or NaN.
     void (*input)(const T* x, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, i64 n, i64 trows, i64 tstep, T* v,
-                  i64 vs, i64 ld);
+                  i64 vs, i64 ld, T* scan);
     // The same for n M x M tiles of one tile row of dy planes (OH x OW): A g A^T.
-    void (*output_grad)(const T* g, i64 ps, i64 nch, i64 OH, i64 OW, i64 r0, i64 c0, i64 n, T* v, i64 vs, i64 ld);
+    void (*output_grad)(const T* g, i64 ps, i64 nch, i64 OH, i64 OW, i64 r0, i64 c0, i64 n, T* v, i64 vs, i64 ld,
+                        T* scan);
     // `rows` <= mr tiles of the batch from tile q0 (v + xi*vs: the tiles as rows of k channels, ldv
     // apart, from input) by the transformed kernels (u + xi*us: k rows of F filters, ldu apart)
     // into m (XI x mr x F rounded up to lanes), then the output transform, bias and activation of
