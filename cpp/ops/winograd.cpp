@@ -248,8 +248,8 @@ void run_fused(const T* in, const Weights<T>& U, const T* bias, T* out, const Pl
 struct Scan {
     std::atomic<double> max{0};
     std::atomic<bool> bad{false};
-    template <class T> void add(const T* s) {  // a kernel's scan: {max |value|, 0 or NaN}
-        if (s[1] != s[1]) bad.store(true, std::memory_order_relaxed);
+    template <class T> void add(const T* s) {  // a kernel's scan: {max |value|, sum (inf or NaN: bad)}
+        if (!(s[1] - s[1] == T(0))) bad.store(true, std::memory_order_relaxed);
         double cur = max.load(std::memory_order_relaxed);
         while ((double)s[0] > cur && !max.compare_exchange_weak(cur, (double)s[0], std::memory_order_relaxed)) {
         }
