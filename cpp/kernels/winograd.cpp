@@ -360,8 +360,8 @@ template <class V, int M> constexpr i64 kClRow = (M * V::L + 2 + V::L - 1) / V::
 // largest |value| read and scan[1] their sum (not finite once an inf or NaN was read; it may also
 // overflow for huge values, which the overflow bound rejects anyway).
 template <class V, class T>
-void to_lanes(const T* src, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, int rows, i64 chunks, i64 P, V* buf,
-              V* scan) {
+__attribute__((always_inline)) inline void to_lanes(const T* src, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0,
+                                                    int rows, i64 chunks, i64 P, V* buf, V* scan) {
     constexpr i64 L = V::L;
     for (int r = 0; r < rows; ++r)
         for (i64 c = 0; c < chunks; ++c) {
