@@ -583,10 +583,12 @@ void winograd_cl_fused(i64 k, const T* u, i64 us, i64 ldu, const T* v, i64 vs, i
                 for (i64 blk = g.p0 / L; blk * L < g.p0 + g.width; ++blk) {
                     const i64 lo = g.p0 > blk * L ? g.p0 - blk * L : 0;
                     const i64 hi = g.p0 + g.width < (blk + 1) * L ? g.p0 + g.width - blk * L : L;
-                    for (i64 l = 0; l < nf; ++l) {
-                        T* dst = row + (f0 + l) * to.row_step + blk * L;
-                        if (lo == 0 && hi == L) P[a][blk * L + l].store(dst);
-                        else P[a][blk * L + l].store_lanes(dst, lo, hi);
+                    const V* src = P[a] + blk * L;
+                    T* dst = row + f0 * to.row_step + blk * L;
+                    if (nf == L && lo == 0 && hi == L) {  // the common case with a fixed count: no tests per store
+                        for (i64 l = 0; l < L; ++l) src[l].store(dst + l * to.row_step);
+                    } else {
+                        for (i64 l = 0; l < nf; ++l) src[l].store_lanes(dst + l * to.row_step, lo, hi);
                     }
                 }
             }
