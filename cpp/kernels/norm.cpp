@@ -81,18 +81,15 @@ template <class T> struct Moments {
     V a1[4] = {V::zero(), V::zero(), V::zero(), V::zero()}, a2[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
     T t1 = 0, t2 = 0;
     double s1 = 0, s2 = 0;
+    void add(int u, i64 i) {  // the vector at i into accumulator pair u
+        const V d = V::load(x + i) - V::set1(shift);
+        a1[u] = a1[u] + d;
+        a2[u] = mul_add(d, d, a2[u]);
+    }
     void vec4(i64 i) {
-        for (int u = 0; u < 4; ++u) {
-            const V d = V::load(x + i + u * V::L) - V::set1(shift);
-            a1[u] = a1[u] + d;
-            a2[u] = mul_add(d, d, a2[u]);
-        }
+        for (int u = 0; u < 4; ++u) add(u, i + u * V::L);
     }
-    void vec(i64 i) {
-        V d = V::load(x + i) - V::set1(shift);
-        a1[0] = a1[0] + d;
-        a2[0] = mul_add(d, d, a2[0]);
-    }
+    void vec(i64 i) { add(0, i); }
     void one(i64 i) {
         T d = x[i] - shift;
         t1 += d;
@@ -171,20 +168,16 @@ template <class T, class Op, class Inv, int kFrom> struct GradSums {
     V ag[4] = {V::zero(), V::zero(), V::zero(), V::zero()}, agu[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
     T tg = 0, tgu = 0;
     double sg = 0, sgu = 0;
-    void vec4(i64 i) {
-        for (int q = 0; q < 4; ++q) {
-            V g, u;
-            t.at(k, V::load(dy + i + q * V::L), V::load(s + i + q * V::L), g, u);
-            ag[q] = ag[q] + g;
-            agu[q] = mul_add(g, u, agu[q]);
-        }
-    }
-    void vec(i64 i) {
+    void add(int q, i64 i) {  // the vector at i into accumulator pair q
         V g, u;
         t.at(k, V::load(dy + i), V::load(s + i), g, u);
-        ag[0] = ag[0] + g;
-        agu[0] = mul_add(g, u, agu[0]);
+        ag[q] = ag[q] + g;
+        agu[q] = mul_add(g, u, agu[q]);
     }
+    void vec4(i64 i) {
+        for (int q = 0; q < 4; ++q) add(q, i + q * V::L);
+    }
+    void vec(i64 i) { add(0, i); }
     void one(i64 i) {
         S g, u;
         t.at(k, S::load(dy + i), S::load(s + i), g, u);

@@ -107,10 +107,10 @@ Plan dweight_plan(const Conv2dShape& s) {
 }
 
 // The tiling of a plan in M x M tiles, and its work items: the batch's tiles in order (tile t =
-// th * TW + tw of image n is tile n * TPI + t) cut in blocks of kMinTiles (a quarter of it for
-// 4x4 tiles: the same outputs), an item each (the last also takes the
-// remainder: no small item left to one thread); an item may span images. Both are multiples of
-// every GEMM tile width, so every item but the last is whole register tiles. Larger blocks
+// th * TW + tw of image n is tile n * TPI + t) cut in blocks of kMinTiles (a quarter of it for 4x4
+// tiles: the same outputs), an item each (the last also takes the remainder: no small item left to
+// one thread); an item may span images. Both block sizes are multiples of every GEMM tile width,
+// so every item but the last is whole register tiles. Larger blocks
 // measured slower once their transformed data left L2 (768 tiles: 16x256x14x14 forward 5.4 ->
 // 9.6 ms, float32) and none faster beyond noise; 24 4x4 tiles ran within 5% of 16 to 96 on eight
 // float64 layers' dweight. The split depends on the shape alone, never on the thread count.

@@ -64,13 +64,12 @@ class Sequential(Module):
     as the convolution's own sum), and where that convolution runs its few-tap direct forward on
     whole images (a network's first layer) it sums each output plane for the batch statistics
     while the plane is in cache, so the sweep skips its statistics pass (the same bits). When such
-    a triple follows the network's first
-    ``Conv2d`` and ``backward(dy, input_grad=False)`` is called, the batch norm's input gradient goes
-    plane by plane into that convolution's weight and bias gradients (where the convolution sums
-    its weight gradient by dot products: one group, at most 16 ``C * kh * kw`` taps, relucore's
-    GEMM) and is never stored (the same bits as the two layers' own backwards). In evaluation mode a
-    convolution followed by a
-    ReLU or a LeakyReLU (slope >= 0) runs as one ``conv2d(..., activation=...)`` call.
+    a triple follows the network's first ``Conv2d`` and ``backward(dy, input_grad=False)`` is
+    called, the batch norm's input gradient goes plane by plane into that convolution's weight and
+    bias gradients (where the convolution sums its weight gradient by dot products: one group, at
+    most 16 ``C * kh * kw`` taps, relucore's GEMM) and is never stored (the same bits as the two
+    layers' own backwards). In evaluation mode a convolution followed by a ReLU or a LeakyReLU
+    (slope >= 0) runs as one ``conv2d(..., activation=...)`` call.
     ``fuse=False`` runs every module on its own; the results are the same up to rounding.
 
     In evaluation mode on the native backend the first forward for an input shape and dtype runs
