@@ -491,6 +491,26 @@ def test_winograd_scans_as_it_transforms(rc, special, where, dtype, rng):
                 assert_bitwise(got[k], exp[k], f"{name} in {target} {where}: {('y', 'dx', 'dweight')[k]}")
 
 
+@pytest.mark.parametrize("operand", ["x", "dy"])
+def test_winograd_each_transform_far_from_overflow(rc, dtype, operand):
+    """One operand large, the other tiny: the bound on the products passes, but the large operand's
+    own transform would overflow (|B^T x B| grows up to 100x and |A dy A^T| 225x in 4x4 tiles, 4x in
+    2x2 tiles); the gradients come from the GEMM path, bit for bit."""
+    cfg = Conv(1, 16, 8, 8, 16, 3, 1, 1)
+    big = np.finfo(dtype).max / (50 if dtype == np.float64 else 10)
+    s = np.array([1, 0, -1, 0] * 2, dtype)  # a patch whose transform adds up its magnitudes
+    pattern = np.broadcast_to(big * np.outer(s, s), (1, 16, 8, 8)).astype(dtype)
+    tiny = np.full((1, 16, 8, 8), 1e-300 if dtype == np.float64 else 1e-30, dtype)
+    x, dy = (pattern, tiny) if operand == "x" else (tiny, pattern)
+    w = np.ones(cfg.w_shape, dtype)
+    with rc.use_conv_algorithm("winograd"):
+        got = rc.conv2d_backward(dy, x, w, *cfg.args)
+    with rc.use_conv_algorithm("gemm"):
+        exp = rc.conv2d_backward(dy, x, w, *cfg.args)
+    assert_bitwise(got[1], exp[1], "dweight")
+    assert np.isfinite(got[1]).all()
+
+
 def test_depthwise_skips_padded_taps_as_pytorch(rc, dtype):
     """Depthwise layers skip the taps in the zero padding (PyTorch's depthwise kernel does too): a
     non-finite weight or dy meets no padded zero, so no 0 * inf = NaN at the border; inside, the

@@ -357,8 +357,7 @@ template <class V, int M> constexpr i64 kClRow = (M * V::L + 2 + V::L - 1) / V::
 // Rows r0 .. r0 + rows, columns c0 .. c0 + chunks * L of nch <= L planes (H x W, plane l at src +
 // l * ps) -> buf[r * P + column]: one vector of the planes' values per position; 0 outside the
 // planes (the zero padding) and in the lanes of planes past nch. With scan, scan[0] takes the
-// largest |value| read and scan[1] their sum (not finite once an inf or NaN was read; it may also
-// overflow for huge values, which the overflow bound rejects anyway).
+// largest |value| read and scan[1] the sum of value * 0 (NaN once an inf or NaN was read, else 0).
 template <class V, class T>
 __attribute__((always_inline)) inline void to_lanes(const T* src, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0,
                                                     int rows, i64 chunks, i64 P, V* buf, V* scan) {
@@ -378,14 +377,17 @@ __attribute__((always_inline)) inline void to_lanes(const T* src, i64 ps, i64 nc
             for (i64 l = 0; l < L; ++l)
                 t[l] = l >= nch ? V::zero() : lo == 0 && hi == L ? V::load(p + l * ps) : V::load_lanes(p + l * ps, lo, hi);
             if (scan)
-                for (i64 l = 0; l < L; ++l) scan[0] = max(scan[0], abs(t[l])), scan[1] = scan[1] + t[l];
+                for (i64 l = 0; l < L; ++l) {
+                    scan[0] = max(scan[0], abs(t[l]));
+                    scan[1] = mul_add(t[l], V::zero(), scan[1]);
+                }
             transpose(t);
             for (i64 l = 0; l < L; ++l) v[l] = t[l];
         }
 }
 
-// The scan of to_lanes' reads as scalars: out[0] = the largest |value|, out[1] = their sum, not
-// finite if an inf or NaN was read (null out: no scan).
+// The scan of to_lanes' reads as scalars: out[0] = the largest |value|, out[1] = NaN if an inf or
+// NaN was read, else 0 (null out: no scan).
 template <class V, class T> void scan_out(const V* scan, T* out) {
     if (!out) return;
     T lanes[V::L];

@@ -248,8 +248,8 @@ void run_fused(const T* in, const Weights<T>& U, const T* bias, T* out, const Pl
 struct Scan {
     std::atomic<double> max{0};
     std::atomic<bool> bad{false};
-    template <class T> void add(const T* s) {  // a kernel's scan: {max |value|, sum (inf or NaN: bad)}
-        if (!(s[1] - s[1] == T(0))) bad.store(true, std::memory_order_relaxed);
+    template <class T> void add(const T* s) {  // a kernel's scan: {max |value|, 0 or NaN}
+        if (s[1] != s[1]) bad.store(true, std::memory_order_relaxed);
         double cur = max.load(std::memory_order_relaxed);
         while ((double)s[0] > cur && !max.compare_exchange_weak(cur, (double)s[0], std::memory_order_relaxed)) {
         }
@@ -343,6 +343,17 @@ template <class T> int tile_size(const Plan& p, bool cl) {
 // 2x2 tiles, 100 * 225 * (5/3)^2 for 4x4.
 double forward_terms(int tile, i64 channels) { return (tile == 4 ? 36100.0 : 81.0) * (double)channels; }
 double dweight_terms(int tile, i64 tiles) { return (tile == 4 ? 62500.0 : 64.0) * (double)tiles; }
+// Each operand's growth through its own transform (products of the row sums): B^T . B for the data,
+// G . G^T for the kernels, A . A^T for dweight's dy.
+double data_growth(int tile) { return tile == 4 ? 100.0 : 4.0; }
+double kernel_growth(int tile) { return tile == 4 ? 1.0 : 2.25; }
+double grad_growth(int tile) { return tile == 4 ? 225.0 : 4.0; }
+
+// Operands whose largest |values| ma and mb, their transforms (growth ga, gb) and the products and
+// sums (terms) all stay far from overflow: then Winograd's result is the direct sum's up to rounding.
+template <class T> bool fits(double ma, double ga, double mb, double gb, double terms) {
+    return tame<T>(ma * ga, mb * gb, 0.0) && tame<T>(ma, mb, terms);
+}
 
 // out = act(the stride-1 3x3 correlation of in with the kernels whose transforms are U
 // (groups x 16 x Cin_g x Cout_g, matrices `spaced` apart) + bias (or null)).
@@ -390,34 +401,43 @@ void run(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p,
     if (!ok) throw std::bad_alloc();
 }
 
+// The forward of `in` (the plan's input) with the kernels w (flipped: dx's), if its data fit (see
+// winograd_forward); false: not taken, out possibly written.
+template <class T>
+bool forward_checked(const T* in, const T* w, const T* bias, T* out, const Plan& pl, i64 Fg, i64 Cg, bool flipped,
+                     int act, T param) {
+    const bool cl = channel_lanes<T>(pl);
+    const int tile = tile_size<T>(pl, cl);
+    const double terms = forward_terms(tile, pl.Cin / pl.groups);
+    const T* arrays[2] = {w, in};
+    const i64 sizes[2] = {pl.groups * Fg * Cg * 9, pl.N * pl.Cin * pl.H * pl.W};
+    double m[2] = {0, 0};
+    max_abs(cl ? 1 : 2, arrays, sizes, m);  // with channels in the lanes the transforms scan the data
+    if (!fits<T>(m[1], data_growth(tile), m[0], kernel_growth(tile), terms)) return false;
+    const Weights<T> U = transformed_weights(w, pl.groups, Fg, Cg, flipped, !cl, tile);
+    if (!cl) {
+        run(in, U, bias, out, pl, act, param);
+        return true;
+    }
+    Scan scan;
+    run_cl(in, U, bias, out, pl, act, param, scan);
+    return fits<T>(scan.value(), data_growth(tile), m[0], kernel_growth(tile), terms);
+}
+
 }  // namespace
 
 // Winograd's transforms take differences of inputs (d0 - d2, ...): an inf gives inf - inf = NaN
-// where the direct sum gives +-inf; tame() also keeps the transforms' growth (forward_terms,
-// dweight_terms) from overflowing. The weights are scanned first; the data too on tiles in the
-// lanes, while with channels in the lanes their transforms scan what they read and the check comes
-// after (false: the caller's GEMM path overwrites the result).
+// where the direct sum gives +-inf; fits() also keeps the transforms' growth and the products from
+// overflowing. The weights are scanned first; the data too on tiles in the lanes, while with
+// channels in the lanes their transforms scan what they read and the check comes after the layer
+// (false: the caller's GEMM path overwrites the result).
 template <class T>
 bool winograd_forward(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, int act, T param) {
     const i64 Cg = s.g.C, Fg = s.F / s.groups;
     if (!shape_ok(s.g, s.N, Cg, Fg, s.groups, s.groups == s.C && s.groups > 1, channels_ok(Cg, Fg)) || s.N == 0)
         return false;
     const Plan pl{s.N, s.C, s.H, s.W, s.F, s.groups, s.g.ph, s.g.pw, s.g.OH, s.g.OW};
-    const bool cl = channel_lanes<T>(pl);
-    const int tile = tile_size<T>(pl, cl);
-    const T* arrays[2] = {w, x};
-    const i64 sizes[2] = {s.F * Cg * 9, s.N * s.C * s.H * s.W};
-    double m[2] = {0, 0};
-    max_abs(cl ? 1 : 2, arrays, sizes, m);
-    if (!tame<T>(m[1], m[0], forward_terms(tile, Cg))) return false;
-    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, false, !cl, tile);
-    if (!cl) {
-        run(x, U, bias, y, pl, act, param);
-        return true;
-    }
-    Scan scan;
-    run_cl(x, U, bias, y, pl, act, param, scan);
-    return tame<T>(scan.value(), m[0], forward_terms(tile, Cg));
+    return forward_checked(x, w, bias, y, pl, Fg, Cg, false, act, param);
 }
 
 bool winograd_dweight_may_take(const Conv2dShape& s) {
@@ -436,23 +456,8 @@ WinogradBackward winograd_backward_plan(bool want_dx, bool want_dw, const Conv2d
 
 // The forward of dy with the flipped kernels; the data checked as in winograd_forward.
 template <class T> bool winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s) {
-    const i64 Cg = s.g.C, Fg = s.F / s.groups;
-    const Plan pl = dx_plan(s);
-    const bool cl = channel_lanes<T>(pl);
-    const int tile = tile_size<T>(pl, cl);
-    const T* arrays[2] = {w, dy};
-    const i64 sizes[2] = {s.F * Cg * 9, s.N * s.F * s.g.OH * s.g.OW};
-    double m[2] = {0, 0};
-    max_abs(cl ? 1 : 2, arrays, sizes, m);
-    if (!tame<T>(m[1], m[0], forward_terms(tile, Fg))) return false;
-    const Weights<T> U = transformed_weights(w, s.groups, Fg, Cg, true, !cl, tile);
-    if (!cl) {
-        run(dy, U, static_cast<const T*>(nullptr), dx, pl);
-        return true;
-    }
-    Scan scan;
-    run_cl(dy, U, static_cast<const T*>(nullptr), dx, pl, kNormNone, T(0), scan);
-    return tame<T>(scan.value(), m[0], forward_terms(tile, Fg));
+    return forward_checked(dy, w, static_cast<const T*>(nullptr), dx, dx_plan(s), s.F / s.groups, s.g.C, true,
+                           kNormNone, T(0));
 }
 
 // dw = the sum over images and tiles of V(x) . (A dy A^T): per item, both transforms with L
@@ -503,7 +508,8 @@ template <class T> bool winograd_backward_weight(const T* dy, const T* x, T* dw,
                 });
             }
     });
-    if (!tame<T>(dys.value(), xs.value(), dweight_terms(t.M, t.total))) return false;
+    if (!fits<T>(xs.value(), data_growth(t.M), dys.value(), grad_growth(t.M), dweight_terms(t.M, t.total)))
+        return false;
     parallel_range(s.F, 1, 1, cap(max_threads(), s.F * Cg * xis * chunks, kGrainCopy), [&](i64 b, i64 e, int) {
         for (i64 f = b; f < e; ++f) {
             const i64 gr = f / Fg, fl = f % Fg;

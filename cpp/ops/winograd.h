@@ -24,9 +24,9 @@ WinogradBackward winograd_backward_plan(bool want_dx, bool want_dw, const Conv2d
 bool winograd_dweight_may_take(const Conv2dShape& s);
 // dx of conv2d (the stride-1 forward of dy with the flipped, transposed kernel and padding 2 - p),
 // and dweight (the adjoint of the forward's tile identity in the kernel), if the data are tame
-// (every value of dy, w (for dx) and x (for dweight) finite, and the transforms' growth times the
-// largest values far from overflow; the transforms check what they read); false otherwise, the
-// gradient then possibly written, for the GEMM path to overwrite.
+// (every value of dy, w (for dx) and x (for dweight) finite, and each operand's transform and the
+// products far from overflow; the transforms check what they read); false otherwise (dx then
+// possibly written, dweight not), for the GEMM path to overwrite.
 template <class T> bool winograd_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s);
 template <class T> bool winograd_backward_weight(const T* dy, const T* x, T* dw, const Conv2dShape& s);
 

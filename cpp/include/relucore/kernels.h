@@ -222,7 +222,7 @@ struct WinogradClKernels {
     // trows tile rows of n tiles each of nch <= L input planes (H x W, plane l at x + l*ps; the
     // first tile's patch from row r0, column c0, negative in the zero padding) into
     // v[xi*vs + (r*tstep + i)*ld ..+L] (tile i of row r; lanes past nch 0). With scan (else null):
-    // scan[0] = the largest |value| read, scan[1] their sum (not finite if one was inf or NaN).
+    // scan[0] = the largest |value| read, scan[1] = NaN if one was inf or NaN, else 0.
     void (*input)(const T* x, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0, i64 n, i64 trows, i64 tstep, T* v,
                   i64 vs, i64 ld, T* scan);
     // The same for n M x M tiles of one tile row of dy planes (OH x OW): A g A^T.

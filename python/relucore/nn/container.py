@@ -164,8 +164,9 @@ class Sequential(Module):
             elif nxt is not None and type(m) is Conv2d and not self.training:
                 act = conv_activation(nxt)
                 fused = None if act is None else (act,)
-            elif (nxt is not None and self.training and type(m) is Conv2d and type(nxt) is BatchNorm2d
-                  and i + 3 < len(mods) and fusable_activation(mods[i + 2]) is not None and poolable(mods[i + 3])):
+            elif (nxt is not None and self.training and type(m) is Conv2d and "forward" not in m.__dict__
+                  and type(nxt) is BatchNorm2d and i + 3 < len(mods) and fusable_activation(mods[i + 2]) is not None
+                  and poolable(mods[i + 3])):
                 out.append((m, _MOMENTS))  # training: the sweep takes its statistics from these sums
                 i += 1
                 continue
