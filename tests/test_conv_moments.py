@@ -138,3 +138,22 @@ def test_run_sums_checked(dtype):
     evaluation = (np.zeros(3, dtype), np.ones(3, dtype)) + args[2:4] + (False,) + args[5:]
     with pytest.raises(ValueError, match="run sums"):
         _core.batch_norm_max_pool2d(x, *evaluation, np.zeros((2, 6)))
+
+
+def test_a_forward_replaced_on_the_instance_is_called(dtype, rng):
+    """A Conv2d whose forward is replaced on the instance runs that forward in training, not the
+    sums path beside it."""
+    mods = layers(1, 4, 3, 1, "relu", dtype)
+    calls = []
+    inner = mods[0].forward
+
+    def wrapped(x):
+        calls.append(x.shape)
+        return inner(x)
+
+    mods[0].forward = wrapped
+    model = nn.Sequential(*mods)
+    x = rng.standard_normal((8, 1, 8, 8)).astype(dtype)
+    model(x)
+    model(x)
+    assert calls == [x.shape, x.shape]
