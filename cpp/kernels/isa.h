@@ -25,6 +25,7 @@ template <class T> GemmKernels<T> make_gemm();
 template <class T> WinogradKernels<T> make_winograd();
 template <class T> FftKernels<T> make_fft();
 template <class T> NormKernels<T> make_norm();
+template <class T> void fill_norm_pool(NormKernels<T>& k);  // norm_pool.cpp, for make_norm
 template <class T> LossKernels<T> make_loss();
 // Shared between im2col.cpp and gemm.cpp (the fused im2col GEMMs): rows [r0, r1) x columns [j0, j1)
 // of one image's column matrix into dst with row stride ldd.

@@ -381,6 +381,7 @@ NormKernels<T> make_norm() {
     k.col_grad_input[kNormRelu][kFromY] = nullptr;
     set_act<T, LeakyRelu<T>, LeakyFromY<T>>(k, kNormLeaky);
     set_act<T, Elu<T>, EluFromY<T>>(k, kNormElu);
+    fill_norm_pool(k);
     return k;
 }
 

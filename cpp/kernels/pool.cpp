@@ -1,6 +1,7 @@
 // Max and average pooling window sweeps over one (H, W) plane, written once against the vector
 // wrapper.
 #include "isa.h"
+#include "pool_2x2.h"
 #include "window.h"
 
 namespace relucore {
@@ -32,8 +33,7 @@ inline i64 tap_to(i64 start, i64 d, i64 size, i64 k) {
 }
 
 // Where max_pool writes the winner of each window: its flat index in the plane (h * W + w, int64,
-// PyTorch's indices) or its position in the window (i * kw + j, one byte, for windows of at most
-// 255 taps: what MaxPool2d keeps for backward).
+// PyTorch's indices), or its position in the window (PosSink, pool_2x2.h).
 struct IndexSink {
     int64_t* p;
     void put(i64 o, i64 at, i64, i64, const ConvGeom&) const { p[o] = at; }
@@ -43,17 +43,6 @@ struct IndexSink {
         for (int l = 0; l < n; ++l) p[o + l] = at + 2 * l + (int32_t)w[l];
     }
 };
-struct PosSink {
-    uint8_t* p;
-    void put(i64 o, i64 at, i64 h0, i64 w0, const ConvGeom& g) const {
-        p[o] = (uint8_t)((at / g.W - h0) / g.dh * g.kw + (at % g.W - w0) / g.dw);
-    }
-    static void offsets(i64, i64 off[4]) { off[0] = 0, off[1] = 1, off[2] = 2, off[3] = 3; }
-    template <class T> void run(i64 o, i64, const T* w, int n) const {
-        for (int l = 0; l < n; ++l) p[o + l] = (uint8_t)(int32_t)w[l];
-    }
-};
-
 template <int KH, int KW, class T, class Sink>
 void max_pool_sized(const T* x, T* y, Sink out, const ConvGeom& g) {
     // Outputs whose window lies wholly inside the image need no bounds checks.
@@ -88,78 +77,6 @@ void max_pool_sized(const T* x, T* y, Sink out, const ConvGeom& g) {
         }
 }
 
-// 2x2 windows, stride 2, no padding, dilation 1 (the usual pool): L outputs at a time from two
-// vector pairs per input row (even/odd lanes are the window's left/right column). The scan order
-// (0,0), (0,1), (1,0), (1,1) and PyTorch's rule (a larger value or a NaN takes over) are selects,
-// so ties, NaN and -inf give window_max's values and indices. The winner's offset (the Sink's: in
-// the plane, 0, 1, W or W + 1, exact in T: see is_2x2s2; or in the window, 0..3) is selected
-// alongside the value, and the Sink turns the stored offsets into its output in a fixed-length loop
-// that the compiler vectorizes (convert, widen, add): a per-lane decode of a window code was most of
-// the time. The row's last n < L outputs are stored whole while L outputs fit in the plane
-// (`spill`: the lanes past n land in later rows' outputs, which overwrite them; rows of 7 or 14
-// outputs then take the vector path too), else masked. Their loads read whole vectors, past the row
-// into the next, while that stays inside the plane (`whole`): masked loads that miss the cache were
-// measured to stall (AVX-512 float32 on 24-wide rows: no faster than the scalar windows).
-template <class T, class V, class Sink>
-__attribute__((always_inline)) inline void max_pool_2x2s2_run(const T* r0, const T* r1, i64 at, i64 n, i64 W,
-                                                              bool whole, bool spill, T* yo, Sink out, i64 o) {
-    constexpr int L = V::L;
-    V a0, a1, b0, b1;
-    if (n == L || whole) {
-        a0 = V::load(r0), a1 = V::load(r0 + L);
-        b0 = V::load(r1), b1 = V::load(r1 + L);
-    } else {  // the 2n inputs of each row only (a short row may end at the array's end)
-        const i64 lo = 2 * n < L ? 2 * n : L, hi = 2 * n - lo;
-        a0 = V::load_tail(r0, lo), a1 = V::load_tail(r0 + L, hi);
-        b0 = V::load_tail(r1, lo), b1 = V::load_tail(r1 + L, hi);
-    }
-    const V v[4] = {even_lanes(a0, a1), odd_lanes(a0, a1), even_lanes(b0, b1), odd_lanes(b0, b1)};
-    i64 off[4];
-    Sink::offsets(W, off);
-    V best = v[0], where = V::zero();  // the first tap always takes over from -inf's start
-    for (int q = 1; q < 4; ++q) {
-        const uint64_t take = bits(v[q], gt(v[q], best)) | ~bits(v[q], eq(v[q], v[q]));
-        const auto m = from_bits(v[q], take);
-        best = select(m, v[q], best);
-        where = select(m, V::set1(T(off[q])), where);
-    }
-    T w[L];
-    where.store(w);
-    if (n == L || spill) {
-        best.store(yo);
-        out.run(o, at, w, L);
-    } else {
-        best.store_tail(yo, n);
-        out.run(o, at, w, (int)n);
-    }
-}
-
-template <class T, class Sink>
-void max_pool_2x2s2(const T* x, T* y, Sink out, const ConvGeom& g) {
-    using V = typename VecOf<T>::type;
-    constexpr int L = V::L;
-    const i64 W = g.W;  // 2 * OW <= W: the masked loads stay inside their two rows
-    const T* end = x + g.H * W;
-    for (i64 oh = 0; oh < g.OH; ++oh) {
-        const T* r0 = x + 2 * oh * W;
-        const T* r1 = r0 + W;
-        const i64 o = oh * g.OW;
-        i64 ow = 0;
-        for (; ow + L <= g.OW; ow += L)
-            max_pool_2x2s2_run<T, V>(r0 + 2 * ow, r1 + 2 * ow, 2 * oh * W + 2 * ow, L, W, true, true, y + o + ow, out,
-                                     o + ow);
-        if (ow < g.OW)
-            max_pool_2x2s2_run<T, V>(r0 + 2 * ow, r1 + 2 * ow, 2 * oh * W + 2 * ow, g.OW - ow, W,
-                                     end - (r1 + 2 * ow) >= 2 * L, o + ow + L <= g.OH * g.OW, y + o + ow, out, o + ow);
-    }
-}
-
-// The vector path keeps in-window offsets up to W + 1 in T and int32: exact below 2**24.
-inline bool is_2x2s2(const ConvGeom& g) {
-    return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 &&
-           g.W < (i64(1) << 24);
-}
-
 template <class T, class Sink>
 void max_pool_into(const T* x, T* y, Sink out, const ConvGeom& g) {
     if (is_2x2s2(g)) return max_pool_2x2s2(x, y, out, g);
@@ -176,50 +93,6 @@ void max_pool(const T* x, T* y, int64_t* idx, const ConvGeom& g) {
 template <class T>
 void max_pool_pos(const T* x, T* y, uint8_t* pos, const ConvGeom& g) {
     max_pool_into(x, y, PosSink{pos}, g);
-}
-
-// L positions (bytes) as a vector of T. The wrapper has no integer lanes, so this is per ISA: a
-// byte-by-byte fill of a T array read back as one vector stalls on store forwarding, and that
-// stall was most of the backward's time.
-template <class T, class V>
-inline V load_pos(const uint8_t* p) {
-#if defined(RC_ISA_AVX512)
-    if constexpr (sizeof(T) == 4) return {_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p)))};
-    else return {_mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p)))};
-#elif defined(RC_ISA_AVX2)
-    if constexpr (sizeof(T) == 4) return {_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p)))};
-    else {
-        int32_t four;
-        __builtin_memcpy(&four, p, 4);
-        return {_mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)))};
-    }
-#else
-    return V::set1(T(*p));
-#endif
-}
-
-// L/2 values from a and L/2 from b as one vector; the same for positions (vectors of 4 lanes or more).
-template <class T, class V>
-inline V load_halves(const T* a, const T* b) {
-#if defined(RC_ISA_AVX512)
-    if constexpr (sizeof(T) == 4)
-        return {_mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(a)), _mm256_loadu_ps(b), 1)};
-    else return {_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(a)), _mm256_loadu_pd(b), 1)};
-#elif defined(RC_ISA_AVX2)
-    if constexpr (sizeof(T) == 4) return {_mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(a)), _mm_loadu_ps(b), 1)};
-    else return {_mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(a)), _mm_loadu_pd(b), 1)};
-#else
-    (void)b;
-    return V::load(a);
-#endif
-}
-template <class T, class V>
-inline V load_pos_halves(const uint8_t* a, const uint8_t* b) {
-    constexpr int H = V::L / 2;
-    uint8_t both[16] = {};
-    __builtin_memcpy(both, a, H);  // fixed sizes: register moves, not a byte loop
-    __builtin_memcpy(both + H, b, H);
-    return load_pos<T, V>(both);
 }
 
 // 2x2 stride-2 windows do not overlap: with vectors, each pair of dx rows is written once, left to
@@ -283,20 +156,13 @@ bool max_pool_pos_backward_2x2s2(const T* dy, const uint8_t* pos, T* dx, const C
             T* d1 = d0 + W;
             for (i64 ow = 0; ow < OW; ow += L) {
                 const i64 o = oh * OW + ow, n = OW - ow < L ? OW - ow : L;
-                V v, p;
-                if (o + L <= out) {
-                    v = V::load(dy + o), p = load_pos<T, V>(pos + o);
-                } else {
-                    uint8_t b[L > 8 ? L : 8] = {};
-                    for (i64 l = 0; l < n; ++l) b[l] = pos[o + l];
-                    v = V::load_tail(dy + o, n), p = load_pos<T, V>(b);
-                }
-                v = v + z;
+                const bool in = o + L <= out;
+                const V v = in ? V::load(dy + o) : V::load_tail(dy + o, n);
+                const V p = in ? load_pos<T, V>(pos + o) : load_pos_tail<T, V>(pos + o, n);
                 // lanes past the row are not this row's positions
                 bad |= bits(p, gt(p, three)) & (n == L ? ~uint64_t(0) : (uint64_t(1) << n) - 1);
-                V q[4];
-                for (int k = 0; k < 4; ++k) q[k] = select(eq(p, V::set1(T(k))), v, z);
-                const V r[4] = {zip_lo(q[0], q[1]), zip_hi(q[0], q[1]), zip_lo(q[2], q[3]), zip_hi(q[2], q[3])};
+                V r[4];
+                unpool_2x2<T>(v, p, r);
                 if (n == L || ((ow == 0 || 2 * ow + 2 * L <= W) && d1 + 2 * ow + 2 * L <= end)) {
                     r[0].store(d0 + 2 * ow), r[1].store(d0 + 2 * ow + L);
                     r[2].store(d1 + 2 * ow), r[3].store(d1 + 2 * ow + L);

@@ -1,9 +1,11 @@
-// Batch norm + activation + max pooling in one sweep of planes: the normalized plane lives only in a
-// per-thread scratch plane (in L1/L2 for the usual image sizes) from which it is pooled, so the
-// full-size activation is never written and read back; backward rebuilds each plane's pooling
-// gradient in scratch twice (for the sums, then for dx) instead of writing it out and reading it
-// twice. Per plane the kernels are the ones batch_norm_forward/backward and max_pool2d_pos use in the
-// runs layout, so the results are those of the three separate passes there.
+// Batch norm + activation + max pooling in one sweep of planes: the full-size activation is never
+// written and read back. For 2x2 stride-2 windows the plane kernels (kernels/norm_pool.cpp) normalize
+// as they pool and unpool dy in registers; for other windows the normalized plane lives in a
+// per-thread scratch plane (in L1/L2 for the usual image sizes) from which it is pooled, and the
+// backward rebuilds each plane's pooling gradient there twice (for the sums, then for dx). Per plane
+// the arithmetic is that of batch_norm_forward/backward and max_pool2d_pos in the runs layout, so the
+// results are those of the three separate passes there, except that the 2x2 backward's sums add the
+// windows' winners only (within rounding).
 #include <algorithm>
 #include <atomic>
 #include <new>
@@ -31,6 +33,12 @@ template <class T> T* scratch_plane(i64 S) {
     return p;
 }
 
+// The usual 2x2 stride-2 pooling (whole windows): the fused plane kernels, with no plane in scratch.
+inline bool pool2(const ConvGeom& g) {
+    return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 &&
+           2 * g.OH <= g.H && 2 * g.OW <= g.W && g.W < (i64(1) << 24);
+}
+
 }  // namespace
 
 template <class T>
@@ -51,8 +59,11 @@ void batch_norm_max_pool_forward(const T* x, T* y, uint8_t* pos, const BatchNorm
     runs_constants(k, x, sh, f, hi, scale, b, run_sums);
     const i64 out = g.OH * g.OW;
     const NormRuns one{1, sh.S, sh.S};
+    const bool fused = pool2(g);
     for_runs_in_order(sh, [&](i64 r) {
         const size_t c = (size_t)(r % sh.C);
+        if (fused)
+            return k.pool2_normalize[act](x + r * sh.S, y + r * out, pos + r * out, g, hi[c], scale[c], b[c], param);
         T* plane = scratch_plane<T>(sh.S);
         k.normalize[act](x + r * sh.S, plane, one, hi[c], scale[c], b[c], param, 0);
         pool(plane, y + r * out, pos + r * out, g);
@@ -81,10 +92,22 @@ bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T
         if (!unpool(dy + r * out, pos + r * out, plane, g)) ok.store(false, std::memory_order_relaxed);
         return plane;
     };
+    // plane r's dx (the pooling's and then batch norm's backward) into d
+    const bool fused = pool2(g);
+    auto grad_input = [&](i64 r, T* d) {
+        const NormCoef<T>& c = q[(size_t)(r % sh.C)];
+        if (fused) k.pool2_grad_input[act](dy + r * out, pos + r * out, x + r * sh.S, d, g, c, training);
+        else k.grad_input[act][kFromX](unpooled(r), x + r * sh.S, d, one, c, training);
+    };
     std::vector<double> pg((size_t)(sh.N * sh.C)), pgu(pg.size());
     for_runs_in_order(sh, [&](i64 r) {
-        k.grad_sums[act][kFromX](unpooled(r), x + r * sh.S, one, q[(size_t)(r % sh.C)], &pg[(size_t)r],
-                                 &pgu[(size_t)r]);
+        const NormCoef<T>& c = q[(size_t)(r % sh.C)];
+        if (!fused) {
+            k.grad_sums[act][kFromX](unpooled(r), x + r * sh.S, one, c, &pg[(size_t)r], &pgu[(size_t)r]);
+        } else if (!k.pool2_grad_sums[act](dy + r * out, pos + r * out, x + r * sh.S, g, c, &pg[(size_t)r],
+                                           &pgu[(size_t)r])) {
+            ok.store(false, std::memory_order_relaxed);
+        }
     });
     if (!ok.load()) return false;
     runs_grad_constants(sh, pg, pgu, weight, save_invstd, kFromX, q, dweight, dbias);
@@ -93,7 +116,7 @@ bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T
         std::vector<double> sums(input_sums ? (size_t)(sh.N * sh.C) : 0);
         for_runs_in_order(sh, [&](i64 r) {
             const i64 off = r * sh.S;
-            k.grad_input[act][kFromX](unpooled(r), x + off, dx + off, one, q[(size_t)(r % sh.C)], training);
+            grad_input(r, dx + off);
             if (input_sums) sums[(size_t)r] = sum(dx + off, sh.S);  // while the plane is in L1
         });
         if (input_sums) bias_from_plane_sums(sums.data(), sh.N, sh.C, input_sums);
@@ -109,11 +132,7 @@ bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T
         T* d = scratch<T>(kPartials, (c1 - c0) * sh.S);
         if (!d) throw std::bad_alloc();
         for (i64 n = conv->first_image(chunk); n < conv->first_image(chunk + 1); ++n) {
-            for (i64 c = c0; c < c1; ++c) {
-                const i64 r = n * sh.C + c;
-                k.grad_input[act][kFromX](unpooled(r), x + r * sh.S, d + (c - c0) * sh.S, one, q[(size_t)c],
-                                          training);
-            }
+            for (i64 c = c0; c < c1; ++c) grad_input(n * sh.C + c, d + (c - c0) * sh.S);
             conv->add(chunk, n, c0, c1, d);
         }
     });

@@ -313,6 +313,16 @@ struct NormKernels {
                                                  const NormCols<T>& k, double* sg, double* sgu);
     void (*col_grad_input[kNormActs][kNormFroms])(const T* dy, const T* s, T* dx, i64 rows, i64 ld, i64 c0, i64 c1,
                                                   const NormCols<T>& k, int training);
+    // 2x2 stride-2 max pooling fused with the above over one plane (g: the pooling's geometry, OH =
+    // H / 2, OW = W / 2; pos: each window's winner 0..3, MaxPool2d's kept positions). pool2_normalize:
+    // y and pos of max_pool_pos over normalize's output. pool2_grad_sums: grad_sums for dy unpooled
+    // by pos (false if a position is over 3). pool2_grad_input: grad_input for that dy.
+    void (*pool2_normalize[kNormActs])(const T* x, T* y, uint8_t* pos, const ConvGeom& g, T mean, T scale, T bias,
+                                       T param);
+    bool (*pool2_grad_sums[kNormActs])(const T* dy, const uint8_t* pos, const T* x, const ConvGeom& g,
+                                       const NormCoef<T>& k, double* sg, double* sgu);
+    void (*pool2_grad_input[kNormActs])(const T* dy, const uint8_t* pos, const T* x, T* dx, const ConvGeom& g,
+                                        const NormCoef<T>& k, int training);
     int lanes;
 };
 

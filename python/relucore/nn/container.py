@@ -55,11 +55,12 @@ class Sequential(Module):
     ``batch_norm(..., activation=...)`` pass (one read and one write of the data instead of two of
     each). For invertible activations (LeakyReLU with a positive slope, ELU) only the output is kept
     for backward, not the input. In training, a ``BatchNorm2d`` -> activation -> ``MaxPool2d`` triple
-    runs as one sweep over the planes on the native backend: each normalized plane is pooled from a
-    small scratch buffer, so the full-size activation is neither stored nor read back, and the
-    backward rebuilds the pooling gradient per plane the same way (the results of the fused batch
-    norm + activation followed by the pool, bitwise where that batch norm sums per plane; the pool's
-    kept window positions count at the batch norm); after a ``Conv2d`` it also sums its input
+    runs as one sweep over the planes on the native backend: each plane is pooled as it is
+    normalized, so the full-size activation is neither stored nor read back, and the backward
+    unpools per plane the same way (the results of the fused batch norm + activation followed by
+    the pool, bitwise where that batch norm sums per plane, except that with 2x2 windows the
+    backward's sums add the windows' winners only: within rounding; the pool's kept window
+    positions count at the batch norm); after a ``Conv2d`` it also sums its input
     gradient per channel in the same pass, which is that convolution's bias gradient (the same bits
     as the convolution's own sum), and where that convolution runs its few-tap direct forward on
     whole images (a network's first layer) it sums each output plane for the batch statistics
