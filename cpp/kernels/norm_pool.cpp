@@ -3,7 +3,8 @@
 // pools them (the values and positions of normalize, then max_pool_pos); the backward's sums run
 // over the windows' winners only (the other places' dy is 0), and its dx pass unpools dy in
 // registers. Per value the arithmetic is norm.cpp's (GradTerms, GradInput), so the forward and dx
-// are those of the separate kernels; the sums differ from theirs in the order of the adds only.
+// are those of the separate kernels; the sums differ from theirs in the order of the adds (and
+// in the fused multiply-add of the terms that norm.cpp's scalar tails multiply and add apart).
 #include "isa.h"
 #include "act_ops.h"
 #include "pool_2x2.h"

@@ -56,8 +56,9 @@ class Sequential(Module):
     each). For invertible activations (LeakyReLU with a positive slope, ELU) only the output is kept
     for backward, not the input. In training, a ``BatchNorm2d`` -> activation -> ``MaxPool2d`` triple
     runs as one sweep over the planes on the native backend: each plane is pooled as it is
-    normalized, so the full-size activation is neither stored nor read back, and the backward
-    unpools per plane the same way (the results of the fused batch norm + activation followed by
+    normalized (2x2 stride-2 windows in registers, others from a small scratch plane), so the
+    full-size activation is neither stored nor read back, and the backward unpools per plane the
+    same way (the results of the fused batch norm + activation followed by
     the pool, bitwise where that batch norm sums per plane, except that with 2x2 windows the
     backward's sums add the windows' winners only: within rounding; the pool's kept window
     positions count at the batch norm); after a ``Conv2d`` it also sums its input
