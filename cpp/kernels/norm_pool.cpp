@@ -53,6 +53,30 @@ template <class T, class V> struct Windows {
     }
 };
 
+// f(w, r, ow, n) for each row pair's runs of n <= L windows from window column ow, in plane order
+// (r: the pair's first row's offset in the plane).
+template <class T, class V, class F>
+void for_windows(const T* dy, const uint8_t* pos, const T* x, const ConvGeom& g, F&& f) {
+    constexpr int L = V::L;
+    const T* end = x + g.H * g.W;
+    for (i64 oh = 0; oh < g.OH; ++oh) {
+        const i64 r = 2 * oh * g.W;
+        for (i64 ow = 0; ow < g.OW; ow += L) {
+            const i64 n = g.OW - ow < L ? g.OW - ow : L;
+            f(Windows<T, V>(x + r + 2 * ow, x + r + g.W + 2 * ow, end, dy, pos, oh * g.OW + ow, n, g.OH * g.OW), r,
+              ow, n);
+        }
+    }
+}
+
+// f(i) for the places no window covers (flat index i): the last column of odd widths, then the last
+// row of odd heights.
+template <class F> void for_uncovered(const ConvGeom& g, F&& f) {
+    if (g.W > 2 * g.OW)
+        for (i64 h = 0; h < 2 * g.OH; ++h) f(h * g.W + g.W - 1);
+    for (i64 i = 2 * g.OH * g.W; i < g.H * g.W; ++i) f(i);
+}
+
 // 0 * u summed over the places that are not a window's winner: NaN where such a u is inf or NaN (as
 // the sum over the whole plane has it), else 0. Run for the planes where the sums' quick check
 // (every u finite) fails.
@@ -77,43 +101,31 @@ bool pool2_grad_sums(const T* dy, const uint8_t* pos, const T* x, const ConvGeom
                      double* sg, double* sgu) {
     using V = typename VecOf<T>::type;
     using S = ScalarOf<T>;
-    constexpr int L = V::L;
     const Op op{k.param};
-    const i64 W = g.W, OW = g.OW, out = g.OH * OW;
-    const T* end = x + g.H * W;
     const V mean = V::set1(k.mean), scale = V::set1(k.scale), bias = V::set1(k.bias), z = V::zero();
     V ag = z, agu = z, nan = z;  // nan: u * 0 over every x read (lanes past the row read other x)
     double s1 = 0, s2 = 0;
     uint64_t bad = 0;
     i64 pending = 0;
-    for (i64 oh = 0; oh < g.OH; ++oh) {
-        const T* r0 = x + 2 * oh * W;
-        for (i64 ow = 0; ow < OW; ow += L) {
-            const i64 n = OW - ow < L ? OW - ow : L;
-            const Windows<T, V> w(r0 + 2 * ow, r0 + W + 2 * ow, end, dy, pos, oh * OW + ow, n, out);
-            bad |= bits(w.pos, gt(w.pos, V::set1(T(3)))) & w.valid;
-            for (int q = 0; q < 4; ++q) nan = mul_add(w.x[q] - mean, z, nan);
-            const V c[4] = {even_lanes(w.x[0], w.x[1]), odd_lanes(w.x[0], w.x[1]), even_lanes(w.x[2], w.x[3]),
-                            odd_lanes(w.x[2], w.x[3])};
-            V xw = c[0];
-            for (int q = 1; q < 4; ++q) xw = select(eq(w.pos, V::set1(T(q))), c[q], xw);
-            const auto valid = from_bits(z, w.valid);
-            const V u = select(valid, xw - mean, z);
-            const V gv = select(valid, op.bwd(w.dy + z, mul_add(u, scale, bias)), z);  // 0 + dy, as unpooled
-            ag = ag + gv;
-            agu = mul_add(gv, u, agu);
-            if ((pending += n) >= kPooledBlock) {
-                s1 += (double)reduce_add(ag), s2 += (double)reduce_add(agu);
-                ag = agu = z, pending = 0;
-            }
+    for_windows<T, V>(dy, pos, x, g, [&](const Windows<T, V>& w, i64, i64, i64 n) {
+        bad |= bits(w.pos, gt(w.pos, V::set1(T(3)))) & w.valid;
+        for (int q = 0; q < 4; ++q) nan = mul_add(w.x[q] - mean, z, nan);
+        const V c[4] = {even_lanes(w.x[0], w.x[1]), odd_lanes(w.x[0], w.x[1]), even_lanes(w.x[2], w.x[3]),
+                        odd_lanes(w.x[2], w.x[3])};
+        V xw = c[0];
+        for (int q = 1; q < 4; ++q) xw = select(eq(w.pos, V::set1(T(q))), c[q], xw);
+        const auto valid = from_bits(z, w.valid);
+        const V u = select(valid, xw - mean, z);
+        const V gv = select(valid, op.bwd(w.dy + z, mul_add(u, scale, bias)), z);  // 0 + dy, as unpooled
+        ag = ag + gv;
+        agu = mul_add(gv, u, agu);
+        if ((pending += n) >= kPooledBlock) {
+            s1 += (double)reduce_add(ag), s2 += (double)reduce_add(agu);
+            ag = agu = z, pending = 0;
         }
-    }
-    // the places no window covers: the last column of odd widths, the last row of odd heights
+    });
     S tail = S::zero();
-    const S m1 = S::set1(k.mean);
-    if (W > 2 * OW)
-        for (i64 h = 0; h < 2 * g.OH; ++h) tail = mul_add(S::load(x + h * W + W - 1) - m1, S::zero(), tail);
-    for (const T* p = x + 2 * g.OH * W; p < end; ++p) tail = mul_add(S::load(p) - m1, S::zero(), tail);
+    for_uncovered(g, [&](i64 i) { tail = mul_add(S::load(x + i) - S::set1(k.mean), S::zero(), tail); });
     *sg = s1 + (double)reduce_add(ag);
     *sgu = s2 + (double)reduce_add(agu);
     const T check = reduce_add(nan) + tail.v;
@@ -123,7 +135,7 @@ bool pool2_grad_sums(const T* dy, const uint8_t* pos, const T* x, const ConvGeom
 
 // dx over the plane (see NormKernels::grad_input), dy unpooled in registers: row pairs left to right,
 // a row's last windows stored whole where the lanes past the row land inside the plane and where
-// this pass writes later (the next rows, the uncovered column), else masked.
+// this pass writes later (the next rows, the uncovered places), else masked.
 template <class T, class Op, bool kTraining>
 void pool2_grad_input_as(const T* dy, const uint8_t* pos, const T* x, T* dx, const ConvGeom& g,
                          const NormCoef<T>& k) {
@@ -131,41 +143,29 @@ void pool2_grad_input_as(const T* dy, const uint8_t* pos, const T* x, T* dx, con
     using S = ScalarOf<T>;
     constexpr int L = V::L;
     const Op op{k.param};
-    const i64 W = g.W, OW = g.OW, out = g.OH * OW;
-    const T* end = x + g.H * W;
+    const T* end = x + g.H * g.W;
     const auto at = [&](auto d, auto xv) {  // GradInput::at's arithmetic
         using Wt = decltype(d);
         const Wt u = xv - Wt::set1(k.mean);
         const Wt gv = op.bwd(d, mul_add(u, Wt::set1(k.scale), Wt::set1(k.bias)));
         return kTraining ? mul_add(Wt::set1(k.a), gv, mul_add(Wt::set1(k.c2), u, Wt::set1(k.c0))) : Wt::set1(k.a) * gv;
     };
-    for (i64 oh = 0; oh < g.OH; ++oh) {
-        const i64 r = 2 * oh * W;
-        for (i64 ow = 0; ow < OW; ow += L) {
-            const i64 n = OW - ow < L ? OW - ow : L;
-            const Windows<T, V> w(x + r + 2 * ow, x + r + W + 2 * ow, end, dy, pos, oh * OW + ow, n, out);
-            V d[4];
-            unpool_2x2<T>(w.dy, w.pos, d);
-            for (int q = 0; q < 4; ++q) {
-                const i64 i = r + (q >> 1) * W + 2 * ow + (q & 1) * L;  // this vector's place in the plane
-                const V v = at(d[q], w.x[q]);
-                // row 0's lanes past the row would land in row 1's start, written before unless ow == 0
-                if (n == L || (x + i + L <= end && (q >= 2 || ow == 0 || 2 * ow + (q & 1) * L + L <= W))) {
-                    v.store(dx + i);
-                } else {
-                    const i64 lo = 2 * n < L ? 2 * n : L;
-                    v.store_tail(dx + i, q & 1 ? 2 * n - lo : lo);
-                }
+    for_windows<T, V>(dy, pos, x, g, [&](const Windows<T, V>& w, i64 r, i64 ow, i64 n) {
+        V d[4];
+        unpool_2x2<T>(w.dy, w.pos, d);
+        for (int q = 0; q < 4; ++q) {
+            const i64 i = r + (q >> 1) * g.W + 2 * ow + (q & 1) * L;  // this vector's place in the plane
+            const V v = at(d[q], w.x[q]);
+            // row 0's lanes past the row would land in row 1's start, written before unless ow == 0
+            if (n == L || (x + i + L <= end && (q >= 2 || ow == 0 || 2 * ow + (q & 1) * L + L <= g.W))) {
+                v.store(dx + i);
+            } else {
+                const i64 lo = 2 * n < L ? 2 * n : L;
+                v.store_tail(dx + i, q & 1 ? 2 * n - lo : lo);
             }
         }
-        if (W > 2 * OW)
-            for (i64 h = 2 * oh; h < 2 * oh + 2; ++h)
-                at(S::zero(), S::load(x + h * W + W - 1)).store(dx + h * W + W - 1);
-    }
-    i64 i = 2 * g.OH * W;
-    const i64 e = g.H * W;
-    for (; i + L <= e; i += L) at(V::zero(), V::load(x + i)).store(dx + i);
-    for (; i < e; ++i) at(S::zero(), S::load(x + i)).store(dx + i);
+    });
+    for_uncovered(g, [&](i64 i) { at(S::zero(), S::load(x + i)).store(dx + i); });
 }
 
 template <class T, class Op>
