@@ -79,7 +79,7 @@ void max_pool_sized(const T* x, T* y, Sink out, const ConvGeom& g) {
 
 template <class T, class Sink>
 void max_pool_into(const T* x, T* y, Sink out, const ConvGeom& g) {
-    if (is_2x2s2(g)) return max_pool_2x2s2(x, y, out, g);
+    if (is_pool_2x2s2(g)) return max_pool_2x2s2(x, y, out, g);
     if (g.kh == 2 && g.kw == 2) return max_pool_sized<2, 2>(x, y, out, g);
     if (g.kh == 3 && g.kw == 3) return max_pool_sized<3, 3>(x, y, out, g);
     max_pool_sized<0, 0>(x, y, out, g);
@@ -183,7 +183,7 @@ bool max_pool_pos_backward_2x2s2(const T* dy, const uint8_t* pos, T* dx, const C
 // False if a position lies outside its window or the image (dx is then not the gradient).
 template <class T>
 bool max_pool_pos_backward(const T* dy, const uint8_t* pos, T* dx, const ConvGeom& g) {
-    if (is_2x2s2(g)) return max_pool_pos_backward_2x2s2(dy, pos, dx, g);
+    if (is_pool_2x2s2(g)) return max_pool_pos_backward_2x2s2(dy, pos, dx, g);
     for (i64 i = 0; i < g.H * g.W; ++i) dx[i] = T(0);
     bool ok = true;
     for (i64 oh = 0; oh < g.OH; ++oh)

@@ -29,7 +29,7 @@ struct NoPrep {
 // vector pairs per input row (even/odd lanes are the window's left/right column). The scan order
 // (0,0), (0,1), (1,0), (1,1) and PyTorch's rule (a larger value or a NaN takes over) are selects,
 // so ties, NaN and -inf give window_max's values and indices. The winner's offset (the Sink's: in
-// the plane, 0, 1, W or W + 1, exact in T: see is_2x2s2; or in the window, 0..3) is selected
+// the plane, 0, 1, W or W + 1, exact in T: see is_pool_2x2s2; or in the window, 0..3) is selected
 // alongside the value, and the Sink turns the stored offsets into its output in a fixed-length loop
 // that the compiler vectorizes (convert, widen, add): a per-lane decode of a window code was most of
 // the time. The row's last n < L outputs are stored whole while L outputs fit in the plane
@@ -95,12 +95,6 @@ void max_pool_2x2s2(const T* x, T* y, Sink out, const ConvGeom& g, const Prep& p
     }
 }
 
-// The vector path keeps in-window offsets up to W + 1 in T and int32: exact below 2**24.
-inline bool is_2x2s2(const ConvGeom& g) {
-    return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 &&
-           g.W < (i64(1) << 24);
-}
-
 // L positions (bytes, the first 8 in lo and the next in hi) as a vector of T. The wrapper has no
 // integer lanes, so this is per ISA. The bytes come in general registers: a byte-by-byte fill of an
 // array read back as one vector stalls on store forwarding, and that stall was most of the
@@ -160,7 +154,6 @@ inline V load_pos_halves(const uint8_t* a, const uint8_t* b) {
     __builtin_memcpy(both + H, b, H);
     return load_pos<T, V>(both);
 }
-
 
 // dy's L pooled values (v; p: their positions) at their winners' places: r[0], r[1] the 2L columns
 // of the windows' first row, r[2], r[3] the second's. A winner gets 0 + dy, as the scatter's add to a

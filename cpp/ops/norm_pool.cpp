@@ -33,12 +33,6 @@ template <class T> T* scratch_plane(i64 S) {
     return p;
 }
 
-// The usual 2x2 stride-2 pooling (whole windows): the fused plane kernels, with no plane in scratch.
-inline bool pool2(const ConvGeom& g) {
-    return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 &&
-           2 * g.OH <= g.H && 2 * g.OW <= g.W && g.W < (i64(1) << 24);
-}
-
 }  // namespace
 
 template <class T>
@@ -59,7 +53,7 @@ void batch_norm_max_pool_forward(const T* x, T* y, uint8_t* pos, const BatchNorm
     runs_constants(k, x, sh, f, hi, scale, b, run_sums);
     const i64 out = g.OH * g.OW;
     const NormRuns one{1, sh.S, sh.S};
-    const bool fused = pool2(g);
+    const bool fused = is_pool_2x2s2(g);  // the plane kernels, no scratch plane
     for_runs_in_order(sh, [&](i64 r) {
         const size_t c = (size_t)(r % sh.C);
         if (fused)
@@ -93,7 +87,7 @@ bool batch_norm_max_pool_backward(const T* dy, const uint8_t* pos, const T* x, T
         return plane;
     };
     // plane r's dx (the pooling's and then batch norm's backward) into d
-    const bool fused = pool2(g);
+    const bool fused = is_pool_2x2s2(g);  // the plane kernels, no scratch plane
     auto grad_input = [&](i64 r, T* d) {
         const NormCoef<T>& c = q[(size_t)(r % sh.C)];
         if (fused) k.pool2_grad_input[act](dy + r * out, pos + r * out, x + r * sh.S, d, g, c, training);

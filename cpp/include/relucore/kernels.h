@@ -61,6 +61,14 @@ struct ConvGeom {
     i64 OH, OW;      // output size
 };
 
+// The usual pooling window, 2x2 stride 2 over whole windows, which the pooling and the batch norm +
+// pool sweep run on their vector paths; those keep in-window offsets up to W + 1 in T and int32
+// (exact below 2**24).
+inline bool is_pool_2x2s2(const ConvGeom& g) {
+    return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 &&
+           2 * g.OH <= g.H && 2 * g.OW <= g.W && g.W < (i64(1) << 24);
+}
+
 // Filters per register group of the small-tap direct convolution (ConvKernels::small_conv_rows).
 constexpr int kSmallConvGroup = 8;
 // conv_dweight sums by dot products along the pixels for layers of at most this many column rows
