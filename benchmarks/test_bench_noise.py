@@ -94,3 +94,65 @@ def test_suite_targets_carry_the_noise_of_their_rows():
     (t,) = ufuncs.targets(rows)
     assert t["met"] is False and t["noisy"] is True
     assert noise.verdict(t["met"], t["noisy"]) == "noisy, rerun"
+
+
+def _probe(in_cache, dram, llc=32 << 20):
+    """A CacheProbe whose copies run at these rates (GB/s); records the sizes it was asked for."""
+    asked = []
+
+    def rate(nbytes, repeats):
+        asked.append(nbytes)
+        return dram if nbytes > llc else in_cache
+
+    return noise.CacheProbe(llc, rate), asked
+
+
+def test_cache_advantage():
+    probe, asked = _probe(120.0, 45.0)
+    check = probe.check()
+    assert asked == [64 << 20, 8 << 20]  # DRAM: arrays of twice the cache; in cache: a quarter each
+    assert check.advantage == pytest.approx(120 / 45) and not check.contended
+    quiet = noise.check_machine(2, timer=fake_clock([0.01] * 5), load=lambda: 0.2, spin=lambda: None, cache=check)
+    assert not quiet.busy and "2.7x cache advantage" in quiet.describe()
+    assert quiet.as_dict()["cache"]["advantage"] == pytest.approx(120 / 45)
+
+
+def test_a_cache_in_use_elsewhere_makes_the_machine_busy():
+    probe, _ = _probe(52.0, 37.0)
+    check = probe.check()
+    assert check.contended and check.advantage == pytest.approx(52 / 37)
+    busy = noise.check_machine(2, timer=fake_clock([0.01] * 5), load=lambda: 0.2, spin=lambda: None, cache=check)
+    assert busy.busy and "last-level cache is in use elsewhere" in busy.reason
+    assert "1.4x a copy through DRAM" in busy.reason
+
+
+def test_last_level_cache_from_sysfs(tmp_path):
+    for name, level, kind, size in (("index0", 1, "Data", "48K"), ("index1", 1, "Instruction", "32K"),
+                                    ("index2", 2, "Unified", "1024K"), ("index3", 3, "Unified", "32768K")):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "level").write_text(f"{level}\n")
+        (d / "type").write_text(f"{kind}\n")
+        (d / "size").write_text(f"{size}\n")
+    (tmp_path / "uevent").write_text("")
+    assert noise.last_level_cache_bytes(str(tmp_path)) == 32 << 20
+    assert noise.last_level_cache_bytes(str(tmp_path / "missing")) is None
+
+
+def test_copy_rate_is_a_rate():
+    assert 0 < noise.copy_rate(1 << 16, 3) < float("inf")
+
+
+def test_rows_run_while_the_cache_is_in_use_elsewhere_are_noisy(monkeypatch, capsys):
+    rates = iter([37.0] + [120.0, 52.0] * 10)  # DRAM once, then: quiet at the start, taken for the case
+
+    class Probe(noise.CacheProbe):
+        def __init__(self, llc):
+            super().__init__(llc, lambda nbytes, repeats: next(rates))
+
+    monkeypatch.setattr(cli, "CacheProbe", Probe)
+    monkeypatch.setattr(cli, "last_level_cache_bytes", lambda: 32 << 20)
+    assert cli.main(["--quick", "--sizes", "1K", "--no-torch", "--ops", "relu", "--system-malloc"]) == 0
+    out = capsys.readouterr().out
+    assert "3.2x cache advantage -> quiet" in out
+    assert "noisy (busy machine, the last-level cache in use elsewhere" in out and "relu 1K" in out

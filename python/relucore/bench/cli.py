@@ -22,7 +22,7 @@ from .limits import (BLAS_IDLE_TIME, REFERENCE_COPY_ELEMENTS, SGEMM_SIZE, Limits
                      gemm_figure)
 from .machine import machine_info, usable_cores
 from .malloc import keep_freed_memory
-from .noise import SPREAD_LIMIT, check_machine, noisy_spreads, verdict
+from .noise import SPREAD_LIMIT, CacheProbe, check_machine, last_level_cache_bytes, noisy_spreads, verdict
 from .peers import load_torch, to_numpy, to_torch
 from .report import Progress, Table, fmt_num, write_json
 from .timing import TimerConfig, Timing, measure, measure_interleaved
@@ -280,7 +280,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     machine = machine_info(rc, torch)
     machine["malloc"] = malloc_note or "as the system sets it"
     _print_header(out, machine, args.dtype, args.quick, torch_note)
-    machine_check = check_machine(usable_cores())
+    llc = last_level_cache_bytes()
+    cache_probe = CacheProbe(llc) if llc else None
+    machine_check = check_machine(usable_cores(), cache=cache_probe.check() if cache_probe else None)
     print(machine_check.describe(), file=out)
     out.flush()
 
@@ -325,7 +327,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       memory=memory is not None)
         for case in cases:
             progress.step(f"{case.label} {case.size}")
-            row = run_case(case, config, limits, torch, args.pct_of, warn, memory, machine_check.busy)
+            cache = cache_probe.check() if cache_probe else None  # the cache may be taken for a while
+            contended = cache is not None and cache.contended
+            row = run_case(case, config, limits, torch, args.pct_of, warn, memory, machine_check.busy or contended)
+            row["cache_advantage"] = None if cache is None else cache.advantage
             rows.append(row)
             progress.clear()
             table.row(row)
@@ -342,7 +347,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("vs np / vs pt: NumPy's / PyTorch's median time over relucore's (above 1: relucore is faster)", file=out)
     noisy = [f"{r['label']} {r['size']}" for r in rows if r.get("noisy")]
     if noisy:
-        print(f"noisy (busy machine, or repeats spread over {SPREAD_LIMIT:.0%} of the median): "
+        print(f"noisy (busy machine, the last-level cache in use elsewhere, or repeats spread over "
+              f"{SPREAD_LIMIT:.0%} of the median): "
               + ", ".join(noisy), file=out)
     for line in row_target_lines(rows):
         print(line, file=out)
