@@ -156,3 +156,8 @@ def test_rows_run_while_the_cache_is_in_use_elsewhere_are_noisy(monkeypatch, cap
     out = capsys.readouterr().out
     assert "3.2x cache advantage -> quiet" in out
     assert "noisy (busy machine, the last-level cache in use elsewhere" in out and "relu 1K" in out
+
+
+def test_the_dram_copy_stays_bounded_for_huge_caches():
+    probe, asked = _probe(120.0, 45.0, llc=1 << 30)
+    assert asked == [noise.DRAM_PROBE_MAX]

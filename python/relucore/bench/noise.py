@@ -36,13 +36,14 @@ SPIN_ITERATIONS = 200_000
 #: at its usual speed and 1.4x while it ran 1.7x slower with the cores idle.
 CACHE_ADVANTAGE_LIMIT = 1.8
 CACHE_SYSFS = "/sys/devices/system/cpu/cpu0/cache"
+DRAM_PROBE_MAX = 256 << 20  # bytes per array of the DRAM copy, whatever the cache reports
 
 
 @dataclass(frozen=True)
 class CacheCheck:
     llc_bytes: int       # the last-level cache's size
     in_cache_gbps: float  # a copy of half of it (two arrays of a quarter)
-    dram_gbps: float      # a copy of four times it
+    dram_gbps: float      # a copy of four times it (at most two arrays of DRAM_PROBE_MAX)
 
     @property
     def advantage(self) -> float:
@@ -111,7 +112,7 @@ class CacheProbe:
 
     def __init__(self, llc_bytes: int, rate: Callable[[int, int], float] = copy_rate):
         self.llc_bytes, self.rate = llc_bytes, rate
-        self.dram_gbps = rate(2 * llc_bytes, 5)
+        self.dram_gbps = rate(min(2 * llc_bytes, DRAM_PROBE_MAX), 5)
 
     def check(self) -> CacheCheck:
         return CacheCheck(self.llc_bytes, self.rate(self.llc_bytes // 4, 15), self.dram_gbps)
