@@ -178,6 +178,39 @@ def test_cross_entropy_ignore_index(isa, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["rows", "positions"])
+@pytest.mark.parametrize("special", [np.nan, np.inf])
+def test_an_ignored_row_with_a_nan_or_inf_logit_is_nan(isa, dtype, layout, special):
+    """Its gradient is 0 times its softmax: NaN all along where the softmax is (as PyTorch)."""
+    x = np.array([[0.5, special, 1.0], [0.2, 0.1, 0.3], [-np.inf, 0.0, 1.0]], dtype)
+    t = np.array([-100, 0, -100])
+    if layout == "positions":  # (N, C, L): the class axis strided, positions along the last axis
+        x, t = np.ascontiguousarray(np.repeat(x.T[None], 2, axis=0)), np.repeat(t[None], 2, axis=0)
+    for eps in (0.0, 0.1):
+        loss, g = relucore.cross_entropy(x, t, reduction="none", label_smoothing=eps)
+        eloss, eg = R.cross_entropy(x, t, reduction="none", label_smoothing=eps)
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(eg))
+        assert not loss[t == -100].any()  # ignored positions: 0
+        _close(loss, eloss, dtype, 10)
+        assert np.isnan(g).sum() == 3 * (2 if layout == "positions" else 1)  # the first row only
+        np.testing.assert_allclose(np.nan_to_num(g), np.nan_to_num(eg), **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(4, 6), (3, 5, 7)])
+def test_out_may_be_the_probability_target(isa, dtype, shape):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(shape).astype(dtype)
+    t = rng.random(shape).astype(dtype)
+    t /= t.sum(axis=1, keepdims=True)
+    eloss, eg = R.cross_entropy(x, t)
+    loss, g = relucore.cross_entropy(x, t, out=t)
+    assert g is t
+    _close(g, eg, dtype)
+    _close(loss, eloss, dtype, 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cross_entropy_layouts_targets_out(isa, dtype):
     rng = np.random.default_rng(5)
     base = rng.standard_normal((8, 30)).astype(dtype)

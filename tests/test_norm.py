@@ -151,6 +151,32 @@ def test_specials(isa, dtype, act):
     np.testing.assert_allclose(got, exp, **_tol(dtype))
 
 
+@pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("shape", [(8, 2, 5), (4, 2, 3, 7), (40, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_special_in_training_spoils_its_channels_statistics(isa, dtype, shape, special):
+    """NaN or ±inf among a channel's values: its batch variance, saved invstd and running variance
+    are NaN, as in the reference (and PyTorch), not a clamped 0; the other channel is untouched."""
+    x = np.random.default_rng(8).standard_normal(shape).astype(dtype)
+    x[(1, 0) + (2,) * (len(shape) - 2)] = special
+    got_rm, got_rv = np.zeros(2, dtype), np.ones(2, dtype)
+    exp_rm, exp_rv = got_rm.copy(), got_rv.copy()
+    got = relucore.batch_norm(x, got_rm, got_rv, training=True)
+    exp = R.batch_norm(x, exp_rm, exp_rv, training=True)
+    for g, e in zip(got[1:] + (got_rm, got_rv), exp[1:] + (exp_rm, exp_rv)):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(e))
+        np.testing.assert_array_equal(np.isinf(g), np.isinf(e))
+        np.testing.assert_allclose(g[1], e[1], **_tol(dtype))
+    assert np.isnan(got[2][0]) and np.isnan(got_rv[0])
+
+
+def test_one_value_per_channel_with_no_channels_is_an_error():
+    e = np.zeros(0, np.float32)
+    for shape in [(1, 0), (1, 0, 1), (1, 0, 1, 1)]:
+        with pytest.raises(ValueError, match="more than 1 value per channel"):
+            relucore.batch_norm(np.zeros(shape, np.float32), e.copy(), e.copy(), training=True)
+
+
 @pytest.mark.parametrize("shape", [(4, 3, 6, 10), (4, 3, 8, 128), (2, 3, 8, 128)])
 def test_layouts_and_out(isa, shape):
     x, w, b, dy = _data(shape, np.float64)
@@ -191,15 +217,16 @@ def test_errors_as_reference(case):
         call()
 
 
-@pytest.mark.parametrize("shape", [(0, 3, 4), (4, 0, 2), (0, 2)])
+@pytest.mark.parametrize("shape", [(0, 3, 4), (4, 0, 2), (0, 2), (3, 5, 0), (1, 1, 64, 8, 0), (2, 0)])
 def test_empty(isa, shape):
     x = np.zeros(shape, np.float32)
     c = shape[1]
     rm, rv = np.full(c, 0.5, np.float32), np.full(c, 2.0, np.float32)
-    got = relucore.batch_norm(x, rm, rv, training=True, activation="relu", return_counts=True)
-    exp = R.batch_norm(x, rm.copy(), rv.copy(), training=True, activation="relu", return_counts=True)
-    for g, e in zip(got, exp):
-        np.testing.assert_array_equal(g, e)
+    for training in (False, True):  # channels with no values count no positive outputs
+        got = relucore.batch_norm(x, rm, rv, training=training, activation="relu", return_counts=True)
+        exp = R.batch_norm(x, rm.copy(), rv.copy(), training=training, activation="relu", return_counts=True)
+        for g, e in zip(got, exp):
+            np.testing.assert_array_equal(g, e)
     np.testing.assert_array_equal(rm, np.full(c, 0.5, np.float32))  # an empty batch changes nothing
     got = relucore.batch_norm_backward(x, x, None, exp[1], exp[2], activation="relu")
     exp = R.batch_norm_backward(x, x, None, exp[1], exp[2], activation="relu")

@@ -81,7 +81,8 @@ def step(model, x, dy, fused=None):
         assert ran_fused(model) == fused
     dx = model.backward(dy)
     bn = bn_of(model)
-    return y, dx, bn.weight.grad, bn.bias.grad, bn.running_mean.copy(), bn.running_var.copy()
+    keep = [None if a is None else a.copy() for a in (bn.running_mean, bn.running_var)]
+    return (y, dx, bn.weight.grad, bn.bias.grad, *keep)
 
 
 NAMES = ("y", "dx", "dweight", "dbias", "running_mean", "running_var")
@@ -295,6 +296,27 @@ def test_paths_that_run_the_pool_apart(dtype, rng):
     for name, g, e in zip(NAMES, got, step(apart, x, dy)):
         assert_bitwise(g, e, name)
     assert any(mon.history[k] for k in mon.history)
+
+
+@pytest.mark.parametrize("tracking", [False, True])
+def test_momentum_none_where_no_running_statistics_move(dtype, rng, tracking):
+    """momentum=None with track_running_stats=False, or a batch norm in eval mode inside a training
+    Sequential (its running statistics used, not updated): the sweep runs, as the layers apart."""
+    shape = (2, 3, 8, 8)
+    x = make_data(rng, shape, dtype, special_frac=0)
+    dy = rng.standard_normal((2, 3, 4, 4)).astype(dtype)
+    bn = nn.BatchNorm2d(3, momentum=None, track_running_stats=tracking, dtype=dtype)
+    bn.weight.data[...] = rng.uniform(-2, 2, 3)
+    if tracking:
+        bn.running_mean[...] = rng.uniform(-1, 1, 3)
+        bn.running_var[...] = rng.uniform(0.5, 2, 3)
+    fused = nn.Sequential(bn, nn.ReLU(), nn.MaxPool2d(2))
+    apart = apart_of(fused)
+    if tracking:
+        fused[0].eval(), bn_of(apart).eval()
+    got, exp = step(fused, x, dy, True), step(apart, x, dy)
+    for name, g, e in zip(NAMES[:4], got, exp):
+        assert_rounding_close(g, e, name) if name in SUMMED else assert_bitwise(g, e, name)
 
 
 def test_not_fused_where_it_should_not(dtype):

@@ -102,6 +102,7 @@ py::object cross_entropy(py::handle x_h, py::handle t_h, int reduction, double s
     py::object out;
     View g;
     if (!output_array(out_h, x, {&x, &prob}, out, g)) return py::none();
+    if (prob.a && prob.data == g.data) return py::none();  // g may be x, not t: t is read after g is written
     const char* ib = reinterpret_cast<const char*>(index);
     if (index && !(ib + sh.outer * sh.inner * 8 <= g.data || g.data + g.nbytes <= ib)) return py::none();
     const auto red = (ops::Reduction)reduction;

@@ -1,5 +1,7 @@
 // Bindings of batch norm (fast paths; see module.cpp for the contract). relucore.norm validates and
 // prepares; these take only plain arrays of one dtype and consistent shapes, and return None otherwise.
+#include <algorithm>
+
 #include "layers.h"
 #include "relucore/norm.h"
 #include "relucore/dweight_planes.h"
@@ -87,6 +89,7 @@ py::object batch_norm(py::handle x_h, py::handle rm_h, py::handle rv_h, py::hand
     if (want_counts) {
         counts = py::array_t<int64_t>((py::ssize_t)sh.C);
         cp = counts.mutable_data();
+        std::fill(cp, cp + sh.C, int64_t(0));  // channels with no values are counted by no kernel
     }
     if (x.type == kF32)
         forward_typed<float>(x, y, sh, rm, rv, w, b, training, momentum, eps, act, param, mean, invstd, cp);

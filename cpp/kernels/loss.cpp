@@ -122,7 +122,7 @@ template <class T> void softmax_backward_rows(const T* dy, const T* y, T* dx, i6
 }
 
 // Cross entropy against class indices: row r's loss and g = scale * (softmax * st - spread), then
-// g[t] -= scale * keep (st = 1, or 0 with everything else for an ignored row). g may be x: x[t] is
+// g[t] -= scale * keep (st = 1, or 0 times the softmax for an ignored row). g may be x: x[t] is
 // read first and every other element is read before it is written.
 template <class T>
 void ce_index_rows(const T* x, const i64* t, T* g, double* loss, i64 rows, i64 L, const CeParams<T>& p) {
@@ -147,7 +147,8 @@ void ce_index_rows(const T* x, const i64* t, T* g, double* loss, i64 rows, i64 L
         const double keep = (double)p.keep, spread = (double)p.spread, scale = (double)p.scale;
         loss[r] = valid ? ls + keep * ((double)m - (double)xt) + (smooth ? spread * sd.total : 0.0) : 0.0;
         const double et = valid ? (double)gr[tr] : 0.0;
-        const T a = (T)(valid ? scale / s.total : 0.0), b = (T)(valid ? -scale * spread : 0.0);
+        // an ignored row's g is 0 * softmax: NaN all along where its sum is (an inf or NaN in x), as PyTorch
+        const T a = (T)((valid ? scale : 0.0) / s.total), b = (T)(valid ? -scale * spread : 0.0);
         each<T>(0, L, [&](auto w, i64 i) {
             using W = decltype(w);
             (W::load(gr + i) * W::set1(a) + W::set1(b)).store(gr + i);
@@ -292,7 +293,7 @@ void ce_index_cols(const T* x, const i64* t, T* g, double* loss, i64 L, i64 I, i
                                    : 0.0;
             et[j] = valid[j] ? (double)g[t[i + j] * I + i + j] : 0.0;
         }
-        const W a = from_lanes<T, W>([&](int j) { return (T)(valid[j] ? scale / s[j] : 0.0); });
+        const W a = from_lanes<T, W>([&](int j) { return (T)((valid[j] ? scale : 0.0) / s[j]); });  // as the rows
         const W b = from_lanes<T, W>([&](int j) { return (T)(valid[j] ? -scale * spread : 0.0); });
         for (i64 l = 0; l < L; ++l) (W::load(g + l * I + i) * a + b).store(g + l * I + i);
         for (int j = 0; j < n; ++j)

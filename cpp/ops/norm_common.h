@@ -35,7 +35,7 @@ template <class T> struct Forward {
             // shifted by one of the channel's own values: no cancellation when |mean| >> spread
             const double d = s1 / (double)n;
             var = s2 / (double)n - d * d;
-            var = var > 0 ? var : 0;
+            if (var < 0) var = 0;  // rounding; NaN (an inf or NaN in x) stays, as in a direct sum
             mean = (double)shift + d;
             if (running_mean && running_var) {
                 running_mean[c] = (T)((1 - momentum) * (double)running_mean[c] + momentum * mean);

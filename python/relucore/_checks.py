@@ -18,6 +18,7 @@ or an internal error.
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import NamedTuple, Optional, Tuple
 
@@ -629,7 +630,7 @@ def check_batch_norm_args(x, running_mean, running_var, weight, bias, training, 
     if bias is not None:
         bias = _channel_vector("bias", bias, x)
     if training:
-        per_channel = x.size // x.shape[1] if x.shape[1] else 0
+        per_channel = math.prod(x.shape[:1] + x.shape[2:])  # as PyTorch counts it, also with no channels
         if per_channel == 1:
             raise ValueError(
                 f"Expected more than 1 value per channel when training, got x of shape {x.shape}"

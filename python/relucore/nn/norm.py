@@ -107,8 +107,10 @@ class _BatchNorm(Module):
         x = _c(x)
         running = tracking or not training
         (kh, kw), (sh, sw), (ph, pw) = pool.kernel_size, pool.stride, pool.padding
+        # momentum=None reaches here only where no running statistics move (no tracking, or eval)
+        momentum = 0.0 if self.momentum is None else self.momentum
         r = self._kernel(_core.batch_norm_max_pool2d, x, self.running_mean if running else None,
-                         self.running_var if running else None, w, b, training, self.momentum, self.eps, code,
+                         self.running_var if running else None, w, b, training, momentum, self.eps, code,
                          param, kh, kw, sh, sw, ph, pw, run_sums)
         if r is None:
             return None
