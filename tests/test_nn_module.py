@@ -322,6 +322,35 @@ def test_errors_name_the_layer():
         nn.Sequential(relu, nn.Linear(2, 2), relu)(np.zeros((1, 2), np.float32))
 
 
+DY_DTYPE_LAYERS = {
+    "Linear": (lambda: nn.Linear(4, 3), (2, 4)), "Conv2d": (lambda: nn.Conv2d(2, 3, 3), (2, 2, 5, 5)),
+    "BatchNorm2d": (lambda: nn.BatchNorm2d(2), (2, 2, 3, 3)), "BatchNorm1d": (lambda: nn.BatchNorm1d(4), (3, 4)),
+    "ReLU": (nn.ReLU, (2, 5)), "ReLU6": (nn.ReLU6, (2, 5)), "LeakyReLU": (nn.LeakyReLU, (2, 5)),
+    "ELU": (nn.ELU, (2, 5)), "Sigmoid": (nn.Sigmoid, (2, 5)), "Tanh": (nn.Tanh, (2, 5)),
+    "Softmax": (lambda: nn.Softmax(1), (2, 5)), "LogSoftmax": (lambda: nn.LogSoftmax(1), (2, 5)),
+    "PReLU": (lambda: nn.PReLU(2), (2, 2, 3)), "MaxPool2d": (lambda: nn.MaxPool2d(2), (1, 2, 4, 4)),
+    "AvgPool2d": (lambda: nn.AvgPool2d(2), (1, 2, 4, 4)), "Dropout": (lambda: nn.Dropout(0.5), (2, 5)),
+    "Flatten": (nn.Flatten, (2, 2, 3)),
+}
+
+
+@pytest.mark.parametrize("name", DY_DTYPE_LAYERS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dy_of_another_dtype_is_a_type_error_naming_the_layer(name, dtype):
+    """As for the input (no silent cast): dy must have the forward output's dtype; the forward's
+    state stays for a corrected backward."""
+    make, shape = DY_DTYPE_LAYERS[name]
+    layer = make().to(dtype)
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    y = layer(x)
+    other = np.float32 if dtype == np.float64 else np.float64
+    for bad in (other, np.int64, np.bool_):
+        with pytest.raises(TypeError, match=rf"{name}\(.*expected dy of dtype {np.dtype(dtype).name}"):
+            layer.backward(np.ones(y.shape, bad))
+    dx = layer.backward(np.ones_like(y))
+    assert dx.dtype == dtype and dx.shape == x.shape
+
+
 def test_constructor_errors():
     with pytest.raises(ValueError, match="groups = 2 must divide in_channels = 3"):
         nn.Conv2d(3, 4, 3, groups=2)

@@ -115,18 +115,16 @@ def test_no_conv_bias(dtype, rng, monkeypatch):
         assert_bitwise(g, e)
 
 
-@pytest.mark.parametrize("setting", ["taps", "groups", "blas", "winograd", "numpy", "dy dtype"])
+@pytest.mark.parametrize("setting", ["taps", "groups", "blas", "winograd", "numpy"])
 def test_layers_apart_where_it_does_not_apply(dtype, setting, monkeypatch):
     """More than 16 column rows, grouped convolution, OpenBLAS's GEMM, Winograd forced, the numpy
-    backend, dy of the other dtype: each layer's own backward, the same gradients."""
+    backend: each layer's own backward, the same gradients."""
     rng = np.random.default_rng(4)
     c, groups = (2, 1) if setting == "taps" else (2, 2) if setting == "groups" else (1, 1)
     model = network(1, 4, 3, 1, 2, "relu", dtype)
     model[0] = nn.Conv2d(c, 4, 3, padding=1, groups=groups, dtype=dtype)
     x = rng.standard_normal((3, c, 10, 10)).astype(dtype)
     dy = rng.standard_normal((3, 4 * 25)).astype(dtype)
-    if setting == "dy dtype":
-        dy = dy.astype(np.float32 if dtype == np.float64 else np.float64)
     calls = handed_over(model, monkeypatch)
     scope = {"blas": lambda: relucore.use_gemm("blas"), "winograd": lambda: relucore.use_conv_algorithm("winograd"),
              "numpy": lambda: relucore.use_backend("numpy")}.get(setting)
@@ -138,6 +136,19 @@ def test_layers_apart_where_it_does_not_apply(dtype, setting, monkeypatch):
     assert not any(calls)
     for g, e in zip(got, exp):
         assert_bitwise(g, e)
+
+
+def test_dy_of_the_other_dtype_names_the_layer(dtype):
+    """dy must have the forward output's dtype (no silent cast); the state stays for a corrected call."""
+    rng = np.random.default_rng(4)
+    model = network(1, 4, 3, 1, 2, "relu", dtype)
+    x = rng.standard_normal((3, 1, 10, 10)).astype(dtype)
+    dy = rng.standard_normal((3, 4 * 25))
+    other = np.float32 if dtype == np.float64 else np.float64
+    model(x)
+    with pytest.raises(TypeError, match=f"Flatten.*expected dy of dtype {np.dtype(dtype).name}.*got {np.dtype(other).name}"):
+        model[4].backward(dy.astype(other))
+    assert model[4].backward(dy.astype(dtype)).shape == (3, 4, 5, 5)
 
 
 def test_damaged_position_names_the_layer(monkeypatch):

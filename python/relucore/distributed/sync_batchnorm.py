@@ -172,7 +172,7 @@ class SyncBatchNorm(_BatchNorm):
             self._keep(*saved)
             return super().backward(dy)
         x, _, mean, invstd, activation, _, n = saved
-        dy = self._dy(dy, x.shape, saved)
+        dy = self._dy(dy, x.shape, saved, x.dtype)
         w = None if self.weight is None else self.weight.data
         b = None if self.bias is None else self.bias.data
         # the evaluation backward gives w * invstd * g and this rank's sums of g * xhat and g

@@ -106,7 +106,7 @@ def _max_pool_step(m: MaxPool2d) -> Step:
 
     def step(x):
         y, kept = pool(x, kh, kw, sh, sw, ph, pw)
-        keep(kept, x.shape)
+        keep(kept, x.shape, x.dtype)
         return y
 
     return step
@@ -119,7 +119,7 @@ def _flatten_step(m, x_shape) -> Step:
     keep = _keep(m)
 
     def step(x):
-        keep(x_shape, shape)
+        keep(x_shape, shape, x.dtype)
         return x.reshape(shape)
 
     return step

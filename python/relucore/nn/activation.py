@@ -26,12 +26,12 @@ class _Elementwise(Module):
     output's shape."""
 
     def _finish(self, y, kept):
-        self._keep(kept, y.shape)
+        self._keep(kept, y.shape, y.dtype)
         return y
 
     def _grad(self, dy):
         saved = self._take()
-        return saved[0], self._dy(dy, saved[1], saved)
+        return saved[0], self._dy(dy, saved[1], saved, saved[2])
 
 
 class ReLU(_Elementwise):
@@ -308,7 +308,7 @@ class PReLU(Module):
     def backward(self, dy):
         saved = self._take()
         x = saved[0]
-        dx, dw = F.prelu_backward(self._dy(dy, x.shape, saved), x, self.weight.data)
+        dx, dw = F.prelu_backward(self._dy(dy, x.shape, saved, x.dtype), x, self.weight.data)
         self.weight.accumulate(dw)
         return dx
 

@@ -273,12 +273,12 @@ class Flatten(Module):
             raise ValueError(f"{self._label()}: cannot flatten axes {s}..{e} of an input of shape {x.shape}")
         s, e = s % nd, e % nd
         shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
-        self._keep(x.shape, shape)
+        self._keep(x.shape, shape, x.dtype)
         return x.reshape(shape)
 
     def backward(self, dy):
-        saved = x_shape, y_shape = self._take()
-        return self._dy(dy, y_shape, saved).reshape(x_shape)
+        saved = x_shape, y_shape, dtype = self._take()
+        return self._dy(dy, y_shape, saved, dtype).reshape(x_shape)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -151,7 +151,7 @@ class Conv2d(Module):
             if has_bias:
                 self.bias.accumulate(db if bias_grad is None else bias_grad)
             return dx
-        dy = self._dy(dy, y_shape, saved)
+        dy = self._dy(dy, y_shape, saved, x.dtype)
         if activation == "relu":
             dy = F.relu_backward(dy, y)
         elif activation is not None:

@@ -43,10 +43,10 @@ class Dropout(Module):
     def forward(self, x):
         x = self._input(x, "(*)")
         if not self.training or self.p == 0:
-            self._keep(None, x.shape)
+            self._keep(None, x.shape, x.dtype)
             return x
         keep = init.generator(self.rng).random(x.shape, dtype=x.dtype) >= self.p
-        self._keep(keep, x.shape)
+        self._keep(keep, x.shape, x.dtype)
         return self._apply(x, keep)
 
     def _apply(self, a, keep):
@@ -54,8 +54,8 @@ class Dropout(Module):
         return np.multiply(a, scale, where=keep, out=np.zeros_like(a))
 
     def backward(self, dy):
-        saved = keep, shape = self._take()
-        dy = self._dy(dy, shape, saved)
+        saved = keep, shape, dtype = self._take()
+        dy = self._dy(dy, shape, saved, dtype)
         return dy if keep is None else self._apply(dy, keep)
 
     def extra_repr(self) -> str:

@@ -78,7 +78,7 @@ class Linear(Module):
                 and self._direct(x, w, None if self.bias is None else self.bias.data)):
             dx, dw, db = _core.linear_backward(dy, x, False, w, False)
         else:
-            dy = self._dy(dy, x.shape[:-1] + (self.out_features,), saved)
+            dy = self._dy(dy, x.shape[:-1] + (self.out_features,), saved, x.dtype)
             dx, dw, db = F.linear_backward(dy, x, w)
         self.weight.accumulate(dw)
         if self.bias is not None:

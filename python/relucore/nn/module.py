@@ -436,10 +436,15 @@ class Module:
                             f"(convert the input, or the layer with .to(np.{x.dtype}))")
         return x
 
-    def _dy(self, dy, shape: Tuple[int, ...], saved: tuple) -> np.ndarray:
-        """``dy`` as an array shaped like the forward output (``shape``), else a ValueError; then
+    def _dy(self, dy, shape: Tuple[int, ...], saved: tuple, dtype=None) -> np.ndarray:
+        """``dy`` as an array shaped like the forward output (``shape``), else a ValueError, and of
+        its dtype (``dtype``, if given), else a TypeError (no silent cast); on either error
         ``saved`` (what :meth:`_take` returned) is kept again, so a corrected backward can follow."""
         dy = dy if isinstance(dy, np.ndarray) else np.asarray(dy)
+        if dtype is not None and dy.dtype != dtype:
+            self._keep(*saved)
+            raise TypeError(f"{self._label()}: backward() expected dy of dtype {np.dtype(dtype).name} (the forward "
+                            f"output's), got {dy.dtype}")
         if dy.shape != tuple(shape):
             self._keep(*saved)
             raise ValueError(f"{self._label()}: backward() expected dy of shape {tuple(shape)} (the forward "

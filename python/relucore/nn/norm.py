@@ -135,11 +135,7 @@ class _BatchNorm(Module):
         b = None if self.bias is None else self.bias.data
         if isinstance(pool, tuple):
             pos, k, s, p = pool
-            dy = self._dy(dy, pos.shape, saved)
-            if dy.dtype not in (np.float32, np.float64):
-                self._keep(*saved)
-                raise TypeError(f"{self._label()}: dy dtype must be float32 or float64, got {dy.dtype}")
-            dy = _c(dy.astype(x.dtype, copy=False))
+            dy = _c(self._dy(dy, pos.shape, saved, x.dtype))
             r = _core.batch_norm_max_pool2d_backward(dy, pos, x, w, b, mean, invstd, *_fast_act(activation),
                                                      bool(training), k[0], k[1], s[0], s[1], p[0], p[1],
                                                      bool(input_sums))
@@ -162,7 +158,8 @@ class _BatchNorm(Module):
                 except (TypeError, ValueError):
                     self._keep(*saved)  # the pool kept its own state again: a corrected call can follow
                     raise
-            dy = self._dy(dy, (x if y is None else y).shape, saved)
+            kept = x if y is None else y
+            dy = self._dy(dy, kept.shape, saved, kept.dtype)
             dx, dw, db = F.batch_norm_backward(dy, x, w, mean, invstd, bias=b, activation=activation, y=y,
                                                training=training)
         if self.affine:

@@ -105,12 +105,12 @@ class MaxPool2d(_Pool2d):
     def forward(self, x):
         x = self._check(x)
         y, kept = self._kernel(max_pool_kept, x, self.kernel_size, self.stride, self.padding)
-        self._keep(kept, x.shape)
+        self._keep(kept, x.shape, x.dtype)
         return y
 
     def backward(self, dy):
-        saved = kept, x_shape = self._take()
-        dy = self._dy(dy, kept.shape, saved)
+        saved = kept, x_shape, dtype = self._take()
+        dy = self._dy(dy, kept.shape, saved, dtype)
         return self._kernel(max_pool_kept_backward, dy, kept, x_shape, self.kernel_size, self.stride, self.padding)
 
 
@@ -150,12 +150,12 @@ class AvgPool2d(_Pool2d):
     def forward(self, x):
         x = self._check(x)
         y = self._kernel(F.avg_pool2d, x, *self._args())
-        self._keep(x.shape, y.shape)
+        self._keep(x.shape, y.shape, y.dtype)
         return y
 
     def backward(self, dy):
-        saved = x_shape, y_shape = self._take()
-        return F.avg_pool2d_backward(self._dy(dy, y_shape, saved), x_shape, *self._args())
+        saved = x_shape, y_shape, dtype = self._take()
+        return F.avg_pool2d_backward(self._dy(dy, y_shape, saved, dtype), x_shape, *self._args())
 
     def extra_repr(self) -> str:
         s = super().extra_repr()
