@@ -621,3 +621,11 @@ def test_winograd_tile_size(rc, channels, dtype, tile, rng):
     exact = R.conv2d(x.astype(np.float64), w.astype(np.float64), None, 1, 1)
     bound = 16 * np.finfo(dtype).eps * _winograd_tile_bound(x, w, 1, tile)
     assert (np.abs(y - exact) <= bound + 4 * np.spacing(np.abs(exact))).all()
+
+
+def test_an_output_past_the_blas_size_names_the_padding():
+    import relucore
+
+    x, w = np.zeros((1, 1, 4, 4), np.float32), np.zeros((1, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=r"OH\*OW = \d+ \(x's 4x4 planes with padding \(40000, 40000\)"):
+        relucore.conv2d(x, w, padding=40000)

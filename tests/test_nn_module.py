@@ -360,6 +360,10 @@ def test_constructor_errors():
         nn.MaxPool2d(2, stride=(1, 2, 3))
     with pytest.raises(ValueError, match="in_features"):
         nn.Linear(-1, 2)
+    with pytest.raises(ValueError, match=r"Conv2d: a weight of shape \(8, 3, 2147483648, 2147483648\) would take"):
+        nn.Conv2d(3, 8, 2**31)
+    with pytest.raises(ValueError, match=r"Linear: a weight of shape \(1099511627776, 1099511627776\)"):
+        nn.Linear(2**40, 2**40)
     with pytest.raises(TypeError, match="negative_slope"):
         nn.LeakyReLU("0.1")
     with pytest.raises(TypeError, match="not a Module"):

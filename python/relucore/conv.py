@@ -29,16 +29,18 @@ Activation = Union[None, str, Tuple[str, float]]
 _BLAS_MAX = 2**31 - 1  # scipy-openblas32 takes 32-bit sizes
 
 
-def _blas_fits(**sizes):
+def _blas_fits(why: str = "", **sizes):
     for name, v in sizes.items():
         if v > _BLAS_MAX:
-            raise ValueError(f"{name} = {v} exceeds the BLAS's 32-bit size limit ({_BLAS_MAX})")
+            raise ValueError(f"{name} = {v}{why} exceeds the BLAS's 32-bit size limit ({_BLAS_MAX})")
 
 
 def _conv_fits(a: C.ConvArgs):
     f, cg = a.weight.shape[0], a.x.shape[1] // a.groups
-    _blas_fits(**{"C/groups*kh*kw": cg * a.kernel[0] * a.kernel[1], "OH*OW": a.out_hw[0] * a.out_hw[1],
-                  "F/groups": f // a.groups})
+    _blas_fits(" (from weight's shape and groups)", **{"C/groups*kh*kw": cg * a.kernel[0] * a.kernel[1],
+                                                         "F/groups": f // a.groups})
+    _blas_fits(f" (x's {a.x.shape[2]}x{a.x.shape[3]} planes with padding {a.padding}, stride {a.stride}, "
+               f"dilation {a.dilation} and kernel {a.kernel})", **{"OH*OW": a.out_hw[0] * a.out_hw[1]})
 
 
 @_doc(_ref.im2col)

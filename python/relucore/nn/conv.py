@@ -79,7 +79,7 @@ class Conv2d(Module):
             raise ValueError(f"groups = {self.groups} must divide in_channels = {self.in_channels} "
                              f"and out_channels = {self.out_channels}")
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        w, b = init.layer_parameters(shape, bias, float_dtype(dtype), rng)
+        w, b = init.layer_parameters(shape, bias, float_dtype(dtype), rng, type(self).__name__)
         self.weight = w
         self.register_parameter("bias", b)
 

@@ -13,6 +13,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .._checks import MAX_BYTES
 from .module import Parameter
 
 __all__ = [
@@ -137,10 +138,15 @@ def xavier_normal_(tensor, gain: float = 1.0, rng=None):
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), rng)
 
 
-def layer_parameters(weight_shape: Tuple[int, ...], bias: bool, dtype, rng):
+def layer_parameters(weight_shape: Tuple[int, ...], bias: bool, dtype, rng, owner: str = "layer"):
     r"""A new ``(weight, bias)`` pair of Parameters (bias ``None`` when not wanted) with PyTorch's
     default for convolution and linear layers: kaiming_uniform(a=sqrt(5)) for the weight
-    (:math:`\mathcal{U}(-1/\sqrt{fan\_in}, 1/\sqrt{fan\_in})`) and the same bound for the bias."""
+    (:math:`\mathcal{U}(-1/\sqrt{fan\_in}, 1/\sqrt{fan\_in})`) and the same bound for the bias.
+    A weight past :data:`relucore._checks.MAX_BYTES` is a ValueError naming ``owner``."""
+    nbytes = math.prod(weight_shape) * np.dtype(dtype).itemsize
+    if nbytes > MAX_BYTES:
+        raise ValueError(f"{owner}: a weight of shape {tuple(weight_shape)} would take {nbytes} bytes "
+                         f"(at most {MAX_BYTES})")
     rng = generator(rng)
     w = Parameter(np.zeros(weight_shape), dtype)
     b = Parameter(np.zeros(weight_shape[:1]), dtype) if bias else None

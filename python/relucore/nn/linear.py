@@ -45,7 +45,8 @@ class Linear(Module):
         super().__init__()
         self.in_features = check_int("in_features", in_features, 0)
         self.out_features = check_int("out_features", out_features, 0)
-        w, b = init.layer_parameters((self.out_features, self.in_features), bias, float_dtype(dtype), rng)
+        w, b = init.layer_parameters((self.out_features, self.in_features), bias, float_dtype(dtype), rng,
+                                     type(self).__name__)
         self.weight = w
         self.register_parameter("bias", b)
 
