@@ -351,6 +351,34 @@ def test_dy_of_another_dtype_is_a_type_error_naming_the_layer(name, dtype):
     assert dx.dtype == dtype and dx.shape == x.shape
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sequential_keeps_its_state_when_dy_is_refused(dtype):
+    """A dy the last module refuses (shape or dtype) leaves the whole network's forward state, so a
+    corrected backward follows and gives the gradients of an undisturbed one."""
+    def model():
+        nn.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(64, 3)).to(dtype)
+
+    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(dtype)
+    dy = np.random.default_rng(1).standard_normal((2, 3)).astype(dtype)
+    ref = model()
+    ref(x)
+    exp_dx = ref.backward(dy)
+    m = model()
+    m(x)
+    other = np.float32 if dtype == np.float64 else np.float64
+    with pytest.raises(ValueError, match=r"Linear.*expected dy of shape \(2, 3\)"):
+        m.backward(np.ones((2, 4), dtype))
+    with pytest.raises(TypeError, match="Linear.*expected dy of dtype"):
+        m.backward(dy.astype(other))
+    np.testing.assert_array_equal(m.backward(dy), exp_dx)
+    for p, q in zip(m.parameters(), ref.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad)
+    with pytest.raises(RuntimeError, match="Sequential"):  # one backward per forward
+        m.backward(dy)
+
+
 def test_constructor_errors():
     with pytest.raises(ValueError, match="groups = 2 must divide in_channels = 3"):
         nn.Conv2d(3, 4, 3, groups=2)

@@ -349,7 +349,7 @@ def test_errors_name_the_layer():
     with pytest.raises(RuntimeError, match="BatchNorm2d"):  # one backward per forward
         fused[0].backward(np.ones((2, 3, 4, 4), np.float32))
     fused(x)
-    bn = fused[0]  # the layer keeps its state for a corrected call (the Sequential does not)
+    bn = fused[0]  # the layer keeps its state for a corrected call
     with pytest.raises(ValueError, match=r"BatchNorm2d.*\(2, 3, 4, 4\)"):
         bn.backward(np.ones((2, 3, 8, 8), np.float32))
     for dtype in (np.int32, np.float64):  # dy of the forward output's dtype only (no silent cast)

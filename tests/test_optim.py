@@ -227,6 +227,19 @@ def test_optimizer_errors():
     p.grad = np.zeros(3)
     with pytest.raises(ValueError, match="shape"):
         opt.step()
+    p.grad = np.zeros(2, np.int64)
+    for o in (opt, optim.Adam([p])):
+        with pytest.raises(TypeError, match=f"{type(o).__name__}: gradients must be float32 or float64, got int64"):
+            o.step()
+    # a parameter that changes shape after its state was made: the optimizer says so
+    for make in (lambda q: optim.SGD([q], lr=0.1, momentum=0.9), lambda q: optim.Adam([q])):
+        q = nn.Parameter(np.zeros(2))
+        o = make(q)
+        q.grad = np.ones(2)
+        o.step()
+        q.data, q.grad = np.zeros(3), np.ones(3)
+        with pytest.raises(ValueError, match=rf"{type(o).__name__}: a parameter of shape \(3,\) has state"):
+            o.step()
 
 
 # ------------------------------------------------------------------ learning-rate schedules

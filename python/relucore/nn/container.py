@@ -216,9 +216,19 @@ class Sequential(Module):
 
     def backward(self, dy, input_grad: bool = True):
         """Each module's backward in reverse order; returns the input's gradient, or None with
-        ``input_grad=False`` (then a first Conv2d, or a Sequential, does not compute it)."""
-        (ran,) = self._take()
+        ``input_grad=False`` (then a first Conv2d, or a Sequential, does not compute it). A ``dy``
+        that the last module refuses (shape, dtype) leaves the forward's state for a corrected call."""
+        saved = self._take()
+        ran = saved[0]
+        try:
+            return self._backward(ran, dy, input_grad)
+        except (TypeError, ValueError):
+            # the last module refused dy and kept its forward's state: nothing else ran
+            if ran and ran[-1].__dict__.get("_cache") is not None:
+                self._keep(*saved)
+            raise
 
+    def _backward(self, ran, dy, input_grad: bool):
         def plain_layer(m, kind) -> bool:  # of that type exactly, its backward not replaced on the instance
             return type(m) is kind and "backward" not in m.__dict__
 

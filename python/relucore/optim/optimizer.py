@@ -80,10 +80,19 @@ class Optimizer:
                     self._update(p, p.grad.astype(p.data.dtype, copy=False), group, self.state.setdefault(p, {}))
 
     def _check_grad(self, p: Parameter) -> None:
-        """A ValueError naming the optimizer if ``p.grad`` is not shaped like ``p``."""
-        if p.grad.shape != p.data.shape:
-            raise ValueError(f"{type(self).__name__}: a gradient of shape {p.grad.shape} for "
+        """A TypeError naming the optimizer if ``p.grad`` is not float32/float64, a ValueError if it
+        is not shaped like ``p``, or if ``p`` changed shape since its state (momentum, moments) was
+        made."""
+        g = np.asarray(p.grad)
+        if g.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{type(self).__name__}: gradients must be float32 or float64, got {g.dtype}")
+        if g.shape != p.data.shape:
+            raise ValueError(f"{type(self).__name__}: a gradient of shape {g.shape} for "
                              f"a parameter of shape {p.data.shape}")
+        for name, v in self.state.get(p, {}).items():
+            if isinstance(v, np.ndarray) and v.ndim and v.shape != p.data.shape:
+                raise ValueError(f"{type(self).__name__}: a parameter of shape {p.data.shape} has state "
+                                 f"{name!r} of shape {v.shape} (it changed shape since the optimizer's last step)")
 
     def _update(self, p: Parameter, grad: np.ndarray, group: Dict[str, Any], state: Dict[str, Any]) -> None:
         raise NotImplementedError
