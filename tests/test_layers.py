@@ -213,9 +213,35 @@ def test_relu_keeps_the_mask_not_x(isa, dtype, rng):
     x = randn(rng, (3, 4, 5), dtype)
     out, cache = L.relu_forward(x)
     close(out, np.maximum(x, 0), dtype)
-    assert cache.dtype == np.uint8 and cache.nbytes == (x.size + 7) // 8
+    mask, shape = cache
+    assert mask.dtype == np.uint8 and mask.nbytes == (x.size + 7) // 8 and shape == x.shape
     dout = randn(rng, x.shape, dtype)
     close(L.relu_backward(dout, cache), dout * (x > 0), dtype)
+    # a dout of another shape, even one the mask's bytes would cover, is refused
+    for bad in (dout[:, :, :4], dout.reshape(5, 4, 3), np.ones(61, dtype)):
+        with pytest.raises(ValueError, match=r"dout must have the forward input's shape \(3, 4, 5\)"):
+            L.relu_backward(bad, cache)
+
+
+def test_norm_layers_check_gamma_beta_and_dout(dtype, rng):
+    x = randn(rng, (4, 5), dtype)
+    g, b = np.ones(5, dtype), np.zeros(5, dtype)
+    other = np.float32 if dtype == np.float64 else np.float64
+    with pytest.raises(TypeError, match="gamma has dtype"):
+        L.layernorm_forward(x, g.astype(other), b, {})
+    with pytest.raises(TypeError, match="beta has dtype int64"):
+        L.layernorm_forward(x, g, np.zeros(5, np.int64), {})
+    for bad in (np.ones((4, 1), dtype), np.ones(6, dtype)):
+        with pytest.raises(ValueError, match=r"gamma must have shape \(5,\)"):
+            L.layernorm_forward(x, bad, b, {})
+    out, cache = L.layernorm_forward(x, g, b, {})
+    with pytest.raises(TypeError, match="dout has dtype"):
+        L.layernorm_backward(np.ones((4, 5), other), cache)
+    with pytest.raises(ValueError, match=r"dout must have the forward output's shape \(4, 5\)"):
+        L.layernorm_backward(np.ones((5, 4), dtype), cache)
+    xs = randn(rng, (2, 6, 3, 4), dtype)
+    with pytest.raises(ValueError, match=r"gamma must have shape \(1, 6, 1, 1\)"):
+        L.spatial_groupnorm_forward(xs, np.ones(6, dtype), np.zeros((1, 6, 1, 1), dtype), 2, {})
 
 
 def test_affine_relu(isa, dtype, rng):

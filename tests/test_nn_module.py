@@ -98,6 +98,25 @@ def test_state_dict_save_load_round_trip(dtype, tmp_path, rng):
     assert b.state_dict()["1.num_batches_tracked"] == 1
 
 
+def test_save_load_with_the_same_path_and_files_that_are_not_saves(tmp_path):
+    a, b = nn.Linear(3, 2), nn.Linear(3, 2)
+    for path in (tmp_path / "model", str(tmp_path / "other")):  # numpy.savez adds .npz; load finds it
+        a.save(path)
+        b.load(path)
+        np.testing.assert_array_equal(a.weight.data, b.weight.data)
+        b.load(str(path) + ".npz")
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    (tmp_path / "text.npz").write_text("not a save")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    data = (tmp_path / "model.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    for name in ("array.npy", "text.npz", "empty.npz", "cut.npz"):
+        with pytest.raises(ValueError, match="is not a file written by Module.save"):
+            b.load(tmp_path / name)
+    with pytest.raises(FileNotFoundError):
+        b.load(tmp_path / "missing")
+
+
 def test_state_dict_is_a_snapshot_and_load_is_in_place():
     m = nn.Linear(2, 2)
     sd = m.state_dict()

@@ -271,6 +271,48 @@ def test_cosine_annealing_lr():
     np.testing.assert_allclose(lrs, closed, rtol=1e-12, atol=1e-15)
 
 
+def test_step_lr_resumed_decays_where_pytorchs_does():
+    """last_epoch=k: the constructor's step is epoch k + 1, which decays when it is a multiple of
+    step_size (PyTorch's rule), then the schedule goes on as one never stopped."""
+    for k in (2, 4, 5):
+        opt = _opt()
+        opt.param_groups[0]["initial_lr"] = 0.1
+        sched = StepLR(opt, step_size=3, gamma=0.5, last_epoch=k)
+        lrs = [opt.param_groups[0]["lr"]]
+        for _ in range(6):
+            sched.step()
+            lrs.append(opt.param_groups[0]["lr"])
+        # from a group at 0.1, each later multiple of 3 halves it
+        exp = [0.1 * 0.5 ** sum(1 for e in range(k + 1, k + 2 + i) if e % 3 == 0) for i in range(7)]
+        np.testing.assert_allclose(lrs, exp, rtol=1e-15)
+
+
+@pytest.mark.parametrize("make", [lambda p: optim.SGD([p], lr=0.1, momentum=0.9), lambda p: optim.Adam([p], lr=0.1)])
+def test_state_of_a_0d_parameter_survives_a_round_trip(make):
+    """Buffers of a 0-d parameter stay arrays updated in place; a resumed run equals one never stopped."""
+    def run(resume_at):
+        p = nn.Parameter(np.array(1.0))
+        opt = make(p)
+        for step in range(4):
+            if step == resume_at:
+                sd = opt.state_dict()
+                opt = make(p)
+                opt.load_state_dict(sd)
+            p.grad = np.array(float(step + 1))
+            opt.step()
+        return p.data.copy()
+    np.testing.assert_array_equal(run(2), run(-1))
+    p = nn.Parameter(np.zeros(3))
+    opt = make(p)
+    p.grad = np.ones(3)
+    opt.step()
+    sd = opt.state_dict()
+    name = next(k for k in sd["state"][0] if k != "step")
+    sd["state"][0][name] = np.array(2.0)  # a 0-d buffer for a (3,) parameter
+    with pytest.raises(ValueError, match=rf"state '{name}' of parameter 0 has shape \(\), the parameter has \(3,\)"):
+        make(p).load_state_dict(sd)
+
+
 def test_scheduler_state_dict():
     opt = _opt()
     sched = StepLR(opt, 2)

@@ -67,6 +67,21 @@ def test_summary_errors():
         summary(tiny(), (2, 1, 4, 4), dtype=np.int32)
     with pytest.raises(ValueError, match="input_shape"):
         summary(tiny(), 5)
+    for bad in ("ab", (2.7, 1, 4, 4)):  # not ints: refused, not truncated
+        with pytest.raises(ValueError, match="input_shape must be a tuple of ints"):
+            summary(tiny(), bad)
+    with pytest.raises(ValueError, match="would take more than"):
+        summary(tiny(), (2**40, 1, 2**20, 2**20))
+
+
+def test_summary_counts_a_nested_sequential_as_its_modules():
+    flat = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    nested = nn.Sequential(nn.Sequential(nn.Linear(4, 8), nn.ReLU()), nn.Linear(8, 2))
+    a, b = summary(nested, (3, 4)), summary(flat, (3, 4))
+    assert a.total_kept_bytes == b.total_kept_bytes > 0
+    assert a.total_plain_bytes == b.total_plain_bytes > 0
+    assert a.rows[0].kept_bytes == b.rows[0].kept_bytes + b.rows[1].kept_bytes
+    assert a.rows[0].output_shape == (3, 8) and a.rows[0].params == 40
 
 
 def trained_like(model, rng):

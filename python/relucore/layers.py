@@ -138,10 +138,11 @@ def relu_forward(x: np.ndarray) -> Tuple[np.ndarray, Any]:
         x: input of any shape.
 
     Returns:
-        ``(out, cache)``: out shaped like x; cache the packed uint8 mask for :func:`relu_backward`.
+        ``(out, cache)``: out shaped like x; cache ``(mask, x.shape)``, the packed uint8 mask and the
+        shape :func:`relu_backward` checks ``dout`` against.
 
     Shape:
-        - x: :math:`(*)`; out: same; cache: :math:`(\lceil x.size / 8 \rceil,)` uint8.
+        - x: :math:`(*)`; out: same; mask: :math:`(\lceil x.size / 8 \rceil,)` uint8.
 
     Example::
 
@@ -149,15 +150,17 @@ def relu_forward(x: np.ndarray) -> Tuple[np.ndarray, Any]:
         >>> out
         array([0. , 0.5, 2. ])
     """
-    return rc.relu(_float("x", x), return_mask=True)
+    x = _float("x", x)
+    out, mask = rc.relu(x, return_mask=True)
+    return out, (mask, x.shape)
 
 
 def relu_backward(dout: np.ndarray, cache: Any) -> np.ndarray:
     r"""Gradient of :func:`relu_forward`: ``dout`` where ``x > 0``, else 0.
 
     Args:
-        dout: upstream gradient, shaped like the forward's x.
-        cache: the forward's cache (the bit mask).
+        dout: upstream gradient, shaped like the forward's x (else a ValueError).
+        cache: the forward's cache (the bit mask and x's shape).
 
     Returns:
         dx, shaped like dout.
@@ -171,7 +174,10 @@ def relu_backward(dout: np.ndarray, cache: Any) -> np.ndarray:
         >>> relu_backward(np.ones(3), cache)
         array([0., 1., 1.])
     """
-    return rc.relu_backward(dout, mask=cache)
+    mask, shape = cache
+    if np.shape(dout) != shape:
+        raise ValueError(f"dout must have the forward input's shape {shape}, got {np.shape(dout)}")
+    return rc.relu_backward(dout, mask=mask)
 
 
 def affine_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Tuple[np.ndarray, Any]:
@@ -372,9 +378,23 @@ def spatial_batchnorm_backward(dout: np.ndarray, cache: Any) -> Tuple[np.ndarray
     return _batchnorm_backward(dout, cache)
 
 
-def _normalize_rows(x, gamma, beta, rows, eps, axes):
+def _scale_shift(x, gamma, beta, shape):
+    """gamma and beta as arrays of x's dtype and the given shape (TypeError, ValueError naming them)."""
+    out = []
+    for name, a in (("gamma", gamma), ("beta", beta)):
+        a = _float(name, a)
+        if a.dtype != x.dtype:
+            raise TypeError(f"{name} has dtype {a.dtype} but x has {x.dtype}: the arrays of one call share one dtype")
+        if a.shape != shape:
+            raise ValueError(f"{name} must have shape {shape} for x of shape {x.shape}, got {a.shape}")
+        out.append(a)
+    return out
+
+
+def _normalize_rows(x, gamma, beta, rows, eps, axes, shape):
     """Normalize each of ``rows`` equal slices of x (C order) with batch_norm's statistics, then
-    scale and shift by gamma and beta broadcast against x."""
+    scale and shift by gamma and beta (of ``shape``) broadcast against x."""
+    gamma, beta = _scale_shift(x, gamma, beta, shape)
     size = x.size // rows if rows else 0
     if size == 1:
         raise ValueError(f"x of shape {x.shape} leaves one value per normalized group: nothing to normalize")
@@ -387,6 +407,10 @@ def _normalize_rows(x, gamma, beta, rows, eps, axes):
 def _normalize_rows_backward(dout, cache):
     x3, xhat, gamma, mean, invstd, axes = cache
     dout = _float("dout", dout)
+    if dout.dtype != xhat.dtype:
+        raise TypeError(f"dout has dtype {dout.dtype} but the forward ran in {xhat.dtype}")
+    if dout.shape != xhat.shape:
+        raise ValueError(f"dout must have the forward output's shape {xhat.shape}, got {dout.shape}")
     dgamma = np.sum(dout * xhat, axis=axes).reshape(np.shape(gamma))
     dbeta = np.sum(dout, axis=axes).reshape(np.shape(gamma))
     dxhat = (dout * gamma).reshape(x3.shape)
@@ -424,7 +448,7 @@ def layernorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
     x = _float("x", x)
     if x.ndim != 2:
         raise ValueError(f"x must be 2-D (N, D) for layernorm_forward, got shape {x.shape}")
-    return _normalize_rows(x, gamma, beta, x.shape[0], _param(ln_param, "ln_param", "eps", 1e-5), 0)
+    return _normalize_rows(x, gamma, beta, x.shape[0], _param(ln_param, "ln_param", "eps", 1e-5), 0, x.shape[1:])
 
 
 def layernorm_backward(dout: np.ndarray, cache: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -476,7 +500,7 @@ def spatial_groupnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray
     if isinstance(G, bool) or not isinstance(G, (int, np.integer)) or G < 1 or x.shape[1] % G:
         raise ValueError(f"G must be an int >= 1 dividing C = {x.shape[1]}, got {G!r}")
     eps = _param(gn_param, "gn_param", "eps", 1e-5)
-    return _normalize_rows(x, gamma, beta, x.shape[0] * int(G), eps, (0, 2, 3))
+    return _normalize_rows(x, gamma, beta, x.shape[0] * int(G), eps, (0, 2, 3), (1, x.shape[1], 1, 1))
 
 
 def spatial_groupnorm_backward(dout: np.ndarray, cache: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections import OrderedDict
 from typing import Iterator, List, NamedTuple, Optional, Tuple, Union
 
@@ -355,12 +356,25 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     def save(self, path: Union[str, os.PathLike]) -> None:
-        """Write :meth:`state_dict` to an uncompressed ``.npz`` file (``numpy.savez``)."""
+        """Write :meth:`state_dict` to an uncompressed ``.npz`` file (``numpy.savez``, which adds
+        ``.npz`` to a path without it; :meth:`load` takes the same path)."""
         np.savez(path, **self.state_dict())
 
     def load(self, path: Union[str, os.PathLike], strict: bool = True) -> IncompatibleKeys:
-        """Load a file written by :meth:`save` with :meth:`load_state_dict`."""
-        with np.load(path, allow_pickle=False) as f:
+        """Load a file written by :meth:`save` (given the path passed to :meth:`save`, or the file's
+        own) with :meth:`load_state_dict`; a file that is not one is a ValueError naming it."""
+        name = os.fspath(path)
+        if not os.path.exists(name) and isinstance(name, str) and not name.endswith(".npz"):
+            name += ".npz"  # numpy.savez added it
+        try:
+            f = np.load(name, allow_pickle=False)
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise ValueError(f"{name!r} is not a file written by Module.save() ({e})") from e
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ValueError(f"{name!r} is not a file written by Module.save() (a single .npy array)")
+        with f:
             return self.load_state_dict({k: f[k] for k in f.files}, strict=strict)
 
     # -------------------------------------------------------------- computing

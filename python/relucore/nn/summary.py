@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import math
+import operator
 from typing import List, NamedTuple, Tuple
 
 import numpy as np
 
+from .._checks import MAX_BYTES
 from .activation import ELU, LeakyReLU, PReLU, ReLU, ReLU6, Sigmoid, Tanh
 from .container import Sequential
 from .conv import Conv2d
@@ -128,24 +130,38 @@ def summary(model: Sequential, input_shape, dtype=np.float32) -> Summary:
         raise TypeError(f"summary: model must be a Sequential, got {type(model).__name__}")
     dtype = float_dtype(dtype)
     try:
-        shape = tuple(int(s) for s in input_shape)
+        shape = tuple(operator.index(s) for s in input_shape)
     except TypeError:
         raise ValueError(f"summary: input_shape must be a tuple of ints, got {input_shape!r}") from None
     if any(s < 0 for s in shape):
         raise ValueError(f"summary: input_shape must not have negative sizes, got {input_shape!r}")
+    if math.prod(shape) * dtype.itemsize > MAX_BYTES:
+        raise ValueError(f"summary: an input of shape {shape} would take more than {MAX_BYTES} bytes")
     model = copy.deepcopy(model).train().to(dtype)
     children = list(model.named_children())
     for m in model.modules():
         m.__dict__["_cache"] = None
     model(np.zeros(shape, dtype))
     seen: set = set()
-    kept = [_kept_bytes(m.__dict__["_cache"], seen) for _, m in children]
+    # a nested Sequential's row: what its modules keep
+    kept = [sum(_kept_bytes(d.__dict__["_cache"], seen) for d in m.modules()) for _, m in children]
     rows = []
     x = np.zeros(shape, dtype)
     for (name, m), k in zip(children, kept):
-        y = m(x)
+        plain, y = _plain_run(m, x, dtype.itemsize)
         params = sum(p.size for p in m.parameters())
-        rows.append(LayerSummary(name, type(m).__name__, y.shape, params, k,
-                                 _plain_bytes(m, x.shape, y.shape, dtype.itemsize)))
+        rows.append(LayerSummary(name, type(m).__name__, y.shape, params, k, plain))
         x = y
     return Summary(rows, shape, dtype)
+
+
+def _plain_run(m: Module, x: np.ndarray, itemsize: int) -> Tuple[int, np.ndarray]:
+    """(what plain NumPy layers keep for ``m``, m's output), through a nested Sequential's modules."""
+    if type(m) is Sequential:
+        total = 0
+        for _, c in m.named_children():
+            b, x = _plain_run(c, x, itemsize)
+            total += b
+        return total, x
+    y = m(x)
+    return _plain_bytes(m, x.shape, y.shape, itemsize), y

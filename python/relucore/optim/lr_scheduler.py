@@ -32,7 +32,7 @@ class LRScheduler:
                 raise KeyError(f"param_groups[{i}] has no 'initial_lr' to resume the schedule from")
         self.base_lrs: List[float] = [g["initial_lr"] for g in optimizer.param_groups]
         self.last_epoch = last_epoch
-        self._initial = True  # the constructor's step keeps the current rates
+        self._initial = True  # the constructor's step (CosineAnnealingLR keeps the current rates)
         self.step()
         self._initial = False
 
@@ -83,7 +83,7 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> List[float]:
-        if self._initial or self.last_epoch % self.step_size != 0:
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:  # a resumed first step may decay
             return [g["lr"] for g in self.optimizer.param_groups]
         return [g["lr"] * self.gamma for g in self.optimizer.param_groups]
 
@@ -118,7 +118,7 @@ class CosineAnnealingLR(LRScheduler):
     def get_lr(self) -> List[float]:
         e, t, lo = self.last_epoch, self.T_max, self.eta_min
         groups = self.optimizer.param_groups
-        if self._initial:
+        if self._initial:  # the constructor's step keeps the rates, also when resuming (as PyTorch)
             return [g["lr"] for g in groups]
         if (e - 1 - t) % (2 * t) == 0:
             return [g["lr"] + (b - lo) * (1 - math.cos(math.pi / t)) / 2 for b, g in zip(self.base_lrs, groups)]

@@ -79,6 +79,9 @@ class Optimizer:
                     self._check_grad(p)
                     self._update(p, p.grad.astype(p.data.dtype, copy=False), group, self.state.setdefault(p, {}))
 
+    #: State entries that are per-parameter counters rather than arrays shaped like the parameter.
+    _SCALAR_STATE = ("step",)
+
     def _check_grad(self, p: Parameter) -> None:
         """A TypeError naming the optimizer if ``p.grad`` is not float32/float64, a ValueError if it
         is not shaped like ``p``, or if ``p`` changed shape since its state (momentum, moments) was
@@ -90,7 +93,7 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: a gradient of shape {g.shape} for "
                              f"a parameter of shape {p.data.shape}")
         for name, v in self.state.get(p, {}).items():
-            if isinstance(v, np.ndarray) and v.ndim and v.shape != p.data.shape:
+            if name not in self._SCALAR_STATE and np.shape(v) != p.data.shape:
                 raise ValueError(f"{type(self).__name__}: a parameter of shape {p.data.shape} has state "
                                  f"{name!r} of shape {v.shape} (it changed shape since the optimizer's last step)")
 
@@ -130,13 +133,14 @@ class Optimizer:
             p = params[k]
             entry = {}
             for name, v in s.items():
-                if isinstance(v, np.ndarray) and v.ndim:
+                if name in self._SCALAR_STATE:  # counters (a 0-d array once saved to .npz)
+                    v = v.item() if isinstance(v, np.ndarray) else v
+                else:  # buffers shaped like the parameter, updated in place: arrays, 0-d ones too
+                    v = np.asarray(v)
                     if v.shape != p.shape:
                         raise ValueError(f"load_state_dict: state {name!r} of parameter {k} has shape {v.shape}, "
                                          f"the parameter has {p.shape}")
                     v = np.array(v, dtype=p.dtype)
-                elif isinstance(v, np.ndarray):
-                    v = v.item()
                 entry[name] = v
             new_state[p] = entry
         merged = [{**own, **{k: v for k, v in saved.items() if k != "params"}}
