@@ -58,27 +58,35 @@ def raw_bits(a):
     return np.ascontiguousarray(a).view(np.uint8).ravel()
 
 
+@pytest.mark.parametrize("scalar", [float, np.float64], ids=["float", "np.float64"])
 @pytest.mark.parametrize("kw", SGD_KWS, ids=["plain", "wd", "momentum", "dampening", "nesterov"])
-def test_sgd_one_native_call_bitwise_as_numpy(kw, dtype):
+def test_sgd_one_native_call_bitwise_as_numpy(kw, dtype, scalar, monkeypatch):
     """On the native backend SGD updates a group's plain parameters in one native call: the same
     bits as the per-parameter NumPy operations (the numpy backend's path), with NaN, ±inf and ±0
-    in the gradients, over steps that create and then use the momentum buffers; a parameter the call
-    cannot take as it is (a non-contiguous view) is updated by NumPy beside the others."""
+    in the gradients, over steps that create and then use the momentum buffers, with Python or
+    NumPy scalars as hyper-parameters; a group with a parameter the call cannot take as it is (a
+    non-contiguous view) is updated by NumPy."""
     import relucore
+    from relucore import _core
 
     rng = np.random.default_rng(7)
-    shapes = [(3, 4), (17,), (2, 3, 5), ()]
+    shapes = [(3, 4), (17,), (2, 3, 5), (), (2000,)]  # 2000: a double rounding shows in float32
     p0 = [rng.standard_normal(s).astype(dtype) for s in shapes] + [rng.standard_normal((4, 6)).astype(dtype)[:, ::2]]
-    grads = [[rng.standard_normal(q.shape).astype(dtype) * 10.0 ** rng.integers(-3, 3, q.shape) for q in p0]
-             for _ in range(STEPS)]
+    # arrays of the parameters' dtype (the 0-d one too), as the native call takes them
+    grads = [[np.asarray(rng.standard_normal(q.shape) * 10.0 ** rng.integers(-3, 3, q.shape)).astype(dtype)
+              for q in p0] for _ in range(STEPS)]
     grads[1][0].flat[:4] = [np.nan, np.inf, -np.inf, -0.0]
+    native = []
+    inner = _core.sgd_step
+    monkeypatch.setattr(_core, "sgd_step", lambda *a: native.append(inner(*a)) or native[-1])
 
     def run(backend):
         ps = [nn.Parameter(q.copy()) for q in p0]
         base = np.zeros((4, 6), dtype)
         base[:, ::2] = p0[-1]
-        ps[-1].data = base[:, ::2]  # not C-contiguous
-        opt = optim.SGD(ps, **kw)
+        ps[-1].data = base[:, ::2]  # not C-contiguous: its own group, updated by NumPy
+        hyper = {k: scalar(v) if type(v) is float else v for k, v in kw.items()}
+        opt = optim.SGD([{"params": ps[:-1]}, {"params": ps[-1:]}], **hyper)
         with relucore.use_backend(backend), np.errstate(invalid="ignore"):  # inf - inf among the updates
             for gs in grads:
                 for p, g in zip(ps, gs):
@@ -87,6 +95,7 @@ def test_sgd_one_native_call_bitwise_as_numpy(kw, dtype):
         return ps, opt
 
     got, gopt = run("native")
+    assert native == [True, False] * STEPS  # the plain group in one native call, the other refused
     exp, eopt = run("numpy")
     assert not got[-1].data.flags.c_contiguous
     for a, b in zip(got, exp):

@@ -212,7 +212,8 @@ class Monitor:
     The counts come from the activation kernels themselves: while a watched layer runs forward, the
     layers' kernel backend (:mod:`relucore.nn._functions`) is a thin wrapper that adds
     ``return_counts=True`` to the activation call and strips the counts from the result. The
-    layers' results are the same bits.
+    layers' results are the same bits, except where a batch norm + activation + max pool would run
+    as one sweep in training: under a Monitor the pool runs as its own layer (within rounding).
 
     Args:
         model: the module to watch. Its activation layers get a wrapped ``forward`` until

@@ -56,11 +56,22 @@ class Optimizer:
         group["params"] = ps
         for k, v in self.defaults.items():
             group.setdefault(k, v)
+        self._plain(group)
         self._check_group(group)
         self.param_groups.append(group)
 
     def _check_group(self, group: Dict[str, Any]) -> None:
         """Validate a group's hyper-parameters (ValueError naming the bad one)."""
+
+    @staticmethod
+    def _plain(group: Dict[str, Any]) -> None:
+        """NumPy scalars among the hyper-parameters (np.float64(0.1), betas of them) as Python
+        numbers, so that the native and NumPy updates compute in the parameters' dtype alike."""
+        for k, v in group.items():
+            if isinstance(v, np.generic):
+                group[k] = v.item()
+            elif isinstance(v, tuple) and any(isinstance(e, np.generic) for e in v):
+                group[k] = tuple(e.item() if isinstance(e, np.generic) else e for e in v)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of every parameter: ``None`` (the default), or zeros in place."""
@@ -146,6 +157,7 @@ class Optimizer:
         merged = [{**own, **{k: v for k, v in saved.items() if k != "params"}}
                   for saved, own in zip(groups, self.param_groups)]
         for group in merged:
+            self._plain(group)
             self._check_group(group)
         for own, group in zip(self.param_groups, merged):
             own.update(group)
