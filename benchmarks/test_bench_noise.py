@@ -1,6 +1,7 @@
 """relucore-bench's noise reporting, on fake timers (no real timing): the spread of repeats, the
 busy-machine check, and "noisy, rerun" instead of "NOT met" when a figure cannot be trusted."""
 
+import functools
 import itertools
 
 import pytest
@@ -143,21 +144,38 @@ def test_copy_rate_is_a_rate():
     assert 0 < noise.copy_rate(1 << 16, 3) < float("inf")
 
 
-def test_rows_run_while_the_cache_is_in_use_elsewhere_are_noisy(monkeypatch, capsys):
-    rates = iter([37.0] + [120.0, 52.0] * 10)  # DRAM once, then: quiet at the start, taken for the case
+def _bench_with_cache_rates(monkeypatch, rates, llc=32 << 20):
+    """relucore-bench on relu 1K with the cache probe's copies at these rates (GB/s, in turn: the
+    DRAM copy, then each check's) and a quiet load and spin loop."""
+    rates = iter(rates)
 
     class Probe(noise.CacheProbe):
         def __init__(self, llc):
             super().__init__(llc, lambda nbytes, repeats: next(rates))
 
+    quiet = functools.partial(noise.check_machine, timer=fake_clock([0.01] * 5), load=lambda: 0.2,
+                              spin=lambda: None)
     monkeypatch.setattr(cli, "CacheProbe", Probe)
-    monkeypatch.setattr(cli, "last_level_cache_bytes", lambda: 32 << 20)
+    monkeypatch.setattr(cli, "last_level_cache_bytes", lambda: llc)
+    monkeypatch.setattr(cli, "check_machine", lambda cores, cache=None: quiet(cores, cache=cache))
     assert cli.main(["--quick", "--sizes", "1K", "--no-torch", "--ops", "relu", "--system-malloc"]) == 0
+
+
+def test_rows_run_while_the_cache_is_in_use_elsewhere_are_noisy(monkeypatch, capsys):
+    _bench_with_cache_rates(monkeypatch, [37.0] + [120.0, 52.0] * 10)  # quiet at the start, taken for the case
     out = capsys.readouterr().out
     assert "3.2x cache advantage -> quiet" in out
     assert "noisy (busy machine, the last-level cache in use elsewhere" in out and "relu 1K" in out
 
 
-def test_the_dram_copy_stays_bounded_for_huge_caches():
-    probe, asked = _probe(120.0, 45.0, llc=1 << 30)
-    assert asked == [noise.DRAM_PROBE_MAX]
+def test_a_cache_taken_at_the_start_only_leaves_the_rows_trusted(monkeypatch, capsys):
+    _bench_with_cache_rates(monkeypatch, [37.0, 52.0] + [120.0] * 10)  # taken at the start, free for the case
+    out = capsys.readouterr().out
+    assert "busy (the last-level cache is in use elsewhere" in out
+    assert "noisy (" not in out
+
+
+def test_no_cache_check_where_the_dram_copy_would_fit_in_it(monkeypatch, capsys):
+    _bench_with_cache_rates(monkeypatch, [], llc=1 << 30)  # no copy may run: next() would raise
+    out = capsys.readouterr().out
+    assert "cache advantage" not in out and "-> quiet" in out

@@ -3,6 +3,7 @@ initialisation, batch norm and dropout in training and evaluation, errors, and a
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -105,6 +106,13 @@ def test_save_load_with_the_same_path_and_files_that_are_not_saves(tmp_path):
         b.load(path)
         np.testing.assert_array_equal(a.weight.data, b.weight.data)
         b.load(str(path) + ".npz")
+    buf = io.BytesIO()  # an open binary file
+    a.save(buf)
+    buf.seek(0)
+    nn.Linear(3, 2).load(buf)
+    (tmp_path / "run").mkdir()  # a directory named as the path given to save: the .npz is the save
+    a.save(tmp_path / "run")
+    b.load(tmp_path / "run")
     np.save(tmp_path / "array.npy", np.zeros(3))
     (tmp_path / "text.npz").write_text("not a save")
     (tmp_path / "empty.npz").write_bytes(b"")
@@ -368,6 +376,24 @@ def test_dy_of_another_dtype_is_a_type_error_naming_the_layer(name, dtype):
             layer.backward(np.ones(y.shape, bad))
     dx = layer.backward(np.ones_like(y))
     assert dx.dtype == dtype and dx.shape == x.shape
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loss_gradients_of_another_dtype_are_refused(dtype):
+    """With reduction="none" the upstream gradient is an array shaped like the losses: of their
+    dtype only (a number stays a number for the reductions)."""
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(dtype)
+    other = np.float32 if dtype == np.float64 else np.float64
+    for loss, target, shape in ((nn.MSELoss(reduction="none"), np.zeros((4, 3), dtype), (4, 3)),
+                                (nn.CrossEntropyLoss(reduction="none"), np.array([0, 1, 2, 0]), (4,))):
+        loss(x, target)
+        for bad in (other, np.int64):
+            with pytest.raises(TypeError, match=rf"{type(loss).__name__}.*expected dy of dtype {np.dtype(dtype).name}"):
+                loss.backward(np.ones(shape, bad))
+        assert loss.backward(np.ones(shape, dtype)).dtype == dtype
+    for loss in (nn.MSELoss(), nn.CrossEntropyLoss()):
+        loss(x, np.zeros((4, 3), dtype) if isinstance(loss, nn.MSELoss) else np.array([0, 1, 2, 0]))
+        assert loss.backward(np.float64(2.0)).dtype == dtype  # a number scales
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -168,6 +168,20 @@ def test_a_special_in_training_spoils_its_channels_statistics(isa, dtype, shape,
         np.testing.assert_array_equal(np.isinf(g), np.isinf(e))
         np.testing.assert_allclose(g[1], e[1], **_tol(dtype))
     assert np.isnan(got[2][0]) and np.isnan(got_rv[0])
+    np.testing.assert_array_equal(np.isnan(got[0]), np.isnan(exp[0]))  # y: the spoilt channel NaN
+    np.testing.assert_allclose(got[0][:, 1], exp[0][:, 1], **_tol(dtype))
+
+
+def test_finite_values_whose_squares_overflow_have_an_infinite_variance(isa):
+    """Sums of squares past the largest float64 (values ~1e200): the variance is inf, not NaN, so
+    the outputs are 0 and the running variance inf, as the reference (and PyTorch) have it."""
+    x = np.array([[1e200, 1.0], [-1e200, 2.0], [3e199, 3.0], [5.0, 4.0]])
+    got_rm, got_rv, exp_rm, exp_rv = np.zeros(2), np.ones(2), np.zeros(2), np.ones(2)
+    got = relucore.batch_norm(x, got_rm, got_rv, training=True)
+    exp = R.batch_norm(x, exp_rm, exp_rv, training=True)
+    for g, e in zip(got + (got_rm, got_rv), exp + (exp_rm, exp_rv)):
+        np.testing.assert_allclose(g, e, rtol=1e-12)
+    assert np.isinf(got_rv[0]) and not got[0][:, 0].any()
 
 
 def test_one_value_per_channel_with_no_channels_is_an_error():

@@ -314,9 +314,12 @@ def test_momentum_none_where_no_running_statistics_move(dtype, rng, tracking):
     apart = apart_of(fused)
     if tracking:
         fused[0].eval(), bn_of(apart).eval()
+    before = [None if a is None else a.copy() for a in (bn.running_mean, bn.running_var)]
     got, exp = step(fused, x, dy, True), step(apart, x, dy)
     for name, g, e in zip(NAMES[:4], got, exp):
         assert_rounding_close(g, e, name) if name in SUMMED else assert_bitwise(g, e, name)
+    for b, a in zip(before, got[4:]):  # the running statistics did not move
+        assert (b is None and a is None) or np.array_equal(a, b)
 
 
 def test_not_fused_where_it_should_not(dtype):

@@ -138,17 +138,22 @@ def test_layers_apart_where_it_does_not_apply(dtype, setting, monkeypatch):
         assert_bitwise(g, e)
 
 
-def test_dy_of_the_other_dtype_names_the_layer(dtype):
-    """dy must have the forward output's dtype (no silent cast); the state stays for a corrected call."""
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_dy_of_the_other_dtype_names_the_layer(dtype, input_grad):
+    """dy must have the forward output's dtype (no silent cast): the network's last layer names it,
+    and the network keeps its state for a corrected call, which gives an undisturbed one's gradients."""
     rng = np.random.default_rng(4)
-    model = network(1, 4, 3, 1, 2, "relu", dtype)
     x = rng.standard_normal((3, 1, 10, 10)).astype(dtype)
-    dy = rng.standard_normal((3, 4 * 25))
+    dy = rng.standard_normal((3, 4 * 25)).astype(dtype)
     other = np.float32 if dtype == np.float64 else np.float64
+    exp = grads(network(1, 4, 3, 1, 2, "relu", dtype), x, dy, input_grad)
+    model = network(1, 4, 3, 1, 2, "relu", dtype)
     model(x)
     with pytest.raises(TypeError, match=f"Flatten.*expected dy of dtype {np.dtype(dtype).name}.*got {np.dtype(other).name}"):
-        model[4].backward(dy.astype(other))
-    assert model[4].backward(dy.astype(dtype)).shape == (3, 4, 5, 5)
+        model.backward(dy.astype(other), input_grad=input_grad)
+    model.backward(dy, input_grad=input_grad)
+    for g, e in zip([q.grad for q in model.parameters()], exp):
+        assert_bitwise(g, e)
 
 
 def test_damaged_position_names_the_layer(monkeypatch):

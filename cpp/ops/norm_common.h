@@ -35,7 +35,10 @@ template <class T> struct Forward {
             // shifted by one of the channel's own values: no cancellation when |mean| >> spread
             const double d = s1 / (double)n;
             var = s2 / (double)n - d * d;
-            if (var < 0) var = 0;  // rounding; NaN (an inf or NaN in x) stays, as in a direct sum
+            // below 0: rounding; NaN with a finite mean: the squares' sum overflowed (inf - inf), the
+            // variance is inf; NaN otherwise (an inf or NaN in x) stays, as in the direct formula
+            if (var < 0) var = 0;
+            else if (var != var && std::isfinite(d)) var = __builtin_inf();
             mean = (double)shift + d;
             if (running_mean && running_var) {
                 running_mean[c] = (T)((1 - momentum) * (double)running_mean[c] + momentum * mean);

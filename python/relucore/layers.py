@@ -132,7 +132,8 @@ def relu_forward(x: np.ndarray) -> Tuple[np.ndarray, Any]:
     r"""Rectified linear unit, :math:`out = \max(x, 0)` elementwise.
 
     The cache is the 1-bit-per-element mask of ``x > 0`` from
-    ``relucore.relu(x, return_mask=True)``, not ``x`` itself: 1/64 of the memory for float64.
+    ``relucore.relu(x, return_mask=True)`` and x's shape, not ``x`` itself: 1/64 of the memory for
+    float64.
 
     Args:
         x: input of any shape.

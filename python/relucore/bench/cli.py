@@ -22,7 +22,8 @@ from .limits import (BLAS_IDLE_TIME, REFERENCE_COPY_ELEMENTS, SGEMM_SIZE, Limits
                      gemm_figure)
 from .machine import machine_info, usable_cores
 from .malloc import keep_freed_memory
-from .noise import SPREAD_LIMIT, CacheProbe, check_machine, last_level_cache_bytes, noisy_spreads, verdict
+from .noise import (DRAM_PROBE_MAX, SPREAD_LIMIT, CacheProbe, check_machine, last_level_cache_bytes, noisy_spreads,
+                    verdict)
 from .peers import load_torch, to_numpy, to_torch
 from .report import Progress, Table, fmt_num, write_json
 from .timing import TimerConfig, Timing, measure, measure_interleaved
@@ -281,7 +282,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     machine["malloc"] = malloc_note or "as the system sets it"
     _print_header(out, machine, args.dtype, args.quick, torch_note)
     llc = last_level_cache_bytes()
-    cache_probe = CacheProbe(llc) if llc else None
+    # a copy of four times a cache past 2 x DRAM_PROBE_MAX would partly stay in it: no check there
+    cache_probe = CacheProbe(llc) if llc and 4 * llc <= 2 * DRAM_PROBE_MAX else None
     machine_check = check_machine(usable_cores(), cache=cache_probe.check() if cache_probe else None)
     print(machine_check.describe(), file=out)
     out.flush()
@@ -328,8 +330,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for case in cases:
             progress.step(f"{case.label} {case.size}")
             cache = cache_probe.check() if cache_probe else None  # the cache may be taken for a while
-            contended = cache is not None and cache.contended
-            row = run_case(case, config, limits, torch, args.pct_of, warn, memory, machine_check.busy or contended)
+            contended = cache is not None and cache.contended  # judged per case, not from the start's
+            row = run_case(case, config, limits, torch, args.pct_of, warn, memory,
+                           machine_check.cores_busy or contended)
             row["cache_advantage"] = None if cache is None else cache.advantage
             rows.append(row)
             progress.clear()

@@ -33,17 +33,17 @@ SPIN_ITERATIONS = 200_000
 #: A copy of half the last-level cache should run this many times faster than a copy through DRAM
 #: (both read + write, the same run); below it much of that cache is in use elsewhere. On a 2-vCPU
 #: EPYC guest with a 32 MiB L3 (2026-12-01) the advantage was 2.5-2.8x while the training step ran
-#: at its usual speed and 1.4x while it ran 1.7x slower with the cores idle.
+#: at its usual speed and 1.4x while it ran 1.5-1.8x slower with the cores idle.
 CACHE_ADVANTAGE_LIMIT = 1.8
 CACHE_SYSFS = "/sys/devices/system/cpu/cpu0/cache"
-DRAM_PROBE_MAX = 256 << 20  # bytes per array of the DRAM copy, whatever the cache reports
+DRAM_PROBE_MAX = 256 << 20  # bytes per array of the DRAM copy: caches past half of it get no check
 
 
 @dataclass(frozen=True)
 class CacheCheck:
     llc_bytes: int       # the last-level cache's size
     in_cache_gbps: float  # a copy of half of it (two arrays of a quarter)
-    dram_gbps: float      # a copy of four times it (at most two arrays of DRAM_PROBE_MAX)
+    dram_gbps: float      # a copy of four times it
 
     @property
     def advantage(self) -> float:
@@ -112,7 +112,7 @@ class CacheProbe:
 
     def __init__(self, llc_bytes: int, rate: Callable[[int, int], float] = copy_rate):
         self.llc_bytes, self.rate = llc_bytes, rate
-        self.dram_gbps = rate(min(2 * llc_bytes, DRAM_PROBE_MAX), 5)
+        self.dram_gbps = rate(2 * llc_bytes, 5)
 
     def check(self) -> CacheCheck:
         return CacheCheck(self.llc_bytes, self.rate(self.llc_bytes // 4, 15), self.dram_gbps)
@@ -126,6 +126,7 @@ class MachineCheck:
     busy: bool
     reason: str
     cache: Optional[CacheCheck] = None
+    cores_busy: bool = False  # busy from the load or the spin loop (not the cache)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -173,9 +174,10 @@ def check_machine(cores: int, timer: Callable[[], float] = time.perf_counter,
         reasons.append(f"load {avg:.2f} >= {cores} cores")
     if spin_spread > SPIN_SPREAD_LIMIT:
         reasons.append(f"spin-loop times differ by {100 * spin_spread:.0f}%")
+    cores_busy = bool(reasons)
     if cache is not None and cache.contended:
         reasons.append(f"the last-level cache is in use elsewhere: {cache.describe()}")
-    return MachineCheck(avg, cores, spin_spread, bool(reasons), "; ".join(reasons), cache)
+    return MachineCheck(avg, cores, spin_spread, bool(reasons), "; ".join(reasons), cache, cores_busy)
 
 
 def noisy_spreads(spreads: Dict[str, float], busy: bool) -> bool:

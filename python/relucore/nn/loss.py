@@ -67,8 +67,8 @@ class MSELoss(_Loss):
     def backward(self, grad=1.0):
         saved = self._take()
         diff = saved[0]
-        if self.reduction == "none":
-            return 2 * diff * self._dy(grad, diff.shape, saved)
+        if self.reduction == "none":  # an array of the losses' dtype (no silent cast)
+            return 2 * diff * self._dy(grad, diff.shape, saved, diff.dtype)
         scale = 2.0 * float(grad) / (max(diff.size, 1) if self.reduction == "mean" else 1)
         return diff * diff.dtype.type(scale)
 
@@ -127,7 +127,7 @@ class CrossEntropyLoss(_Loss):
         if self.reduction != "none" or not loss_shape:
             g = float(grad)
             return dlogits if g == 1.0 else dlogits * dlogits.dtype.type(g)
-        g = self._dy(grad, loss_shape, saved).astype(dlogits.dtype, copy=False)
+        g = self._dy(grad, loss_shape, saved, dlogits.dtype)  # the losses' dtype (no silent cast)
         return dlogits * np.expand_dims(g, 1)  # the class axis
 
     def extra_repr(self) -> str:

@@ -360,17 +360,18 @@ class Module:
         ``.npz`` to a path without it; :meth:`load` takes the same path)."""
         np.savez(path, **self.state_dict())
 
-    def load(self, path: Union[str, os.PathLike], strict: bool = True) -> IncompatibleKeys:
-        """Load a file written by :meth:`save` (given the path passed to :meth:`save`, or the file's
-        own) with :meth:`load_state_dict`; a file that is not one is a ValueError naming it."""
-        name = os.fspath(path)
-        if not os.path.exists(name) and isinstance(name, str) and not name.endswith(".npz"):
-            name += ".npz"  # numpy.savez added it
+    def load(self, path, strict: bool = True) -> IncompatibleKeys:
+        """Load a file written by :meth:`save` (the path passed to :meth:`save`, the file's own, or
+        an open binary file) with :meth:`load_state_dict`; a file that is not one is a ValueError
+        naming it."""
+        name = path
+        if not hasattr(path, "read"):
+            name = os.fspath(path)
+            if isinstance(name, str) and not name.endswith(".npz") and not os.path.isfile(name):
+                name += ".npz"  # numpy.savez added it
         try:
             f = np.load(name, allow_pickle=False)
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-            if isinstance(e, FileNotFoundError):
-                raise
+        except (ValueError, zipfile.BadZipFile, EOFError) as e:  # what the file holds, not OSError
             raise ValueError(f"{name!r} is not a file written by Module.save() ({e})") from e
         if not isinstance(f, np.lib.npyio.NpzFile):
             raise ValueError(f"{name!r} is not a file written by Module.save() (a single .npy array)")

@@ -112,7 +112,8 @@ def summary(model: Sequential, input_shape, dtype=np.float32) -> Summary:
     ``model`` itself is not changed.
 
     Args:
-        model: a :class:`Sequential` (its direct children are the rows).
+        model: a :class:`Sequential` (its direct children are the rows; a nested Sequential's row
+            counts all its modules).
         input_shape: the batch's shape, e.g. ``(64, 1, 8, 8)``.
         dtype: float32 or float64. Default: ``np.float32``.
 

@@ -47,6 +47,8 @@ class Adam(Optimizer):
 
     _decoupled = False
 
+    _ARRAY_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,

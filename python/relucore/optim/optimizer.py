@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Tuple
 
 import numpy as np
 
@@ -65,13 +65,19 @@ class Optimizer:
 
     @staticmethod
     def _plain(group: Dict[str, Any]) -> None:
-        """NumPy scalars among the hyper-parameters (np.float64(0.1), betas of them) as Python
-        numbers, so that the native and NumPy updates compute in the parameters' dtype alike."""
+        """NumPy scalars and 0-d arrays among the hyper-parameters (``np.float64(0.1)``, betas of
+        them, values a schedule assigned) as Python numbers, so that the native and NumPy updates
+        compute in the parameters' dtype alike; run by every step."""
+        def plain(v):
+            return v.item() if isinstance(v, np.generic) or (isinstance(v, np.ndarray) and v.ndim == 0) else v
+
         for k, v in group.items():
-            if isinstance(v, np.generic):
-                group[k] = v.item()
-            elif isinstance(v, tuple) and any(isinstance(e, np.generic) for e in v):
-                group[k] = tuple(e.item() if isinstance(e, np.generic) else e for e in v)
+            if k == "params":
+                continue
+            if isinstance(v, (tuple, list)):
+                group[k] = type(v)(plain(e) for e in v)
+            else:
+                group[k] = plain(v)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of every parameter: ``None`` (the default), or zeros in place."""
@@ -85,13 +91,16 @@ class Optimizer:
     def step(self) -> None:
         """Update, in place, every parameter whose ``grad`` is not ``None``."""
         for group in self.param_groups:
+            self._plain(group)
             for p in group["params"]:
                 if p.grad is not None:
                     self._check_grad(p)
                     self._update(p, p.grad.astype(p.data.dtype, copy=False), group, self.state.setdefault(p, {}))
 
-    #: State entries that are per-parameter counters rather than arrays shaped like the parameter.
-    _SCALAR_STATE = ("step",)
+    #: State entries that are arrays shaped like the parameter, updated in place (subclasses name
+    #: theirs); any other entry is kept as it is (a 0-d array from a saved file as a number, unless
+    #: the parameter is 0-d).
+    _ARRAY_STATE: Tuple[str, ...] = ()
 
     def _check_grad(self, p: Parameter) -> None:
         """A TypeError naming the optimizer if ``p.grad`` is not float32/float64, a ValueError if it
@@ -104,7 +113,7 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: a gradient of shape {g.shape} for "
                              f"a parameter of shape {p.data.shape}")
         for name, v in self.state.get(p, {}).items():
-            if name not in self._SCALAR_STATE and np.shape(v) != p.data.shape:
+            if name in self._ARRAY_STATE and np.shape(v) != p.data.shape:
                 raise ValueError(f"{type(self).__name__}: a parameter of shape {p.data.shape} has state "
                                  f"{name!r} of shape {v.shape} (it changed shape since the optimizer's last step)")
 
@@ -144,14 +153,15 @@ class Optimizer:
             p = params[k]
             entry = {}
             for name, v in s.items():
-                if name in self._SCALAR_STATE:  # counters (a 0-d array once saved to .npz)
-                    v = v.item() if isinstance(v, np.ndarray) else v
-                else:  # buffers shaped like the parameter, updated in place: arrays, 0-d ones too
-                    v = np.asarray(v)
+                array = isinstance(v, (np.ndarray, np.generic))
+                if name in self._ARRAY_STATE or (array and np.ndim(v) > 0):
+                    v = np.asarray(v)  # a buffer updated in place: an array, a 0-d one too
                     if v.shape != p.shape:
                         raise ValueError(f"load_state_dict: state {name!r} of parameter {k} has shape {v.shape}, "
                                          f"the parameter has {p.shape}")
                     v = np.array(v, dtype=p.dtype)
+                elif array:  # a number (a 0-d array once saved to .npz)
+                    v = v.item()
                 entry[name] = v
             new_state[p] = entry
         merged = [{**own, **{k: v for k, v in saved.items() if k != "params"}}

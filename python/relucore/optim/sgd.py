@@ -42,6 +42,8 @@ class SGD(Optimizer):
         array([0.9, 2.1])
     """
 
+    _ARRAY_STATE = ("momentum_buffer",)
+
     def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
@@ -60,6 +62,7 @@ class SGD(Optimizer):
         if F.current() is not F.native():
             return super().step()
         for group in self.param_groups:
+            self._plain(group)
             mu = group["momentum"]
             items, ps, new = [], [], []
             for p in group["params"]:
