@@ -368,3 +368,44 @@ def test_against_torch_optim(cls, kw, sched, dtype):
         ts.step()
         assert s.get_last_lr() == ts.get_last_lr()
     np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-7)
+
+
+def test_a_subclass_with_scalar_state_and_numpy_hyper_parameters():
+    """A custom optimizer keeping a number per parameter steps and round-trips its state; an lr a
+    schedule assigns from a NumPy array gives SGD's native and NumPy updates the same bits."""
+    import relucore
+
+    class Decaying(optim.Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, dict(lr=lr))
+
+        def _update(self, p, grad, group, state):
+            state["factor"] = state.get("factor", 1.0) * 0.9
+            p.data -= group["lr"] * state["factor"] * grad
+
+    p = nn.Parameter(np.zeros(3))
+    opt = Decaying([p])
+    for _ in range(2):
+        p.grad = np.ones(3)
+        opt.step()
+    again = Decaying([p])
+    again.load_state_dict(opt.state_dict())
+    p.grad = np.ones(3)
+    again.step()
+    assert again.state[p]["factor"] == pytest.approx(0.729)
+
+    rng = np.random.default_rng(0)
+    p0, g = rng.standard_normal(2000).astype(np.float32), rng.standard_normal(2000).astype(np.float32)
+    lrs = np.array([0.1, 0.05, 0.02])
+
+    def run(backend):
+        q = nn.Parameter(p0.copy())
+        o = optim.SGD([q], lr=0.1, momentum=0.9)
+        with relucore.use_backend(backend):
+            for lr in lrs:
+                o.param_groups[0]["lr"] = lr  # an np.float64
+                q.grad = g.copy()
+                o.step()
+        return q.data
+
+    np.testing.assert_array_equal(raw_bits(run("native")), raw_bits(run("numpy")))
