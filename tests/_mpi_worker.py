@@ -155,9 +155,27 @@ def mismatch() -> None:
     dist.DataParallel(model)
 
 
+def eval_local() -> None:
+    """A SyncBatchNorm without running statistics in evaluation on rank 0 only: no collective (as
+    PyTorch's), so rank 0 is not left waiting for rank 1; its output uses its own batch."""
+    world = dist.init()
+    nn.manual_seed(0)
+    model = dist.DataParallel(nn.Sequential(nn.Linear(4, 3), dist.SyncBatchNorm(3, track_running_stats=False)).double())
+    if world.rank == 0:
+        model.eval()
+        x = np.random.default_rng(1).standard_normal((5, 4))
+        y = model(x)
+        bn = model.module[1]
+        exp = nn.BatchNorm1d(3, track_running_stats=False, dtype=np.float64)
+        exp.weight.data[...], exp.bias.data[...] = bn.weight.data, bn.bias.data
+        err = float(np.abs(y - exp(model.module[0](x))).max())
+        print(json.dumps(dict(err=err)), flush=True)
+    world.barrier()
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "train":
         train(sys.argv[2], np.dtype(sys.argv[3]), int(sys.argv[4]))
     else:
-        {"fail": fail, "mismatch": mismatch, "buckets": buckets}[mode]()
+        {"fail": fail, "mismatch": mismatch, "buckets": buckets, "eval_local": eval_local}[mode]()

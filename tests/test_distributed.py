@@ -103,6 +103,12 @@ def test_gradients_averaged_in_buckets_per_dtype():
 
 
 @needs_mpi
+def test_sync_batchnorm_without_running_statistics_evaluates_locally():
+    r = results("eval_local")
+    assert r["err"] < 1e-12, r
+
+
+@needs_mpi
 def test_failing_rank_aborts_the_job():
     r = run_mpi("fail")
     assert r.returncode != 0

@@ -53,8 +53,8 @@ class SyncBatchNorm(_BatchNorm):
     pass into an array shaped like the input, which the layer keeps between steps. Running
     statistics are updated from the global statistics (unbiased variance over all ``size * B``
     samples), so they are equal on every rank. Parameter gradients stay per rank, like any other
-    layer's: :class:`DataParallel` averages them. In evaluation with running statistics no
-    communication happens.
+    layer's: :class:`DataParallel` averages them. Evaluation communicates nothing, as PyTorch's:
+    with running statistics it uses them, without them each rank its own batch's statistics.
 
     Every rank must run the training forward and backward the same number of times (they are
     collective calls). In a :class:`~relucore.nn.Sequential` a following ReLU, LeakyReLU or ELU runs
@@ -120,8 +120,8 @@ class SyncBatchNorm(_BatchNorm):
     def forward_activation(self, x, activation=None, keep_output: bool = False):
         """Batch norm followed by ``activation`` (as :meth:`~relucore.nn.BatchNorm2d.forward_activation`);
         the input is always kept for backward."""
-        if not (self.training or self.running_mean is None) or self.world.size == 1:
-            return super().forward_activation(x, activation, False)  # nothing to share
+        if not self.training or self.world.size == 1:  # evaluation is local, as PyTorch's: no collective
+            return super().forward_activation(x, activation, False)
         x = self._input(x, self._layout.format(self.num_features), self._ndims, channels=self.num_features,
                         dtype=self._dtype())
         c = self.num_features
