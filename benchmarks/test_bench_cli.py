@@ -36,6 +36,13 @@ def test_relucore_bench_list_and_bad_args(capsys):
     assert all(line.startswith("relu") for line in listed if line)
     assert main(["--sizes", "1X"]) == 2
     assert main(["--ops", "nothing-like-this"]) == 2
+    capsys.readouterr()
+    # checked before any timing: a thread count past the limit, an unwritable --json, sizes past memory
+    for args, message in ((["--threads", "999"], "--threads must be in [1, "),
+                          (["--json", "/proc/no-such-dir/out.json"], "--json: cannot write"),
+                          (["--sizes", "1000G"], "do not fit in this machine's memory")):
+        assert main(["--quick", "--no-torch", "--ops", "relu", *args]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_relucore_bench_aborts_on_a_wrong_result(monkeypatch, capsys):

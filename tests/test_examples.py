@@ -46,6 +46,10 @@ def test_model_maps_images_to_ten_logits():
         assert y.shape == (3, 10) and y.dtype == dtype
 
 
-def test_bad_arguments_exit_with_usage():
-    with pytest.raises(SystemExit):
-        digits.main(["--epochs", "0"])
+def test_bad_arguments_exit_with_usage(capsys):
+    for args, message in ((["--epochs", "0"], "--epochs and --batch must be >= 1"),
+                          (["--seed", "-1"], "--seed must be >= 0"),
+                          (["--threads", "999"], "--threads must be in [1, "), (["--threads", "0"], "--threads must be in")):
+        with pytest.raises(SystemExit) as e:
+            digits.main(args)
+        assert e.value.code == 2 and message in capsys.readouterr().err

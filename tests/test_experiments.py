@@ -125,6 +125,12 @@ def test_command_line_errors(capsys):
     with pytest.raises(SystemExit):
         experiments.main(["zigzag", "--seeds", "0"])
     assert "--seeds must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        experiments.main(["zigzag", "--seed", "-1"])
+    assert "--seed must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # checked before the run
+        experiments.main(["zigzag", "--quick", "--seeds", "1", "--out", "/proc/no-such-dir"])
+    assert "--out: cannot create" in capsys.readouterr().err
 
 
 def test_idempotence_check_counts_a_difference(monkeypatch):

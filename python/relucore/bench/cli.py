@@ -238,6 +238,23 @@ def row_target_lines(rows: List[Dict[str, Any]]) -> List[str]:
     return lines
 
 
+def _writable(path: str) -> bool:
+    """Whether ``path`` can be written: an existing writable file, or a new one in a writable directory."""
+    if os.path.isdir(path):
+        return False
+    if os.path.exists(path):
+        return os.access(path, os.W_OK)
+    return os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
+
+
+def _memory_bytes() -> int:
+    """The machine's physical memory (a very large number where unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     out = sys.stdout
@@ -251,11 +268,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as exc:
         err(f"error: --sizes: {exc}")
         return 2
-    if args.threads is not None and args.threads < 1:
-        err("error: --threads must be at least 1")
-        return 2
-
     rc = importlib.import_module("relucore")
+    limit = importlib.import_module("relucore.runtime").thread_limit()
+    if args.threads is not None and not 1 <= args.threads <= limit:
+        err(f"error: --threads must be in [1, {limit}], got {args.threads}")
+        return 2
+    if args.json and not _writable(args.json):  # before the run, not after it
+        err(f"error: --json: cannot write {args.json!r}")
+        return 2
+    too_big = [n for n in sizes if 4 * n * 8 > _memory_bytes()]  # a case's few arrays of float64
+    if too_big:
+        err(f"error: --sizes: {size_label(too_big[0])} elements do not fit in this machine's memory")
+        return 2
     if args.threads is not None:
         rc.set_num_threads(args.threads)
     threads = _threads(rc)

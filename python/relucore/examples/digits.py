@@ -28,6 +28,7 @@ import numpy as np
 import relucore as rc
 from relucore import distributed as dist
 from relucore import nn, optim
+from relucore.runtime import thread_limit
 
 __all__ = ["generated_digits", "load_data", "make_model", "train", "main"]
 
@@ -193,8 +194,12 @@ def main(argv: Optional[Sequence[str]] = None) -> list:
     p.add_argument("--threads", type=int, default=None,
                    help="threads per process (default: relucore's, or the CPU count / ranks with --distributed)")
     a = p.parse_args(argv)
-    if a.epochs < 1 or a.batch < 1 or (a.threads is not None and a.threads < 1):
-        p.error("--epochs, --batch and --threads must be >= 1")
+    if a.epochs < 1 or a.batch < 1:
+        p.error("--epochs and --batch must be >= 1")
+    if a.threads is not None and not 1 <= a.threads <= thread_limit():
+        p.error(f"--threads must be in [1, {thread_limit()}], got {a.threads}")
+    if a.seed < 0:
+        p.error(f"--seed must be >= 0, got {a.seed}")
     if a.quick:
         a.epochs, a.data = 5, "generated"
     world = None

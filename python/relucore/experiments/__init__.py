@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
 
@@ -70,6 +71,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    try:  # the output directory before the run, not after it
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        parser.error(f"--out: cannot create {args.out!r}: {e.strerror or e}")
+    if not os.access(args.out, os.W_OK):
+        parser.error(f"--out: {args.out!r} is not writable")
     result = run(args.name, args.seed, args.seeds, args.quick, args.out, progress=True)
     print(f"{result.name} (seeds {result.seeds[0]}..{result.seeds[-1]}{', quick' if args.quick else ''})")
     print(result.table())
