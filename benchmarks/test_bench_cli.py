@@ -40,7 +40,8 @@ def test_relucore_bench_list_and_bad_args(capsys):
     # checked before any timing: a thread count past the limit, an unwritable --json, sizes past memory
     for args, message in ((["--threads", "999"], "--threads must be in [1, "),
                           (["--json", "/proc/no-such-dir/out.json"], "--json: cannot write"),
-                          (["--sizes", "1000G"], "do not fit in this machine's memory")):
+                          (["--sizes", "1000G"], "do not fit in this machine's memory"),
+                          (["--sizes", ","], "no sizes given")):
         assert main(["--quick", "--no-torch", "--ops", "relu", *args]) == 2
         assert message in capsys.readouterr().err
 

@@ -290,3 +290,11 @@ def test_sync_batchnorm_eval_matches_batchnorm_without_mpi(dtype):
     np.testing.assert_array_equal(sync.backward(dy), plain.backward(dy))
     with pytest.raises(TypeError, match="float32 or float64"):
         sync(x.astype(np.int32))
+
+
+def test_bad_communicators_and_float_indices_are_type_errors():
+    with pytest.raises(TypeError, match="comm must be an mpi4py communicator or a World, got int"):
+        dist.World(5)
+    with pytest.raises(TypeError, match="integer indices, got dtype float64"):
+        dist.shard(np.array([0.5, 1.5]), 0, 1)
+    np.testing.assert_array_equal(np.sort(dist.shard(np.array([3, 7]), 0, 1)), [3, 7])

@@ -46,6 +46,10 @@ def test_model_maps_images_to_ten_logits():
         assert y.shape == (3, 10) and y.dtype == dtype
 
 
+def test_quick_takes_an_explicit_epoch_count(capsys):
+    assert len(digits.main(["--quick", "--epochs", "2"])) == 2
+
+
 def test_bad_arguments_exit_with_usage(capsys):
     for args, message in ((["--epochs", "0"], "--epochs and --batch must be >= 1"),
                           (["--seed", "-1"], "--seed must be >= 0"),

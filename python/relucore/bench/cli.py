@@ -263,8 +263,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"relucore-bench: {msg}", file=sys.stderr)
 
     try:
-        sizes = [parse_size(s) for s in (args.sizes.split(",") if args.sizes else
+        sizes = [parse_size(s) for s in (args.sizes.split(",") if args.sizes is not None else
                                           (QUICK_SIZES if args.quick else DEFAULT_SIZES)) if s.strip()]
+        if not sizes:
+            raise ValueError("no sizes given")
     except ValueError as exc:
         err(f"error: --sizes: {exc}")
         return 2

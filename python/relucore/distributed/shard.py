@@ -60,6 +60,8 @@ def shard(indices_or_n, rank: Optional[int] = None, size: Optional[int] = None, 
         idx = np.asarray(indices_or_n)
         if idx.ndim != 1:
             raise ValueError(f"indices_or_n must be an int or a 1-D array of indices, got shape {idx.shape}")
+        if idx.dtype.kind not in "iu" and idx.size:
+            raise TypeError(f"indices_or_n must hold integer indices, got dtype {idx.dtype}")
     n = idx.size
     if shuffle:
         idx = idx[np.random.default_rng([seed, epoch]).permutation(n)]

@@ -45,6 +45,8 @@ class World:
     """
 
     def __init__(self, comm) -> None:
+        if not (callable(getattr(comm, "Get_rank", None)) and callable(getattr(comm, "Get_size", None))):
+            raise TypeError(f"comm must be an mpi4py communicator or a World, got {type(comm).__name__}")
         self.comm = comm
         self.rank: int = comm.Get_rank()
         self.size: int = comm.Get_size()

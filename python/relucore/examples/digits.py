@@ -182,18 +182,21 @@ def _progress(items: list, desc: str, show: bool = True):
 
 def main(argv: Optional[Sequence[str]] = None) -> list:
     p = argparse.ArgumentParser(prog="python -m relucore.examples.digits", description=__doc__.split("\n")[0])
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=None, help="default 15 (--quick: 5)")
     p.add_argument("--batch", type=int, default=32, help="the (global) batch (default 32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     p.add_argument("--data", choices=["auto", "sklearn", "generated"], default="auto")
-    p.add_argument("--quick", action="store_true", help="5 epochs on 600 generated images (a smoke test)")
+    p.add_argument("--quick", action="store_true",
+                   help="600 generated images, 5 epochs unless --epochs says otherwise (a smoke test)")
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over the ranks of mpiexec (pip install 'relucore[mpi]')")
     p.add_argument("--threads", type=int, default=None,
                    help="threads per process (default: relucore's, or the CPU count / ranks with --distributed)")
     a = p.parse_args(argv)
+    if a.epochs is None:
+        a.epochs = 5 if a.quick else 15
     if a.epochs < 1 or a.batch < 1:
         p.error("--epochs and --batch must be >= 1")
     if a.threads is not None and not 1 <= a.threads <= thread_limit():
@@ -201,7 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list:
     if a.seed < 0:
         p.error(f"--seed must be >= 0, got {a.seed}")
     if a.quick:
-        a.epochs, a.data = 5, "generated"
+        a.data = "generated"
     world = None
     if a.distributed:
         try:
