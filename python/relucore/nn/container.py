@@ -217,8 +217,8 @@ class Sequential(Module):
     def backward(self, dy, input_grad: bool = True):
         """Each module's backward in reverse order; returns the input's gradient, or None with
         ``input_grad=False`` (then a first Conv2d, or a Sequential, does not compute it). A ``dy``
-        that the last module refuses (shape, dtype) and keeps its state for, as relucore's layers
-        do, leaves the forward's state for a corrected call."""
+        the last module refuses (shape, dtype) leaves the forward's state for a corrected call,
+        where that module kept its own (relucore's layers do)."""
         saved = self._take()
         ran = saved[0]
         try:

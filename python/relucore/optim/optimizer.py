@@ -98,8 +98,7 @@ class Optimizer:
                     self._update(p, p.grad.astype(p.data.dtype, copy=False), group, self.state.setdefault(p, {}))
 
     #: State entries that are arrays shaped like the parameter, updated in place (subclasses name
-    #: theirs); any other entry is kept as it is (a 0-d array from a saved file as a number, unless
-    #: the parameter is 0-d).
+    #: theirs); any other entry is kept as it is, a 0-d array (as a saved file gives) as a number.
     _ARRAY_STATE: Tuple[str, ...] = ()
 
     def _check_grad(self, p: Parameter) -> None:
@@ -115,7 +114,7 @@ class Optimizer:
         for name, v in self.state.get(p, {}).items():
             if name in self._ARRAY_STATE and np.shape(v) != p.data.shape:
                 raise ValueError(f"{type(self).__name__}: a parameter of shape {p.data.shape} has state "
-                                 f"{name!r} of shape {v.shape} (it changed shape since the optimizer's last step)")
+                                 f"{name!r} of shape {np.shape(v)} (it changed shape since the optimizer's last step)")
 
     def _update(self, p: Parameter, grad: np.ndarray, group: Dict[str, Any], state: Dict[str, Any]) -> None:
         raise NotImplementedError
