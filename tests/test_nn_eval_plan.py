@@ -116,6 +116,10 @@ def test_parameters_changed_in_place_and_replaced(dtype):
     model[2] = nn.LeakyReLU(0.2)  # a child
     np.testing.assert_array_equal(model(x), _plain(model, x))
     np.testing.assert_allclose(model(x), _numpy(model, x), **_tol(dtype))
+    w = model[9].weight.data
+    w.shape = w.shape[::-1]  # reshaped in place: the layer-by-layer checks name the layer
+    with pytest.raises(ValueError, match=r"^Linear\(in_features="):
+        model(x)
 
 
 def test_train_eval_toggles():

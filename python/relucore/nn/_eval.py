@@ -191,17 +191,18 @@ class Plan:
     """The steps for one input shape and dtype, the parameter arrays they were built on, and the
     methods replaced on module instances then."""
 
-    __slots__ = ("steps", "ran", "arrays", "hooks")
+    __slots__ = ("steps", "ran", "arrays", "shapes", "hooks")
 
     def __init__(self, steps: List[Step], ran: list, arrays: list) -> None:
         self.steps, self.ran, self.arrays = steps, ran, arrays
+        self.shapes = [a.shape for _, a in arrays]
         self.hooks = [(m.__dict__, _hooks(m)) for m in ran]
 
     def run(self, x: np.ndarray):
-        """The output, or None (nothing run) when a parameter's array was replaced since, or a
-        module's forward was wrapped or unwrapped on the instance."""
-        for p, a in self.arrays:
-            if p.data is not a:
+        """The output, or None (nothing run) when a parameter's array was replaced or reshaped in
+        place since, or a module's forward was wrapped or unwrapped on the instance."""
+        for (p, a), shape in zip(self.arrays, self.shapes):
+            if p.data is not a or a.shape != shape:
                 return None
         for d, (forward, forward_activation) in self.hooks:
             if d.get("forward") is not forward or d.get("forward_activation") is not forward_activation:
