@@ -24,6 +24,9 @@ from typing import Callable, Dict, Iterable, Optional
 
 import numpy as np
 
+from .limits import copy_operands
+from .timing import quantile
+
 #: A timed figure whose repeats spread more than this ((p90 - p10) / median) is noisy.
 SPREAD_LIMIT = 0.25
 #: Spin-loop times (max - min) / min above this mean something else is running.
@@ -91,19 +94,17 @@ def last_level_cache_bytes(root: str = CACHE_SYSFS) -> Optional[int]:
 
 
 def copy_rate(nbytes: int, repeats: int, timer: Callable[[], float] = time.perf_counter) -> float:
-    """GB/s of np.copyto between two float64 arrays of ``nbytes`` (read + write), median of repeats."""
-    a = np.ones(max(nbytes // 8, 1))
-    b = np.empty_like(a)
-    np.copyto(b, a)
-    np.copyto(b, a)
+    """GB/s of np.copyto between two float64 arrays of ``nbytes`` (read + write), median of repeats
+    (a few ms: the limits' copy operands without their timer's warm-up and settling)."""
+    dst, src = copy_operands(max(nbytes // 8, 1), np.float64)
+    np.copyto(dst, src)
     times = []
     for _ in range(repeats):
         t0 = timer()
-        np.copyto(b, a)
+        np.copyto(dst, src)
         times.append(timer() - t0)
-    times.sort()
-    t = times[len(times) // 2]
-    return 2 * a.nbytes / t / 1e9 if t > 0 else float("inf")
+    t = quantile(times, 0.5)
+    return 2 * src.nbytes / t / 1e9 if t > 0 else float("inf")
 
 
 class CacheProbe:
