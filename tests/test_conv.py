@@ -603,24 +603,56 @@ def test_winograd_error_model_on_exact_zeros(rc, dtype, rng):
     assert (np.abs(y - exact) <= bound + 4 * np.spacing(np.abs(exact))).all()
 
 
-@pytest.mark.parametrize("channels,dtype,tile", [(16, np.float64, 4), (16, np.float32, 2), (64, np.float64, 2)],
-                         ids=["f64-16", "f32-16", "f64-64"])
-def test_winograd_tile_size(rc, channels, dtype, tile, rng):
+@pytest.mark.parametrize("channels,dtype,side,tile", [(16, np.float64, 8, 4), (16, np.float64, 14, 7),
+                                                      (16, np.float64, 13, 7), (24, np.float64, 20, 7),
+                                                      (16, np.float32, 8, 2), (16, np.float32, 14, 2),
+                                                      (64, np.float64, 8, 2), (48, np.float64, 14, 4)],
+                         ids=["f64-16-8", "f64-16-14", "f64-16-13", "f64-24-20", "f32-16-8", "f32-16-14", "f64-64-8",
+                              "f64-48-14"])
+def test_winograd_tile_size(rc, channels, dtype, side, tile, rng):
     """The tile size shows in where rounding can reach: with only input row 3 nonzero and padding 1,
-    output rows 0-1 are exactly zero in a direct sum. A 2x2 tile of rows 0-1 reads input rows -1..2
-    (all zero: exactly zero out), a 4x4 tile of rows 0-3 reads rows -1..4, so its transforms leave
-    rounding residue there. float64 runs 4x4 tiles, float32 2x2 (its rounding would grow ~30x), and
-    float64 64 -> 64 channels 2x2 (36 transformed 64x64 kernel matrices pass 1 MiB)."""
-    x = np.zeros((2, channels, 8, 8), dtype)
-    x[:, :, 3, :] = rng.standard_normal((2, channels, 8))
+    only output rows 2-4 are nonzero in a direct sum. The rows with rounding residue besides them
+    tell the tile: none for 2x2 tiles; 0-1 for 4x4 (tile 0-3 reads input rows -1..4; tile 4-7 reads
+    row 3 as its patch's first row, which B^T passes to its first transform alone, and A^T that to
+    output row 4 alone); 0-1 and 5-6 for 7x7 (tile 0-6 reads rows -1..7). float64 runs 7x7 tiles
+    where they take the fewest products (14, 13 and 20-wide planes), else 4x4 (8-wide); float32 2x2
+    (its rounding would grow ~30x with 4x4); float64 64 -> 64 channels 2x2 on 8x8 (36 transformed
+    64x64 kernel matrices pass 1 MiB) and 48 -> 48 4x4 on 14x14 (81 48x48 matrices would pass it)."""
+    x = np.zeros((2, channels, side, side), dtype)
+    x[:, :, 3, :] = rng.standard_normal((2, channels, side))
     w = rng.standard_normal((channels, channels, 3, 3)).astype(dtype)
     with rc.use_conv_algorithm("winograd"):
         y = rc.conv2d(x, w, None, 1, 1)
-    assert (R.conv2d(x, w, None, 1, 1)[:, :, :2] == 0).all()
-    assert bool(y[:, :, :2].any()) == (tile == 4)
+    assert (R.conv2d(x, w, None, 1, 1)[:, :, [r for r in range(side) if r not in (2, 3, 4)]] == 0).all()
+    residue = {2: [], 4: [0, 1], 7: [0, 1, 5, 6]}[tile]
+    assert [r for r in range(side) if y[:, :, r].any()] == sorted(residue + [2, 3, 4])
     exact = R.conv2d(x.astype(np.float64), w.astype(np.float64), None, 1, 1)
     bound = 16 * np.finfo(dtype).eps * _winograd_tile_bound(x, w, 1, tile)
     assert (np.abs(y - exact) <= bound + 4 * np.spacing(np.abs(exact))).all()
+
+
+@pytest.mark.parametrize("n,c,side,f", [(2, 16, 14, 16), (9, 16, 14, 20), (20, 16, 13, 16), (1, 16, 20, 24),
+                                        (3, 24, 28, 16)], ids=lambda v: str(v))
+def test_winograd_7x7_error_model(rc, n, c, side, f, rng):
+    """float64 layers on 7x7 tiles (one block of 32 tiles with a remainder, blocks across images,
+    tiles overhanging 13 and 20-wide planes): the forward and dx within 16 eps of their tiles' scale
+    (docs/api.md), dweight within the GEMM tolerance, none of them the GEMM path's bits."""
+    x, w, b, dy = (normal(rng, s, np.float64) for s in ((n, c, side, side), (f, c, 3, 3), (f,), (n, f, side, side)))
+    with rc.use_conv_algorithm("winograd"):
+        y = rc.conv2d(x, w, b, 1, 1)
+        dx, dw, _ = rc.conv2d_backward(dy, x, w, 1, 1)
+    with rc.use_conv_algorithm("gemm"):
+        gy = rc.conv2d(x, w, b, 1, 1)
+        gdx, gdw, _ = rc.conv2d_backward(dy, x, w, 1, 1)
+    eps = np.finfo(np.float64).eps
+    ey, edx, edw = R.conv2d(x, w, b, 1, 1), *R.conv2d_backward(dy, x, w, 1, 1)[:2]
+    assert (np.abs(y - ey) <= 16 * eps * _winograd_tile_bound(x, w, 1, 7) + 4 * np.spacing(np.abs(ey))).all()
+    flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # dx: dy correlated with these, padding 1
+    assert (np.abs(dx - edx) <= 16 * eps * _winograd_tile_bound(dy, flipped, 1, 7) + 4 * np.spacing(np.abs(edx))).all()
+    terms = R.conv2d_backward(np.abs(dy), np.abs(x), np.ones_like(w), 1, 1)[1]
+    assert_terms_close(dw, edw, terms, "dweight")
+    for got, gemm_result, name in ((y, gy, "y"), (dx, gdx, "dx"), (dw, gdw, "dweight")):
+        assert got.tobytes() != gemm_result.tobytes(), f"Winograd was not taken for {name}"
 
 
 def test_an_output_past_the_blas_size_names_the_padding():

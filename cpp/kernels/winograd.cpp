@@ -6,7 +6,8 @@
 // The kernel gradient is the adjoint of the same identity in k (Y = A^T [(G k G^T) . V] A):
 //   dk = G^T [sum over tiles V . (A dy A^T)] G,  with V the forward's input transform of x.
 // The channel-lane forms below (winograd_input_cl on) put L channels (filters) in the lanes instead,
-// for F(2x2, 3x3) and F(4x4, 3x3) (36 products per 4x4 outputs: 2.25 per output against 4).
+// for F(2x2, 3x3), F(4x4, 3x3) (36 products per 4x4 outputs: 2.25 per output against 4) and, in
+// float64, F(7x7, 3x3) (81 per 7x7: 1.65).
 #include "isa.h"
 #include "act_ops.h"
 #include "gemm_tile.h"
@@ -272,6 +273,94 @@ template <> struct Wino<4> {
     }
 };
 
+// F(7x7, 3x3): the points 1, -1, 2, -2, 1/2, -1/2, 1/4, -1/4 and infinity. 7 divides the 14, 28,
+// 56 and 112-wide planes of common networks, so no tile overhangs them. Of the point sets tried
+// (0, +-1, +-2, +-1/2 and one of +-1/4, +-4, +-3, 1/3, +-3/2, 2/3, +-3/4; the pairs above with
+// +-3/4, +-3/2 or +-4 in place of +-1/4), this one gave the lowest float64 errors but for the tail of
+// +-3/4's (whose median error was 5x); every entry of B^T and A^T is a dyadic fraction (exact in
+// binary), only G's are rounded.
+// The points come in pairs +-p (p = 1, 2, 1/2, 1/4): B^T's rows 2k and 2k + 1 are O + E and E - O
+// (O over the even-indexed inputs, E over the odd ones), A^T's rows take the pairs' sums or
+// differences, A's rows 2k and 2k + 1 the even powers' sum plus or minus the odd powers', G's rows
+// likewise: about half of the dense matrices' multiply-adds (dense, the transforms ran the
+// forward 1.2x slower than this).
+template <> struct Wino<7> {
+    static constexpr int A = 9;
+    template <class V> static V c(double x) { return V::set1(typename V::type(x)); }
+    // B^T's rows 2k: coefficients of d0, d2, d4, d6 (O) and of d1, d3, d5 (E; d7's is 1).
+    static constexpr double kEven[4][4] = {{-1.0 / 16, 81.0 / 64, -69.0 / 16, 1},
+                                           {-1.0 / 32, 21.0 / 32, -21.0 / 8, 2},
+                                           {-1.0 / 8, 69.0 / 32, -81.0 / 32, 1.0 / 2},
+                                           {-1.0 / 4, 21.0 / 16, -21.0 / 16, 1.0 / 4}};
+    static constexpr double kOdd[4][3] = {{-1.0 / 16, 81.0 / 64, -69.0 / 16},
+                                          {-1.0 / 64, 21.0 / 64, -21.0 / 16},
+                                          {-1.0 / 4, 69.0 / 16, -81.0 / 16},
+                                          {-1, 21.0 / 4, -21.0 / 4}};
+    static constexpr double kP[4] = {1, 2, 1.0 / 2, 1.0 / 4};
+    template <class V> __attribute__((always_inline)) static void bt(const V* d, V* o) {
+        for (int k = 0; k < 4; ++k) {
+            const V O = mul_add(c<V>(kEven[k][0]), d[0],
+                                mul_add(c<V>(kEven[k][1]), d[2],
+                                        mul_add(c<V>(kEven[k][2]), d[4], d[6] * c<V>(kEven[k][3]))));
+            const V E = mul_add(c<V>(kOdd[k][0]), d[1],
+                                mul_add(c<V>(kOdd[k][1]), d[3], mul_add(c<V>(kOdd[k][2]), d[5], d[7])));
+            o[2 * k] = O + E;
+            o[2 * k + 1] = E - O;
+        }
+        o[8] = mul_add(c<V>(1.0 / 16), d[0],  // B^T's row 8: 1/16, 0, -85/64, 0, 357/64, 0, -85/16, 0, 1
+                       mul_add(c<V>(-85.0 / 64), d[2],
+                               mul_add(c<V>(357.0 / 64), d[4], mul_add(c<V>(-85.0 / 16), d[6], d[8]))));
+    }
+    template <class V> __attribute__((always_inline)) static void at(const V* m, V* y) {
+        V s[4], t[4];
+        for (int k = 0; k < 4; ++k) {
+            s[k] = m[2 * k] + m[2 * k + 1];
+            t[k] = m[2 * k] - m[2 * k + 1];
+        }
+        double pw[4] = {1, 1, 1, 1};  // kP^i
+        for (int i = 0; i < 7; ++i) {
+            const V* u = i % 2 ? t : s;
+            y[i] = mul_add(c<V>(pw[3]), u[3], mul_add(c<V>(pw[2]), u[2], mul_add(c<V>(pw[1]), u[1], u[0])));
+            for (int k = 0; k < 4; ++k) pw[k] *= kP[k];
+        }
+        y[6] = y[6] + m[8];
+    }
+    template <class V> __attribute__((always_inline)) static void a(const V* g, V* h) {
+        for (int k = 0; k < 4; ++k) {
+            const double p = kP[k], p2 = p * p;
+            const V ev =
+                mul_add(c<V>(p2 * p2 * p2), g[6], mul_add(c<V>(p2 * p2), g[4], mul_add(c<V>(p2), g[2], g[0])));
+            const V od = mul_add(c<V>(p2 * p2 * p), g[5], mul_add(c<V>(p2 * p), g[3], g[1] * c<V>(p)));
+            h[2 * k] = ev + od;
+            h[2 * k + 1] = ev - od;
+        }
+        h[8] = g[6];
+    }
+    // G's rows 2k and 2k + 1 are s_k [1, p, p^2] and -s_k [1, -p, p^2] (s_k = 1 / the Lagrange
+    // denominator of p), row 8 [0, 0, 1].
+    static constexpr double kS[4] = {-32.0 / 135, 16.0 / 2835, 256.0 / 135, -8192.0 / 2835};
+    template <class V> static void g(V k0, V k1, V k2, V* u) {
+        for (int k = 0; k < 4; ++k) {
+            const V e = mul_add(c<V>(kP[k] * kP[k]), k2, k0), o = k1 * c<V>(kP[k]);
+            u[2 * k] = (e + o) * c<V>(kS[k]);
+            u[2 * k + 1] = (o - e) * c<V>(kS[k]);
+        }
+        u[8] = k2;
+    }
+    template <class V> static void gt(const V* m, V* k) {
+        V k0 = V::zero(), k1 = V::zero(), k2 = m[8];
+        for (int j = 0; j < 4; ++j) {
+            const V d = (m[2 * j] - m[2 * j + 1]) * c<V>(kS[j]), s = (m[2 * j] + m[2 * j + 1]) * c<V>(kS[j]);
+            k0 = k0 + d;
+            k1 = mul_add(c<V>(kP[j]), s, k1);
+            k2 = mul_add(c<V>(kP[j] * kP[j]), d, k2);
+        }
+        k[0] = k0;
+        k[1] = k1;
+        k[2] = k2;
+    }
+};
+
 // The rows x cols grid of kernels, kernel (r, c) row-major at w[r*lr + c*lc ..+9] (rotated by 180
 // degrees if flip), transformed: element (r, c) of u[xi * us ..] is (G k G^T)[xi], xi < A * A.
 // Layout: row-major (mr = 0), or panels of mr columns, each rows x mr (a GEMM's packed operand;
@@ -410,7 +499,7 @@ void winograd_input_cl(const T* x, i64 ps, i64 nch, i64 H, i64 W, i64 r0, i64 c0
     using V = typename VecOf<T>::type;
     using Wn = Wino<M>;
     constexpr i64 L = V::L, P = kClRow<V, M>;
-    constexpr int A = Wn::A, R = A <= 4 ? 4 : 8;  // ring slots: input row q at slot q % R
+    constexpr int A = Wn::A, R = A <= 4 ? 4 : A <= 8 ? 8 : 16;  // ring slots: input row q at slot q % R
     V buf[R * P];
     V sc[2] = {V::zero(), V::zero()};
     V* const s = scan ? sc : nullptr;
@@ -640,6 +729,8 @@ template <class T> WinogradKernels<T> make_winograd() {
     k.fused[kNormElu] = &winograd_fused<T, Elu<T>>;
     k.cl[0] = make_cl<T, 2>();
     k.cl[1] = make_cl<T, 4>();
+    if constexpr (sizeof(T) == 8) k.cl[2] = make_cl<T, 7>();  // float32 keeps smaller tiles (tile_size)
+    else k.cl[2] = k.cl[1];
     k.dw_products = &winograd_dw_products<T>;
     k.mr = kMR;
     k.lanes = (int)VecOf<T>::type::L;

@@ -5,8 +5,9 @@
 // transform in L1. The others run with tiles in the lanes (run): planes copied zero-padded, V as
 // Cin x tiles matrices, 16 GEMMs (with our GEMM, U and V in its packed layouts and each register
 // tile's products transformed back while in L1). The kernel gradient multiplies V by the
-// transformed dy tiles, both with channels in the lanes. Channel-lane layers in float64 take 4x4
-// output tiles (36 transforms, F(4x4, 3x3)) where tile_size says so; the rest 2x2 (16).
+// transformed dy tiles, both with channels in the lanes. Channel-lane layers in float64 take 4x4 or
+// 7x7 output tiles (36 or 81 transforms, F(4x4, 3x3) or F(7x7, 3x3)) where tile_size says so; the
+// rest 2x2 (16).
 #include "winograd.h"
 
 #include <string.h>
@@ -32,6 +33,9 @@ constexpr i64 kMinTiles = 96;  // 2x2 tiles (GEMM columns) of a work item; 4x4 t
 constexpr i64 kMinChannels = 16;
 constexpr i64 kMinBatchTiles = 48;
 constexpr double kMinMacs = 1 << 23;
+
+// The channel-lane kernels of F(M x M, 3 x 3).
+int cl_index(i64 M) { return M == 7 ? 2 : M == 4 ? 1 : 0; }
 
 // 2x2 output tiles of one image of the layer.
 i64 tiles_per_image(const ConvGeom& g) { return ((g.OH + 1) / 2) * ((g.OW + 1) / 2); }
@@ -85,7 +89,7 @@ Weights<T> transformed_weights(const T* w, i64 groups, i64 Fg, i64 Cg, bool flip
     const i64 us = spaced<T>(size), lanes = winograd_kernels<T>().lanes;
     T* U = scratch<T>(kWinogradWeights, groups * xis * us);
     if (!U) throw std::bad_alloc();
-    const auto k = winograd_kernels<T>().cl[tile == 4].weights;
+    const auto k = winograd_kernels<T>().cl[cl_index(tile)].weights;
     const i64 lr = flipped ? Cg * 9 : 9, lc = flipped ? 9 : Cg * 9;  // kernel (r -> c): w[c][r], or w[r][c] rotated
     for (i64 gr = 0; gr < groups; ++gr)
         parallel_range(size, lanes, lanes, cap(max_threads(), size * xis, kGrainCopy), [&](i64 b, i64 e, int) {
@@ -108,17 +112,21 @@ Plan dweight_plan(const Conv2dShape& s) {
 
 // The tiling of a plan in M x M tiles, and its work items: the batch's tiles in order (tile t =
 // th * TW + tw of image n is tile n * TPI + t) cut in blocks of kMinTiles (a quarter of it for 4x4
-// tiles: the same outputs), an item each (the last also takes the remainder: no small item left to
-// one thread); an item may span images. Both block sizes are multiples of every GEMM tile width,
-// so every item but the last is whole register tiles. Larger blocks
+// tiles: the same outputs; a third for 7x7), an item each (the last also takes the remainder: no
+// small item left to one thread); an item may span images. The block sizes are multiples of every
+// GEMM tile width, so every item but the last is whole register tiles. Larger blocks
 // measured slower once their transformed data left L2 (768 tiles: 16x256x14x14 forward 5.4 ->
 // 9.6 ms, float32) and none faster beyond noise; 24 4x4 tiles ran within 5% of 16 to 96 on eight
-// float64 layers' dweight. The split depends on the shape alone, never on the thread count.
+// float64 layers' dweight. 7x7 tiles: dweight's products run over an item's tiles as their depth,
+// and 8 tiles (the outputs of 24 4x4 tiles) ran 1.1-1.3x slower than 32 (best of 4 to 64 on four
+// layers; the forward alike at 8, 16, 32 and 64). The split depends on the shape alone, never on the
+// thread count.
 struct Tiles {
     i64 M, TH, TW, TPI, total, block, ldx, rows;  // total: the batch's tiles; padded plane rows x ldx (M = 2)
     explicit Tiles(const Plan& p, i64 m = 2)
         : M(m), TH((p.OH + m - 1) / m), TW((p.OW + m - 1) / m), TPI(TH * TW), total(p.N * TPI),
-          block(m == 2 ? kMinTiles : kMinTiles / 4), ldx(2 * ((TW + 15) / 16 * 16) + 34), rows(2 * TH + 2) {}
+          block(m == 2 ? kMinTiles : m == 4 ? kMinTiles / 4 : kMinTiles / 3), ldx(2 * ((TW + 15) / 16 * 16) + 34),
+          rows(2 * TH + 2) {}
     i64 plane() const { return rows * ldx; }
     i64 items() const { return total < block ? 1 : total / block; }  // per group
     i64 max_cols() const { return total < block ? total : block + total % block; }  // the last item's
@@ -264,7 +272,7 @@ template <class T>
 void transform_input_cl(const T* in, const Plan& p, const Tiles& t, const Item& it, i64 gr, T* V, i64 vs, i64 Cp,
                         int nt, Scan& scan) {
     const auto& wk = winograd_kernels<T>();
-    const auto input = wk.cl[t.M == 4].input;
+    const auto input = wk.cl[cl_index(t.M)].input;
     const i64 Cg = p.Cin / p.groups, L = wk.lanes, cc = Cp / L;
     parallel_items(it.images(t) * cc, cap(nt, it.cols() * Cp * t.transforms(), kGrainCopy), [&](i64 u) {
         const Run run = image_run(t, it, u / cc);
@@ -286,7 +294,7 @@ void transform_input_cl(const T* in, const Plan& p, const Tiles& t, const Item& 
 template <class T>
 void run_cl(const T* in, const Weights<T>& U, const T* bias, T* out, const Plan& p, int act, T param, Scan& scan) {
     const auto& wk = winograd_kernels<T>();
-    const auto fused = wk.cl[U.tile == 4].fused[act];
+    const auto fused = wk.cl[cl_index(U.tile)].fused[act];
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups, mr = wk.mr, L = wk.lanes;
     const i64 Cp = (Cg + L - 1) / L * L, Fp = (Fg + L - 1) / L * L;
     const Tiles t(p, U.tile);
@@ -324,30 +332,43 @@ template <class T> bool channel_lanes(const Plan& p) {
            !(sizeof(T) == 8 && bytes > (double)(8 << 20));
 }
 
-// The tile size M of F(M x M, 3 x 3): 4 for float64 layers with channels in the lanes where that runs
-// fewer products (36 per 4x4 tile against 16 per 2x2 tile, counting the tiles that overhang the
-// output's edge) and the 36 transformed kernel matrices (the forward's and dx's U, dweight's
-// accumulators) stay within 1 MiB, an L2: past it dweight over 256 -> 256 channels on 14x14 ran
-// 1.7x slower. Else 2. float32 keeps 2x2 tiles: F(4x4)'s transforms grow the rounding error about
-// 30x (their entries reach 10 and 19 against 2 and 3), which float64's 2^-53 absorbs.
+// The tile size M of F(M x M, 3 x 3) for float64 layers with channels in the lanes: of 2, 4 and 7,
+// the one that runs the fewest products ((M + 2)^2 per M x M tile, counting the tiles that overhang
+// the output's edge; the smaller tile on a tie), among those whose (M + 2)^2 transformed kernel
+// matrices (the forward's and dx's U, dweight's accumulators) stay within 1 MiB, an L2: past it
+// dweight over 256 -> 256 channels on 14x14 ran 1.7x slower with 4x4 tiles. Else, and for float32, 2.
+// Larger tiles round more: their transforms' entries grow (to 19 and 131 in A^T's rows against 2),
+// about 30x float32's error for 4x4 tiles, which float64's 2^-53 absorbs (docs/performance.md).
 template <class T> int tile_size(const Plan& p, bool cl) {
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups;
-    if (!cl || sizeof(T) != 8 || 36 * Cg * Fg * (i64)sizeof(T) > (1 << 20)) return 2;
-    const i64 two = (p.OH + 1) / 2 * ((p.OW + 1) / 2) * 16, four = (p.OH + 3) / 4 * ((p.OW + 3) / 4) * 36;
-    return four < two ? 4 : 2;
+    if (!cl || sizeof(T) != 8) return 2;
+    int best = 2;
+    double fewest = (double)((p.OH + 1) / 2) * (double)((p.OW + 1) / 2) * 16;
+    for (const int m : {4, 7}) {
+        const double xis = (double)((m + 2) * (m + 2));
+        const double products = (double)((p.OH + m - 1) / m) * (double)((p.OW + m - 1) / m) * xis;
+        if (xis * (double)Cg * (double)Fg * (double)sizeof(T) <= (double)(1 << 20) && products < fewest) {
+            best = m;
+            fewest = products;
+        }
+    }
+    return best;
 }
 
 // tame()'s terms (max|in| * max|w| or max|x| * max|dy|) for F(M x M, 3 x 3): the forward and dx
 // |A^T [(G w G^T) . (B^T x B)] A| <= (A^T's row sum)^2 * (G's)^2 * (B^T's)^2 * channels, 9 * 9 for
-// 2x2 tiles, 361 * 1 * 100 for 4x4; dweight |G^T [sum V . (A dy A^T)] G| <= 4 * 4 * 4 per tile for
-// 2x2 tiles, 100 * 225 * (5/3)^2 for 4x4.
-double forward_terms(int tile, i64 channels) { return (tile == 4 ? 36100.0 : 81.0) * (double)channels; }
-double dweight_terms(int tile, i64 tiles) { return (tile == 4 ? 62500.0 : 64.0) * (double)tiles; }
+// 2x2 tiles, 361 * 1 * 100 for 4x4, 131.04^2 * 3.8^2 * 15.94^2 for 7x7; dweight
+// |G^T [sum V . (A dy A^T)] G| <= (B^T's)^2 * (A's)^2 * (G^T's)^2 per tile: 4 * 4 * 4 for 2x2 tiles,
+// 100 * 225 * (5/3)^2 for 4x4, 254 * 127^2 * 10.06^2 for 7x7.
+double forward_terms(int tile, i64 channels) {
+    return (tile == 7 ? 6.3e7 : tile == 4 ? 36100.0 : 81.0) * (double)channels;
+}
+double dweight_terms(int tile, i64 tiles) { return (tile == 7 ? 4.2e8 : tile == 4 ? 62500.0 : 64.0) * (double)tiles; }
 // Each operand's growth through its own transform (products of the row sums): B^T . B for the data,
 // G . G^T for the kernels, A . A^T for dweight's dy.
-double data_growth(int tile) { return tile == 4 ? 100.0 : 4.0; }
-double kernel_growth(int tile) { return tile == 4 ? 1.0 : 2.25; }
-double grad_growth(int tile) { return tile == 4 ? 225.0 : 4.0; }
+double data_growth(int tile) { return tile == 7 ? 254.1 : tile == 4 ? 100.0 : 4.0; }
+double kernel_growth(int tile) { return tile == 7 ? 14.4 : tile == 4 ? 1.0 : 2.25; }
+double grad_growth(int tile) { return tile == 7 ? 16129.0 : tile == 4 ? 225.0 : 4.0; }
 
 // Operands whose largest |values| ma and mb, their transforms (growth ga, gb) and the products and
 // sums (terms) all stay far from overflow: then Winograd's result is the direct sum's up to rounding.
@@ -471,7 +492,7 @@ template <class T> bool winograd_backward_weight(const T* dy, const T* x, T* dw,
     const Plan p = dweight_plan(s);
     const Tiles t(p, tile_size<T>(p, true));
     const auto& wk = winograd_kernels<T>();
-    const auto& ck = wk.cl[t.M == 4];
+    const auto& ck = wk.cl[cl_index(t.M)];
     const i64 L = wk.lanes, Cp = (Cg + L - 1) / L * L, Fp = (Fg + L - 1) / L * L;  // a tile's row in V and D
     const i64 fc = Fp / L;  // lane chunks of filters
     const i64 items = t.items(), chunks = items < kDwChunks ? items : kDwChunks, xis = t.transforms();

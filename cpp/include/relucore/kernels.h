@@ -262,8 +262,9 @@ struct WinogradKernels {
     void (*input_panels)(const T* xp, i64 ldx, i64 n, i64 col, T* v, i64 vs, i64 ps);
     void (*fused[kNormActs])(i64 k, const T* u, i64 us, const T* v, i64 vs, i64 rows, i64 q0, i64 cols, T* m,
                              const WinogradTiles<T>& to);
-    // Channels in the lanes: cl[0] for F(2x2, 3x3), cl[1] for F(4x4, 3x3) (see WinogradClKernels).
-    WinogradClKernels<T> cl[2];
+    // Channels in the lanes: cl[0] for F(2x2, 3x3), cl[1] for F(4x4, 3x3), cl[2] for F(7x7, 3x3)
+    // (float64 only; float32's is cl[1]) (see WinogradClKernels).
+    WinogradClKernels<T> cl[3];
     // c (F x C, ldc) = [c +] (add) the sum over kc of a[p*lda + f] * b[p*ldb + c] (reads whole
     // vectors of each row of b): the kernel gradient's products.
     void (*dw_products)(i64 kc, const T* a, i64 lda, const T* b, i64 ldb, i64 F, i64 C, T* c, i64 ldc, int add);
