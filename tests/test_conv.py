@@ -430,11 +430,12 @@ def test_winograd_is_taken_and_close(rc, gemm, cfg, dtype, rng):
     assert fast_back[1].tobytes() != slow_back[1].tobytes(), "Winograd was not taken for dweight"
 
 
+@pytest.mark.parametrize("cfg", [WINO[0], Conv(2, 16, 14, 14, 16, 3, 1, 1)], ids=["9x11", "14x14"])
 @pytest.mark.parametrize("special", [np.inf, -np.inf, np.nan], ids=["inf", "-inf", "nan"])
-def test_winograd_falls_back_on_non_finite(rc, conv_algo, special, dtype, rng):
+def test_winograd_falls_back_on_non_finite(rc, conv_algo, special, cfg, dtype, rng):
     """inf - inf inside the transforms would turn the direct sum's +-inf into NaN: any non-finite or
-    huge input or weight takes the GEMM path, whose results are the reference's."""
-    cfg = WINO[0]
+    huge input or weight takes the GEMM path, whose results are the reference's (4x4 tiles in
+    float64 on the 9x11 output, 7x7 on 14x14)."""
     x, w, b, dy = _inputs(cfg, dtype, rng)
     x[0, 3, 4, 5] = special
     y = check_forward(rc.conv2d, cfg, x, w, b)
@@ -491,16 +492,18 @@ def test_winograd_scans_as_it_transforms(rc, special, where, dtype, rng):
                 assert_bitwise(got[k], exp[k], f"{name} in {target} {where}: {('y', 'dx', 'dweight')[k]}")
 
 
+@pytest.mark.parametrize("side", [8, 14])
 @pytest.mark.parametrize("operand", ["x", "dy"])
-def test_winograd_each_transform_far_from_overflow(rc, dtype, operand):
+def test_winograd_each_transform_far_from_overflow(rc, dtype, operand, side):
     """One operand large, the other tiny: the bound on the products passes, but the large operand's
-    own transform would overflow (|B^T x B| grows up to 100x and |A dy A^T| 225x in 4x4 tiles, 4x in
-    2x2 tiles); the gradients come from the GEMM path, bit for bit."""
-    cfg = Conv(1, 16, 8, 8, 16, 3, 1, 1)
+    own transform would overflow (|B^T x B| grows up to 100x and |A dy A^T| 225x in 4x4 tiles, 254x
+    and 16129x in float64's 7x7 tiles on 14x14, 4x in 2x2 tiles); the gradients come from the GEMM
+    path, bit for bit."""
+    cfg = Conv(1, 16, side, side, 16, 3, 1, 1)
     big = np.finfo(dtype).max / (50 if dtype == np.float64 else 10)
-    s = np.array([1, 0, -1, 0] * 2, dtype)  # a patch whose transform adds up its magnitudes
-    pattern = np.broadcast_to(big * np.outer(s, s), (1, 16, 8, 8)).astype(dtype)
-    tiny = np.full((1, 16, 8, 8), 1e-300 if dtype == np.float64 else 1e-30, dtype)
+    s = np.array([1, 0, -1, 0] * (side // 4 + 1), dtype)[:side]  # a patch whose transform adds up its magnitudes
+    pattern = np.broadcast_to(big * np.outer(s, s), (1, 16, side, side)).astype(dtype)
+    tiny = np.full((1, 16, side, side), 1e-300 if dtype == np.float64 else 1e-30, dtype)
     x, dy = (pattern, tiny) if operand == "x" else (tiny, pattern)
     w = np.ones(cfg.w_shape, dtype)
     with rc.use_conv_algorithm("winograd"):
