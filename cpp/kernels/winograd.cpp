@@ -279,15 +279,15 @@ template <> struct Wino<4> {
 // +-3/4, +-3/2 or +-4 in place of +-1/4), this one gave the lowest float64 errors but for the tail of
 // +-3/4's (whose median error was 5x); every entry of B^T and A^T is a dyadic fraction (exact in
 // binary), only G's are rounded.
-// The points come in pairs +-p (p = 1, 2, 1/2, 1/4): B^T's rows 2k and 2k + 1 are O + E and E - O
-// (O over the even-indexed inputs, E over the odd ones), A^T's rows take the pairs' sums or
+// The points come in pairs +-p (p = 1, 2, 1/2, 1/4): B^T's rows 2k and 2k + 1 are ev + od and
+// od - ev (ev over the even-indexed inputs, od over the odd ones), A^T's rows take the pairs' sums or
 // differences, A's rows 2k and 2k + 1 the even powers' sum plus or minus the odd powers', G's rows
 // likewise: about half of the dense matrices' multiply-adds (dense, the transforms ran the
 // forward 1.2x slower than this).
 template <> struct Wino<7> {
     static constexpr int A = 9;
     template <class V> static V c(double x) { return V::set1(typename V::type(x)); }
-    // B^T's rows 2k: coefficients of d0, d2, d4, d6 (O) and of d1, d3, d5 (E; d7's is 1).
+    // B^T's rows 2k: coefficients of d0, d2, d4, d6 (ev) and of d1, d3, d5 (od; d7's is 1).
     static constexpr double kEven[4][4] = {{-1.0 / 16, 81.0 / 64, -69.0 / 16, 1},
                                            {-1.0 / 32, 21.0 / 32, -21.0 / 8, 2},
                                            {-1.0 / 8, 69.0 / 32, -81.0 / 32, 1.0 / 2},
@@ -299,13 +299,13 @@ template <> struct Wino<7> {
     static constexpr double kP[4] = {1, 2, 1.0 / 2, 1.0 / 4};
     template <class V> __attribute__((always_inline)) static void bt(const V* d, V* o) {
         for (int k = 0; k < 4; ++k) {
-            const V O = mul_add(c<V>(kEven[k][0]), d[0],
-                                mul_add(c<V>(kEven[k][1]), d[2],
-                                        mul_add(c<V>(kEven[k][2]), d[4], d[6] * c<V>(kEven[k][3]))));
-            const V E = mul_add(c<V>(kOdd[k][0]), d[1],
-                                mul_add(c<V>(kOdd[k][1]), d[3], mul_add(c<V>(kOdd[k][2]), d[5], d[7])));
-            o[2 * k] = O + E;
-            o[2 * k + 1] = E - O;
+            const V ev = mul_add(c<V>(kEven[k][0]), d[0],
+                                 mul_add(c<V>(kEven[k][1]), d[2],
+                                         mul_add(c<V>(kEven[k][2]), d[4], d[6] * c<V>(kEven[k][3]))));
+            const V od = mul_add(c<V>(kOdd[k][0]), d[1],
+                                 mul_add(c<V>(kOdd[k][1]), d[3], mul_add(c<V>(kOdd[k][2]), d[5], d[7])));
+            o[2 * k] = ev + od;
+            o[2 * k + 1] = od - ev;
         }
         o[8] = mul_add(c<V>(1.0 / 16), d[0],  // B^T's row 8: 1/16, 0, -85/64, 0, 357/64, 0, -85/16, 0, 1
                        mul_add(c<V>(-85.0 / 64), d[2],
