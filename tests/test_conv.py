@@ -634,12 +634,34 @@ def test_winograd_tile_size(rc, channels, dtype, side, tile, rng):
     assert (np.abs(y - exact) <= bound + 4 * np.spacing(np.abs(exact))).all()
 
 
+@pytest.mark.parametrize("dtype,side,tile", [(np.float64, 16, 7), (np.float64, 10, 4), (np.float32, 6, 2)],
+                         ids=["f64-7x7", "f64-4x4", "f32-2x2"])
+def test_winograd_one_dominant_value_within_the_transforms_amplification(rc, dtype, side, tile, rng):
+    """The worst case of the tile error model (docs/api.md): one nonzero input in a tile's patch (at
+    each of its (m + 2)^2 places, one image each) and one nonzero tap (each of the 9): the error
+    stays within k eps of the patch scale, k = 4, 114 and 2663 for 2x2, 4x4 and 7x7 tiles."""
+    k = {2: 4, 4: 114, 7: 2663}[tile]
+    a = tile + 2
+    x = np.zeros((a * a, 1, side, side), dtype)
+    for n in range(a * a):  # tile (1, 1) of the valid convolution reads rows and columns m .. 2m + 1
+        x[n, 0, tile + n // a, tile + n % a] = rng.uniform(1, 2)
+    for tap in range(9):
+        w = np.zeros((1, 1, 3, 3), dtype)
+        w[0, 0, tap // 3, tap % 3] = rng.uniform(1, 2)
+        with rc.use_conv_algorithm("winograd"):
+            y = rc.conv2d(x, w, None, 1, 0)
+        exact = R.conv2d(x.astype(np.float64), w.astype(np.float64), None, 1, 0)
+        bound = k * np.finfo(dtype).eps * _winograd_tile_bound(x, w, 0, tile)
+        assert (np.abs(y - exact) <= bound + 4 * np.spacing(np.abs(exact))).all(), f"tap {tap}"
+
+
 @pytest.mark.parametrize("n,c,side,f", [(2, 16, 14, 16), (9, 16, 14, 20), (20, 16, 13, 16), (1, 16, 20, 24),
                                         (3, 24, 28, 16)], ids=lambda v: str(v))
 def test_winograd_7x7_error_model(rc, n, c, side, f, rng):
     """float64 layers on 7x7 tiles (one block of 32 tiles with a remainder, blocks across images,
-    tiles overhanging 13 and 20-wide planes): the forward and dx within 16 eps of their tiles' scale
-    (docs/api.md), dweight within the GEMM tolerance, none of them the GEMM path's bits."""
+    tiles overhanging 13 and 20-wide planes): on these dense data of 16 channels or more the forward
+    and dx within 16 eps of their tiles' scale (docs/api.md), dweight within the GEMM tolerance,
+    none of them the GEMM path's bits."""
     x, w, b, dy = (normal(rng, s, np.float64) for s in ((n, c, side, side), (f, c, 3, 3), (f,), (n, f, side, side)))
     with rc.use_conv_algorithm("winograd"):
         y = rc.conv2d(x, w, b, 1, 1)
