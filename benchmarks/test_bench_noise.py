@@ -158,21 +158,39 @@ def _bench_with_cache_rates(monkeypatch, rates, llc=32 << 20):
     monkeypatch.setattr(cli, "CacheProbe", Probe)
     monkeypatch.setattr(cli, "last_level_cache_bytes", lambda: llc)
     monkeypatch.setattr(cli, "check_machine", lambda cores, cache=None: quiet(cores, cache=cache))
+    monkeypatch.setattr(cli, "noisy_spreads", lambda spreads, busy: busy)  # this host's own noise aside
     assert cli.main(["--quick", "--sizes", "1K", "--no-torch", "--ops", "relu", "--system-malloc"]) == 0
 
 
 def test_rows_run_while_the_cache_is_in_use_elsewhere_are_noisy(monkeypatch, capsys):
-    _bench_with_cache_rates(monkeypatch, [37.0] + [120.0, 52.0] * 10)  # quiet at the start, taken for the case
+    _bench_with_cache_rates(monkeypatch, [37.0, 120.0, 52.0, 120.0])  # quiet at the start, taken for the case
     out = capsys.readouterr().out
     assert "3.2x cache advantage -> quiet" in out
     assert "noisy (busy machine, the last-level cache in use elsewhere" in out and "relu 1K" in out
 
 
 def test_a_cache_taken_at_the_start_only_leaves_the_rows_trusted(monkeypatch, capsys):
-    _bench_with_cache_rates(monkeypatch, [37.0, 52.0] + [120.0] * 10)  # taken at the start, free for the case
+    _bench_with_cache_rates(monkeypatch, [37.0, 52.0, 120.0, 118.0])  # taken at the start, free for the case
     out = capsys.readouterr().out
     assert "busy (the last-level cache is in use elsewhere" in out
     assert "noisy (" not in out
+
+
+@pytest.mark.parametrize("before,after", [(120.0, 90.0), (90.0, 120.0)])
+def test_a_case_whose_cache_copy_slowed_is_noisy(monkeypatch, capsys, before, after):
+    """A check before or after the case at 0.75x the run's fastest copy of half the cache (still
+    2.4x DRAM, so not contended by the advantage rule) marks the case noisy."""
+    _bench_with_cache_rates(monkeypatch, [37.0, 120.0, before, after])
+    out = capsys.readouterr().out
+    assert "-> quiet" in out and "noisy (" in out and "relu 1K" in out.split("noisy (")[1]
+
+
+def test_cache_slowdown_is_judged_against_the_run_fastest():
+    probe, _ = _probe(100.0, 40.0)
+    first = probe.check()
+    assert probe.best_gbps == 100.0 and not probe.slowed(first)
+    probe.rate = lambda nbytes, repeats: 130.0
+    assert not probe.slowed(probe.check()) and probe.slowed(first)  # 100 < 0.85 x 130 once 130 was seen
 
 
 def test_no_cache_check_where_the_dram_copy_would_fit_in_it(monkeypatch, capsys):

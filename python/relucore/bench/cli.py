@@ -353,16 +353,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         table = Table(out, with_torch=torch is not None, pct_label="%copy",
                       op_width=max(len(c.label) for c in cases), size_width=max(len(c.size) for c in cases),
                       memory=memory is not None)
+        checks = []  # each case's cache checks, before and after it, judged once the run's fastest is known
         for case in cases:
             progress.step(f"{case.label} {case.size}")
-            cache = cache_probe.check() if cache_probe else None  # the cache may be taken for a while
-            contended = cache is not None and cache.contended  # judged per case, not from the start's
+            before = cache_probe.check() if cache_probe else None  # the cache may be taken for a while
+            contended = before is not None and before.contended  # judged per case, not from the start's
             row = run_case(case, config, limits, torch, args.pct_of, warn, memory,
                            machine_check.cores_busy or contended)
-            row["cache_advantage"] = None if cache is None else cache.advantage
+            row["cache_advantage"] = None if before is None else before.advantage
+            if cache_probe:
+                checks.append((row, before, cache_probe.check()))
             rows.append(row)
             progress.clear()
             table.row(row)
+        for row, before, after in checks:
+            row["cache_advantage"] = min(before.advantage, after.advantage)
+            row["cache_share_of_fastest"] = min(before.in_cache_gbps, after.in_cache_gbps) / cache_probe.best_gbps
+            if cache_probe.slowed(before, after):
+                row["noisy"] = True
     except BenchError as exc:
         progress.clear()
         err(f"error: {exc}")
