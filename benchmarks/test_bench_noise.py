@@ -3,6 +3,7 @@ busy-machine check, and "noisy, rerun" instead of "NOT met" when a figure cannot
 
 import functools
 import itertools
+import json
 
 import pytest
 
@@ -166,7 +167,8 @@ def test_rows_run_while_the_cache_is_in_use_elsewhere_are_noisy(monkeypatch, cap
     _bench_with_cache_rates(monkeypatch, [37.0, 120.0, 52.0, 120.0])  # quiet at the start, taken for the case
     out = capsys.readouterr().out
     assert "3.2x cache advantage -> quiet" in out
-    assert "noisy (busy machine, the last-level cache in use elsewhere" in out and "relu 1K" in out
+    assert "noisy (busy machine, the last-level cache in use elsewhere" in out
+    assert "relu 1K" in out.split("noisy (")[1]
 
 
 def test_a_cache_taken_at_the_start_only_leaves_the_rows_trusted(monkeypatch, capsys):
@@ -188,9 +190,31 @@ def test_a_case_whose_cache_copy_slowed_is_noisy(monkeypatch, capsys, before, af
 def test_cache_slowdown_is_judged_against_the_run_fastest():
     probe, _ = _probe(100.0, 40.0)
     first = probe.check()
-    assert probe.best_gbps == 100.0 and not probe.slowed(first)
+    assert probe.best_gbps == 100.0 and not probe.slowed(first) and probe.share(first) == 1.0
     probe.rate = lambda nbytes, repeats: 130.0
     assert not probe.slowed(probe.check()) and probe.slowed(first)  # 100 < 0.85 x 130 once 130 was seen
+    probe.rate = lambda nbytes, repeats: float("inf")  # a copy too quick to time is no yardstick
+    assert not probe.slowed(probe.check()) and probe.best_gbps == 130.0
+
+
+def test_cache_checks_in_the_json(monkeypatch, tmp_path):
+    rates = iter([37.0, 120.0, 120.0, 90.0])  # DRAM, the start's check, the case's before and after
+
+    class Probe(noise.CacheProbe):
+        def __init__(self, llc):
+            super().__init__(llc, lambda nbytes, repeats: next(rates))
+
+    quiet = functools.partial(noise.check_machine, timer=fake_clock([0.01] * 5), load=lambda: 0.2,
+                              spin=lambda: None)
+    monkeypatch.setattr(cli, "CacheProbe", Probe)
+    monkeypatch.setattr(cli, "last_level_cache_bytes", lambda: 32 << 20)
+    monkeypatch.setattr(cli, "check_machine", lambda cores, cache=None: quiet(cores, cache=cache))
+    out = tmp_path / "r.json"
+    assert cli.main(["--quick", "--sizes", "1K", "--no-torch", "--ops", "relu", "--system-malloc",
+                     "--json", str(out)]) == 0
+    (row,) = [r for r in json.loads(out.read_text())["rows"]]
+    assert row["cache_advantage"] == pytest.approx(90 / 37) and row["cache_share_of_fastest"] == pytest.approx(0.75)
+    assert row["noisy"]
 
 
 def test_no_cache_check_where_the_dram_copy_would_fit_in_it(monkeypatch, capsys):

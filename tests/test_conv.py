@@ -395,7 +395,7 @@ def test_threads_native(rc, cfg, dtype, rng):
         assert_terms_close(two, one, t, f"{name}: 2 threads vs 1 {cfg}")
 
 
-# --------------------------------------------------------------------------- Winograd F(2x2) and F(4x4)
+# --------------------------------------------------------------------------- Winograd F(2x2), F(4x4) and F(7x7)
 
 # The batch's tiles are cut in blocks of 96 that start mid-row and span images (49 tiles an image
 # for 14 x 14; 225 and 300 for the large planes): a block's outputs must not spill into the next
@@ -405,9 +405,10 @@ def test_threads_native(rc, cfg, dtype, rng):
 # tiles in the lanes: 130 channels both ways (a transformed kernel matrix over 64 KiB), float32 16
 # channels on rows of 17 tiles, and 260 -> 80 (more than one GEMM depth block, so the transformed
 # kernels are not packed once ahead: the unfused products). float64 layers with channels in the
-# lanes run F(4x4, 3x3) (4x4 tiles overhanging 9, 11, 14 and 30-wide outputs; 24-tile blocks across
-# images), except 64 -> 64 on 6x6 (as many products either way, and 36 transformed kernel matrices
-# over 1 MiB): F(2x2) there.
+# lanes run F(4x4, 3x3) or F(7x7, 3x3), whichever runs fewer products: 4x4 tiles on the 9x11 output
+# (a tie), 7x7 on the 6x6, 14x14, 30x30, 30x40 and 34x34 outputs and several dx planes (overhanging
+# all but 14x14; 32-tile blocks across images), except 64 -> 64 on 6x6 (as many products either
+# way, and 36 transformed kernel matrices over 1 MiB): F(2x2) there.
 WINO = [Conv(2, 16, 9, 11, 16, 3, 1, 1), Conv(1, 17, 8, 8, 20, 3, 1, 0), Conv(3, 32, 6, 7, 32, 3, 1, 2, 1, 2),
         Conv(2, 16, 5, 5, 16, 3, 1, (1, 0)), Conv(1, 16, 30, 30, 16, 3, 1, 1), Conv(1, 40, 30, 40, 40, 3, 1, 1),
         Conv(1, 260, 5, 6, 20, 3, 1, 1), Conv(5, 16, 14, 14, 33, 3, 1, 1), Conv(1, 130, 6, 6, 130, 3, 1, 1),
@@ -469,14 +470,16 @@ def test_winograd_falls_back_on_non_finite(rc, conv_algo, special, cfg, dtype, r
     assert np.isposinf(dwb).all(), "the direct sum overflows to +inf everywhere"
 
 
+@pytest.mark.parametrize("side", [14, 13, 15])
 @pytest.mark.parametrize("where", ["first", "last"])
 @pytest.mark.parametrize("special", [np.inf, np.nan], ids=["inf", "nan"])
-def test_winograd_scans_as_it_transforms(rc, special, where, dtype, rng):
+def test_winograd_scans_as_it_transforms(rc, special, where, side, dtype, rng):
     """With channels in the lanes, the transforms check the data they read and the GEMM path redoes
-    a layer whose data are not tame: a special value at the batch's first or last element (the last
-    4x4 tile overhangs the 14x14 planes) or a finite value too large gives the GEMM's result, bit
-    for bit, in the forward, dx and dweight."""
-    cfg = Conv(5, 16, 14, 14, 33, 3, 1, 1)
+    a layer whose data are not tame: a special value at the batch's first or last element or a
+    finite value too large gives the GEMM's result, bit for bit, in the forward, dx and dweight.
+    float64 runs 7x7 tiles on 14x14 planes (no overhang) and 13x13 (the last tile overhangs), 4x4
+    tiles on 15x15 (overhanging); float32 2x2 tiles."""
+    cfg = Conv(5, 16, side, side, 33, 3, 1, 1)
     x, w, b, dy = _inputs(cfg, dtype, rng)
     at = (0, 0, 0, 0) if where == "first" else (-1, -1, -1, -1)
     for name, value in (("special", special), ("huge", np.finfo(dtype).max / 8)):
@@ -642,17 +645,20 @@ def test_winograd_one_dominant_value_within_the_transforms_amplification(rc, dty
     stays within k eps of the patch scale, k = 4, 114 and 2663 for 2x2, 4x4 and 7x7 tiles."""
     k = {2: 4, 4: 114, 7: 2663}[tile]
     a = tile + 2
-    x = np.zeros((a * a, 1, side, side), dtype)
+    x = np.zeros((a * a, 16, side, side), dtype)  # 16 channels (15 zero): channels in the lanes on every ISA
     for n in range(a * a):  # tile (1, 1) of the valid convolution reads rows and columns m .. 2m + 1
         x[n, 0, tile + n // a, tile + n % a] = rng.uniform(1, 2)
+    residue = False
     for tap in range(9):
-        w = np.zeros((1, 1, 3, 3), dtype)
+        w = np.zeros((1, 16, 3, 3), dtype)
         w[0, 0, tap // 3, tap % 3] = rng.uniform(1, 2)
         with rc.use_conv_algorithm("winograd"):
             y = rc.conv2d(x, w, None, 1, 0)
         exact = R.conv2d(x.astype(np.float64), w.astype(np.float64), None, 1, 0)
         bound = k * np.finfo(dtype).eps * _winograd_tile_bound(x, w, 0, tile)
         assert (np.abs(y - exact) <= bound + 4 * np.spacing(np.abs(exact))).all(), f"tap {tap}"
+        residue |= bool((y[exact == 0] != 0).any())
+    assert residue == (tile > 2)  # rounding residue where the direct sum is exactly 0: the large tiles ran
 
 
 @pytest.mark.parametrize("n,c,side,f", [(2, 16, 14, 16), (9, 16, 14, 20), (20, 16, 13, 16), (1, 16, 20, 24),

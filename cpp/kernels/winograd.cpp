@@ -729,8 +729,8 @@ template <class T> WinogradKernels<T> make_winograd() {
     k.fused[kNormElu] = &winograd_fused<T, Elu<T>>;
     k.cl[0] = make_cl<T, 2>();
     k.cl[1] = make_cl<T, 4>();
-    if constexpr (sizeof(T) == 8) k.cl[2] = make_cl<T, 7>();  // float32 keeps smaller tiles (tile_size)
-    else k.cl[2] = k.cl[1];
+    if constexpr (sizeof(T) == 8) k.cl[2] = make_cl<T, 7>();  // float32 keeps smaller tiles (tile_size):
+    else k.cl[2] = WinogradClKernels<T>{};                      // null entries, never called
     k.dw_products = &winograd_dw_products<T>;
     k.mr = kMR;
     k.lanes = (int)VecOf<T>::type::L;

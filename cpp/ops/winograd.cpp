@@ -24,7 +24,7 @@ namespace relucore {
 namespace ops {
 namespace {
 
-constexpr i64 kMinTiles = 96;  // 2x2 tiles (GEMM columns) of a work item; 4x4 tiles: a quarter
+constexpr i64 kMinTiles = 96;  // 2x2 tiles (GEMM columns) of a work item; 4x4 tiles: a quarter, 7x7 a third
 
 // What "auto" asks of a layer before taking Winograd; below each, the GEMM path measured faster
 // (docs/performance.md): channels per group in and out (the Winograd GEMMs' depth), tiles in the
@@ -113,8 +113,10 @@ Plan dweight_plan(const Conv2dShape& s) {
 // The tiling of a plan in M x M tiles, and its work items: the batch's tiles in order (tile t =
 // th * TW + tw of image n is tile n * TPI + t) cut in blocks of kMinTiles (a quarter of it for 4x4
 // tiles: the same outputs; a third for 7x7), an item each (the last also takes the remainder: no
-// small item left to one thread); an item may span images. The block sizes are multiples of every
-// GEMM tile width, so every item but the last is whole register tiles. Larger blocks
+// small item left to one thread); an item may span images. The 2x2 and 4x4 block sizes are
+// multiples of every GEMM tile width, so every item but the last is whole register tiles; 32 7x7
+// tiles are not whole tiles of AVX2's 6 rows, yet ran 3-8% faster there than 30 (four float64
+// layers, forward and dweight: 30 leaves 256 tiles unevenly split). Larger blocks
 // measured slower once their transformed data left L2 (768 tiles: 16x256x14x14 forward 5.4 ->
 // 9.6 ms, float32) and none faster beyond noise; 24 4x4 tiles ran within 5% of 16 to 96 on eight
 // float64 layers' dweight. 7x7 tiles: dweight's products run over an item's tiles as their depth,
@@ -287,7 +289,7 @@ void transform_input_cl(const T* in, const Plan& p, const Tiles& t, const Item& 
     });
 }
 
-// run() with channels in the lanes, F(2x2) or F(4x4) as U's transforms: per item, the input
+// run() with channels in the lanes, F(2x2), F(4x4) or F(7x7) as U's transforms: per item, the input
 // transform writes each tile as a row of channels, and each group of mr tiles runs its products
 // over all the kernels and their output transform (U row-major: Cin rows of Cout kernels per
 // matrix).
@@ -337,7 +339,7 @@ template <class T> bool channel_lanes(const Plan& p) {
 // the output's edge; the smaller tile on a tie), among those whose (M + 2)^2 transformed kernel
 // matrices (the forward's and dx's U, dweight's accumulators) stay within 1 MiB, an L2: past it
 // dweight over 256 -> 256 channels on 14x14 ran 1.7x slower with 4x4 tiles. Else, and for float32, 2.
-// Larger tiles round more: their transforms' entries grow (to 19 and 131 in A^T's rows against 2),
+// Larger tiles round more: their transforms' entries grow (to 19 and 131 in A^T's rows against 3),
 // about 30x float32's error for 4x4 tiles, which float64's 2^-53 absorbs (docs/performance.md).
 template <class T> int tile_size(const Plan& p, bool cl) {
     const i64 Cg = p.Cin / p.groups, Fg = p.Cout / p.groups;

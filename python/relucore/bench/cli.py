@@ -354,21 +354,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       op_width=max(len(c.label) for c in cases), size_width=max(len(c.size) for c in cases),
                       memory=memory is not None)
         checks = []  # each case's cache checks, before and after it, judged once the run's fastest is known
+        after = None
         for case in cases:
             progress.step(f"{case.label} {case.size}")
-            before = cache_probe.check() if cache_probe else None  # the cache may be taken for a while
-            contended = before is not None and before.contended  # judged per case, not from the start's
+            # the cache may be taken for a while: judged per case (the last case's check after it
+            # is this one's before it), not from the start's
+            before = after if after is not None else cache_probe.check() if cache_probe else None
+            contended = before is not None and before.contended
             row = run_case(case, config, limits, torch, args.pct_of, warn, memory,
                            machine_check.cores_busy or contended)
-            row["cache_advantage"] = None if before is None else before.advantage
+            row["cache_advantage"] = row["cache_share_of_fastest"] = None
             if cache_probe:
-                checks.append((row, before, cache_probe.check()))
+                after = cache_probe.check()
+                checks.append((row, before, after))
             rows.append(row)
             progress.clear()
             table.row(row)
         for row, before, after in checks:
             row["cache_advantage"] = min(before.advantage, after.advantage)
-            row["cache_share_of_fastest"] = min(before.in_cache_gbps, after.in_cache_gbps) / cache_probe.best_gbps
+            row["cache_share_of_fastest"] = cache_probe.share(before, after)
             if cache_probe.slowed(before, after):
                 row["noisy"] = True
     except BenchError as exc:

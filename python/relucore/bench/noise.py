@@ -18,6 +18,7 @@ look missed when the machine was only busy. Three signals say so:
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -40,9 +41,9 @@ SPIN_ITERATIONS = 200_000
 #: at its usual speed and 1.4x while it ran 1.5-1.8x slower with the cores idle.
 CACHE_ADVANTAGE_LIMIT = 1.8
 #: Milder contention slows everything a case runs without taking the whole cache: in a series on the
-#: same guest (a reading every ~2 s, 2026-12-01) the float64 training step ran 2.0-2.2 ms while the
-#: copy of half the cache ran at 109-125 GB/s, and 2.6-3.4 ms in most intervals where it ran at
-#: 74-97 (2.3-2.7x DRAM still). A check before or after a case below this share of the run's
+#: same guest (a reading every ~1.6 s, 2026-12-01) the float64 training step ran 1.94-2.1 ms while
+#: the copy of half the cache ran at 109-124 GB/s, and 2.5-3.4 ms in most intervals where it ran at
+#: 74-104 (still about 2-3x DRAM). A check before or after a case below this share of the run's
 #: fastest copy makes the case noisy.
 CACHE_SLOWDOWN_LIMIT = 0.85
 CACHE_SYSFS = "/sys/devices/system/cpu/cpu0/cache"
@@ -125,13 +126,19 @@ class CacheProbe:
 
     def check(self) -> CacheCheck:
         c = CacheCheck(self.llc_bytes, self.rate(self.llc_bytes // 4, 15), self.dram_gbps)
-        self.best_gbps = max(self.best_gbps, c.in_cache_gbps)
+        if math.isfinite(c.in_cache_gbps):  # a copy too quick to time is no yardstick
+            self.best_gbps = max(self.best_gbps, c.in_cache_gbps)
         return c
+
+    def share(self, *checks: CacheCheck) -> Optional[float]:
+        """The slowest of these checks' copies as a share of the fastest so far (None before any)."""
+        return min(c.in_cache_gbps for c in checks) / self.best_gbps if self.best_gbps > 0 else None
 
     def slowed(self, *checks: CacheCheck) -> bool:
         """Whether any of these checks was contended, or its copy ran below
         :data:`CACHE_SLOWDOWN_LIMIT` of the fastest so far (judge at the end of a run)."""
-        return any(c.contended or c.in_cache_gbps < CACHE_SLOWDOWN_LIMIT * self.best_gbps for c in checks)
+        share = self.share(*checks)
+        return any(c.contended for c in checks) or (share is not None and share < CACHE_SLOWDOWN_LIMIT)
 
 
 @dataclass(frozen=True)
