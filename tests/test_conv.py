@@ -534,21 +534,24 @@ def test_depthwise_skips_padded_taps_as_pytorch(rc, dtype):
     np.testing.assert_array_equal(dw[0, 0], [[9, 12, 9], [12, np.nan, np.nan], [9, np.nan, np.nan]])
 
 
-# (layer, whether "auto" takes Winograd): enough channels, tiles and work; a small layer
-# (64 x 14 x 14: 7.2M multiply-adds); few tiles (2 x 7 x 7 outputs: 32 tiles); 16 channels of small
-# images (the GEMMs' depth is 16). Each of the last three measured faster on the GEMM path.
-AUTO = [(Conv(1, 64, 28, 28, 64, 3, 1, 1), True), (Conv(1, 64, 14, 14, 64, 3, 1, 1), False),
-        (Conv(2, 128, 7, 7, 128, 3, 1, 1), False), (Conv(16, 16, 14, 14, 16, 3, 1, 1), False)]
+# (layer, whether "auto" takes Winograd for the forward, for the gradients): enough channels, tiles
+# and work; a small layer (64 x 14 x 14: 7.2M multiply-adds); few tiles (2 x 7 x 7 outputs: 32
+# tiles); 16 channels of small images (the GEMMs' depth is 16): the gradients of each of these
+# three measured faster on the GEMM path, their forwards 0.30-0.97x its time on Winograd; a tiny
+# layer (5 x 5 outputs, 0.06M multiply-adds), faster on the GEMM path both ways in float64.
+AUTO = [(Conv(1, 64, 28, 28, 64, 3, 1, 1), True, True), (Conv(1, 64, 14, 14, 64, 3, 1, 1), True, False),
+        (Conv(2, 128, 7, 7, 128, 3, 1, 1), True, False), (Conv(16, 16, 14, 14, 16, 3, 1, 1), True, False),
+        (Conv(1, 16, 5, 5, 16, 3, 1, 1), False, False)]
 
 
-@pytest.mark.parametrize("cfg,wino", AUTO, ids=[conv_id(c) for c, _ in AUTO])
-def test_auto_takes_winograd_where_it_pays(rc, cfg, wino, rng):
-    x, w, b, dy = _inputs(cfg, np.float32, rng)
+@pytest.mark.parametrize("cfg,forward,gradients", AUTO, ids=[conv_id(c) for c, _, _ in AUTO])
+def test_auto_takes_winograd_where_it_pays(rc, cfg, forward, gradients, dtype, rng):
+    x, w, b, dy = _inputs(cfg, dtype, rng)
     with rc.use_conv_algorithm("auto"):
         auto = [rc.conv2d(x, w, b, *cfg.args), *rc.conv2d_backward(dy, x, w, *cfg.args)]
     with rc.use_conv_algorithm("gemm"):
         gemm = [rc.conv2d(x, w, b, *cfg.args), *rc.conv2d_backward(dy, x, w, *cfg.args)]
-    for name, a, g in zip(("y", "dx", "dweight"), auto, gemm):
+    for name, a, g, wino in zip(("y", "dx", "dweight"), auto, gemm, (forward, gradients, gradients)):
         assert (a.tobytes() != g.tobytes()) == wino, f"{name}: Winograd {'not ' if wino else ''}taken"
 
 
