@@ -145,9 +145,9 @@ def test_copy_rate_is_a_rate():
     assert 0 < noise.copy_rate(1 << 16, 3) < float("inf")
 
 
-def _bench_with_cache_rates(monkeypatch, rates, llc=32 << 20):
-    """relucore-bench on relu 1K with the cache probe's copies at these rates (GB/s, in turn: the
-    DRAM copy, then each check's) and a quiet load and spin loop."""
+def _bench_with_cache_rates(monkeypatch, rates, llc=32 << 20, args=()):
+    """relucore-bench on relu 1K (and ``args``) with the cache probe's copies at these rates (GB/s,
+    in turn: the DRAM copy, then each check's) and a quiet load and spin loop."""
     rates = iter(rates)
 
     class Probe(noise.CacheProbe):
@@ -160,7 +160,7 @@ def _bench_with_cache_rates(monkeypatch, rates, llc=32 << 20):
     monkeypatch.setattr(cli, "last_level_cache_bytes", lambda: llc)
     monkeypatch.setattr(cli, "check_machine", lambda cores, cache=None: quiet(cores, cache=cache))
     monkeypatch.setattr(cli, "noisy_spreads", lambda spreads, busy: busy)  # this host's own noise aside
-    assert cli.main(["--quick", "--sizes", "1K", "--no-torch", "--ops", "relu", "--system-malloc"]) == 0
+    assert cli.main(["--quick", "--sizes", "1K", "--no-torch", "--ops", "relu", "--system-malloc", *args]) == 0
 
 
 def test_rows_run_while_the_cache_is_in_use_elsewhere_are_noisy(monkeypatch, capsys):
@@ -198,20 +198,9 @@ def test_cache_slowdown_is_judged_against_the_run_fastest():
 
 
 def test_cache_checks_in_the_json(monkeypatch, tmp_path):
-    rates = iter([37.0, 120.0, 120.0, 90.0])  # DRAM, the start's check, the case's before and after
-
-    class Probe(noise.CacheProbe):
-        def __init__(self, llc):
-            super().__init__(llc, lambda nbytes, repeats: next(rates))
-
-    quiet = functools.partial(noise.check_machine, timer=fake_clock([0.01] * 5), load=lambda: 0.2,
-                              spin=lambda: None)
-    monkeypatch.setattr(cli, "CacheProbe", Probe)
-    monkeypatch.setattr(cli, "last_level_cache_bytes", lambda: 32 << 20)
-    monkeypatch.setattr(cli, "check_machine", lambda cores, cache=None: quiet(cores, cache=cache))
     out = tmp_path / "r.json"
-    assert cli.main(["--quick", "--sizes", "1K", "--no-torch", "--ops", "relu", "--system-malloc",
-                     "--json", str(out)]) == 0
+    # DRAM, the start's check, the case's before and after
+    _bench_with_cache_rates(monkeypatch, [37.0, 120.0, 120.0, 90.0], args=("--json", str(out)))
     (row,) = [r for r in json.loads(out.read_text())["rows"]]
     assert row["cache_advantage"] == pytest.approx(90 / 37) and row["cache_share_of_fastest"] == pytest.approx(0.75)
     assert row["noisy"]
