@@ -48,22 +48,54 @@ def test_measure_keeps_the_spread(monkeypatch):
 
 def test_quiet_machine():
     check = noise.check_machine(2, timer=fake_clock([0.010, 0.011, 0.010, 0.0105, 0.010]),
-                                load=lambda: 0.3, spin=lambda: None)
+                                load=lambda: 0.3, spin=lambda: None, in_use=lambda: 0.05)
     assert not check.busy and check.spin_spread == pytest.approx(0.1)
-    assert "quiet" in check.describe() and "load 0.30 on 2 cores" in check.describe()
+    assert "quiet" in check.describe()
+    assert "load 0.30 on 2 cores (other processes using 0.05 cores now)" in check.describe()
 
 
-@pytest.mark.parametrize("durations, load, reason", [
-    ([0.010] * 5, 2.5, "load 2.50 >= 2 cores"),
-    ([0.010, 0.025, 0.010, 0.010, 0.010], 0.1, "spin-loop times differ by 150%"),
+@pytest.mark.parametrize("durations, load, others, reason", [
+    ([0.010] * 5, 2.5, 1.8, "other processes using 1.80 cores"),
+    ([0.010] * 5, 0.4, 0.9, "other processes using 0.90 cores"),  # one busy process: the load lags
+    ([0.010] * 5, 2.5, None, "load 2.50 >= 2 cores"),  # no /proc/stat: the load average alone
+    ([0.010, 0.025, 0.010, 0.010, 0.010], 0.1, 0.0, "spin-loop times differ by 150%"),
 ])
-def test_busy_machine(durations, load, reason):
-    check = noise.check_machine(2, timer=fake_clock(durations), load=lambda: load, spin=lambda: None)
+def test_busy_machine(durations, load, others, reason):
+    check = noise.check_machine(2, timer=fake_clock(durations), load=lambda: load, spin=lambda: None,
+                                in_use=lambda: others)
     assert check.busy and reason in check.reason and "figures may be noisy" in check.describe()
 
 
+def test_a_load_left_by_a_finished_process_is_not_busy():
+    """The 1-minute load average stays high after a build ends: other processes using 0.1 cores just
+    now make the machine quiet, and the line says so."""
+    check = noise.check_machine(2, timer=fake_clock([0.01] * 5), load=lambda: 2.3, spin=lambda: None,
+                                in_use=lambda: 0.1)
+    assert not check.busy and check.others == pytest.approx(0.1)
+    assert "load 2.30 on 2 cores (other processes using 0.10 cores now)," in check.describe()
+    assert "quiet" in check.describe()
+
+
+def test_cores_in_use_from_proc_stat(tmp_path):
+    stat = tmp_path / "stat"
+
+    def write(user, system, idle, iowait):
+        stat.write_text(f"cpu  {user} 0 {system} {idle} {iowait} 0 0 0 0 0\n"
+                        "cpu0 1 0 1 1 0 0 0 0 0 0\ncpu1 1 0 1 1 0 0 0 0 0 0\nintr 5\n")
+
+    write(100, 50, 1000, 10)
+    assert noise.read_cpu_ticks(str(stat)) == (150, 1160, 2)
+    # over the sleep: 60 busy ticks of 100 on 2 CPUs -> 1.2 cores
+    got = noise.cores_in_use(0.5, ticks=lambda: noise.read_cpu_ticks(str(stat)),
+                             sleep=lambda s: write(140, 70, 1038, 12))
+    assert got == pytest.approx(1.2)
+    assert noise.read_cpu_ticks(str(tmp_path / "missing")) is None
+    assert noise.cores_in_use(0.5, ticks=lambda: None) is None
+
+
 def test_no_loadavg_still_checks_the_spin_loop():
-    check = noise.check_machine(2, timer=fake_clock([0.01] * 5), load=lambda: None, spin=lambda: None)
+    check = noise.check_machine(2, timer=fake_clock([0.01] * 5), load=lambda: None, spin=lambda: None,
+                                in_use=lambda: None)
     assert not check.busy and check.load is None and "load unknown" in check.describe()
 
 
@@ -114,7 +146,8 @@ def test_cache_advantage():
     check = probe.check()
     assert asked == [64 << 20, 8 << 20]  # DRAM: arrays of twice the cache; in cache: a quarter each
     assert check.advantage == pytest.approx(120 / 45) and not check.contended
-    quiet = noise.check_machine(2, timer=fake_clock([0.01] * 5), load=lambda: 0.2, spin=lambda: None, cache=check)
+    quiet = noise.check_machine(2, timer=fake_clock([0.01] * 5), load=lambda: 0.2, spin=lambda: None, cache=check,
+                                in_use=lambda: 0.0)
     assert not quiet.busy and "2.7x cache advantage" in quiet.describe()
     assert quiet.as_dict()["cache"]["advantage"] == pytest.approx(120 / 45)
 
@@ -123,7 +156,8 @@ def test_a_cache_in_use_elsewhere_makes_the_machine_busy():
     probe, _ = _probe(52.0, 37.0)
     check = probe.check()
     assert check.contended and check.advantage == pytest.approx(52 / 37)
-    busy = noise.check_machine(2, timer=fake_clock([0.01] * 5), load=lambda: 0.2, spin=lambda: None, cache=check)
+    busy = noise.check_machine(2, timer=fake_clock([0.01] * 5), load=lambda: 0.2, spin=lambda: None, cache=check,
+                               in_use=lambda: 0.0)
     assert busy.busy and "last-level cache is in use elsewhere" in busy.reason
     assert "1.4x a copy through DRAM" in busy.reason
 
@@ -155,7 +189,7 @@ def _bench_with_cache_rates(monkeypatch, rates, llc=32 << 20, args=()):
             super().__init__(llc, lambda nbytes, repeats: next(rates))
 
     quiet = functools.partial(noise.check_machine, timer=fake_clock([0.01] * 5), load=lambda: 0.2,
-                              spin=lambda: None)
+                              spin=lambda: None, in_use=lambda: 0.0)
     monkeypatch.setattr(cli, "CacheProbe", Probe)
     monkeypatch.setattr(cli, "last_level_cache_bytes", lambda: llc)
     monkeypatch.setattr(cli, "check_machine", lambda cores, cache=None: quiet(cores, cache=cache))

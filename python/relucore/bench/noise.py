@@ -4,9 +4,12 @@ turns a missed target on noisy figures into "noisy, rerun" instead of "NOT met".
 On shared cores another process can take a core for a while: the medians move, and a target can
 look missed when the machine was only busy. Three signals say so:
 
-* before timing, :func:`check_machine` reads the 1-minute load average against the usable cores
-  and times a fixed spin loop a few times; a load of a whole core or more from elsewhere, or spin
-  times that differ by more than :data:`SPIN_SPREAD_LIMIT`, mark the machine busy;
+* before timing, :func:`check_machine` measures the CPU time other processes take while it sleeps
+  half a second (:func:`cores_in_use`, from ``/proc/stat``) and times a fixed spin loop a few
+  times; :data:`OTHERS_BUSY_CORES` or more cores in use, or spin times that differ by more than
+  :data:`SPIN_SPREAD_LIMIT`, mark the machine busy. Where ``/proc/stat`` cannot be read, a 1-minute
+  load average of one per core or more does instead (it lags: a build that just finished keeps it
+  high for a minute, and one busy process on two cores never reaches it);
 * before and after each case, :class:`CacheProbe` times a copy of half the last-level cache
   against a copy through DRAM (timed once): another tenant of a shared cache (a neighbouring
   virtual machine) can leave a case whose data should stay in that cache running at DRAM speed
@@ -22,7 +25,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -35,6 +38,9 @@ SPREAD_LIMIT = 0.25
 SPIN_SPREAD_LIMIT = 0.2
 SPIN_REPEATS = 5
 SPIN_ITERATIONS = 200_000
+#: Cores' worth of CPU time other processes took while the check slept that make the machine busy.
+OTHERS_BUSY_CORES = 0.5
+OTHERS_INTERVAL = 0.5  # seconds
 #: A copy of half the last-level cache should run this many times faster than a copy through DRAM
 #: (both read + write, the same run); below it much of that cache is in use elsewhere. On a 2-vCPU
 #: EPYC guest with a 32 MiB L3 (2026-12-01) the advantage was 2.5-2.8x while the training step ran
@@ -150,6 +156,7 @@ class MachineCheck:
     reason: str
     cache: Optional[CacheCheck] = None
     cores_busy: bool = False  # busy from the load or the spin loop (not the cache)
+    others: Optional[float] = None  # cores other processes used just now (None: not measurable)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -158,6 +165,8 @@ class MachineCheck:
 
     def describe(self) -> str:
         load = "load unknown" if self.load is None else f"load {self.load:.2f} on {self.cores} cores"
+        if self.others is not None:
+            load += f" (other processes using {self.others:.2f} cores now)"
         cache = "" if self.cache is None else f", {self.cache.advantage:.1f}x cache advantage"
         verdict = f"busy ({self.reason}): figures may be noisy" if self.busy else "quiet"
         return f"machine check: {load}, spin-loop spread {100 * self.spin_spread:.0f}%{cache} -> {verdict}"
@@ -171,6 +180,38 @@ def read_loadavg() -> Optional[float]:
         return None
 
 
+def read_cpu_ticks(path: str = "/proc/stat") -> Optional[Tuple[int, int, int]]:
+    """(busy, total) clock ticks of all CPUs since boot and the CPU count, from ``/proc/stat``
+    (None where it cannot be read)."""
+    try:
+        with open(path, encoding="ascii") as f:
+            lines = f.read().splitlines()
+        values = [int(v) for v in lines[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    if len(values) < 4 or not lines[0].startswith("cpu "):
+        return None
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle, iowait
+    busy = sum(values[:8]) - idle  # user nice system idle iowait irq softirq steal (guests are in user)
+    cpus = sum(1 for line in lines[1:] if line.startswith("cpu") and line[3:4].isdigit())
+    return busy, busy + idle, max(cpus, 1)
+
+
+def cores_in_use(interval: float = OTHERS_INTERVAL,
+                 ticks: Callable[[], Optional[Tuple[int, int, int]]] = read_cpu_ticks,
+                 sleep: Callable[[float], None] = time.sleep) -> Optional[float]:
+    """Cores' worth of CPU time the machine used while this process slept ``interval`` seconds:
+    other processes' (None where ``/proc/stat`` cannot be read)."""
+    a = ticks()
+    if a is None:
+        return None
+    sleep(interval)
+    b = ticks()
+    if b is None or b[1] <= a[1]:
+        return None
+    return (b[0] - a[0]) / (b[1] - a[1]) * b[2]
+
+
 def _spin(iterations: int) -> int:
     acc = 0
     for i in range(iterations):
@@ -181,9 +222,10 @@ def _spin(iterations: int) -> int:
 def check_machine(cores: int, timer: Callable[[], float] = time.perf_counter,
                   load: Callable[[], Optional[float]] = read_loadavg,
                   spin: Callable[[], object] = lambda: _spin(SPIN_ITERATIONS),
-                  repeats: int = SPIN_REPEATS, cache: Optional[CacheCheck] = None) -> MachineCheck:
+                  repeats: int = SPIN_REPEATS, cache: Optional[CacheCheck] = None,
+                  in_use: Callable[[], Optional[float]] = cores_in_use) -> MachineCheck:
     """The busy-machine check (module docstring), with ``cache`` (a :meth:`CacheProbe.check`) if
-    given; ``timer``, ``load`` and ``spin`` are for tests."""
+    given; ``timer``, ``load``, ``spin`` and ``in_use`` are for tests."""
     times = []
     for _ in range(repeats):
         t0 = timer()
@@ -191,16 +233,18 @@ def check_machine(cores: int, timer: Callable[[], float] = time.perf_counter,
         times.append(timer() - t0)
     fastest = min(times)
     spin_spread = (max(times) - fastest) / fastest if fastest > 0 else 0.0
-    avg = load()
+    avg, others = load(), in_use()
     reasons = []
-    if avg is not None and avg >= cores:  # this process is idle here: the load is someone else's
+    if others is not None and others >= OTHERS_BUSY_CORES:
+        reasons.append(f"other processes using {others:.2f} cores")
+    elif others is None and avg is not None and avg >= cores:  # this process is idle here
         reasons.append(f"load {avg:.2f} >= {cores} cores")
     if spin_spread > SPIN_SPREAD_LIMIT:
         reasons.append(f"spin-loop times differ by {100 * spin_spread:.0f}%")
     cores_busy = bool(reasons)
     if cache is not None and cache.contended:
         reasons.append(f"the last-level cache is in use elsewhere: {cache.describe()}")
-    return MachineCheck(avg, cores, spin_spread, bool(reasons), "; ".join(reasons), cache, cores_busy)
+    return MachineCheck(avg, cores, spin_spread, bool(reasons), "; ".join(reasons), cache, cores_busy, others)
 
 
 def noisy_spreads(spreads: Dict[str, float], busy: bool) -> bool:
