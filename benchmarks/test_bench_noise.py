@@ -4,6 +4,7 @@ busy-machine check, and "noisy, rerun" instead of "NOT met" when a figure cannot
 import functools
 import itertools
 import json
+import time
 
 import pytest
 
@@ -138,7 +139,7 @@ def _probe(in_cache, dram, llc=32 << 20):
         asked.append(nbytes)
         return dram if nbytes > llc else in_cache
 
-    return noise.CacheProbe(llc, rate), asked
+    return noise.CacheProbe(llc, rate, settle=0), asked
 
 
 def test_cache_advantage():
@@ -186,7 +187,7 @@ def _bench_with_cache_rates(monkeypatch, rates, llc=32 << 20, args=()):
 
     class Probe(noise.CacheProbe):
         def __init__(self, llc):
-            super().__init__(llc, lambda nbytes, repeats: next(rates))
+            super().__init__(llc, lambda nbytes, repeats: next(rates), settle=0)
 
     quiet = functools.partial(noise.check_machine, timer=fake_clock([0.01] * 5), load=lambda: 0.2,
                               spin=lambda: None, in_use=lambda: 0.0)
@@ -229,6 +230,13 @@ def test_cache_slowdown_is_judged_against_the_run_fastest():
     assert not probe.slowed(probe.check()) and probe.slowed(first)  # 100 < 0.85 x 130 once 130 was seen
     probe.rate = lambda nbytes, repeats: float("inf")  # a copy too quick to time is no yardstick
     assert not probe.slowed(probe.check()) and probe.best_gbps == 130.0
+
+
+def test_a_cache_check_first_waits_for_spinning_threads():
+    probe = noise.CacheProbe(32 << 20, lambda nbytes, repeats: 100.0, settle=0.05)
+    t0 = time.perf_counter()
+    probe.check()
+    assert time.perf_counter() - t0 >= 0.05
 
 
 def test_cache_checks_in_the_json(monkeypatch, tmp_path):

@@ -14,7 +14,8 @@ look missed when the machine was only busy. Three signals say so:
   against a copy through DRAM (timed once): another tenant of a shared cache (a neighbouring
   virtual machine) can leave a case whose data should stay in that cache running at DRAM speed
   while the cores look idle; below :data:`CACHE_ADVANTAGE_LIMIT`, or below
-  :data:`CACHE_SLOWDOWN_LIMIT` of the fastest such copy of the run, the case's figures are noisy;
+  :data:`CACHE_SLOWDOWN_LIMIT` of the fastest such copy of the run, the case's figures are noisy
+  (each check first idles :data:`PROBE_SETTLE`, so the threads of the case before stop spinning);
 * each timed figure keeps the spread of its repeats (``Timing.spread``, (p90 - p10) / median);
   above :data:`SPREAD_LIMIT` the figure is noisy.
 """
@@ -52,6 +53,11 @@ CACHE_ADVANTAGE_LIMIT = 1.8
 #: 74-104 (still about 2-3x DRAM). A check before or after a case below this share of the run's
 #: fastest copy makes the case noisy.
 CACHE_SLOWDOWN_LIMIT = 0.85
+#: Seconds idle before each cache check: the OpenMP and BLAS threads of the case just timed
+#: (PyTorch's, NumPy's) keep spinning for a while and slowed the copy that followed. In a full run
+#: (2026-12-01) the checks' copies ran at 0.64-0.82 of the run's fastest (deciles) without the pause,
+#: and the rule above marked 114 of 123 cases; after 0.2 s idle, 0.77-0.96, and 25.
+PROBE_SETTLE = 0.2
 CACHE_SYSFS = "/sys/devices/system/cpu/cpu0/cache"
 DRAM_PROBE_MAX = 256 << 20  # bytes per array of the DRAM copy: caches past half of it get no check
 
@@ -123,14 +129,18 @@ def copy_rate(nbytes: int, repeats: int, timer: Callable[[], float] = time.perf_
 
 class CacheProbe:
     """The last-level cache check: a copy through DRAM timed once, then :meth:`check` times a copy of
-    half the cache (a few ms) whenever asked, keeping the fastest (:attr:`best_gbps`)."""
+    half the cache (a few ms, after :data:`PROBE_SETTLE` idle) whenever asked, keeping the fastest
+    (:attr:`best_gbps`)."""
 
-    def __init__(self, llc_bytes: int, rate: Callable[[int, int], float] = copy_rate):
-        self.llc_bytes, self.rate = llc_bytes, rate
+    def __init__(self, llc_bytes: int, rate: Callable[[int, int], float] = copy_rate,
+                 settle: float = PROBE_SETTLE):
+        self.llc_bytes, self.rate, self.settle = llc_bytes, rate, settle
         self.dram_gbps = rate(2 * llc_bytes, 5)
         self.best_gbps = 0.0
 
     def check(self) -> CacheCheck:
+        if self.settle > 0:
+            time.sleep(self.settle)
         c = CacheCheck(self.llc_bytes, self.rate(self.llc_bytes // 4, 15), self.dram_gbps)
         if math.isfinite(c.in_cache_gbps):  # a copy too quick to time is no yardstick
             self.best_gbps = max(self.best_gbps, c.in_cache_gbps)
