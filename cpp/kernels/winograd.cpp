@@ -194,6 +194,9 @@ template <class V, class T> void scatter_kernels(V* g, i64 m, T* w, i64 ls) {
 //   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
 template <int M> struct Wino;
 
+// A transform's constant in every lane.
+template <class V> V c(double x) { return V::set1(typename V::type(x)); }
+
 template <> struct Wino<2> {
     static constexpr int A = 4;
     template <class V> static void bt(const V* d, V* o) {
@@ -230,7 +233,6 @@ template <> struct Wino<2> {
 
 template <> struct Wino<4> {
     static constexpr int A = 6;
-    template <class V> static V c(double x) { return V::set1(typename V::type(x)); }
     template <class V> static void bt(const V* d, V* o) {
         const V d13 = d[3] - d[1], d42 = d[4] - d[2];
         o[0] = mul_add(c<V>(4), d[0], mul_add(c<V>(-5), d[2], d[4]));
@@ -286,7 +288,6 @@ template <> struct Wino<4> {
 // forward 1.2x slower than this).
 template <> struct Wino<7> {
     static constexpr int A = 9;
-    template <class V> static V c(double x) { return V::set1(typename V::type(x)); }
     // B^T's rows 2k: coefficients of d0, d2, d4, d6 (ev) and of d1, d3, d5 (od; d7's is 1).
     static constexpr double kEven[4][4] = {{-1.0 / 16, 81.0 / 64, -69.0 / 16, 1},
                                            {-1.0 / 32, 21.0 / 32, -21.0 / 8, 2},

@@ -20,10 +20,9 @@ from . import cases as cases_mod
 from .cases import IMPLS, Case, parse_size, size_label, snapshot
 from .limits import (BLAS_IDLE_TIME, REFERENCE_COPY_ELEMENTS, SGEMM_SIZE, Limits, copy_figure, gemm_call,
                      gemm_figure)
-from .machine import machine_info, usable_cores
+from .machine import machine_info, memory_bytes, usable_cores
 from .malloc import keep_freed_memory
-from .noise import (DRAM_PROBE_MAX, SPREAD_LIMIT, CacheProbe, check_machine, last_level_cache_bytes, noisy_spreads,
-                    verdict)
+from .noise import SPREAD_LIMIT, CacheProbe, check_machine, last_level_cache_bytes, noisy_spreads, verdict
 from .peers import load_torch, to_numpy, to_torch
 from .report import Progress, Table, fmt_num, write_json
 from .timing import TimerConfig, Timing, measure, measure_interleaved
@@ -247,14 +246,6 @@ def _writable(path: str) -> bool:
     return os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
 
 
-def _memory_bytes() -> int:
-    """The machine's physical memory (a very large number where unknown)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     out = sys.stdout
@@ -278,7 +269,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.json and not _writable(args.json):  # before the run, not after it
         err(f"error: --json: cannot write {args.json!r}")
         return 2
-    too_big = [n for n in sizes if 4 * n * 8 > _memory_bytes()]  # a case's few arrays of float64
+    too_big = [n for n in sizes if 4 * n * 8 > memory_bytes()]  # a case's few arrays of float64
     if too_big:
         err(f"error: --sizes: {size_label(too_big[0])} elements do not fit in this machine's memory")
         return 2
@@ -307,9 +298,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     machine = machine_info(rc, torch)
     machine["malloc"] = malloc_note or "as the system sets it"
     _print_header(out, machine, args.dtype, args.quick, torch_note)
-    llc = last_level_cache_bytes()
-    # a copy of four times a cache past 2 x DRAM_PROBE_MAX would partly stay in it: no check there
-    cache_probe = CacheProbe(llc) if llc and 4 * llc <= 2 * DRAM_PROBE_MAX else None
+    cache_probe = CacheProbe.for_cache(last_level_cache_bytes())
     machine_check = check_machine(usable_cores(), cache=cache_probe.check() if cache_probe else None)
     print(machine_check.describe(), file=out)
     out.flush()

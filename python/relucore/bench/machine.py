@@ -45,6 +45,14 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def memory_bytes() -> int:
+    """The machine's physical memory (a very large number where unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
 def machine_info(rc: Any, torch: Optional[Any]) -> dict:
     info = {
         "cpu": cpu_model(),

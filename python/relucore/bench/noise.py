@@ -132,6 +132,13 @@ class CacheProbe:
     half the cache (a few ms, after :data:`PROBE_SETTLE` idle) whenever asked, keeping the fastest
     (:attr:`best_gbps`)."""
 
+    @classmethod
+    def for_cache(cls, llc_bytes: Optional[int]) -> Optional["CacheProbe"]:
+        """A probe for a last-level cache of ``llc_bytes``, or None where there is none to check:
+        size unknown, or a cache past half of :data:`DRAM_PROBE_MAX`, which the DRAM copy's arrays
+        (twice the cache each) would partly stay in."""
+        return cls(llc_bytes) if llc_bytes and 2 * llc_bytes <= DRAM_PROBE_MAX else None
+
     def __init__(self, llc_bytes: int, rate: Callable[[int, int], float] = copy_rate,
                  settle: float = PROBE_SETTLE):
         self.llc_bytes, self.rate, self.settle = llc_bytes, rate, settle
